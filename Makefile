@@ -1,0 +1,43 @@
+# SCITI developer loop. Every target sets up what it needs, idempotently, on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SHARED ?= ../shared/data
+export SCITI_CODELISTS_DIR ?= $(SHARED)/codelists
+
+.PHONY: run test lint bench venv clean migration
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sciti init --if-missing
+	$(BIN)/sciti ingest kcs $(SHARED)/kcs/train.csv $(SHARED)/kcs/valid.csv
+	$(BIN)/sciti ingest wco-dec $(SHARED)/wco/samples
+	$(BIN)/sciti serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# Regenerates the (single, pre-release) initial migration from src/sciti/ops/models.py.
+migration: $(STAMP)
+	$(BIN)/python -m sciti.ops.makemigration
+
+clean:
+	rm -rf $(VENV) sciti-data .pytest_cache .mypy_cache .ruff_cache

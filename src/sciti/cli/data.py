@@ -1,0 +1,7 @@
+"""sciti CLI: data commands (placeholder until its owner fills it)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""Errors of the lake."""
+
+from sciti.errors import SCITIError
+
+
+class LakeError(SCITIError):
+    code = "lake_error"

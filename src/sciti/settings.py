@@ -1,0 +1,103 @@
+"""Every SCITI option in one typed, documented class.
+
+Sources, highest first: arguments passed in code, ``SCITI_*`` environment variables, ``sciti.toml``
+in the working directory, then the defaults below. Paths that are not absolute are taken relative
+to the working directory; everything an instance stores lives under ``home`` unless pointed
+elsewhere (a shared deployment points the catalog and operational database at PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCITI_", toml_file="sciti.toml", extra="ignore")
+
+    home: Path = Field(Path("sciti-data"), description="Instance folder: catalog, warehouse, objects, ops DB.")
+    catalog_uri: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the Iceberg SQL catalog. Default: SQLite file <home>/catalog.db. "
+        "Shared: postgresql+psycopg://user@host/db.",
+    )
+    warehouse: str | None = Field(None, description="Iceberg warehouse location. Default: <home>/warehouse.")
+    ops_db_url: str | None = Field(
+        None, description="SQLAlchemy URL of the operational database. Default: SQLite <home>/ops.db."
+    )
+    object_store: str | None = Field(
+        None, description="Content-addressed object store: a folder (default <home>/objects)."
+    )
+    codelists_dir: Path = Field(
+        Path("../shared/data/codelists"),
+        description="Folder with the published HS (hs/harmonized-system.csv) and UN/LOCODE code lists.",
+    )
+    wco_schema_dir: Path = Field(
+        Path("../shared/data/wco/schemas"),
+        description="Folder with the WCO DEC XML schemas (WCO_DEC_2_DMS.xsd and its imports).",
+    )
+    edifact_dir: Path = Field(
+        Path("../shared/data/edifact"),
+        description="Folder with the official UN/EDIFACT directory zips (d96b.zip, d16a.zip) as UNECE publishes.",
+    )
+    connectors_dir: Path = Field(Path("connectors"), description="Folder of connector definitions.")
+    drop_dir: Path | None = Field(None, description="Watched drop folder root. Default: <home>/drop.")
+
+    host: str = Field("127.0.0.1", description="Address the API server binds to.")
+    port: int = Field(8000, description="Port the API server listens on.")
+    token_ttl_minutes: int = Field(480, description="Lifetime of a bearer token.")
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool = Field(True, description="Structured JSON logs (one object per line) on stderr.")
+
+    buffer_max_rows: int = Field(50_000, description="Real-time feeds: flush staged records at this many rows.")
+    buffer_max_seconds: float = Field(5.0, description="Real-time feeds: flush staged records at least this often.")
+    target_file_rows: int = Field(
+        1_000_000, description="Compaction: rewrite data files smaller than this share into bigger ones."
+    )
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by HTTP push.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Derived locations: one place computes them so no caller rebuilds a path by hand.
+    @property
+    def resolved_catalog_uri(self) -> str:
+        return self.catalog_uri or f"sqlite:///{self.home.resolve() / 'catalog.db'}"
+
+    @property
+    def resolved_warehouse(self) -> str:
+        return self.warehouse or (self.home.resolve() / "warehouse").as_uri()
+
+    @property
+    def resolved_ops_db_url(self) -> str:
+        return self.ops_db_url or f"sqlite:///{self.home.resolve() / 'ops.db'}"
+
+    @property
+    def resolved_object_store(self) -> Path:
+        return Path(self.object_store) if self.object_store else self.home / "objects"
+
+    @property
+    def resolved_drop_dir(self) -> Path:
+        return self.drop_dir or self.home / "drop"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings. Tests build their own ``Settings(...)`` and pass it explicitly."""
+    return Settings()

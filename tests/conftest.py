@@ -1,0 +1,72 @@
+"""Fixtures shared by the whole suite: a throw-away instance, the real PostgreSQL, the shared data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from sciti.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# Real public data lives beside the project (never copied into it): see ../shared/data/README.md.
+SHARED_DATA = Path(os.environ.get("SCITI_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
+PG_SERVER = os.environ.get("SCITI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data folder not found at {SHARED_DATA}: set SCITI_SHARED_DATA")
+    return SHARED_DATA
+
+
+def make_settings(home: Path, **overrides) -> Settings:
+    base = {
+        "home": home,
+        "codelists_dir": SHARED_DATA / "codelists",
+        "wco_schema_dir": SHARED_DATA / "wco" / "schemas",
+        "edifact_dir": SHARED_DATA / "edifact",
+        "connectors_dir": ROOT / "connectors",
+        "log_json": True,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """An embedded instance (SQLite catalog and ops DB) in a fresh folder."""
+    home = tmp_path / "instance"
+    home.mkdir()
+    return make_settings(home)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped afterwards. Yields its URL."""
+    name = f"sciti_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        from sciti.ops.db import get_engine
+
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, pg_database: str) -> Settings:
+    """An instance whose Iceberg catalog and operational database are on PostgreSQL."""
+    home = tmp_path / "instance"
+    home.mkdir()
+    return make_settings(home, catalog_uri=pg_database, ops_db_url=pg_database)
