@@ -1,1 +1,29 @@
-"""sciti.acquire"""
+"""Acquisition: connectors, formats, the exactly-once runner and the quarantine."""
+
+from sciti.acquire.connector import Connector, Output, list_connectors, load_connector
+from sciti.acquire.errors import AcquireError, ConnectorError
+from sciti.acquire.items import Parsed, Rejected
+from sciti.acquire.quarantine import discard, list_batches, list_quarantine, resubmit, show_quarantine
+from sciti.acquire.registry import FORMATS, TABLE_FORMATS, FormatContext
+from sciti.acquire.runner import BatchResult, Runner
+
+__all__ = [
+    "FORMATS",
+    "TABLE_FORMATS",
+    "AcquireError",
+    "BatchResult",
+    "Connector",
+    "ConnectorError",
+    "FormatContext",
+    "Output",
+    "Parsed",
+    "Rejected",
+    "Runner",
+    "discard",
+    "list_batches",
+    "list_connectors",
+    "list_quarantine",
+    "load_connector",
+    "resubmit",
+    "show_quarantine",
+]

@@ -11,7 +11,8 @@ neither.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -38,4 +39,5 @@ class Rejected:
     reason: str
     field: str | None = None
     raw: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    # dataclasses.field, spelled out: the attribute ``field`` above shadows the bare name here.
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)

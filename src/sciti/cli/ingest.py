@@ -1,7 +1,244 @@
-"""sciti CLI: ingest commands (placeholder until its owner fills it)."""
+"""sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard``."""
 
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import orjson
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from sciti.acquire import (
+    BatchResult,
+    Runner,
+    discard,
+    list_batches,
+    list_connectors,
+    list_quarantine,
+    load_connector,
+    resubmit,
+    show_quarantine,
+)
+from sciti.acquire.units import files_in
+from sciti.cli.common import console, fail, settings
+from sciti.errors import SCITIError
+
+quarantine_app = typer.Typer(
+    help="Look at, correct and re-submit, or discard quarantined units.", no_args_is_help=True
+)
+
+
+def _print_json(data: object) -> None:
+    console.print_json(orjson.dumps(data, default=str).decode())
+
+
+def _result_table(results: list[BatchResult]) -> RichTable:
+    table = RichTable(title="batches")
+    for col in ("unit", "status", "received", "stored", "quarantined", "batch"):
+        table.add_column(col, justify="right" if col in ("received", "stored", "quarantined") else "left")
+    for r in results:
+        style = {"failed": "red", "duplicate": "dim"}.get(r.status, "")
+        table.add_row(
+            r.unit, r.status, str(r.received), str(r.stored), str(r.quarantined), r.batch_id[:12], style=style
+        )
+    return table
+
+
+def ingest(
+    connector: Annotated[str, typer.Argument(help="Connector name (a folder under connectors/).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders; each file is one batch.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Run a connector once over files or folders. Quarantined rows are not a failure; a failed batch is."""
+    s = settings()
+    try:
+        conn = load_connector(s, connector)
+        runner = Runner(s)
+        recovered = runner.recover()  # batches a killed run left half-way are finished first
+        if not paths:
+            fail(f"give the files or folders to ingest with connector {connector}")
+        todo = [
+            (p, p.stat().st_size)
+            for path in paths
+            for p in ([path] if path.is_file() else files_in(path, conn.files) if path.is_dir() else [path])
+        ]
+        results: list[BatchResult] = []
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"ingest {connector}", total=sum(size for _, size in todo) or None)
+            for path, _ in todo:
+                results += runner.ingest_path(conn, path, progress=lambda _r, n: progress.advance(task, n))
+    except SCITIError as exc:
+        fail(exc)
+    if as_json:
+        _print_json([r.__dict__ for r in recovered + results])
+    else:
+        if recovered:
+            console.print(f"recovered {len(recovered)} interrupted batch(es)")
+        console.print(_result_table(results))
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        fail(f"{len(failed)} batch(es) failed: {failed[0].unit}: {failed[0].error}")
+
+
+def batches(
+    connector: Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N batches.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Batches with their counts: received = stored + quarantined."""
+    try:
+        rows = list_batches(settings(), connector=connector, limit=limit)
+    except SCITIError as exc:
+        fail(exc)
+    if as_json:
+        _print_json(rows)
+        return
+    table = RichTable(title="batches")
+    for col in ("batch", "connector", "unit", "status", "received", "stored", "quarantined", "started"):
+        table.add_column(col)
+    for b in rows:
+        ok = "" if b["reconciled"] else " [red](!)[/]"
+        table.add_row(
+            b["batch_id"][:12],
+            b["connector"],
+            b["unit"],
+            b["status"],
+            str(b["received"]),
+            str(b["stored"]),
+            str(b["quarantined"]) + ok,
+            (b["started_at"] or "")[:19],
+        )
+    console.print(table)
+
+
+def connectors(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Connectors defined under connectors/."""
+    try:
+        found = list_connectors(settings())
+    except SCITIError as exc:
+        fail(exc)
+    if as_json:
+        _print_json([c.model_dump(mode="json") for c in found])
+        return
+    table = RichTable(title="connectors")
+    for col in ("name", "source", "format", "kinds", "description"):
+        table.add_column(col)
+    for c in found:
+        table.add_row(c.name, c.source, c.format, ", ".join(c.kinds), c.description)
+    console.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    connector: Annotated[str | None, typer.Option("--connector", "-c")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open, resubmitted or discarded")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Quarantine entries, newest first."""
+    try:
+        rows = list_quarantine(settings(), connector=connector, status=status, limit=limit)
+    except SCITIError as exc:
+        fail(exc)
+    if as_json:
+        _print_json(rows)
+        return
+    table = RichTable(title="quarantine")
+    for col in ("id", "connector", "locator", "field", "reason", "status"):
+        table.add_column(col, overflow="fold")
+    for q in rows:
+        table.add_row(str(q["id"]), q["connector"], q["locator"], q["field"] or "", q["reason"], q["status"])
+    console.print(table)
+
+
+@quarantine_app.command("show")
+def quarantine_show(quarantine_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One entry: locator, field, reason and the raw text as received."""
+    try:
+        q = show_quarantine(settings(), quarantine_id)
+    except SCITIError as exc:
+        fail(exc)
+    if as_json:
+        _print_json(q)
+        return
+    for key in ("id", "connector", "batch_id", "locator", "field", "reason", "status", "resolved_by"):
+        console.print(f"[bold]{key}:[/] {q[key] if q[key] is not None else ''}", highlight=False)
+    console.print("[bold]raw:[/]")
+    console.print(
+        q["raw"] or "(not kept: the whole unit is in the object store)", markup=False, highlight=False
+    )
+
+
+@quarantine_app.command("resubmit")
+def quarantine_resubmit(
+    quarantine_id: int,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Corrected unit (same format as the source).")
+    ] = None,
+    edit: Annotated[bool, typer.Option("--edit", help="Correct the raw text in $EDITOR first.")] = False,
+) -> None:
+    """Re-submit a quarantined unit (corrected or as it was) through its connector, as a new batch."""
+    s = settings()
+    try:
+        corrected = file.read_text(encoding="utf-8") if file else None
+        if edit:
+            start = corrected if corrected is not None else show_quarantine(s, quarantine_id)["raw"] or ""
+            corrected = _edit(start)
+            if corrected is None:
+                fail("the text was not changed; nothing re-submitted")
+        result = resubmit(s, quarantine_id, corrected, user=getpass.getuser())
+    except (SCITIError, OSError) as exc:
+        fail(exc)
+    console.print(_result_table([result]))
+    if result.status == "failed":
+        fail(f"re-submission failed: {result.error}")
+
+
+def _edit(text: str) -> str | None:
+    """Open the text in $EDITOR; the edited text, or None when left unchanged."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as fh:
+        fh.write(text)
+        name = fh.name
+    try:
+        subprocess.run([*shlex.split(os.environ.get("EDITOR", "vi")), name], check=True)
+        edited = Path(name).read_text(encoding="utf-8")
+    finally:
+        os.unlink(name)
+    return None if edited == text else edited
+
+
+@quarantine_app.command("discard")
+def quarantine_discard(
+    quarantine_id: int,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why this entry will not be stored.")],
+) -> None:
+    """Close an entry without storing it; the reason is kept."""
+    try:
+        q = discard(settings(), quarantine_id, reason, user=getpass.getuser())
+    except SCITIError as exc:
+        fail(exc)
+    console.print(f"quarantine entry {q['id']} discarded")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("ingest")(ingest)
+    app.command("batches")(batches)
+    app.command("connectors")(connectors)
+    app.add_typer(quarantine_app, name="quarantine")

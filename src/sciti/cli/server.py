@@ -1,7 +1,178 @@
-"""sciti CLI: server commands (placeholder until its owner fills it)."""
+"""sciti CLI: ``init`` (create an instance) and ``serve`` (run the API server)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import typer
+from rich.panel import Panel
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import make_url
+
+from sciti import __version__
+from sciti.access import create_user
+from sciti.cli.common import console, fail, lake
+from sciti.cli.common import settings as get_settings
+from sciti.errors import SCITIError
+from sciti.logs import setup_logging
+from sciti.ops import User, get_engine, migrate, session_scope
+from sciti.settings import Settings
+
+log = logging.getLogger("sciti.cli")
+ADMIN_USER = "admin"
+
+
+@dataclass
+class InitResult:
+    home: Path
+    admin_password: str | None = None  # shown once, never stored or logged
+    ref_tables: dict[str, int] = field(default_factory=dict)  # ref table -> rows published
+    notes: list[str] = field(default_factory=list)
+
+
+def instance_initialised(settings: Settings) -> bool:
+    """True once ``sciti init`` finished: the operational DB has an administrator."""
+    url = settings.resolved_ops_db_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        return False  # don't create an empty database file just by asking
+    try:
+        if not inspect(get_engine(url)).has_table("users"):
+            return False
+        with session_scope(url) as session:
+            return any("administrator" in (u.roles or []) for u in session.scalars(select(User)))
+    except Exception as exc:
+        raise SCITIError(
+            f"cannot open the operational database: {type(exc).__name__}",
+            remedy="check ops_db_url (SCITI_OPS_DB_URL) and that the database server is running",
+        ) from exc
+
+
+def _publish_codelists(settings: Settings, result: InitResult) -> None:
+    """Publish code lists to the ``ref`` zone when this build has the loader and the publisher."""
+    model, lake_pkg = importlib.import_module("sciti.model"), importlib.import_module("sciti.lake")
+    load = getattr(model, "load_codelists", None)
+    if load is None:  # not re-exported yet: look in its module
+        load = getattr(_maybe_import("sciti.model.codelists"), "load_codelists", None)
+    publish = getattr(lake_pkg, "publish_ref", None)
+    if load is None or publish is None:
+        result.notes.append("code lists not published (this build has no code-list loader)")
+        return
+    lists = load(settings.codelists_dir)
+    the_lake = lake(settings)
+    for name, table in lists.as_tables().items():
+        publish(the_lake, name, table)
+        result.ref_tables[f"ref.{name}"] = table.num_rows
+
+
+def _maybe_import(name: str) -> object | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def initialise(settings: Settings) -> InitResult:
+    """Create (or finish creating) an instance. Every step is idempotent; the administrator is
+    created last, so an interrupted init is completed by running it again."""
+    result = InitResult(home=settings.home.resolve())
+    for folder in (settings.home, settings.resolved_object_store, settings.resolved_drop_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    migrate(settings.resolved_ops_db_url)
+    lake(settings).ensure_zones()
+    _publish_codelists(settings, result)
+    with session_scope(settings.resolved_ops_db_url) as session:
+        existing = session.scalar(select(User).where(User.username == ADMIN_USER))
+        if existing is None:
+            _, result.admin_password = create_user(
+                session, ADMIN_USER, ["administrator"], display_name="Administrator"
+            )
+        elif "administrator" not in (existing.roles or []):
+            existing.roles = sorted({*existing.roles, "administrator"})
+            result.notes.append(f"user {ADMIN_USER!r} existed; given the administrator role")
+    log.info("instance initialised", extra={"home": str(result.home)})
+    return result
+
+
+def init(
+    if_missing: bool = typer.Option(
+        False, "--if-missing", help="Do nothing (exit 0) if the instance already exists."
+    ),
+) -> None:
+    """Create an instance: data folder, operational DB, lake zones, code lists, first administrator."""
+    s = get_settings()
+    try:
+        if instance_initialised(s):
+            if if_missing:
+                console.print(f"instance already initialised at {s.home.resolve()}", highlight=False)
+                return
+            fail(
+                f"instance already initialised at {s.home.resolve()} "
+                "(use --if-missing to accept that, or `sciti user passwd admin` to reset the administrator)"
+            )
+        with console.status("initialising the instance ..."):
+            result = initialise(s)
+    except SCITIError as exc:
+        fail(exc)
+    console.print(f"[green]instance initialised[/] at {result.home}", highlight=False)
+    for table, rows in result.ref_tables.items():
+        console.print(f"  published {table}: {rows:,} rows", highlight=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", highlight=False)
+    if result.admin_password:
+        console.print(
+            Panel(
+                f"user:     {ADMIN_USER}\npassword: {result.admin_password}\n\n"
+                "This one-time password is shown only now. Change it at first login:\n"
+                "  POST /api/v1/auth/password with JSON\n"
+                '  {"username": "admin", "current_password": ..., "new_password": ...}',
+                title="first administrator",
+                expand=False,
+            ),
+            highlight=False,
+        )
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Address to bind (default: settings host)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default: settings port)."),
+) -> None:
+    """Run the API server (and the long-lived acquisition transports) until stopped."""
+    import uvicorn
+
+    from sciti.api.app import create_app
+
+    s = get_settings()
+    host, port = host or s.host, port or s.port
+    try:
+        if not instance_initialised(s):
+            fail(f"no SCITI instance at {s.home.resolve()} (run `sciti init` first)")
+    except SCITIError as exc:
+        fail(exc)
+    setup_logging(s)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104 (display only)
+    console.print(
+        f"SCITI {__version__} serving {s.home.resolve()} on [bold]{url}[/]\n"
+        f"  API reference: {url}/api/v1/docs (Authorize: your username and password)\n"
+        f"  log in:        curl -d username=admin -d password=... {url}/api/v1/auth/token\n"
+        "  or a token:    sciti user token NAME   (then send 'Authorization: Bearer <token>')\n"
+        "  stop:          Ctrl+C",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        create_app(s),
+        host=host,
+        port=port,
+        log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
+        access_log=False,  # our middleware logs each request, without query strings
+        server_header=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("init")(init)
+    app.command("serve")(serve)

@@ -1,6 +1,29 @@
 """The data lake: Iceberg tables (raw, std, ref, ...), object store, DuckDB query engine."""
 
 from sciti.lake.catalog import BATCH_PROPERTY, ZONES, Lake, open_lake
-from sciti.lake.errors import LakeError
+from sciti.lake.errors import LakeError, QueryError
+from sciti.lake.history import SnapshotInfo, TableInfo
+from sciti.lake.objects import OBJECTS_TABLE, ObjectStore, record_object
+from sciti.lake.query import parse_as_of, query, query_reader
+from sciti.lake.ref import publish_ref
+from sciti.lake.writes import CompactResult, UpsertResult
 
-__all__ = ["BATCH_PROPERTY", "ZONES", "Lake", "LakeError", "open_lake"]
+__all__ = [
+    "BATCH_PROPERTY",
+    "OBJECTS_TABLE",
+    "ZONES",
+    "CompactResult",
+    "Lake",
+    "LakeError",
+    "ObjectStore",
+    "QueryError",
+    "SnapshotInfo",
+    "TableInfo",
+    "UpsertResult",
+    "open_lake",
+    "parse_as_of",
+    "publish_ref",
+    "query",
+    "query_reader",
+    "record_object",
+]

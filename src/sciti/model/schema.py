@@ -16,7 +16,9 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from sciti.model.codelists import CODELIST_NAMES
 from sciti.model.errors import ModelError
+from sciti.model.identifiers import IDENTIFIER_NAMES
 
 # Types a field may have, and the Arrow type each is stored as.
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -59,6 +61,7 @@ class FieldDef:
     classification: str = "internal"
     max_length: int | None = None
     example: str | None = None
+    values: tuple[str, ...] | None = None  # closed list of allowed spellings (matched regardless of case)
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -104,7 +107,9 @@ class RecordKind:
 
     def arrow_schema(self) -> pa.Schema:
         """Schema of the ``std`` table: provenance columns, parent link for child kinds, then fields."""
-        cols = [pa.field(n, t, nullable=(n not in ("record_id", "source", "batch_id"))) for n, t, _ in PROVENANCE]
+        cols = [
+            pa.field(n, t, nullable=(n not in ("record_id", "source", "batch_id"))) for n, t, _ in PROVENANCE
+        ]
         if self.parent:
             cols.append(pa.field(PARENT_COLUMN[0], PARENT_COLUMN[1]))
         cols += [pa.field(f.name, f.arrow_type) for f in self.fields]
@@ -119,7 +124,10 @@ def make_record_id(kind: str, source: str, *parts: Any) -> str:
 
 def _parse_kind(doc: dict[str, Any], origin: str) -> RecordKind:
     try:
-        fields = tuple(FieldDef(**f) for f in doc["fields"])
+        fields = tuple(
+            FieldDef(**{**f, "values": tuple(f["values"]) if f.get("values") else None})
+            for f in doc["fields"]
+        )
         kind = RecordKind(
             name=doc["kind"],
             table=doc["table"],
@@ -131,12 +139,30 @@ def _parse_kind(doc: dict[str, Any], origin: str) -> RecordKind:
             group=doc.get("group", "declarations"),
         )
     except (KeyError, TypeError) as exc:
-        raise ModelError(f"record kind file {origin} is malformed: {exc}", remedy="see docs/data-dictionary.md") from exc
+        raise ModelError(
+            f"record kind file {origin} is malformed: {exc}", remedy="see docs/data-dictionary.md"
+        ) from exc
     for f in kind.fields:
         if f.type not in ARROW_TYPES:
-            raise ModelError(f"{origin}: field {f.name!r} has unknown type {f.type!r}", remedy=f"use {sorted(ARROW_TYPES)}")
+            raise ModelError(
+                f"{origin}: field {f.name!r} has unknown type {f.type!r}", remedy=f"use {sorted(ARROW_TYPES)}"
+            )
         if f.classification not in CLASSIFICATIONS:
             raise ModelError(f"{origin}: field {f.name!r} has unknown classification {f.classification!r}")
+        if f.codelist and f.codelist not in CODELIST_NAMES:
+            raise ModelError(
+                f"{origin}: field {f.name!r} names unknown code list {f.codelist!r}",
+                remedy=f"use {sorted(CODELIST_NAMES)}",
+            )
+        if f.identifier and f.identifier not in IDENTIFIER_NAMES:
+            raise ModelError(
+                f"{origin}: field {f.name!r} names unknown identifier {f.identifier!r}",
+                remedy=f"use {sorted(IDENTIFIER_NAMES)}",
+            )
+        if (f.codelist or f.identifier or f.values) and f.type != "string":
+            raise ModelError(
+                f"{origin}: field {f.name!r} has a code list, identifier or values but is not a string"
+            )
     names = kind.field_names
     if len(set(names)) != len(names) or set(names) & set(PROVENANCE_NAMES):
         raise ModelError(f"{origin}: duplicate field names or a field named like a provenance column")

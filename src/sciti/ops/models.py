@@ -134,3 +134,5 @@ class StagedRecord(Base):
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     flush_batch: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Set when the flush is in the lake; the row (payload emptied) is kept a while to drop redeliveries.
+    flushed_at: Mapped[datetime | None]

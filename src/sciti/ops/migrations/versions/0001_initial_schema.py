@@ -53,6 +53,7 @@ def upgrade() -> None:
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('flush_batch', sa.String(length=40), nullable=True),
+    sa.Column('flushed_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('connector', 'message_id', name='uq_staged_message')
     )

@@ -1,0 +1,1 @@
+"""Format readers. Table-style readers stage rows into DuckDB; record-style readers yield Parsed/Rejected."""

@@ -1,0 +1,497 @@
+"""The runner: every received unit becomes one batch, stored exactly once or quarantined, never lost.
+
+Commit protocol (docs/decisions/0009): keep the bytes in the object store; register the batch
+(status ``running``) under (connector, sha256) so the same unit sent again is a no-op; derive the
+rows deterministically from the stored bytes; append each lake table once, tagged with the batch
+id; then, in one operational-database transaction, write the quarantine entries and mark the
+batch committed. A batch found ``running`` (the process died) is recovered by deriving the same
+rows again and appending only to tables whose history does not yet show the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sciti.acquire import blobs
+from sciti.acquire.connector import Connector, load_connector
+from sciti.acquire.errors import AcquireError, ConnectorError
+from sciti.acquire.formats import jsonl, tabular
+from sciti.acquire.items import Rejected
+from sciti.acquire.mapping import Mapped, map_staged
+from sciti.acquire.records import map_records
+from sciti.acquire.registry import FORMATS, FormatContext
+from sciti.acquire.units import expand, files_in
+from sciti.acquire.validation import codelists
+from sciti.lake import open_lake
+from sciti.model import get_kind
+from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
+from sciti.settings import Settings
+
+RAW_SCHEMA = pa.schema(
+    [
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("unit", pa.string()),
+        pa.field("object_key", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("media_type", pa.string()),
+        pa.field("received_at", pa.timestamp("us", tz="UTC")),
+        pa.field("record_count", pa.int64()),
+    ]
+)
+MEDIA_TYPES = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+    "wco-xml": "application/xml",
+    "edifact": "application/edifact",
+}
+PARQUET_MAGIC = b"PAR1"
+QUARANTINE_CHUNK = 10_000
+
+
+def raw_table(source: str) -> str:
+    """``raw.<source>``: one row per received unit (a hyphen becomes _ so SQL needs no quoting)."""
+    return f"raw.{source.replace('-', '_')}"
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one batch. Counts reconcile: received = stored + quarantined."""
+
+    batch_id: str
+    connector: str
+    status: str  # committed | duplicate | failed
+    received: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    tables: dict[str, int] = field(default_factory=dict)
+    unit: str = ""
+    error: str | None = None
+
+
+class Runner:
+    """Runs connectors over received units. One per process is plenty; it is cheap to make."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        Path(settings.home).mkdir(parents=True, exist_ok=True)  # embedded instance: SQLite files live here
+        self.lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+        self.db = settings.resolved_ops_db_url
+        migrate(self.db)
+        self._ensured: set[str] = set()
+        self.spool = Path(settings.home) / "spool"
+        self.spool.mkdir(exist_ok=True)
+        _clear_stale_spool(self.spool)
+
+    # ---- entry points -------------------------------------------------------------------------
+
+    def ingest_path(
+        self, connector: Connector, path: Path, progress: Callable[[BatchResult, int], None] | None = None
+    ) -> list[BatchResult]:
+        """A file -> one batch; a folder -> one batch per matching file (``connector.files``)."""
+        path = Path(path)
+        if path.is_dir():
+            units = [(p, p.relative_to(path).as_posix()) for p in files_in(path, connector.files)]
+        elif path.is_file():
+            units = [(path, path.name)]
+        else:
+            raise AcquireError(f"{path} does not exist", remedy="give a file or folder to ingest")
+        results = []
+        for file, unit in units:
+            sha, size = blobs.sha256_file(file)
+            result = self._ingest(
+                connector,
+                unit,
+                sha,
+                functools.partial(blobs.put_file, self.settings, file),
+                size=size,
+                transport="file",
+            )
+            results.append(result)
+            if progress:
+                progress(result, size)
+        return results
+
+    def ingest_bytes(
+        self,
+        connector: Connector,
+        data: bytes,
+        unit: str,
+        transport: str = "http",
+        resubmission_of: int | None = None,
+    ) -> BatchResult:
+        """One received body (HTTP push, a message, a corrected unit) -> one batch."""
+        key = blobs.put_bytes(self.settings, data)
+        return self._ingest(
+            connector,
+            unit,
+            key,
+            lambda: key,
+            size=len(data),
+            transport=transport,
+            resubmission_of=resubmission_of,
+        )
+
+    def ingest_rows(
+        self,
+        connector: Connector,
+        rows: pa.Table | list[dict[str, Any]],
+        unit: str,
+        fingerprint: str,
+        transport: str,
+    ) -> BatchResult:
+        """Rows keyed by source column names (SQL extraction window, MQTT flush) -> one batch.
+
+        The rows are kept as a Parquet object so a crashed batch is re-derived from the same bytes.
+        """
+        if not connector.outputs:
+            raise AcquireError(
+                f"connector {connector.name} has no `outputs` to map rows with",
+                remedy="add outputs (one projection per record kind) to the connector",
+            )
+        table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        data = sink.getvalue()
+        key = blobs.put_bytes(self.settings, data)
+        return self._ingest(
+            connector, unit, fingerprint, lambda: key, size=len(data), transport=transport, object_key=key
+        )
+
+    def recover(self) -> list[BatchResult]:
+        """Finish every batch a dead process left ``running`` (idempotent)."""
+        with session_scope(self.db) as s:
+            pending = [b.id for b in s.scalars(select(Batch).where(Batch.status == "running"))]
+        results = []
+        for batch_id in pending:
+            with session_scope(self.db) as s:
+                batch = s.get(Batch, batch_id)
+            if batch is None or batch.status != "running" or not batch.object_key:
+                continue
+            try:
+                connector = load_connector(self.settings, batch.connector)
+            except AcquireError:
+                continue
+            results.append(self._process(connector, batch))
+        return results
+
+    # ---- the protocol -------------------------------------------------------------------------
+
+    def _ingest(
+        self,
+        connector: Connector,
+        unit: str,
+        fingerprint: str,
+        store: Callable[[], str],
+        *,
+        size: int,
+        transport: str,
+        resubmission_of: int | None = None,
+        object_key: str | None = None,
+    ) -> BatchResult:
+        with session_scope(self.db) as s:
+            batch = s.scalars(
+                select(Batch).where(Batch.connector == connector.name, Batch.fingerprint == fingerprint)
+            ).first()
+            if batch is not None and batch.status == "committed":
+                return BatchResult(batch.id, connector.name, "duplicate", unit=unit)
+        key = store()  # bytes are safe before the batch exists, so recovery can always re-read them
+        fresh = batch is None
+        if batch is None:
+            batch = Batch(
+                id=uuid.uuid4().hex,
+                connector=connector.name,
+                source=connector.source,
+                transport=transport,
+                unit=unit,
+                fingerprint=fingerprint,
+                object_key=object_key or key,
+                status="running",
+                resubmission_of=resubmission_of,
+                started_at=utcnow(),
+            )
+            try:
+                with session_scope(self.db) as s:
+                    s.add(batch)
+            except IntegrityError:  # another process registered it a moment ago
+                return BatchResult("", connector.name, "duplicate", unit=unit)
+        return self._process(connector, batch, fresh=fresh)
+
+    def _process(self, connector: Connector, batch: Batch, *, fresh: bool = False) -> BatchResult:
+        """Derive, write and commit one batch. ``fresh``: registered just now, so no table can hold it
+        yet and the history lookups (which grow with every snapshot) are skipped."""
+        started = batch.started_at if batch.started_at.tzinfo else batch.started_at.replace(tzinfo=UTC)
+        work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.spool))
+        try:
+            obj = blobs.object_path(self.settings, batch.object_key or "")
+            sink = functools.partial(self._append, batch_id=batch.id, fresh=fresh)
+            mapped = self._derive(connector, obj, batch.unit, batch.id, started, work, sink)
+            tables = self._write(connector, batch, obj, mapped, started, fresh)
+            self._commit(connector, batch.id, mapped, tables)
+        except Exception as exc:  # a real failure: keep the batch retryable and say why
+            message = str(exc) or type(exc).__name__
+            with session_scope(self.db) as s:
+                row = s.get(Batch, batch.id)
+                if row is not None:
+                    row.status, row.error, row.finished_at = "failed", message, utcnow()
+            return BatchResult(batch.id, connector.name, "failed", unit=batch.unit, error=message)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return BatchResult(
+            batch.id,
+            connector.name,
+            "committed",
+            mapped.received,
+            mapped.stored,
+            len(mapped.rejects),
+            tables,
+            unit=batch.unit,
+        )
+
+    def _derive(
+        self,
+        connector: Connector,
+        obj: Path,
+        unit: str,
+        batch_id: str,
+        started: datetime,
+        work: Path,
+        sink: Callable[[str, pa.Table], None] | None = None,
+    ) -> Mapped:
+        """The rows and rejects of a unit: a pure function of the stored bytes and the batch.
+
+        A single-part unit streams each kind's table to ``sink`` (one append per table and batch);
+        a zip's parts are gathered first, because each table must get exactly one append per batch.
+        """
+        if unit.lower().endswith(".zip"):
+            sink = None
+        total = Mapped()
+        lists = codelists(str(Path(self.settings.codelists_dir).resolve()))
+        for n, part in enumerate(expand(obj, unit, connector.files, work)):
+            if isinstance(part, Rejected):
+                mapped = Mapped(received=1, rejects=[part])
+            else:
+                path, name = part
+                try:
+                    mapped = self._map_part(
+                        connector, path, name, batch_id, started, work / f"part-{n}", lists, sink
+                    )
+                except ConnectorError:
+                    raise
+                except AcquireError as exc:
+                    mapped = Mapped(received=1, rejects=[Rejected(locator=name, reason=exc.message)])
+            total.received += mapped.received
+            total.stored += mapped.stored
+            total.rejects += mapped.rejects
+            total.written.update(mapped.written)
+            for kind, table in mapped.tables.items():
+                total.tables[kind] = (
+                    pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
+                )
+        return total
+
+    def _map_part(
+        self,
+        connector: Connector,
+        path: Path,
+        unit: str,
+        batch_id: str,
+        started: datetime,
+        work: Path,
+        lists: Any,
+        sink: Callable[[str, pa.Table], None] | None = None,
+    ) -> Mapped:
+        work.mkdir(parents=True, exist_ok=True)
+        fmt = connector.format
+        with path.open("rb") as fh:
+            if fh.read(4) == PARQUET_MAGIC and fmt != "parquet":
+                fmt = "parquet"  # rows handed over by ingest_rows are kept as Parquet
+        if connector.outputs:
+            stager = {"csv": tabular.stage_csv, "parquet": tabular.stage_parquet, "jsonl": jsonl.stage}.get(
+                fmt
+            )
+            if stager is None:
+                raise AcquireError(
+                    f"format {fmt!r} is record-style and cannot use `outputs`",
+                    remedy="remove `outputs` or use csv, jsonl or parquet",
+                )
+            con = duckdb.connect(":memory:")  # spills to the work folder past the memory limit
+            try:
+                con.execute(f"SET temp_directory = {tabular.sql_str(str(work / 'spill'))}")
+                con.execute("SET memory_limit = '512MB'")
+                con.execute("SET preserve_insertion_order = true")
+                staged = stager(con, path, unit=unit, options=connector.options, work=work)
+                return map_staged(
+                    con, connector, staged, batch_id=batch_id, ingested_at=started, lists=lists, sink=sink
+                )
+            finally:
+                con.close()
+        ctx = FormatContext(settings=self.settings, connector=connector)
+        items = FORMATS[fmt](path.read_bytes(), unit=unit, options=connector.options, ctx=ctx)
+        return map_records(
+            _guarded(items, unit),
+            source=connector.source,
+            batch_id=batch_id,
+            ingested_at=started,
+            lists=lists,
+        )
+
+    def _write(
+        self, connector: Connector, batch: Batch, obj: Path, mapped: Mapped, started: datetime, fresh: bool
+    ) -> dict[str, int]:
+        """Append each table once for this batch; skip tables whose history already has it."""
+        raw_ident = raw_table(connector.source)
+        self._ensure(raw_ident, RAW_SCHEMA)
+        if fresh or not self.lake.has_batch(raw_ident, batch.id):
+            row = pa.table(
+                {
+                    "batch_id": [batch.id],
+                    "unit": [batch.unit],
+                    "object_key": [batch.object_key],
+                    "size": [obj.stat().st_size if obj.exists() else None],
+                    "media_type": [MEDIA_TYPES.get(connector.format, "application/octet-stream")],
+                    "received_at": pa.array([started], pa.timestamp("us", tz="UTC")),
+                    "record_count": [mapped.received],
+                },
+                schema=RAW_SCHEMA,
+            )
+            self.lake.append(raw_ident, row, batch_id=batch.id)
+        tables = {get_kind(k).ident: n for k, n in mapped.written.items()}
+        for kind_name, table in mapped.tables.items():
+            tables[get_kind(kind_name).ident] = self._append(kind_name, table, batch_id=batch.id, fresh=fresh)
+        return tables
+
+    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool) -> int:
+        """One append of a kind's rows for a batch, unless the table's history already has it."""
+        kind = get_kind(kind_name)
+        if table.num_rows:
+            self._ensure(kind.ident, kind.arrow_schema())
+            if fresh or not self.lake.has_batch(kind.ident, batch_id):
+                self.lake.append(kind.ident, table, batch_id=batch_id)
+        return table.num_rows
+
+    def _ensure(self, ident: str, schema: pa.Schema) -> None:
+        """Create or evolve a table once per runner (each check reloads the table's metadata)."""
+        if ident not in self._ensured:
+            self.lake.ensure_table(ident, schema)
+            self._ensured.add(ident)
+
+    def _commit(self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int]) -> None:
+        """Quarantine entries and the committed status in one transaction: both or neither."""
+        merged: dict[str, Rejected] = {}
+        for r in mapped.rejects:  # one entry per locator (unique per batch)
+            if r.locator in merged:
+                merged[r.locator].reason += f"; {r.reason}"
+            else:
+                merged[r.locator] = Rejected(r.locator, r.reason, r.field, r.raw, dict(r.details))
+        with session_scope(self.db) as s:
+            s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
+            _insert_quarantine(s, batch_id, connector, list(merged.values()))
+            s.execute(
+                update(Batch)
+                .where(Batch.id == batch_id)
+                .values(
+                    status="committed",
+                    error=None,
+                    finished_at=utcnow(),
+                    received=mapped.received,
+                    stored=mapped.stored,
+                    quarantined=len(mapped.rejects),
+                    tables=tables,
+                )
+            )
+        mapped.rejects = list(merged.values()) if len(merged) == len(mapped.rejects) else mapped.rejects
+
+
+QUARANTINE_COLUMNS = (
+    "batch_id",
+    "connector",
+    "source",
+    "locator",
+    "field",
+    "reason",
+    "raw",
+    "details",
+    "status",
+    "created_at",
+)
+
+
+def _insert_quarantine(
+    session: Session, batch_id: str, connector: Connector, rejects: list[Rejected]
+) -> None:
+    """Bulk insert through the driver's executemany: a big file may quarantine 100,000s of rows and
+    the ORM's per-row work would dominate the batch."""
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    now: Any = utcnow()
+    if sqlite:  # the text form SQLAlchemy itself stores in SQLite, so reads parse it back
+        now = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql = (
+        f"INSERT INTO {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(QUARANTINE_COLUMNS))})"
+    )
+    rows = [
+        (
+            batch_id,
+            connector.name,
+            connector.source,
+            r.locator,
+            r.field,
+            r.reason,
+            r.raw,
+            orjson.dumps(r.details).decode(),
+            "open",
+            now,
+        )
+        for r in rejects
+    ]
+    for start in range(0, len(rows), QUARANTINE_CHUNK):
+        conn.exec_driver_sql(sql, rows[start : start + QUARANTINE_CHUNK])
+
+
+def _clear_stale_spool(spool: Path) -> None:
+    """Remove work folders of processes that are gone (a killed ingest leaves its folder behind)."""
+    for folder in spool.iterdir():
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _guarded(items: Any, unit: str) -> Any:
+    """A reader that fails half-way quarantines the rest of its unit instead of crashing the batch."""
+    try:
+        yield from items
+    except (AcquireError, ImportError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure on bad input becomes a reason
+        yield Rejected(locator=unit, reason=f"the reader stopped on this unit: {type(exc).__name__}: {exc}")

@@ -1,0 +1,97 @@
+"""Per-request context: request id, access log line, metrics, and the last-resort 500 envelope.
+
+A plain ASGI middleware (not BaseHTTPMiddleware) so streaming responses pass through untouched and
+the request id context variable is visible to every log record made while handling the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sciti.api import metrics
+from sciti.api.errors import internal_error
+from sciti.api.routes import route_template
+from sciti.logs import request_id_var
+
+access_log = logging.getLogger("sciti.api.access")
+log = logging.getLogger("sciti.api")
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_QUIET = {"/healthz", "/metrics"}  # scraped every few seconds: keep them out of INFO logs
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _GOOD_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", rid.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        metrics.IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+            if response_started:
+                raise
+            await internal_error()(scope, receive, send_wrapper)
+        finally:
+            metrics.IN_PROGRESS.dec()
+            elapsed = time.perf_counter() - started
+            self._record(scope, status, elapsed)
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, elapsed: float) -> None:
+        route: Any = scope.get("route")
+        app = scope.get("app")
+        # Templates, not raw paths: metric labels stay a bounded set.
+        template = (
+            route_template(app, route) if route is not None and app is not None else None
+        ) or "<unmatched>"
+        method = scope.get("method", "")
+        metrics.REQUESTS.labels(method=method, route=template, status=str(status)).inc()
+        metrics.LATENCY.labels(method=method, route=template).observe(elapsed)
+        principal = scope.get("state", {}).get("principal")
+        client = scope.get("client")
+        path = scope.get("path", "")
+        access_log.log(
+            logging.DEBUG if path in _QUIET and status < 400 else logging.INFO,
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "method": method,
+                "path": path,  # never the query string: it can carry secrets
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "user": getattr(principal, "username", None),
+                "client": client[0] if client else None,
+            },
+        )

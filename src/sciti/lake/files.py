@@ -1,0 +1,143 @@
+"""Reading and writing an Iceberg table's data files directly.
+
+The lake's own operations (upsert, compaction, queries) work at the level of data files: which
+files a snapshot holds, which of them carry delete files, how to read a file with its deletes
+applied and projected to a schema, and how to write new files the table will accept. pyiceberg has
+all of that, partly behind private names; this module is the one place that touches them, so a
+pyiceberg upgrade is checked here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
+from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table.snapshots import Snapshot
+
+from sciti.lake.errors import LakeError
+
+# Tables whose files were written without Iceberg field ids carry this property; their columns are
+# matched by name, which only pyiceberg's reader does.
+NAME_MAPPING_PROPERTY = "schema.name-mapping.default"
+
+
+@dataclass(frozen=True)
+class SnapshotFiles:
+    """The data files one snapshot of a table holds, and what reading them needs."""
+
+    snapshot_id: int | None
+    schema: Schema
+    tasks: tuple[FileScanTask, ...]
+
+    @property
+    def paths(self) -> list[str]:
+        return [t.file.file_path for t in self.tasks]
+
+    @property
+    def has_deletes(self) -> bool:
+        return any(t.delete_files for t in self.tasks)
+
+    @property
+    def row_count(self) -> int:
+        return sum(t.file.record_count for t in self.tasks)
+
+
+def snapshot_schema(table: Table, snapshot: Snapshot | None) -> Schema:
+    """Schema a snapshot was written with (Iceberg time travel reads a snapshot with its own schema)."""
+    if snapshot is not None and snapshot.schema_id is not None:
+        schema = table.schemas().get(snapshot.schema_id)
+        if schema is not None:
+            return schema
+    return table.schema()
+
+
+def snapshot_files(table: Table, snapshot: Snapshot | None) -> SnapshotFiles:
+    """Plan the data files of ``snapshot`` (None: the table has no snapshot yet, so no files)."""
+    if snapshot is None:
+        return SnapshotFiles(None, table.schema(), ())
+    tasks = tuple(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+    return SnapshotFiles(snapshot.snapshot_id, snapshot_schema(table, snapshot), tasks)
+
+
+def local_path(location: str) -> str | None:
+    """Local filesystem path of a file location, or None when it lives elsewhere (s3://, ...)."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:3] in (":\\", ":/")):
+        return location  # a bare path (drive letters parse as a one-letter scheme)
+    return None
+
+
+def read_tasks(table: Table, tasks: Iterable[FileScanTask], schema: Schema | None = None) -> pa.Table:
+    """Rows of the given files with their delete files applied, projected to ``schema``."""
+    return _scan(table, schema).to_table(tasks=list(tasks))
+
+
+def read_task_batches(
+    table: Table, tasks: Iterable[FileScanTask], schema: Schema | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Like :func:`read_tasks`, one record batch at a time (bounded memory)."""
+    return _scan(table, schema).to_record_batches(tasks=list(tasks))
+
+
+def _scan(table: Table, schema: Schema | None) -> ArrowScan:
+    return ArrowScan(
+        table_metadata=table.metadata,
+        io=table.io,
+        projected_schema=schema or table.schema(),
+        row_filter=AlwaysTrue(),
+    )
+
+
+def write_data_files(table: Table, data: pa.Table, *, max_rows: int | None = None) -> list[DataFile]:
+    """Write ``data`` (already in the table's schema) as new data files; nothing is committed.
+
+    ``max_rows`` caps the rows per file (compaction's target); pyiceberg otherwise packs files by
+    its target size in bytes.
+    """
+    if data.num_rows == 0:
+        return []
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    step = max_rows or data.num_rows
+    files: list[DataFile] = []
+    for start in range(0, data.num_rows, step):
+        files.extend(
+            _dataframe_to_data_files(
+                table_metadata=table.metadata,
+                df=data.slice(start, step),
+                io=table.io,
+                write_uuid=write_uuid,
+                counter=counter,
+            )
+        )
+    return files
+
+
+def conform(data: pa.Table, table: Table) -> pa.Table:
+    """Order and cast columns to the table's schema; absent columns become nulls."""
+    target = table.schema().as_arrow()
+    cols = []
+    for f in target:
+        if f.name in data.column_names:
+            col = data.column(f.name)
+            try:
+                cols.append(col if col.type == f.type else col.cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise LakeError(
+                    f"column {f.name!r} ({col.type}) does not fit the table's type {f.type}: {exc}",
+                    remedy="convert the values first, or evolve the table's schema",
+                ) from None
+        else:
+            cols.append(pa.nulls(data.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=target)

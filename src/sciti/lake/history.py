@@ -1,0 +1,88 @@
+"""What the lake can tell about itself: tables with sizes, and each table's snapshot history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+
+# Snapshot summary properties SCITI writes: the acquisition batch a commit belongs to, and what a
+# commit did when Iceberg's operation name is not specific enough (compaction).
+BATCH_PROPERTY = "sciti.batch-id"
+OPERATION_PROPERTY = "sciti.operation"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One commit of a table, as its snapshot summary records it."""
+
+    snapshot_id: int
+    parent_id: int | None
+    committed_at: datetime
+    operation: str  # append, overwrite, delete, replace; "compact" for our compactions
+    batch_id: str | None
+    added_rows: int
+    deleted_rows: int
+    total_rows: int
+    total_files: int
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    ident: str
+    snapshot_id: int | None
+    rows: int
+    files: int
+    updated_at: datetime | None
+
+
+def snapshot_info(snap: Snapshot) -> SnapshotInfo:
+    props = snap.summary.additional_properties if snap.summary else {}
+    operation = snap.summary.operation.value if snap.summary else "unknown"
+    return SnapshotInfo(
+        snapshot_id=snap.snapshot_id,
+        parent_id=snap.parent_snapshot_id,
+        committed_at=millis_to_datetime(snap.timestamp_ms),
+        operation=props.get(OPERATION_PROPERTY, operation),
+        batch_id=props.get(BATCH_PROPERTY),
+        added_rows=int(props.get("added-records", 0)),
+        deleted_rows=int(props.get("deleted-records", 0)),
+        total_rows=int(props.get("total-records", 0)),
+        total_files=int(props.get("total-data-files", 0)),
+    )
+
+
+def history(table: Table) -> list[SnapshotInfo]:
+    """The table's commits on its main line, oldest first."""
+    infos = []
+    for entry in table.history():
+        snap = table.snapshot_by_id(entry.snapshot_id)
+        if snap is not None:  # expired snapshots stay in the log without their metadata
+            infos.append(snapshot_info(snap))
+    return infos
+
+
+def snapshot_at(table: Table, ts: datetime | int) -> int | None:
+    """Id of the snapshot current at ``ts`` (the latest at or before it), None if the table was empty then.
+
+    ``ts`` is a datetime (naive = UTC) or milliseconds since the epoch.
+    """
+    if isinstance(ts, datetime):
+        aware = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+        ts = int(aware.timestamp() * 1000)
+    snap = table.snapshot_as_of_timestamp(ts, inclusive=True)
+    return snap.snapshot_id if snap else None
+
+
+def table_info(ident: str, table: Table) -> TableInfo:
+    snap = table.current_snapshot()
+    if snap is None:
+        return TableInfo(ident, None, 0, 0, None)
+    info = snapshot_info(snap)
+    return TableInfo(ident, snap.snapshot_id, info.total_rows, info.total_files, info.committed_at)
+
+
+def millis_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,236 @@
+"""SQL over the lake: DuckDB in process, reading exactly the files of the snapshots asked for.
+
+Users write ``SELECT ... FROM std.declarations JOIN raw.kcs ...``. For each query we open a
+fresh in-memory DuckDB connection, create one schema per zone and one view per table the query
+mentions (see :mod:`sciti.lake.views`), then lock the connection down: external access off,
+only the views' own files readable, configuration locked. A query therefore cannot read arbitrary
+files, attach databases or load extensions, and concurrent queries at different snapshots never
+share state. Opening a connection costs a few milliseconds; planning a snapshot's files is cached.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+
+from sciti.lake.catalog import Lake
+from sciti.lake.errors import QueryError
+from sciti.lake.views import TableView, quote_ident, quote_literal, table_view
+
+AsOf = int | str | datetime | None
+
+# zone.name, each part bare or double-quoted. Over-matching (aliases, strings) is harmless: names
+# that are not lake tables are skipped.
+_QUALIFIED = re.compile(r'(?:"([^"]+)"|([A-Za-z_]\w*))\s*\.\s*(?:"([^"]+)"|([A-Za-z_]\w*))')
+
+_ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_TABLES_REMEDY = "address tables as zone.name (e.g. std.declarations); list them with `sciti tables`"
+
+
+def query(lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None) -> pa.Table:
+    """Run one read-only SQL statement over the lake and return all rows.
+
+    ``as_of``: a snapshot id, an ISO timestamp or a datetime (naive = UTC); every table is read as it
+    was then (the latest snapshot at or before that time). ``tables``: if given, only these tables
+    are visible to the query (others are reported as unknown).
+    """
+    conn = connect(lake, sql, as_of=as_of, tables=tables)
+    try:
+        return _run(lambda: conn.sql(sql).to_arrow_table())
+    finally:
+        conn.close()
+
+
+def query_reader(
+    lake: Lake,
+    sql: str,
+    *,
+    as_of: AsOf = None,
+    tables: set[str] | None = None,
+    batch_rows: int = 65_536,
+) -> pa.RecordBatchReader:
+    """Like :func:`query`, streamed: results far larger than memory can be written out batch by batch."""
+    conn = connect(lake, sql, as_of=as_of, tables=tables)
+    try:
+        reader = _run(lambda: conn.sql(sql).to_arrow_reader(batch_rows))
+    except BaseException:
+        conn.close()
+        raise
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # The connection must outlive the reader; close it when the caller is done (or drops it).
+        try:
+            while True:
+                try:
+                    batch = _run(reader.read_next_batch)
+                except StopIteration:
+                    return
+                yield batch
+        finally:
+            conn.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def connect(
+    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A locked-down DuckDB connection with a view for every lake table ``sql`` mentions."""
+    _check_statement(sql)
+    loaded = _referenced_tables(lake, sql, tables)
+    snapshots = _pick_snapshots(loaded, as_of)
+    views = [table_view(ident, table, snapshots[ident]) for ident, table in loaded.items()]
+
+    conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        # Spills go to the system temp folder, not the working directory.
+        conn.execute(
+            f"SET temp_directory = {quote_literal(str(Path(tempfile.gettempdir()) / 'sciti-duckdb'))}"
+        )
+        paths = sorted({p for v in views for p in v.paths})
+        if paths:
+            conn.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+        for view in views:
+            try:
+                _create_view(conn, view)
+            except duckdb.Error as exc:
+                raise QueryError(
+                    f"lake table {view.ident} (snapshot {view.snapshot_id}) cannot be read: "
+                    f"{_query_error(exc).message}",
+                    remedy="its data files may be missing or damaged; see `sciti tables` and its history",
+                ) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_view(conn: duckdb.DuckDBPyConnection, view: TableView) -> None:
+    zone, name = view.ident.split(".", 1)
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(zone)}")
+    target = f"{quote_ident(zone)}.{quote_ident(name)}"
+    if view.arrow is not None:
+        source = f"__sciti_arrow_{zone}_{name}"
+        conn.register(source, view.arrow)
+        conn.execute(f"CREATE VIEW {target} AS SELECT * FROM {quote_ident(source)}")
+    else:
+        conn.execute(f"CREATE VIEW {target} AS {view.select_sql}")
+
+
+def _check_statement(sql: str) -> None:
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise _query_error(exc) from None
+    if len(statements) != 1:
+        raise QueryError(
+            f"expected one SQL statement, got {len(statements)}", remedy="run one query at a time"
+        )
+    if statements[0].type not in _ALLOWED_STATEMENTS:
+        raise QueryError(
+            f"only queries can run on the lake, not {statements[0].type.name}",
+            remedy="use SELECT, WITH, FROM, DESCRIBE, SUMMARIZE or EXPLAIN; ingestion changes the lake",
+        )
+
+
+def _referenced_tables(lake: Lake, sql: str, allowed: set[str] | None) -> dict[str, Table]:
+    """Lake tables the SQL mentions (only these get views: a lake may hold hundreds)."""
+    try:
+        zones = {ns[0] for ns in lake.catalog.list_namespaces()}
+    except Exception as exc:  # the catalog database is unreachable: say so, in one line
+        raise QueryError(
+            f"cannot read the lake catalog: {exc}", remedy="check catalog_uri in the settings"
+        ) from exc
+    found: dict[str, Table] = {}
+    for m in _QUALIFIED.finditer(sql):
+        zone = m.group(1) or m.group(2).lower()
+        name = m.group(3) or m.group(4).lower()
+        ident = f"{zone}.{name}"
+        if zone not in zones or ident in found or (allowed is not None and ident not in allowed):
+            continue
+        try:
+            found[ident] = lake.catalog.load_table(ident)
+        except (NoSuchTableError, NoSuchNamespaceError):
+            continue
+    return found
+
+
+def parse_as_of(as_of: AsOf) -> int | datetime | None:
+    """A snapshot id (int, or a string of digits) or an aware UTC datetime (ISO text or datetime)."""
+    if as_of is None or isinstance(as_of, int):
+        return as_of
+    if isinstance(as_of, str):
+        text = as_of.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            as_of = datetime.fromisoformat(text)
+        except ValueError:
+            raise QueryError(
+                f"as-of {text!r} is neither a snapshot id nor an ISO timestamp",
+                remedy="give a snapshot id from `sciti tables` or a time like 2026-01-31T12:00:00Z",
+            ) from None
+    if isinstance(as_of, datetime):
+        return as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+    raise QueryError(f"as-of {as_of!r} has an unsupported type", remedy="use a snapshot id or a timestamp")
+
+
+def _pick_snapshots(loaded: dict[str, Table], as_of: AsOf) -> dict[str, Snapshot | None]:
+    """Which snapshot of each table to read: a snapshot id pins its table, the rest read as of its time."""
+    point = parse_as_of(as_of)
+    if point is None:
+        return {ident: t.current_snapshot() for ident, t in loaded.items()}
+    picked: dict[str, Snapshot | None] = {}
+    if isinstance(point, int):
+        owners = [(i, s) for i, t in loaded.items() if (s := t.snapshot_by_id(point)) is not None]
+        if not owners:
+            if not loaded:
+                return {}
+            raise QueryError(
+                f"snapshot {point} is not a snapshot of {', '.join(sorted(loaded))}",
+                remedy="see a table's snapshots with `sciti tables` or Lake.history()",
+            )
+        ident, snap = owners[0]
+        picked[ident] = snap
+        millis = snap.timestamp_ms
+    else:
+        millis = int(point.timestamp() * 1000)
+    for ident, table in loaded.items():
+        if ident not in picked:
+            picked[ident] = table.snapshot_as_of_timestamp(millis, inclusive=True)
+    return picked
+
+
+def _run(fn):
+    try:
+        return fn()
+    except duckdb.Error as exc:
+        raise _query_error(exc) from None
+
+
+def _query_error(exc: duckdb.Error) -> QueryError:
+    """One line a person understands, from DuckDB's multi-line message."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, duckdb.CatalogException):
+        return QueryError(first, remedy=_TABLES_REMEDY)
+    if isinstance(exc, duckdb.ParserException):
+        return QueryError(first, remedy="check the SQL syntax (DuckDB dialect)")
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryError(
+            first, remedy="queries read lake tables only, not files; address tables as zone.name"
+        )
+    if isinstance(exc, duckdb.BinderException):
+        return QueryError(first, remedy="check column names with DESCRIBE zone.table")
+    return QueryError(first)

@@ -1,0 +1,155 @@
+"""`sciti init` and `sciti serve`: in process, and the real server in a subprocess over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from sciti.cli.main import app
+from sciti.ops import User, session_scope
+from sciti.settings import Settings, get_settings
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+_ENV_FIELDS = (
+    "home",
+    "codelists_dir",
+    "wco_schema_dir",
+    "edifact_dir",
+    "connectors_dir",
+    "catalog_uri",
+    "ops_db_url",
+)
+_PASSWORD = re.compile(r"password: ([a-z0-9]{5}(?:-[a-z0-9]{5}){3})")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """SCITI_* variables that make a separate process see the same instance."""
+    return {
+        f"SCITI_{k.upper()}": str(getattr(settings, k))
+        for k in _ENV_FIELDS
+        if getattr(settings, k) is not None
+    }
+
+
+@pytest.fixture
+def use_instance(monkeypatch):
+    def apply(settings: Settings) -> Settings:
+        for key, value in settings_env(settings).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        return settings
+
+    yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture(params=BACKENDS)
+def instance(request, use_instance) -> Settings:
+    return use_instance(request.getfixturevalue("settings" if request.param == "sqlite" else "pg_settings"))
+
+
+def test_init_creates_the_instance_and_the_first_administrator(instance):
+    runner = CliRunner()
+    first = runner.invoke(app, ["init"])
+    assert first.exit_code == 0, first.output
+    password = _PASSWORD.search(first.output).group(1)
+    assert "ref.hs" in first.output  # code lists published to the ref zone
+    with session_scope(instance.resolved_ops_db_url) as s:
+        admin = s.scalars(select(User).where(User.username == "admin")).one()
+        assert admin.roles == ["administrator"] and admin.must_change_password
+        assert password not in admin.password_hash
+    from sciti.lake import open_lake
+
+    lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
+    assert lake.exists("ref.hs") and lake.exists("ref.countries")
+    assert {ns[0] for ns in lake.catalog.list_namespaces()} >= {"raw", "std", "ref"}
+
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 1 and "already initialised" in again.output
+    quiet = runner.invoke(app, ["init", "--if-missing"])
+    assert quiet.exit_code == 0 and "instance already initialised at" in quiet.output
+    assert password not in again.output + quiet.output  # shown once
+
+
+def test_serve_refuses_a_missing_instance(use_instance, settings):
+    use_instance(settings)
+    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 1 and "sciti init" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(base: str, proc: subprocess.Popen) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+@pytest.mark.slow
+def test_real_server_in_a_subprocess(settings, tmp_path):
+    env = {**os.environ, **settings_env(settings), "SCITI_CONNECTORS_DIR": str(tmp_path / "none")}
+    cmd = [sys.executable, "-m", "sciti.cli.main"]
+    init = subprocess.run([*cmd, "init"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    one_time = _PASSWORD.search(init.stdout).group(1)
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_up(base, proc)
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/api/v1/me").status_code == 401
+            first = http.post("/api/v1/auth/token", data={"username": "admin", "password": one_time})
+            assert first.json()["error"]["code"] == "password_change_required"
+            new = "violet-ferry-morning-42"
+            changed = http.post(
+                "/api/v1/auth/password",
+                json={"username": "admin", "current_password": one_time, "new_password": new},
+            )
+            assert changed.status_code == 200, changed.text
+            login = http.post("/api/v1/auth/token", data={"username": "admin", "password": new})
+            assert login.status_code == 200, login.text
+            token = login.json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            assert http.get("/api/v1/me", headers=auth).json()["roles"] == ["administrator"]
+            assert "sciti_http_requests_total" in http.get("/metrics", headers=auth).text
+            assert http.get("/api/v1/openapi.json").json()["info"]["title"] == "SCITI API"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it ended
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert f"http://127.0.0.1:{port}" in out and "/api/v1/docs" in out
+    lines = [line for line in err.splitlines() if line.strip()]
+    entries = [__import__("json").loads(line) for line in lines]  # every line is one JSON object
+    assert any(e["message"] == "api stopped" for e in entries)
+    assert one_time not in err and new not in err and token not in err
