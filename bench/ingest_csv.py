@@ -1,7 +1,9 @@
 """Benchmark: a 5-million-row declarations CSV through the KCS connector vs DuckDB copying it to Parquet.
 
-Ours: ``Runner.ingest_path`` with mapping (2 record kinds), type casts, model validation (HS 2022,
-ISO 3166 ...), quarantine, provenance, record ids and the Iceberg commits. Anchor, in the same run:
+Ours: ``Runner.ingest_path`` with the connector's outputs (one per record kind), the model's
+validation (generated DuckDB SQL, the model itself for uncertain rows: HS 2022, ISO 3166 ...),
+quarantine, provenance, record ids, Parquet written by DuckDB and the Iceberg commits.
+Anchor, in the same run:
 ``COPY (SELECT * FROM read_csv(...)) TO 'x.parquet'`` in DuckDB alone. Prints rows/s of both, the
 ratio (goal >= 0.5) and our peak resident memory (goal < 4 GB).
 

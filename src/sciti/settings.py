@@ -23,7 +23,9 @@ from pydantic_settings import (
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCITI_", toml_file="sciti.toml", extra="ignore")
 
-    home: Path = Field(Path("sciti-data"), description="Instance folder: catalog, warehouse, objects, ops DB.")
+    home: Path = Field(
+        Path("sciti-data"), description="Instance folder: catalog, warehouse, objects, ops DB."
+    )
     catalog_uri: str | None = Field(
         None,
         description="SQLAlchemy URL of the Iceberg SQL catalog. Default: SQLite file <home>/catalog.db. "
@@ -46,7 +48,7 @@ class Settings(BaseSettings):
     )
     edifact_dir: Path = Field(
         Path("../shared/data/edifact"),
-        description="Folder with the official UN/EDIFACT directory zips (d96b.zip, d16a.zip) as UNECE publishes.",
+        description="Folder with the official UN/EDIFACT directory zips (D.96B, D.16A) from UNECE.",
     )
     connectors_dir: Path = Field(Path("connectors"), description="Folder of connector definitions.")
     drop_dir: Path | None = Field(None, description="Watched drop folder root. Default: <home>/drop.")
@@ -57,8 +59,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(True, description="Structured JSON logs (one object per line) on stderr.")
 
-    buffer_max_rows: int = Field(50_000, description="Real-time feeds: flush staged records at this many rows.")
-    buffer_max_seconds: float = Field(5.0, description="Real-time feeds: flush staged records at least this often.")
+    buffer_max_rows: int = Field(
+        50_000, description="Real-time feeds: flush staged records at this many rows."
+    )
+    buffer_max_seconds: float = Field(
+        5.0, description="Real-time feeds: flush staged records at least this often."
+    )
     target_file_rows: int = Field(
         1_000_000, description="Compaction: rewrite data files smaller than this share into bigger ones."
     )

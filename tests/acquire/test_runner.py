@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
-from sciti.acquire import FORMATS, Runner, list_batches, list_quarantine
+from sciti.acquire import FORMATS, Runner, list_batches, list_quarantine, show_quarantine
 from sciti.lake import open_lake
 from sciti.ops import Batch, session_scope
 from tests.acquire.conftest import HEADER, decl_connector, rows, write_connector
@@ -72,6 +72,7 @@ def test_ingest_rows_maps_source_columns(acq_settings, runner: Runner, as_table:
     payload = pa.Table.from_pylist(data) if as_table else data
     conn = decl_connector(acq_settings)
     result = runner.ingest_rows(conn, payload, "window-1", fingerprint="wm:0-2", transport="sql")
+    assert result.status == "committed", result.error
     assert (result.received, result.stored, result.quarantined) == (2, 1, 1)
     (entry,) = list_quarantine(acq_settings)
     assert entry["locator"] == "window-1#row=2" and "acceptance_date" in entry["reason"]
@@ -212,3 +213,5 @@ def test_ingest_on_postgresql(pg_settings, tmp_path) -> None:
     (entry,) = list_quarantine(settings)
     assert entry["locator"] == "pg.csv:line 3"
     assert datetime.fromisoformat(entry["created_at"]).year >= datetime.now(UTC).year - 1
+    full = show_quarantine(settings, entry["id"])  # written by COPY on PostgreSQL: JSON and text intact
+    assert full["details"]["problems"] and full["raw"].startswith(HEADER)

@@ -146,10 +146,10 @@ def test_row_after_a_rejected_row_keeps_its_physical_line(acq_settings, runner, 
 @pytest.mark.parametrize(
     ("bad_line", "field", "words"),
     [
-        ("T1,2024-13-45,KRPUS,1,USD,851713,", "acceptance_date", "not a date"),
-        ("T1,2024-01-01,KRPUS,lots,USD,851713,", "invoice_amount", "not a decimal"),
+        ("T1,2024-13-45,KRPUS,1,USD,851713,", "acceptance_date", "not a valid date"),
+        ("T1,2024-01-01,KRPUS,lots,USD,851713,", "invoice_amount", "not an amount"),
         (",2024-01-01,KRPUS,1,USD,851713,", "declaration_id", "declaration_id"),
-        ("T1,2024-01-01,KRPUS,1,USD,,", "hs_code", "hs_code"),
+        ("T1,2024-01-01,KRPUS,1,USD,8517,", "hs_code", "fewer than 6 digits"),
         ("T1,2024-01-01,KRPUS,1,ABC,851713,", "invoice_currency", "ABC"),
         ("T1,2024-01-01,KRPUS,1,USD,999999,", "hs_code", "999999"),
         ("T1,2024-01-01,KRPUS,1,USD,851713,MSCU1234565", "container_id", "MSCU1234565"),

@@ -35,12 +35,12 @@ from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.formats import jsonl, tabular
 from sciti.acquire.items import Rejected
-from sciti.acquire.mapping import Mapped, map_staged
+from sciti.acquire.mapping import Mapped, Target, map_staged
 from sciti.acquire.records import map_records
 from sciti.acquire.registry import FORMATS, FormatContext
 from sciti.acquire.units import expand, files_in
 from sciti.acquire.validation import codelists
-from sciti.lake import open_lake
+from sciti.lake import data_folder, field_ids, open_lake
 from sciti.model import get_kind
 from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
 from sciti.settings import Settings
@@ -65,6 +65,7 @@ MEDIA_TYPES = {
 }
 PARQUET_MAGIC = b"PAR1"
 QUARANTINE_CHUNK = 10_000
+DUCKDB_MEMORY = "2GB"  # per ingest; DuckDB spills to the work folder beyond it
 
 
 def raw_table(source: str) -> str:
@@ -242,8 +243,7 @@ class Runner:
         work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.spool))
         try:
             obj = blobs.object_path(self.settings, batch.object_key or "")
-            sink = functools.partial(self._append, batch_id=batch.id, fresh=fresh)
-            mapped = self._derive(connector, obj, batch.unit, batch.id, started, work, sink)
+            mapped = self._derive(connector, obj, batch.unit, batch.id, started, work, self._target)
             tables = self._write(connector, batch, obj, mapped, started, fresh)
             self._commit(connector, batch.id, mapped, tables)
         except Exception as exc:  # a real failure: keep the batch retryable and say why
@@ -274,15 +274,13 @@ class Runner:
         batch_id: str,
         started: datetime,
         work: Path,
-        sink: Callable[[str, pa.Table], None] | None = None,
+        target: Callable[[str], Target],
     ) -> Mapped:
         """The rows and rejects of a unit: a pure function of the stored bytes and the batch.
 
-        A single-part unit streams each kind's table to ``sink`` (one append per table and batch);
-        a zip's parts are gathered first, because each table must get exactly one append per batch.
+        Table-style parts write Parquet files into the tables' data folders (``target``), not yet
+        committed; record-style parts give Arrow tables. ``_write`` commits each table once.
         """
-        if unit.lower().endswith(".zip"):
-            sink = None
         total = Mapped()
         lists = codelists(str(Path(self.settings.codelists_dir).resolve()))
         for n, part in enumerate(expand(obj, unit, connector.files, work)):
@@ -292,7 +290,7 @@ class Runner:
                 path, name = part
                 try:
                     mapped = self._map_part(
-                        connector, path, name, batch_id, started, work / f"part-{n}", lists, sink
+                        connector, path, name, batch_id, started, work / f"part-{n}", lists, target
                     )
                 except ConnectorError:
                     raise
@@ -301,7 +299,10 @@ class Runner:
             total.received += mapped.received
             total.stored += mapped.stored
             total.rejects += mapped.rejects
-            total.written.update(mapped.written)
+            for kind, files in mapped.files.items():
+                total.files.setdefault(kind, []).extend(files)
+            for kind, count in mapped.written.items():
+                total.written[kind] = total.written.get(kind, 0) + count
             for kind, table in mapped.tables.items():
                 total.tables[kind] = (
                     pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
@@ -317,7 +318,7 @@ class Runner:
         started: datetime,
         work: Path,
         lists: Any,
-        sink: Callable[[str, pa.Table], None] | None = None,
+        target: Callable[[str], Target],
     ) -> Mapped:
         work.mkdir(parents=True, exist_ok=True)
         fmt = connector.format
@@ -336,11 +337,12 @@ class Runner:
             con = duckdb.connect(":memory:")  # spills to the work folder past the memory limit
             try:
                 con.execute(f"SET temp_directory = {tabular.sql_str(str(work / 'spill'))}")
-                con.execute("SET memory_limit = '512MB'")
+                con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
                 con.execute("SET preserve_insertion_order = true")
+                con.execute("SET TimeZone = 'UTC'")  # text without a zone is UTC, as in the model
                 staged = stager(con, path, unit=unit, options=connector.options, work=work)
                 return map_staged(
-                    con, connector, staged, batch_id=batch_id, ingested_at=started, lists=lists, sink=sink
+                    con, connector, staged, batch_id=batch_id, ingested_at=started, lists=lists, target=target
                 )
             finally:
                 con.close()
@@ -375,6 +377,10 @@ class Runner:
             )
             self.lake.append(raw_ident, row, batch_id=batch.id)
         tables = {get_kind(k).ident: n for k, n in mapped.written.items()}
+        for kind_name, files in mapped.files.items():
+            ident = get_kind(kind_name).ident
+            if files and (fresh or not self.lake.has_batch(ident, batch.id)):
+                self.lake.append_files(ident, files, batch_id=batch.id)
         for kind_name, table in mapped.tables.items():
             tables[get_kind(kind_name).ident] = self._append(kind_name, table, batch_id=batch.id, fresh=fresh)
         return tables
@@ -387,6 +393,13 @@ class Runner:
             if fresh or not self.lake.has_batch(kind.ident, batch_id):
                 self.lake.append(kind.ident, table, batch_id=batch_id)
         return table.num_rows
+
+    def _target(self, kind_name: str) -> Target:
+        """Where a kind's Parquet files are written: its table's data folder, with its field ids."""
+        kind = get_kind(kind_name)
+        self._ensure(kind.ident, kind.arrow_schema())
+        table = self.lake.table(kind.ident)
+        return Target(data_folder(table), field_ids(table))
 
     def _ensure(self, ident: str, schema: pa.Schema) -> None:
         """Create or evolve a table once per runner (each check reloads the table's metadata)."""
@@ -441,6 +454,9 @@ def _insert_quarantine(
     """Bulk insert through the driver's executemany: a big file may quarantine 100,000s of rows and
     the ORM's per-row work would dominate the batch."""
     conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_quarantine(conn, batch_id, connector, rejects)
+        return
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     now: Any = utcnow()
@@ -467,6 +483,28 @@ def _insert_quarantine(
     ]
     for start in range(0, len(rows), QUARANTINE_CHUNK):
         conn.exec_driver_sql(sql, rows[start : start + QUARANTINE_CHUNK])
+
+
+def _copy_quarantine(conn: Any, batch_id: str, connector: Connector, rejects: list[Rejected]) -> None:
+    """PostgreSQL: one COPY on the session's own connection (so it is part of its transaction)."""
+    now = utcnow()
+    sql = f"COPY {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) FROM STDIN"
+    with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
+        for r in rejects:
+            copy.write_row(
+                (
+                    batch_id,
+                    connector.name,
+                    connector.source,
+                    r.locator,
+                    r.field,
+                    r.reason,
+                    r.raw,
+                    orjson.dumps(r.details).decode(),
+                    "open",
+                    now,
+                )
+            )
 
 
 def _clear_stale_spool(spool: Path) -> None:

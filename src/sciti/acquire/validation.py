@@ -11,7 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sciti.model import RecordKind
 from sciti.model.codelists import CodeLists, load_codelists
@@ -34,6 +36,29 @@ def check_table(kind: RecordKind, table: pa.Table, lists: CodeLists) -> dict[int
     """Rejected rows of ``table`` (kind field columns) -> their problems."""
     result = validate_table(kind, table, lists)
     return {int(i): [_problem(p) for p in probs] for i, probs in result.rejected}
+
+
+def decide_table(
+    kind: RecordKind, table: pa.Table, lists: CodeLists
+) -> tuple[dict[int, list[Problem]], pa.Table]:
+    """Rejected rows of ``table`` with their problems, and the model's typed values of every field
+    column, full length (null at rejected rows), so callers can pick the accepted rows by position."""
+    result = validate_table(kind, table, lists)
+    rejected = {int(i): [_problem(p) for p in probs] for i, probs in result.rejected}
+    if not rejected:
+        return rejected, result.valid
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[result.valid_index.to_numpy(zero_copy_only=False)] = True
+    keep = pa.array(mask)
+    columns = {
+        name: pc.replace_with_mask(
+            pa.nulls(table.num_rows, result.valid.schema.field(name).type),
+            keep,
+            result.valid.column(name).combine_chunks(),
+        )
+        for name in result.valid.column_names
+    }
+    return rejected, pa.table(columns)
 
 
 def check_record(

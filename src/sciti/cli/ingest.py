@@ -39,16 +39,34 @@ def _print_json(data: object) -> None:
     console.print_json(orjson.dumps(data, default=str).decode())
 
 
+MAX_ROWS = 20  # past this many batches, list only those that need a look (quarantine, failures)
+
+
 def _result_table(results: list[BatchResult]) -> RichTable:
-    table = RichTable(title="batches")
+    shown = results
+    if len(results) > MAX_ROWS:
+        shown = [r for r in results if r.status == "failed" or r.quarantined][:MAX_ROWS]
+    table = RichTable(title="batches", caption=_totals(results, len(shown)))
     for col in ("unit", "status", "received", "stored", "quarantined", "batch"):
         table.add_column(col, justify="right" if col in ("received", "stored", "quarantined") else "left")
-    for r in results:
+    for r in shown:
         style = {"failed": "red", "duplicate": "dim"}.get(r.status, "")
         table.add_row(
             r.unit, r.status, str(r.received), str(r.stored), str(r.quarantined), r.batch_id[:12], style=style
         )
     return table
+
+
+def _totals(results: list[BatchResult], shown: int) -> str:
+    statuses = {st: sum(r.status == st for r in results) for st in ("committed", "duplicate", "failed")}
+    received = sum(r.received for r in results)
+    stored = sum(r.stored for r in results)
+    quarantined = sum(r.quarantined for r in results)
+    text = ", ".join(f"{n} {st}" for st, n in statuses.items() if n)
+    text += f" · received {received:,} = stored {stored:,} + quarantined {quarantined:,}"
+    if shown < len(results):
+        text += f" · {len(results) - shown} clean batches not listed (sciti batches shows all)"
+    return text
 
 
 def ingest(

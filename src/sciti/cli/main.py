@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sciti.cli import admin, data, demo, ingest, server
+from sciti.cli import admin, data, demo, ingest, lake, server
 
 app = typer.Typer(
     name="sciti",
@@ -13,7 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (server, admin, ingest, data, demo):
+for module in (server, admin, ingest, data, lake, demo):
     module.register(app)
 
 

@@ -158,6 +158,8 @@ def serve(
         f"SCITI {__version__} serving {s.home.resolve()} on [bold]{url}[/]\n"
         f"  API reference: {url}/api/v1/docs (Authorize: your username and password)\n"
         f"  log in:        curl -d username=admin -d password=... {url}/api/v1/auth/token\n"
+        "  first login:   change the one-time password `sciti init` printed, via POST\n"
+        f"                 {url}/api/v1/auth/password (lost it? `sciti user passwd admin`)\n"
         "  or a token:    sciti user token NAME   (then send 'Authorization: Bearer <token>')\n"
         "  stop:          Ctrl+C",
         highlight=False,

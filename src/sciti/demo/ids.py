@@ -1,34 +1,21 @@
-"""Identifiers with check digits: ISO 6346 containers, IMO ships, Mainland unified credit codes.
-
-Our own small functions: ``sciti.model`` had no identifier module when this generator was written.
-"""
+"""Identifiers the world needs: containers and ships (check digits from the model), Mainland credit codes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-# ISO 6346 letter values skip multiples of 11 (11, 22, 33).
-_ISO6346_VALUES = {}
-_v = 10
-for _c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-    if _v % 11 == 0:
-        _v += 1
-    _ISO6346_VALUES[_c] = _v
-    _v += 1
-_ISO6346_VALUES.update({str(d): d for d in range(10)})
-
-
-def iso6346_check_digit(code10: str) -> int:
-    """Check digit of the first ten characters (owner code, category, serial) of a container number."""
-    total = sum(_ISO6346_VALUES[ch] * (2**i) for i, ch in enumerate(code10.upper()))
-    return total % 11 % 10
+from sciti.model import identifiers as _ids
+from sciti.model.identifiers import iso6346_check_digit
 
 
 def iso6346_valid(number: str) -> bool:
-    number = number.strip().upper()
-    if len(number) != 11 or not number[:4].isalpha() or not number[4:].isdigit() or number[3] not in "UJZ":
-        return False
-    return iso6346_check_digit(number[:10]) == int(number[10])
+    """Container number check as written in a feed (spaces, lower case allowed)."""
+    return _ids.iso6346_valid(_ids.normalise_container(number))
+
+
+def imo_valid(text: str) -> bool:
+    """IMO number check as written in a feed (``IMO`` prefix allowed)."""
+    return _ids.imo_valid(_ids.normalise_imo(text))
 
 
 def container_numbers(owners: list[str], serials: np.ndarray) -> list[str]:
@@ -41,18 +28,24 @@ def container_numbers(owners: list[str], serials: np.ndarray) -> list[str]:
 
 
 def imo_check_digit(six: int) -> int:
-    """Check digit of an IMO ship number: digits weighted 7..2, sum mod 10."""
-    digits = f"{six:06d}"
-    return sum(int(d) * w for d, w in zip(digits, range(7, 1, -1), strict=True)) % 10
+    """Check digit of an IMO ship number given its first six digits as a number."""
+    return _ids.imo_check_digit(f"{six:06d}")
 
 
 def imo_number(six: int) -> str:
     return f"IMO{six:06d}{imo_check_digit(six)}"
 
 
-def imo_valid(text: str) -> bool:
-    digits = text.upper().removeprefix("IMO").strip()
-    return len(digits) == 7 and digits.isdigit() and imo_check_digit(int(digits[:6])) == int(digits[6])
+__all__ = [
+    "container_numbers",
+    "imo_check_digit",
+    "imo_number",
+    "imo_valid",
+    "iso6346_check_digit",
+    "iso6346_valid",
+    "uscc",
+    "uscc_valid",
+]
 
 
 # GB 32100-2015 unified social credit code alphabet (no I, O, S, V, Z) and weights.

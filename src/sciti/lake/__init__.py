@@ -1,11 +1,12 @@
 """The data lake: Iceberg tables (raw, std, ref, ...), object store, DuckDB query engine."""
 
-from sciti.lake.catalog import BATCH_PROPERTY, ZONES, Lake, open_lake
+from sciti.lake.catalog import BATCH_PROPERTY, ZONES, Lake, MaintainResult, open_lake
 from sciti.lake.errors import LakeError, QueryError
 from sciti.lake.history import SnapshotInfo, TableInfo
 from sciti.lake.objects import OBJECTS_TABLE, ObjectStore, record_object
 from sciti.lake.query import parse_as_of, query, query_reader
 from sciti.lake.ref import publish_ref
+from sciti.lake.register import data_folder, field_ids
 from sciti.lake.writes import CompactResult, UpsertResult
 
 __all__ = [
@@ -15,11 +16,14 @@ __all__ = [
     "CompactResult",
     "Lake",
     "LakeError",
+    "MaintainResult",
     "ObjectStore",
     "QueryError",
     "SnapshotInfo",
     "TableInfo",
     "UpsertResult",
+    "data_folder",
+    "field_ids",
     "open_lake",
     "parse_as_of",
     "publish_ref",

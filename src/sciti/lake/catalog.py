@@ -11,14 +11,16 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import pyarrow as pa
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sciti.lake import history as _history
 from sciti.lake import writes as _writes
@@ -28,23 +30,44 @@ from sciti.lake.history import BATCH_PROPERTY, SnapshotInfo, TableInfo
 from sciti.lake.writes import CompactResult, UpsertResult
 
 ZONES = ("raw", "std", "ref", "risk", "sec")
-# Every commit writes a new metadata file; real-time feeds commit often, so keep only the recent ones.
 TABLE_PROPERTIES = {
+    # Every commit writes a new metadata file and lists the previous ones in it; keep few, since
+    # nothing of ours reads old metadata files (time travel goes through snapshots).
     "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "100",
+    "write.metadata.previous-versions-max": "20",
 }
+# Default retention for Lake.maintain / `sciti lake maintain` (see decision 0005).
+KEEP_DAYS = 7
+KEEP_LAST = 50
+
+
+@dataclass(frozen=True)
+class MaintainResult:
+    """What one maintenance pass did to a table."""
+
+    ident: str
+    compact: CompactResult
+    expired: int
+    snapshots_left: int
 
 
 class Lake:
-    """Access to the lake's tables. One instance per (catalog, warehouse); cheap to share."""
+    """Access to the lake's tables. One instance per (catalog, warehouse); cheap to share.
+
+    Loaded tables are kept and reused while the catalog still points at the same metadata file
+    (one small SQL query checks it), so a commit does not re-read and re-parse the table metadata
+    that the previous commit just wrote.
+    """
 
     def __init__(self, catalog_uri: str, warehouse: str):
         self.catalog_uri = catalog_uri
         self.warehouse = warehouse
-        self.catalog: Catalog = SqlCatalog(
+        self.catalog: SqlCatalog = SqlCatalog(
             "sciti", uri=catalog_uri, warehouse=warehouse, **{"init_catalog_tables": "true"}
         )
         self._lock = threading.Lock()
+        self._tables: dict[str, Table] = {}
+        self._table_locks: dict[str, threading.RLock] = {}
 
     def ensure_zones(self) -> None:
         for zone in ZONES:
@@ -52,41 +75,73 @@ class Lake:
                 self.catalog.create_namespace(zone)
 
     def table(self, ident: str) -> Table:
+        """The table at its current metadata (reused when unchanged since last loaded)."""
+        location = self._metadata_location(ident)
+        if location is None:
+            self._tables.pop(ident, None)
+            raise LakeError(f"no lake table {ident!r}", remedy="list tables with `sciti tables`")
+        cached = self._tables.get(ident)
+        if cached is not None and cached.metadata_location == location:
+            return cached
         try:
-            return self.catalog.load_table(ident)
+            table = self.catalog.load_table(ident)
         except NoSuchTableError:
             raise LakeError(f"no lake table {ident!r}", remedy="list tables with `sciti tables`") from None
+        self._tables[ident] = table
+        return table
 
     def exists(self, ident: str) -> bool:
-        return self.catalog.table_exists(ident)
+        return self._metadata_location(ident) is not None
+
+    def _metadata_location(self, ident: str) -> str | None:
+        """Where the catalog says the table's current metadata is; None when there is no such table."""
+        namespace, _, name = ident.rpartition(".")
+        stmt = select(IcebergTables.metadata_location).where(
+            IcebergTables.catalog_name == self.catalog.name,
+            IcebergTables.table_namespace == namespace,
+            IcebergTables.table_name == name,
+        )
+        if (only_tables := self.catalog._iceberg_type_filter()) is not None:  # views share the table
+            stmt = stmt.where(only_tables)
+        with Session(self.catalog.engine) as session:
+            return session.scalar(stmt)
+
+    def _guard(self, ident: str) -> threading.RLock:
+        """One lock per table: a cached table object is changed in place by each commit."""
+        with self._lock:
+            return self._table_locks.setdefault(ident, threading.RLock())
 
     def ensure_table(self, ident: str, schema: pa.Schema) -> Table:
         """Create the table if missing; add any new columns of ``schema`` (schema evolution, no rewrite)."""
-        with self._lock:
-            zone = ident.split(".", 1)[0]
-            if zone not in ZONES:
-                raise LakeError(f"table {ident!r} is not in a known zone", remedy=f"use one of {ZONES}")
+        zone = ident.split(".", 1)[0]
+        if zone not in ZONES:
+            raise LakeError(f"table {ident!r} is not in a known zone", remedy=f"use one of {ZONES}")
+        with self._guard(ident):
             with contextlib.suppress(NamespaceAlreadyExistsError):
                 self.catalog.create_namespace(zone)
-            try:
-                return self.catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
-            except TableAlreadyExistsError:
-                table = self.catalog.load_table(ident)
+            if not self.exists(ident):
+                with contextlib.suppress(TableAlreadyExistsError):
+                    self._tables[ident] = self.catalog.create_table(
+                        ident, schema=schema, properties=TABLE_PROPERTIES
+                    )
+            table = self.table(ident)
+            stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+            if stale:  # tables made before a property changed get it once
+                with _writes.transaction(table) as tx:
+                    tx.set_properties(stale)
             known = {f.name for f in table.schema().fields}
             if any(f.name not in known for f in schema):
                 with table.update_schema() as update:
                     update.union_by_name(schema)
-                table = self.catalog.load_table(ident)
             return table
 
     def append(self, ident: str, data: pa.Table, *, batch_id: str | None = None) -> int | None:
         """Append rows in one atomic commit; returns the new snapshot id (None for no rows)."""
         if data.num_rows == 0:
             return None
-        table = self.table(ident)
-        table.append(conform(data, table), snapshot_properties=_props(batch_id))
-        snap = table.current_snapshot()
-        return snap.snapshot_id if snap else None
+        with self._guard(ident):
+            table = self.table(ident)
+            return _writes.append(table, conform(data, table), _props(batch_id))
 
     def upsert(
         self,
@@ -103,7 +158,7 @@ class Lake:
         Cost: reads the key column of every data file, then rewrites only files holding a matched key.
         """
         keys = (key,) if isinstance(key, str) else tuple(key)
-        with self._lock:
+        with self._guard(ident):
             return _writes.upsert(self.table(ident), data, keys, _props(batch_id), update=update)
 
     def delete(self, ident: str, filter_expr: str, *, batch_id: str | None = None) -> int | None:
@@ -111,13 +166,13 @@ class Lake:
 
         Returns the new snapshot id, or None when nothing matched.
         """
-        with self._lock, warnings.catch_warnings():
+        with self._guard(ident), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "did not match any records" is reported by returning None
             return _writes.delete(self.table(ident), filter_expr, _props(batch_id))
 
     def replace(self, ident: str, data: pa.Table, *, batch_id: str | None = None) -> int | None:
         """Replace all rows of the table with ``data`` in one atomic commit; returns the snapshot id."""
-        with self._lock, warnings.catch_warnings():
+        with self._guard(ident), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _writes.replace_all(self.table(ident), data, _props(batch_id))
 
@@ -126,32 +181,42 @@ class Lake:
 
         Old snapshots (and their batch ids) stay in the history: time travel and has_batch still work.
         """
-        with self._lock:
+        with self._guard(ident):
             return _writes.compact(self.table(ident), target_file_rows, {})
 
     def expire_snapshots(self, ident: str, older_than: timedelta, *, retain_last: int = 100) -> int:
         """Forget snapshots older than ``older_than`` (keeping at least the newest ``retain_last``).
 
         pyiceberg copies the whole table metadata several times per commit, so every snapshot kept
-        makes the next commit slower; real-time tables need this after compaction. Time travel and
-        ``has_batch`` reach back only as far as the snapshots kept. Data files are left in place.
-        Returns how many snapshots were expired.
+        makes the next commit slower; real-time tables need this after compaction. Time travel
+        reaches back only as far as the snapshots kept; ``has_batch`` then looks in the data.
+        Data files are left in place. Returns how many snapshots were expired.
         """
-        with self._lock:
-            table = self.table(ident)
-            snaps = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
-            cutoff_ms = int((datetime.now(UTC) - older_than).timestamp() * 1000)
-            if retain_last > 0:
-                cutoff_ms = min(
-                    cutoff_ms, snaps[-retain_last].timestamp_ms if len(snaps) >= retain_last else 0
-                )
-            current = table.current_snapshot()
-            keep = current.snapshot_id if current else None
-            doomed = sum(1 for s in snaps if s.timestamp_ms < cutoff_ms and s.snapshot_id != keep)
-            if doomed:
-                cutoff = datetime.fromtimestamp(cutoff_ms / 1000, tz=UTC)
-                table.maintenance.expire_snapshots().older_than(cutoff).commit()
-            return doomed
+        with self._guard(ident):
+            return _writes.expire(self.table(ident), datetime.now(UTC) - older_than, retain_last)
+
+    def maintain(
+        self,
+        ident: str,
+        *,
+        keep_days: float = KEEP_DAYS,
+        keep_last: int = KEEP_LAST,
+        target_file_rows: int = 1_000_000,
+    ) -> MaintainResult:
+        """Periodic upkeep: compact small files, then expire snapshots older than ``keep_days``
+        (keeping at least the newest ``keep_last``). Bounds both query cost (files) and commit
+        cost (snapshots); the time-travel window shrinks to the retention (decision 0005).
+        """
+        if keep_days < 0 or keep_last < 1:
+            raise LakeError(
+                f"cannot keep {keep_days} days / {keep_last} snapshots",
+                remedy="keep at least 0 days and 1 snapshot (the current one)",
+            )
+        with self._guard(ident):
+            compacted = self.compact(ident, target_file_rows)
+            expired = self.expire_snapshots(ident, timedelta(days=keep_days), retain_last=keep_last)
+            left = len(self.table(ident).metadata.snapshots)
+        return MaintainResult(ident, compacted, expired, left)
 
     def history(self, ident: str) -> list[SnapshotInfo]:
         """The table's commits, oldest first: time, operation, batch id, row counts."""
@@ -167,18 +232,26 @@ class Lake:
         for ns in sorted(self.catalog.list_namespaces()):
             for ident_parts in sorted(self.catalog.list_tables(ns)):
                 ident = ".".join(ident_parts)
-                infos.append(_history.table_info(ident, self.catalog.load_table(ident)))
+                infos.append(_history.table_info(ident, self.table(ident)))
         return infos
 
     def has_batch(self, ident: str, batch_id: str) -> bool:
-        """Whether a commit for ``batch_id`` is in the table's history (survives compaction)."""
+        """Whether ``batch_id`` reached the table, even after its snapshot was expired.
+
+        Looks in the snapshot summaries first (no data read); only when the table has lost
+        snapshots to expiry does it look for a row carrying the batch id (column statistics let
+        the scan skip almost every file).
+        """
         if not self.exists(ident):
             return False
-        table = self.table(ident)
-        return any(
-            s.summary is not None and s.summary.additional_properties.get(BATCH_PROPERTY) == batch_id
-            for s in table.snapshots()
-        )
+        return _history.has_batch(self.table(ident), batch_id)
+
+    def append_files(self, ident: str, paths: Sequence[str], *, batch_id: str | None = None) -> int | None:
+        """Commit Parquet files already written into the table's data folder (see lake/register.py)."""
+        from sciti.lake.register import append_files
+
+        with self._guard(ident):  # the cached table object is updated in place by the commit
+            return append_files(self.table(ident), paths, batch_id=batch_id)
 
 
 def _props(batch_id: str | None) -> dict[str, str]:

@@ -124,9 +124,25 @@ def write_data_files(table: Table, data: pa.Table, *, max_rows: int | None = Non
     return files
 
 
+# (table uuid, schema id) -> Arrow schema. An Iceberg schema id never changes meaning within a
+# table, and converting the schema on every commit showed up in commit profiles.
+_ARROW_SCHEMAS: dict[tuple[str, int], pa.Schema] = {}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The table's current schema as Arrow (converted once per table and schema version)."""
+    key = (str(table.metadata.table_uuid), table.metadata.current_schema_id)
+    found = _ARROW_SCHEMAS.get(key)
+    if found is None:
+        if len(_ARROW_SCHEMAS) > 4096:  # many short-lived lakes (tests): start over
+            _ARROW_SCHEMAS.clear()
+        found = _ARROW_SCHEMAS[key] = table.schema().as_arrow()
+    return found
+
+
 def conform(data: pa.Table, table: Table) -> pa.Table:
     """Order and cast columns to the table's schema; absent columns become nulls."""
-    target = table.schema().as_arrow()
+    target = arrow_schema(table)
     cols = []
     for f in target:
         if f.name in data.column_names:

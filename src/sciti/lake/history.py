@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
@@ -62,6 +63,37 @@ def history(table: Table) -> list[SnapshotInfo]:
         if snap is not None:  # expired snapshots stay in the log without their metadata
             infos.append(snapshot_info(snap))
     return infos
+
+
+def has_batch(table: Table, batch_id: str) -> bool:
+    """Whether a commit for ``batch_id`` reached ``table``: snapshot summaries, then the data.
+
+    Summaries answer for every snapshot kept. Once snapshots have been expired, an older batch is
+    found by its rows instead (every raw/std row carries ``batch_id``); rows a batch wrote and a
+    later delete removed cannot be told apart from a batch that never arrived.
+    """
+    meta = table.metadata
+    for snap in reversed(meta.snapshots):  # newest first: recovery asks about recent batches
+        if snap.summary is not None and snap.summary.additional_properties.get(BATCH_PROPERTY) == batch_id:
+            return True
+    if not _lost_snapshots(table) or "batch_id" not in {f.name for f in table.schema().fields}:
+        return False
+    # pyiceberg's own __init__ takes (term, literal); mypy sees only the pydantic fields.
+    only_batch = EqualTo("batch_id", batch_id)  # type: ignore[call-arg, arg-type]
+    scan = table.scan(row_filter=only_batch, selected_fields=("batch_id",), limit=1)
+    return scan.to_arrow().num_rows > 0
+
+
+def _lost_snapshots(table: Table) -> bool:
+    """Whether snapshots were expired from the table (or it cannot be told, on format v1).
+
+    In format v2 every commit takes the next sequence number, so fewer snapshots than the last
+    sequence number means some were removed.
+    """
+    meta = table.metadata
+    if meta.format_version < 2:
+        return bool(meta.snapshots)
+    return len(meta.snapshots) < getattr(meta, "last_sequence_number", 0)
 
 
 def snapshot_at(table: Table, ts: datetime | int) -> int | None:

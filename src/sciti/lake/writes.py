@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions.parser import parse as parse_filter
 from pyiceberg.manifest import DataFile
-from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table import FileScanTask, Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, Summary
-from pyiceberg.table.update.snapshot import _OverwriteFiles
+from pyiceberg.table.update.snapshot import ExpireSnapshots, _OverwriteFiles
 from pyparsing import ParseException
 
 from sciti.lake.errors import LakeError
@@ -78,10 +80,10 @@ def upsert(
     if not update:
         found = pc.is_in(incoming, value_set=_all_keys(table, affected, key_schema, key))
         new_rows = data.filter(pc.invert(found))
-        snapshot_id = _append(table, new_rows, props)
+        snapshot_id = append(table, new_rows, props)
         return UpsertResult(new_rows.num_rows, 0, snapshot_id)
     if not affected:
-        return UpsertResult(data.num_rows, 0, _append(table, data, props))
+        return UpsertResult(data.num_rows, 0, append(table, data, props))
 
     removed: list[DataFile] = []
     added: list[DataFile] = []
@@ -105,7 +107,8 @@ def delete(table: Table, filter_expr: str, props: dict[str, str]) -> int | None:
             remedy="write the filter like `column = 'value' AND other > 3`",
         ) from None
     try:
-        table.delete(expr, snapshot_properties=props)
+        with transaction(table) as tx:
+            tx.delete(expr, snapshot_properties=props)
     except (ValueError, TypeError) as exc:
         raise LakeError(
             f"cannot delete with filter {filter_expr!r}: {exc}",
@@ -113,7 +116,7 @@ def delete(table: Table, filter_expr: str, props: dict[str, str]) -> int | None:
         ) from None
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
-    after = table.refresh().current_snapshot()
+    after = table.current_snapshot()
     if after is None or (before is not None and after.snapshot_id == before.snapshot_id):
         return None
     return after.snapshot_id
@@ -128,7 +131,7 @@ def replace_all(table: Table, data: pa.Table, props: dict[str, str]) -> int | No
     data = conform(data, table)
     current = snapshot_files(table, table.current_snapshot())
     if not current.tasks:
-        return _append(table, data, props) if data.num_rows else current.snapshot_id
+        return append(table, data, props) if data.num_rows else current.snapshot_id
     added = write_data_files(table, data)
     return commit_files(table, [t.file for t in current.tasks], added, props)
 
@@ -169,6 +172,58 @@ def compact(table: Table, target_file_rows: int, props: dict[str, str]) -> Compa
     )
 
 
+class LakeTransaction(Transaction):
+    """A pyiceberg transaction that computes its staged metadata once per change, not once per read.
+
+    pyiceberg 0.12 rebuilds (and deep-copies) the whole table metadata every time a snapshot
+    producer reads ``table_metadata`` (15-20 times per append), so a commit cost grows with every
+    snapshot kept. The result only changes when the base metadata or the staged updates change
+    (both are replaced, never mutated: ``_updates`` is a tuple), so it is cached on their identity;
+    with nothing staged it is the table's metadata itself. Table metadata is a frozen pydantic
+    model that pyiceberg replaces rather than changes, so sharing it between reads is safe.
+    """
+
+    def __init__(self, table: Table, autocommit: bool = False):
+        super().__init__(table, autocommit)
+        self._cached: tuple[object, object, TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates = self._table.metadata, self._updates
+        if not updates:  # nothing staged yet: the table's own (frozen) metadata is the answer
+            return base
+        cached = self._cached
+        if cached is None or cached[0] is not base or cached[1] is not updates:
+            cached = (base, updates, super().table_metadata)
+            self._cached = cached
+        return cached[2]
+
+
+def transaction(table: Table) -> LakeTransaction:
+    """A transaction on ``table``; commit with ``with transaction(t) as tx: ...``."""
+    return LakeTransaction(table)
+
+
+def expire(table: Table, cutoff: datetime, keep_last: int) -> int:
+    """Expire snapshots committed before ``cutoff``, except the newest ``keep_last`` and the current one.
+
+    Returns how many were expired. Data files stay on disk (orphan clean-up is separate).
+    """
+    snaps = sorted(table.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    kept = {s.snapshot_id for s in snaps[-keep_last:]} if keep_last > 0 else set()
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    doomed = [
+        s.snapshot_id
+        for s in snaps
+        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in kept and s.snapshot_id not in protected
+    ]
+    if doomed:
+        # Our transaction: pyiceberg's would rebuild the metadata twice per expired snapshot.
+        ExpireSnapshots(LakeTransaction(table, autocommit=True)).by_ids(doomed).commit()
+    return len(doomed)
+
+
 class _ReplaceFiles(_OverwriteFiles):
     """An overwrite whose snapshot says ``replace``: files moved, table data unchanged (Iceberg spec).
 
@@ -191,7 +246,7 @@ def commit_files(
 ) -> int | None:
     """Swap data files in one snapshot (one catalog commit)."""
     try:
-        with table.transaction() as tx:
+        with transaction(table) as tx:
             if replace:
                 producer: _OverwriteFiles = _ReplaceFiles(
                     operation=Operation.OVERWRITE, transaction=tx, io=table.io, snapshot_properties=props
@@ -205,15 +260,18 @@ def commit_files(
                     producer.append_data_file(f)
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
-    snap = table.refresh().current_snapshot()
+    # The commit leaves ``table`` holding the new metadata: no reload needed.
+    snap = table.current_snapshot()
     return snap.snapshot_id if snap else None
 
 
-def _append(table: Table, data: pa.Table, props: dict[str, str]) -> int | None:
+def append(table: Table, data: pa.Table, props: dict[str, str]) -> int | None:
+    """Append ``data`` (already conformed) in one snapshot; returns its id (None for no rows)."""
     if data.num_rows == 0:
         return None
     try:
-        table.append(data, snapshot_properties=props)
+        with transaction(table) as tx:
+            tx.append(data, snapshot_properties=props)
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
     snap = table.current_snapshot()

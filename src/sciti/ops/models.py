@@ -121,8 +121,9 @@ class StagedRecord(Base):
     """Real-time feed records accepted but not yet flushed into the lake (durable buffer).
 
     A record is acknowledged to its sender once staged here; a flush assigns ``flush_batch`` to a
-    set of rows, commits them to the lake under that batch id, then deletes them. A restart finds
-    rows whose batch is already in the lake and deletes them instead of writing twice.
+    set of rows and commits them to the lake under that batch id, then stamps ``flushed_at``. A
+    restart finds rows whose batch is already in the lake and finishes them instead of writing
+    twice. Flushed ids are kept for a while so a redelivered message is recognised and dropped.
     """
 
     __tablename__ = "staged_records"

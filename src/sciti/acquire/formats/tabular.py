@@ -75,8 +75,8 @@ class Staged:
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
-    found = con.execute("SELECT count(*) FROM src").fetchone()
-    return int(found[0]) if found else 0
+    found = con.execute("SELECT count(*) FROM src").fetchall()  # fetchall: leaves no open result
+    return int(found[0][0]) if found else 0
 
 
 def _codec(options: dict[str, Any]) -> str:

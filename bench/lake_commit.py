@@ -1,0 +1,83 @@
+"""Benchmark: cost of one Iceberg commit (``Lake.append``) as a table's snapshots accumulate.
+
+Ours: ``Lake.append`` (cached table, one metadata build per change). Anchor, in the same run and on
+the same table: stock pyiceberg, ``catalog.load_table(ident).append(rows)``. Both append the same
+3-row batches of the ``declaration`` record kind to a SQLite-catalog lake. Prints seconds per
+append at each snapshot count, the ratio anchor/ours, then the cost after ``Lake.maintain``.
+
+    .venv/bin/python bench/lake_commit.py [--at 10 100 500] [--n 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from sciti.lake import Lake
+from sciti.model.schema import get_kind
+
+
+def batch(schema: pa.Schema, i: int) -> pa.Table:
+    text = [f"v{i}-{r}" for r in range(3)]
+    cols = [pa.array(text, f.type) if pa.types.is_string(f.type) else pa.nulls(3, f.type) for f in schema]
+    cols[schema.get_field_index("batch_id")] = pa.array([f"b{i}"] * 3, pa.string())
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def per_append(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--at", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--n", type=int, default=5, help="appends timed at each point")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.at, args.n = [10, 50], 2
+    kind = get_kind("declaration")
+    schema = kind.arrow_schema()
+    root = Path(tempfile.mkdtemp(prefix="sciti-bench-"))
+    lake = Lake(f"sqlite:///{root}/catalog.db", f"file://{root}/warehouse")
+    lake.ensure_zones()
+    lake.ensure_table(kind.ident, schema)
+    counter = iter(range(10**9))
+
+    def ours() -> None:
+        i = next(counter)
+        lake.append(kind.ident, batch(schema, i), batch_id=f"b{i}")
+
+    def anchor() -> None:
+        i = next(counter)
+        lake.catalog.load_table(kind.ident).append(batch(schema, i), snapshot_properties={"b": str(i)})
+
+    print(f"{'snapshots':>9} {'ours s/append':>14} {'pyiceberg s/append':>19} {'ratio':>6}")
+    for target in args.at:
+        while len(lake.table(kind.ident).metadata.snapshots) < target:
+            ours()
+        a = per_append(anchor, args.n)
+        o = per_append(ours, args.n)
+        print(f"{target:>9} {o:>14.3f} {a:>19.3f} {a / o:>6.1f}", flush=True)
+    result = lake.maintain(kind.ident, keep_days=0, keep_last=50)
+    o = per_append(ours, args.n)
+    a = per_append(anchor, args.n)
+    print(
+        f"after maintain (expired {result.expired}, {result.snapshots_left} left, "
+        f"{result.compact.files_before}->{result.compact.files_after} files): "
+        f"ours {o:.3f} s/append, pyiceberg {a:.3f} s/append, ratio {a / o:.1f}"
+    )
+    t0 = time.perf_counter()
+    found = lake.has_batch(kind.ident, "b1")
+    print(f"has_batch of an expired batch: {found} in {time.perf_counter() - t0:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""sciti CLI: lake upkeep (``sciti lake maintain``): compact small files, expire old snapshots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from sciti.cli.common import console, err_console, fail, lake
+from sciti.errors import SCITIError
+from sciti.lake.catalog import KEEP_DAYS, KEEP_LAST
+
+
+def maintain(
+    table: Annotated[
+        list[str] | None,
+        typer.Option("--table", "-t", help="Table (zone.name); repeat for several. Default: every table."),
+    ] = None,
+    keep_days: Annotated[
+        float,
+        typer.Option("--keep-days", min=0, help="Keep snapshots (time travel) this many days back."),
+    ] = KEEP_DAYS,
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", min=1, help="Always keep at least this many newest snapshots.")
+    ] = KEEP_LAST,
+    target_rows: Annotated[
+        int, typer.Option("--target-rows", min=1, help="Rows per data file after compaction.")
+    ] = 1_000_000,
+) -> None:
+    """Compact small files and expire snapshots older than the retention, table by table.
+
+    Run it periodically (e.g. nightly): every snapshot kept makes the next commit slower, and
+    time travel reaches back only as far as the snapshots kept.
+    """
+    the_lake = lake()
+    try:
+        idents = table or [info.ident for info in the_lake.list_tables()]
+    except SCITIError as exc:
+        fail(exc)
+    out = RichTable("table", "files before", "files after", "snapshots expired", "snapshots kept")
+    failed = 0
+    for ident in idents:
+        try:
+            result = the_lake.maintain(
+                ident, keep_days=keep_days, keep_last=keep_last, target_file_rows=target_rows
+            )
+        except SCITIError as exc:  # one bad table does not stop the others
+            err_console.print(f"[red]{ident}:[/] {exc}", highlight=False)
+            failed += 1
+            continue
+        out.add_row(
+            ident,
+            str(result.compact.files_before),
+            str(result.compact.files_after),
+            str(result.expired),
+            str(result.snapshots_left),
+        )
+    if out.row_count:
+        console.print(out)
+    if failed:
+        fail(f"{failed} of {len(idents)} tables could not be maintained (see above)")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Lake upkeep: compaction and snapshot expiry.", no_args_is_help=True)
+    group.command("maintain")(maintain)
+    app.add_typer(group, name="lake")
