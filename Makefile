@@ -6,12 +6,18 @@ STAMP  := $(VENV)/.installed
 SHARED ?= ../shared/data
 export SCITI_CODELISTS_DIR ?= $(SHARED)/codelists
 
+# pipefail: a failing step fails the target even when its output is filtered.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -ec
+# The package index's per-package notices are noise for a newcomer; real errors still show.
+QUIET_PIP := grep -v '^WARNING: Location' || true
+
 .PHONY: run test lint bench venv clean migration
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | { $(QUIET_PIP); }
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -65,7 +65,7 @@ def _totals(results: list[BatchResult], shown: int) -> str:
     text = ", ".join(f"{n} {st}" for st, n in statuses.items() if n)
     text += f" · received {received:,} = stored {stored:,} + quarantined {quarantined:,}"
     if shown < len(results):
-        text += f" · {len(results) - shown} clean batches not listed (sciti batches shows all)"
+        text += f" · {len(results) - shown} more not listed (`sciti batches` shows all)"
     return text
 
 
