@@ -26,6 +26,7 @@ run: $(STAMP)
 	$(BIN)/sciti init --if-missing
 	$(BIN)/sciti ingest kcs $(SHARED)/kcs/train.csv $(SHARED)/kcs/valid.csv
 	$(BIN)/sciti ingest wco-dec $(SHARED)/wco/samples
+	$(BIN)/sciti lake maintain
 	$(BIN)/sciti serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
