@@ -466,21 +466,7 @@ def _insert_quarantine(
         f"INSERT INTO {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(QUARANTINE_COLUMNS))})"
     )
-    rows = [
-        (
-            batch_id,
-            connector.name,
-            connector.source,
-            r.locator,
-            r.field,
-            r.reason,
-            r.raw,
-            orjson.dumps(r.details).decode(),
-            "open",
-            now,
-        )
-        for r in rejects
-    ]
+    rows = [_quarantine_row(batch_id, connector, r, now) for r in rejects]
     for start in range(0, len(rows), QUARANTINE_CHUNK):
         conn.exec_driver_sql(sql, rows[start : start + QUARANTINE_CHUNK])
 
@@ -491,20 +477,14 @@ def _copy_quarantine(conn: Any, batch_id: str, connector: Connector, rejects: li
     sql = f"COPY {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) FROM STDIN"
     with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
         for r in rejects:
-            copy.write_row(
-                (
-                    batch_id,
-                    connector.name,
-                    connector.source,
-                    r.locator,
-                    r.field,
-                    r.reason,
-                    r.raw,
-                    orjson.dumps(r.details).decode(),
-                    "open",
-                    now,
-                )
-            )
+            copy.write_row(_quarantine_row(batch_id, connector, r, now))
+
+
+def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) -> tuple:
+    """One quarantine row in QUARANTINE_COLUMNS order."""
+    details = orjson.dumps(r.details).decode()
+    source = (batch_id, connector.name, connector.source)
+    return (*source, r.locator, r.field, r.reason, r.raw, details, "open", now)
 
 
 def _clear_stale_spool(spool: Path) -> None:
