@@ -19,13 +19,14 @@ Usage: python bench/parse_edifact.py [--messages N] [--passes N] [--quick]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import random
 import sys
 import time
 import types
 from pathlib import Path
+
+from harness import report_two, timed, two_processes
 
 from sciti.acquire.formats.edifact import Separators, load_directory, read, tokenize
 from sciti.acquire.formats.edifact.syntax import gc_paused
@@ -187,13 +188,6 @@ def _worker(passes: int) -> tuple[int, float]:
     return n, time.process_time() - start
 
 
-def timed(fn, *args) -> tuple[int, float, float]:
-    """(count, wall seconds, CPU seconds of this process)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    n = fn(*args)
-    return n, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=4_000, help="messages generated (default 4,000)")
@@ -227,24 +221,8 @@ def main() -> int:
         f"  ({one / floor:.2f}x tokenise-only)"
     )
 
-    workers = 2
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(files,)) as pool:
-        pool.map(_worker, [0] * workers, chunksize=1)  # warm up: imports done, directories loaded
-        start = time.perf_counter()
-        results = pool.map(_worker, [passes] * workers, chunksize=1)
-        wall = time.perf_counter() - start
-    n = sum(r[0] for r in results)
-    two_wall, two = n / wall, n / max(r[1] for r in results)
-    print(
-        f"ours    tokenise+validate+map, {workers} procs: {two_wall:9,.0f} /s wall  {two:9,.0f} /s CPU"
-        f"  (cores: {os.cpu_count()}, load average now {os.getloadavg()[0]:.1f})"
-    )
-    verdict = "meets" if two >= GOAL_PER_SECOND else "BELOW"
-    print(
-        f"goal    {GOAL_PER_SECOND:,} messages/s on 2 cores -> ratio ours/goal = "
-        f"{two / GOAL_PER_SECOND:.2f} by CPU time ({verdict} the goal), "
-        f"{two_wall / GOAL_PER_SECOND:.2f} by wall clock"
-    )
+    wall_rate, cpu_rate = two_processes(_init_worker, (files,), _worker, passes)
+    report_two("tokenise+validate+map", "messages", GOAL_PER_SECOND, wall_rate, cpu_rate)
     return 0
 
 

@@ -18,13 +18,13 @@ Usage: python bench/parse_wco.py [--passes N] [--quick]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
 import types
 from pathlib import Path
 
+from harness import report_two, timed, two_processes
 from lxml import etree
 
 from sciti.acquire.formats.wco_xml import _parser, load_schema, read
@@ -86,13 +86,6 @@ def _worker(passes: int) -> tuple[int, float]:
     return n, time.process_time() - start
 
 
-def timed(fn, *args) -> tuple[int, float, float]:
-    """(count, wall seconds, CPU seconds of this process)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    n = fn(*args)
-    return n, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", type=int, default=20, help="passes over the samples (default 20)")
@@ -122,24 +115,8 @@ def main() -> int:
         f"  ({one / floor:.2f}x parse-only)"
     )
 
-    workers = 2
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(docs,)) as pool:
-        pool.map(_worker, [1] * workers, chunksize=1)  # warm up: imports done, schema compiled
-        start = time.perf_counter()
-        results = pool.map(_worker, [passes] * workers, chunksize=1)
-        wall = time.perf_counter() - start
-    n = sum(r[0] for r in results)
-    two_wall, two = n / wall, n / max(r[1] for r in results)
-    print(
-        f"ours    parse+validate+map, {workers} procs : {two_wall:9,.0f} /s wall  {two:9,.0f} /s CPU"
-        f"  (cores: {os.cpu_count()}, load average now {os.getloadavg()[0]:.1f})"
-    )
-    verdict = "meets" if two >= GOAL_PER_SECOND else "BELOW"
-    print(
-        f"goal    {GOAL_PER_SECOND:,} declarations/s on 2 cores -> ratio ours/goal = "
-        f"{two / GOAL_PER_SECOND:.2f} by CPU time ({verdict} the goal), "
-        f"{two_wall / GOAL_PER_SECOND:.2f} by wall clock"
-    )
+    wall_rate, cpu_rate = two_processes(_init_worker, (docs,), _worker, passes)
+    report_two("parse+validate+map", "declarations", GOAL_PER_SECOND, wall_rate, cpu_rate)
     return 0
 
 

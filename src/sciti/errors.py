@@ -12,11 +12,15 @@ class SCITIError(Exception):
 
     code = "sciti_error"
     http_status = 500
+    # Subclasses with one fixed meaning set these instead of overriding __init__.
+    default_message = "SCITI could not complete the request"
+    default_remedy: str | None = None
 
-    def __init__(self, message: str, *, remedy: str | None = None, details: dict | None = None):
+    def __init__(self, message: str | None = None, *, remedy: str | None = None, details: dict | None = None):
+        message = message or self.default_message
         super().__init__(message)
         self.message = message
-        self.remedy = remedy
+        self.remedy = remedy or self.default_remedy
         self.details = details or {}
 
     def __str__(self) -> str:

@@ -14,21 +14,18 @@ class AuthenticationRequired(AccessError):
     code = "authentication_required"
     http_status = 401
 
-    def __init__(self, message: str = "this endpoint needs a bearer token", **kw):
-        kw.setdefault(
-            "remedy",
-            "get a token with POST /api/v1/auth/token (or `sciti user token NAME`) and send it as "
-            "'Authorization: Bearer <token>'",
-        )
-        super().__init__(message, **kw)
+    default_message = "this endpoint needs a bearer token"
+    default_remedy = (
+        "get a token with POST /api/v1/auth/token (or `sciti user token NAME`) and send it as "
+        "'Authorization: Bearer <token>'"
+    )
 
 
 class InvalidToken(AuthenticationRequired):
     code = "invalid_token"
 
-    def __init__(self, message: str = "the bearer token is unknown, expired or revoked", **kw):
-        kw.setdefault("remedy", "log in again with POST /api/v1/auth/token to get a new token")
-        super().__init__(message, **kw)
+    default_message = "the bearer token is unknown, expired or revoked"
+    default_remedy = "log in again with POST /api/v1/auth/token to get a new token"
 
 
 class InvalidCredentials(AccessError):
@@ -37,27 +34,23 @@ class InvalidCredentials(AccessError):
     code = "invalid_credentials"
     http_status = 401
 
-    def __init__(
-        self, message: str = "username or password is incorrect, or the account is locked or disabled", **kw
-    ):
-        kw.setdefault(
-            "remedy",
-            "check the username and password; after 10 failed attempts an account is locked for 15 "
-            "minutes; ask an administrator if it persists",
-        )
-        super().__init__(message, **kw)
+    default_message = "username or password is incorrect, or the account is locked or disabled"
+    default_remedy = (
+        "check the username and password; after 10 failed attempts an account is locked for 15 "
+        "minutes; ask an administrator if it persists"
+    )
 
 
 class PasswordChangeRequired(AccessError):
     code = "password_change_required"
     http_status = 403
 
+    default_remedy = (
+        "set your own password with POST /api/v1/auth/password "
+        '{"username": ..., "current_password": ..., "new_password": ...}, then log in again'
+    )
+
     def __init__(self, username: str, **kw):
-        kw.setdefault(
-            "remedy",
-            "set your own password with POST /api/v1/auth/password "
-            '{"username": ..., "current_password": ..., "new_password": ...}, then log in again',
-        )
         super().__init__(f"user {username!r} must change the one-time password before logging in", **kw)
 
 
