@@ -1,6 +1,6 @@
 """Allow/deny table: every protected endpoint x every role. A new endpoint without a row fails.
 
-Issue 5 extends this table (need-to-know, masking, row-level rules); keep it the one place.
+The table is split by area (tests/api/allowed/*.py) and merged into one; keep it the one place.
 """
 
 from __future__ import annotations
@@ -12,30 +12,11 @@ import pytest
 from sciti.access import all_roles
 from sciti.api.app import PUBLIC_PATHS
 from sciti.api.routes import served_routes
+from tests.api.allowed import merged
 from tests.api.conftest import bearer, make_client, token_factory
 
-EVERYONE = frozenset(all_roles())
-READERS = EVERYONE - {"partner", "monitoring"}
-QUERY = frozenset(
-    {"analyst", "targeting_officer", "supervisor", "data_engineer", "security_officer", "administrator"}
-)
-DATA = frozenset({"data_engineer", "administrator"})
-METRICS = frozenset({"data_engineer", "security_officer", "administrator", "monitoring"})
-
-# (method, path) -> roles allowed. Everyone else gets 403.
-ALLOWED: dict[tuple[str, str], frozenset[str]] = {
-    ("POST", "/api/v1/auth/password"): EVERYONE,
-    ("POST", "/api/v1/auth/logout"): EVERYONE,
-    ("GET", "/api/v1/me"): EVERYONE,
-    ("GET", "/api/v1/batches"): READERS,
-    ("GET", "/api/v1/batches/{batch_id}"): READERS,
-    ("GET", "/api/v1/quarantine"): DATA,
-    ("GET", "/api/v1/quarantine/{record_id}"): DATA,
-    ("POST", "/api/v1/quarantine/{record_id}/resubmit"): DATA,
-    ("POST", "/api/v1/sql"): QUERY,
-    ("POST", "/api/v1/ingest/{source}"): DATA,
-    ("GET", "/metrics"): METRICS,
-}
+# (method, path) -> roles allowed, one module per area under tests/api/allowed/. Others get 403.
+ALLOWED = merged()
 
 
 def _routes(settings):

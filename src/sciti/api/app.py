@@ -38,6 +38,9 @@ PUBLIC_PATHS = frozenset(
     }
 )
 
+# Routers of later capabilities, included when their module exists (one file each).
+OPTIONAL_ROUTERS = ("risk", "rules", "models", "users", "mfa", "audit", "secrets", "privacy", "unmask")
+
 
 def _optional_module(name: str) -> Any | None:
     """A module other parts of SCITI provide, or None while it is not there."""
@@ -106,6 +109,11 @@ def create_app(settings: Settings | None = None, *, start_transports: bool = Tru
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, batches, quarantine, sql):
         api.include_router(module.router)
+    for name in OPTIONAL_ROUTERS:
+        module = _optional_module(f"sciti.api.routers.{name}")
+        if module is not None:
+            # Authentication enforced here as well, whatever the router itself declares.
+            api.include_router(module.router, dependencies=[Depends(current_principal)])
     ingest = _optional_module("sciti.api.routers.ingest")
     if ingest is not None:
         # Authentication enforced here as well, whatever the router itself declares.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import typer
+import importlib
+import importlib.util
 
-from sciti.cli import admin, data, demo, ingest, lake, server
+import typer
 
 app = typer.Typer(
     name="sciti",
@@ -13,8 +14,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (server, admin, ingest, data, lake, demo):
-    module.register(app)
+# One module per command group, each with ``register(app)``; listed here in help order.
+GROUPS = ("server", "admin", "ingest", "data", "lake", "demo", "risk", "audit", "secrets", "privacy")
+
+for _name in GROUPS:
+    _module = f"sciti.cli.{_name}"
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module).register(app)
 
 
 if __name__ == "__main__":

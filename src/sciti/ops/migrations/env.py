@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from sciti.ops.models import Base
+from sciti.ops import Base  # the package imports every table module
 
 config = context.config
 target_metadata = Base.metadata

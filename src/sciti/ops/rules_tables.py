@@ -1,0 +1,11 @@
+"""Risk rules: drafts, versions with history, four-eyes approvals, dry-run results.
+
+Tables here join ``Base.metadata`` because ``sciti.ops`` imports this module; run ``make migration``
+after a change (pre-release: the single initial migration is regenerated).
+"""
+
+from __future__ import annotations
+
+from sciti.ops.models import Base
+
+__all__ = ["Base"]
