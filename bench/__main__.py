@@ -18,6 +18,10 @@ BENCHES = [
     "lake_commit",
     "model_validate",
     "demo_generate",
+    "rule_dryrun",
+    "risk_batch",
+    "risk_assess_http",
+    "login",
 ]
 
 

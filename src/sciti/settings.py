@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,6 +71,33 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="Largest file accepted by HTTP push.")
 
+    # Secrets for other systems (decisions 0045-0047, docs/security-secrets.md).
+    secrets_backend: Literal["local", "openbao"] = Field(
+        "local",
+        description="Where connector and service credentials live: 'local' (encrypted in the ops DB) "
+        "or 'openbao' (OpenBao / HashiCorp Vault KV v2).",
+    )
+    secrets_key_file: Path | None = Field(
+        None, description="Master key of the local secrets store (0600). Default: <home>/keys/secrets.key."
+    )
+    secrets_cache_seconds: float = Field(
+        30.0, ge=0, description="How long a resolved secret is reused before the store is asked again."
+    )
+    openbao_url: str = Field("http://127.0.0.1:8200", description="OpenBao / Vault address.")
+    openbao_token: SecretStr | None = Field(
+        None, description="OpenBao token (prefer SCITI_OPENBAO_TOKEN or openbao_token_file)."
+    )
+    openbao_token_file: Path | None = Field(None, description="File holding the OpenBao token (0600).")
+    openbao_mount: str = Field("secret", description="Mount point of the KV version 2 engine.")
+    openbao_prefix: str = Field("sciti", description="Path under the mount where SCITI keeps its secrets.")
+    openbao_ca_file: Path | None = Field(None, description="CA bundle to verify the OpenBao TLS certificate.")
+    retention_file: Path | None = Field(
+        None, description="Retention rules per record kind (YAML). Default: the rules shipped with SCITI."
+    )
+    retention_every_hours: float = Field(
+        24.0, ge=0, description="How often the server runs personal-data retention (0: never; use cron)."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -101,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def resolved_drop_dir(self) -> Path:
         return self.drop_dir or self.home / "drop"
+
+    @property
+    def resolved_secrets_key_file(self) -> Path:
+        return self.secrets_key_file or self.home / "keys" / "secrets.key"
 
 
 @lru_cache(maxsize=1)

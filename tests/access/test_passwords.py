@@ -72,8 +72,25 @@ def test_check_password_raises_with_every_problem():
 
 def test_blocklist_is_loaded_from_data():
     words = blocklist()
-    assert "password" in words and "qwertyuiop" in words and len(words) > 100
+    assert "password" in words and "qwertyuiop" in words and len(words) > 5000
     assert not any(w.startswith("#") for w in words)
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "P@ssw0rd2024!",  # leet spelling, edge noise
+        "monkeymonkey",  # doubled word
+        "1qaz2wsx3edc",  # keyboard walk
+        "ILoveJennifer",  # "ilove" + a common name
+        "Customs@2025!!",  # context word of the platform
+        "qwerty123456",
+        "Barcelona1899",
+        "mypasswordis",
+    ],
+)
+def test_common_patterns_are_refused(password):
+    assert "it is a commonly used or breached password" in password_problems(password)
 
 
 def test_one_time_passwords_are_random_and_pass_the_rules():

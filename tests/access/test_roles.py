@@ -15,6 +15,7 @@ ROLES = [
     "security_officer",
     "administrator",
     "partner",
+    "clearance_system",
     "monitoring",
 ]
 
@@ -29,8 +30,14 @@ def test_the_roles_of_the_platform_exist():
         (["viewer"], {"batches.read"}, {"sql.query", "quarantine.read", "metrics", "users.manage"}),
         (["analyst"], {"batches.read", "sql.query"}, {"quarantine.read", "ingest.push", "users.manage"}),
         (["data_engineer"], {"quarantine.resubmit", "ingest.push", "metrics"}, {"users.manage"}),
-        (["administrator"], set(all_permissions()), set()),
-        (["partner"], set(), set(all_permissions())),
+        # the administrator runs the platform but does not read intelligence or approve rules
+        (
+            ["administrator"],
+            {"users.manage", "secrets.manage", "audit.read"},
+            {"intel.read", "rules.approve"},
+        ),
+        (["partner"], {"exchange.partner"}, set(all_permissions()) - {"exchange.partner"}),
+        (["clearance_system"], {"risk.assess"}, set(all_permissions()) - {"risk.assess"}),
         (["monitoring"], {"metrics"}, set(all_permissions()) - {"metrics"}),
         (["viewer", "monitoring"], {"batches.read", "metrics"}, {"sql.query"}),
         (["no-such-role"], set(), set(all_permissions())),

@@ -104,16 +104,16 @@ def test_as_of_a_snapshot_reads_the_past(client, lake_rows, analyst):
 
 
 BAD_SQL = [
-    "SELECT * FROM std.no_such_table_here",
-    "DROP TABLE std.api_sql_demo",
-    "SELEC nonsense",
-    "SELECT 1; SELECT 2",
+    ("SELECT * FROM std.no_such_table_here", 400, "query_error"),
+    ("DROP TABLE std.api_sql_demo", 400, "sql_refused"),
+    ("SELEC nonsense", 400, "sql_refused"),
+    ("SELECT 1; SELECT 2", 400, "sql_refused"),
+    ("SELECT * FROM read_parquet('x.parquet')", 400, "sql_refused"),
+    ("SELECT * FROM raw.anything", 403, "table_not_readable"),
 ]
 
 
-def test_bad_sql_is_a_400_with_a_reason(client, lake_rows, analyst):
-    for sql in BAD_SQL:
-        err = assert_envelope(
-            client.post("/api/v1/sql", headers=analyst, json={"sql": sql}), 400, "query_error"
-        )
+def test_bad_sql_is_refused_with_a_reason(client, lake_rows, analyst):
+    for sql, status, code in BAD_SQL:
+        err = assert_envelope(client.post("/api/v1/sql", headers=analyst, json={"sql": sql}), status, code)
         assert err["remedy"], sql

@@ -29,6 +29,7 @@ def instance(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SCITI_CATALOG_URI", s.resolved_catalog_uri)
     get_settings.cache_clear()
     open_lake.cache_clear()
+    _engineer(monkeypatch)
     lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
     lake.ensure_table("std.decl", SCHEMA)
     lake.append(
@@ -38,6 +39,18 @@ def instance(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     yield lake
     get_settings.cache_clear()
     open_lake.cache_clear()
+
+
+def _engineer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sciti sql` runs as a user: a data engineer, through SCITI_USER."""
+    from sciti.access import create_user
+    from sciti.ops import migrate, session_scope
+
+    url = get_settings().resolved_ops_db_url
+    migrate(url)
+    with session_scope(url) as session:
+        create_user(session, "engineer", ["data_engineer"], service=True)
+    monkeypatch.setenv("SCITI_USER", "engineer")
 
 
 runner = CliRunner()

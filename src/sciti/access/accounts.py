@@ -1,8 +1,7 @@
-"""Local accounts and bearer tokens, on the operational database.
+"""Local accounts and bearer tokens, on the operational database (logging in is ``login.py``).
 
 Functions take an open SQLAlchemy ``Session`` (from ``sciti.ops.session_scope``) so the API, the
-CLI and later features compose them in one transaction. Two of them commit on their own before
-raising, on purpose: a failed login must be counted even though the caller's transaction fails.
+CLI and later features compose them in one transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,21 +20,16 @@ from sqlalchemy.orm import Session
 
 from sciti.access.errors import (
     AccountError,
-    InvalidCredentials,
     InvalidToken,
-    PasswordChangeRequired,
-    WeakPassword,
 )
 from sciti.access.passwords import (
-    burn_verify,
     check_password,
     hash_password,
-    needs_rehash,
     one_time_password,
-    verify_password,
 )
 from sciti.access.roles import permissions_of, validate_roles
 from sciti.ops import ApiToken, User
+from sciti.ops.account_tables import BrowserSession
 
 LOCK_AFTER_FAILURES = 10
 LOCK_MINUTES = 15
@@ -42,6 +38,10 @@ TOKEN_PREFIX = "sciti_"  # noqa: S105 (not a secret)
 _TOKEN_SHAPE = re.compile(r"^sciti_[A-Za-z0-9_-]{43}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,149}$")
 _TOUCH_EVERY = timedelta(seconds=60)  # write last_used_at at most this often per token
+# How long a resolved bearer token is trusted without asking the database again. A revocation made
+# in this process clears the cache at once; one made elsewhere (the CLI, another worker) takes
+# effect within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Principal:
     permissions: frozenset[str]
     token_id: int | None = None
     token_expires_at: datetime | None = None
+    session_id: int | None = None  # set when the caller came with the browser session cookie
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -97,6 +98,12 @@ def normalise_username(username: str) -> str:
             remedy="use 2-150 characters: letters, digits and . _ @ -, starting with a letter or digit",
         )
     return name
+
+
+def account_usable(user: User, now: datetime) -> bool:
+    """Not disabled and not past its account expiry date."""
+    expires = as_utc(user.expires_at)
+    return not user.disabled and (expires is None or expires > now)
 
 
 def find_user(session: Session, username: str) -> User | None:
@@ -176,76 +183,8 @@ def set_disabled(session: Session, username: str, disabled: bool = True) -> int:
     """Disable (or enable) an account. Disabling revokes its tokens; returns how many."""
     user = get_user(session, username)
     user.disabled = disabled
+    TOKEN_CACHE.clear()
     return revoke_user_tokens(session, user.id) if disabled else 0
-
-
-def authenticate(
-    session: Session,
-    username: str,
-    password: str,
-    *,
-    now: datetime | None = None,
-    allow_password_change: bool = False,
-) -> User:
-    """Check a username and password, counting failures and locking the account after too many.
-
-    Every refusal raises the same InvalidCredentials, so a caller cannot tell an unknown user from
-    a wrong password or a locked account. A correct password on an account that must change it
-    raises PasswordChangeRequired unless ``allow_password_change`` (the change-password path).
-    Commits the session before raising, so failure counts survive the caller's rollback.
-    """
-    now = now or now_utc()
-    user = find_user(session, username)
-    locked_until = as_utc(user.locked_until) if user else None
-    if user is None or user.disabled or user.password_hash is None or (locked_until and locked_until > now):
-        burn_verify(password)  # same cost as a real check: timing reveals nothing either
-        raise InvalidCredentials()
-    if not verify_password(user.password_hash, password):
-        _count_failure(session, user.id, now)
-        session.commit()
-        raise InvalidCredentials()
-    user.failed_logins = 0
-    user.locked_until = None
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    if user.must_change_password and not allow_password_change:
-        session.commit()
-        raise PasswordChangeRequired(user.username)
-    return user
-
-
-def _count_failure(session: Session, user_id: int, now: datetime) -> None:
-    # One atomic UPDATE: concurrent wrong guesses each count, none is lost to a read-modify-write.
-    failures = session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(failed_logins=User.failed_logins + 1)
-        .returning(User.failed_logins)
-    ).scalar_one()
-    if failures >= LOCK_AFTER_FAILURES:
-        session.execute(
-            update(User)
-            .where(User.id == user_id)
-            .values(failed_logins=0, locked_until=now + timedelta(minutes=LOCK_MINUTES))
-        )
-    session.expire_all()
-
-
-def change_password(
-    session: Session, username: str, current_password: str, new_password: str, *, now: datetime | None = None
-) -> User:
-    """A user sets their own password (also the way out of a one-time password). Revokes tokens."""
-    user = authenticate(session, username, current_password, now=now, allow_password_change=True)
-    if new_password == current_password:
-        raise WeakPassword(
-            "password refused: the new password is the same as the current one",
-            remedy="choose a different passphrase",
-        )
-    check_password(new_password, username=user.username)
-    user.password_hash = hash_password(new_password)
-    user.must_change_password = False
-    revoke_user_tokens(session, user.id, now=now)
-    return user
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -271,18 +210,11 @@ def issue_token(
     return IssuedToken(token=token, token_id=row.id, username=user.username, expires_at=row.expires_at)
 
 
-def login(
-    session: Session, username: str, password: str, ttl_minutes: int, *, now: datetime | None = None
-) -> IssuedToken:
-    """Password login: authenticate, then issue a token labelled as a login."""
-    now = now or now_utc()
-    user = authenticate(session, username, password, now=now)
-    user.last_login_at = now
-    return issue_token(session, user, ttl_minutes, label="login", now=now)
-
-
-def principal_of(user: User, token: ApiToken | None = None) -> Principal:
+def principal_of(
+    user: User, token: ApiToken | None = None, *, session_row: BrowserSession | None = None
+) -> Principal:
     roles = tuple(user.roles or ())
+    expires = token.expires_at if token else (session_row.expires_at if session_row else None)
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -291,7 +223,8 @@ def principal_of(user: User, token: ApiToken | None = None) -> Principal:
         office_code=user.office_code,
         permissions=permissions_of(roles),
         token_id=token.id if token else None,
-        token_expires_at=as_utc(token.expires_at) if token else None,
+        token_expires_at=as_utc(expires),
+        session_id=session_row.id if session_row else None,
     )
 
 
@@ -309,7 +242,7 @@ def resolve_token(session: Session, token: str, *, now: datetime | None = None) 
         raise InvalidToken()
     tok, user = row
     expires = as_utc(tok.expires_at)
-    if tok.revoked_at is not None or user.disabled or expires is None or expires <= now:
+    if tok.revoked_at is not None or not account_usable(user, now) or expires is None or expires <= now:
         raise InvalidToken()
     last = as_utc(tok.last_used_at)
     if last is None or now - last > _TOUCH_EVERY:
@@ -317,8 +250,52 @@ def resolve_token(session: Session, token: str, *, now: datetime | None = None) 
     return principal_of(user, tok)
 
 
+class TokenCache:
+    """Principals of recently resolved bearer tokens, for ``TOKEN_CACHE_SECONDS``, per database.
+
+    Keyed by the token's SHA-256 (the token itself is not kept). An entry is dropped when its
+    time is up or the token expires, whichever comes first.
+    """
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS, max_entries: int = 10_000):
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, Principal]] = {}
+
+    def get(self, db_url: str, token: str) -> Principal | None:
+        key = (db_url, token_hash(token))
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        until, principal = entry
+        expires = principal.token_expires_at
+        if time.monotonic() >= until or (expires is not None and expires <= now_utc()):
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return principal
+
+    def put(self, db_url: str, token: str, principal: Principal) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # many distinct tokens at once: start again rather than grow
+            self._entries[(db_url, token_hash(token))] = (time.monotonic() + self.seconds, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+TOKEN_CACHE = TokenCache()
+
+
 def revoke_token(session: Session, token_id: int, *, now: datetime | None = None) -> bool:
     """Revoke one token; False if it was already revoked or does not exist."""
+    TOKEN_CACHE.clear()
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
@@ -328,11 +305,18 @@ def revoke_token(session: Session, token_id: int, *, now: datetime | None = None
 
 
 def revoke_user_tokens(session: Session, user_id: int, *, now: datetime | None = None) -> int:
-    """Revoke every live token of a user; returns how many."""
+    """Revoke every live token and end every browser session of a user; returns how many tokens."""
+    TOKEN_CACHE.clear()
+    now = now or now_utc()
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now or now_utc())
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.user_id == user_id, BrowserSession.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

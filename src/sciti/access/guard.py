@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
-from sciti.access.accounts import Principal, resolve_token
+from sciti.access.accounts import TOKEN_CACHE, Principal, resolve_token
 from sciti.access.errors import AuthenticationRequired, PermissionDenied
 from sciti.access.roles import check_permission_name
+from sciti.access.sessions import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, resolve_session
 from sciti.ops import session_scope
 from sciti.settings import Settings
 
@@ -27,14 +29,48 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def optional_principal(request: Request, token: str | None = Depends(bearer_scheme)) -> Principal | None:
-    """The caller if a bearer token was sent (raising if it is invalid), else None."""
-    if not token:
+async def optional_principal(
+    request: Request, token: str | None = Depends(bearer_scheme)
+) -> Principal | None:
+    """The caller from a bearer token or the browser session cookie (raising if invalid), else None.
+
+    A bearer token wins when both are sent. With the cookie, a state-changing request must carry
+    the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``).
+    """
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not token and not session_id:
         return None
-    with session_scope(settings_of(request).resolved_ops_db_url) as session:
-        principal = resolve_token(session, token)
+    url = settings_of(request).resolved_ops_db_url
+    if token:  # a token resolved in the last few seconds needs no database (TOKEN_CACHE_SECONDS)
+        principal = TOKEN_CACHE.get(url, token) or await run_in_threadpool(_from_token, url, token)
+    else:
+        csrf = request.headers.get(CSRF_HEADER)
+        if csrf is None and request.method in UNSAFE_METHODS and _is_form(request):
+            value = (await request.form()).get(CSRF_FIELD)
+            csrf = value if isinstance(value, str) else None
+        principal = await run_in_threadpool(_from_session, url, session_id or "", request.method, csrf)
     request.state.principal = principal  # the access log names who made the request
     return principal
+
+
+def _is_form(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "")
+    return ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+def _from_token(url: str, token: str) -> Principal:
+    cached = TOKEN_CACHE.get(url, token)
+    if cached is not None:
+        return cached
+    with session_scope(url) as session:
+        principal = resolve_token(session, token)
+    TOKEN_CACHE.put(url, token, principal)
+    return principal
+
+
+def _from_session(url: str, session_id: str, method: str, csrf: str | None) -> Principal:
+    with session_scope(url) as session:
+        return resolve_session(session, session_id, method=method, csrf=csrf)
 
 
 def current_principal(principal: Principal | None = Depends(optional_principal)) -> Principal:

@@ -52,9 +52,25 @@ class Connector(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     kinds: list[str] = Field(default_factory=list)
     outputs: list[Output] = Field(default_factory=list)
-    secrets: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="alias -> name of a secret in the secrets store (never a value)"
+    )
     settings: dict[str, Any] = Field(default_factory=dict, description="transport-specific settings")
     folder: Path | None = Field(None, exclude=True)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from sciti.access.secrets import NAME
+
+        names = {alias: str(name).removeprefix("secret:").strip() for alias, name in value.items()}
+        for alias, name in names.items():
+            if not NAME.fullmatch(name):
+                raise ValueError(
+                    f"secrets.{alias} must name a secret in the store (e.g. kcs-db), never hold a value: "
+                    "store the value with `sciti secrets put NAME`"
+                )
+        return names
 
     @model_validator(mode="after")
     def _check(self) -> Connector:

@@ -1,11 +1,12 @@
 """Table-style mapping: staged source rows -> validated canonical rows per record kind, in DuckDB.
 
-All outputs of a connector are compiled into ONE statement over the staged table ``src``: the
-connector's expressions, the trimmed text of each, then the model's fast-path value and certainty
-per field (``sciti.model.sql``, generated from the kind's FieldDefs). Rows every output is certain
-of go straight to Parquet files with DuckDB ``COPY``; the few others are decided by the model's
-``validate_table`` (which also words the reason), so both paths give the model's outcome. A source
-row rejected by any output is quarantined once and stored by none.
+All outputs of a connector are compiled into ONE pass over the staged rows (``Staged.source``):
+the connector's expressions, the trimmed text of each, then the model's fast-path value and
+certainty per field (``sciti.model.sql``, generated from the kind's FieldDefs). Rows every output
+is certain of go straight to Parquet files with DuckDB ``COPY`` (with one output, from the pass
+itself: docs/decisions/0014); the few others are decided by the model's ``validate_table`` (which
+also words the reason), so both paths give the model's outcome. A source row rejected by any
+output is quarantined once and stored by none.
 """
 
 from __future__ import annotations
@@ -14,31 +15,30 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb.func as udf
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sciti.acquire.checks_sql import compile_checks, kept_column, kinds, output_select, value_columns
 from sciti.acquire.connector import Connector, Output
 from sciti.acquire.errors import AcquireError, ConnectorError
-from sciti.acquire.formats.tabular import Staged, quote_ident, sql_str
+from sciti.acquire.formats.tabular import ARROW_SOURCE, Staged, quote_ident, sql_str
 from sciti.acquire.items import Rejected
 from sciti.acquire.validation import Problem, decide_table, describe
-from sciti.model import PARENT_COLUMN, PROVENANCE_NAMES, RecordKind, get_kind
-from sciti.model.sql import (
-    SQL_TYPES,
-    bare_text_sql,
-    clean_text_sql,
-    code_tables,
-    field_sql,
-    key_text_sql,
-    needs_trim,
-    record_id_sql,
-)
+from sciti.model import RecordKind
+from sciti.model.sql import code_tables
+
+# Parquet dictionaries only for columns with at most this many distinct values per row group
+# (codes, countries, offices); identifiers and record ids are written plain. Building a dictionary
+# for a near-unique text column costs as much as the rest of the write.
+DICTIONARY_LIMIT = 2000
 
 
 @dataclass
@@ -61,88 +61,60 @@ class Target:
     field_ids: dict[str, int]
 
 
-def _col(prefix: str, i: int, name: str) -> str:
-    return quote_ident(f"{prefix}{i}_{name}")
+def _decide_suspects(
+    con: duckdb.DuckDBPyConnection, connector: Connector, lists: Any, bad: dict[int, list[Problem]]
+) -> pa.Table | None:
+    """Let the model decide the rows the fast path was not certain of.
 
-
-def _kinds(connector: Connector) -> list[tuple[int, Output, RecordKind]]:
-    found = []
-    for i, out in enumerate(connector.outputs):
-        kind = get_kind(out.kind)
-        for n in out.fields:
-            kind.field(n)  # an unknown field name is the connector's mistake: say so now
-        missing = [k for k in kind.key if k not in out.fields]
-        if missing:
-            raise ConnectorError(
-                f"output {kind.name} does not map key field {missing[0]!r}",
-                remedy=f"map every key field: {', '.join(kind.key)}",
-            )
-        found.append((i, out, kind))
-    return found
-
-
-def value_columns(
-    connector: Connector,
-) -> tuple[dict[str, str], dict[tuple[str, bool], str], dict[tuple[int, str], str]]:
-    """(expression -> its column ``r<k>``, (expression, trimmed) -> its text column ``t<k>`` or
-    ``u<k>``, (output, field) -> its value column in ``m``).
-
-    Outputs often map the same expression to fields of the same type (a declaration id goes to
-    three kinds): such fields share one column, so each distinct value is computed once.
+    Adds rejected rows to ``bad``; returns the accepted ones as a table shaped like ``m`` (typed by
+    the model), or None when there are none.
     """
-    sources: dict[str, str] = {}
-    texts: dict[tuple[str, bool], str] = {}
-    canon: dict[tuple[str, str], str] = {}
-    alias: dict[tuple[int, str], str] = {}
-    for i, out, kind in _kinds(connector):
-        for n, expr in out.fields.items():
-            r = sources.setdefault(expr, f"r{len(sources)}")
-            trim = needs_trim(kind.field(n))
-            t = texts.setdefault((expr, trim), f"{'t' if trim else 'u'}{r[1:]}")
-            value = field_sql(kind.field(n), quote_ident(t)).value
-            alias[(i, n)] = canon.setdefault((expr, value), f"v{i}_{n}")
-    return sources, texts, alias
-
-
-def compile_checks(connector: Connector, table: str = "m") -> str:
-    """CREATE TABLE ``table``: per source row ``__row``, ``__in<i>`` (output i applies), the typed
-    values (columns named by ``value_columns``) and ``__ok`` (every applying output is certain of
-    every field)."""
-    sources, texts, alias = value_columns(connector)
-    raw, text, typed, oks = ["rowid AS __row"], ["__row"], ["__row"], []
-    for expr, r in sources.items():
-        raw.append(f"({expr}) AS {quote_ident(r)}")
-    for (expr, trim), t in texts.items():
-        text.append(
-            f"{(clean_text_sql if trim else bare_text_sql)(quote_ident(sources[expr]))} AS {quote_ident(t)}"
+    outputs = kinds(connector)
+    sources, _, alias = value_columns(connector)
+    cols = [
+        "__row",
+        *(f"__in{i}" for i, _, _ in outputs),
+        *(quote_ident(kept_column(r)) for r in sources.values()),
+    ]
+    suspects = con.sql(f"SELECT {', '.join(cols)} FROM m WHERE NOT __ok ORDER BY 1").to_arrow_table()
+    if not suspects.num_rows:
+        return None
+    rows = suspects.column("__row").to_pylist()
+    known = set(bad)  # already rejected (unreadable bytes): their reason says it all
+    accepted: list[tuple[int, Output, pa.Table, pa.Array]] = []
+    for i, out, kind in outputs:
+        applies = pc.fill_null(suspects.column(f"__in{i}"), False)
+        index = pc.indices_nonzero(applies)
+        sub = pa.table(
+            {n: suspects.column(kept_column(sources[expr])).take(index) for n, expr in out.fields.items()}
         )
-    done: set[str] = set()
-    for i, out, kind in _kinds(connector):
-        into = f"__in{i}"
-        raw.append(f"coalesce(({out.where}), false) AS {into}" if out.where else f"true AS {into}")
-        text.append(into)
-        typed.append(into)
-        field_oks: list[str] = []
-        for n, expr in out.fields.items():
-            fs = field_sql(kind.field(n), quote_ident(texts[(expr, needs_trim(kind.field(n)))]))
-            if alias[(i, n)] not in done:
-                done.add(alias[(i, n)])
-                typed.append(f"{fs.value} AS {quote_ident(alias[(i, n)])}")
-            if fs.ok not in field_oks:
-                field_oks.append(fs.ok)
-        oks.append(f"(NOT {into} OR ({' AND '.join(field_oks) or 'true'}))")
-    typed.append(f"({' AND '.join(oks) or 'true'}) AS __ok")
-    return (
-        f"CREATE OR REPLACE TABLE {table} AS WITH a AS (SELECT {', '.join(raw)} FROM src), "
-        f"b AS (SELECT {', '.join(text)} FROM a) SELECT {', '.join(typed)} FROM b"
-    )
+        rejected, values = decide_table(kind, sub, lists)
+        for k, probs in rejected.items():
+            row = rows[index[k].as_py()]
+            if row not in known:
+                bad.setdefault(row, []).extend(probs)
+        accepted.append((i, out, values, index))
+    keep = [k for k, r in enumerate(rows) if r not in bad]
+    if not keep:
+        return None
+    columns: dict[str, pa.Array] = {"__row": pa.array([rows[k] for k in keep], pa.int64())}
+    for i, out, valid, index in accepted:
+        position = {idx: p for p, idx in enumerate(index.to_pylist())}
+        take = pa.array([position.get(k) for k in keep], pa.int64())
+        columns[f"__in{i}"] = pc.is_valid(take)
+        for n in out.fields:
+            values = valid.column(n).take(take)
+            name = alias[(i, n)]  # a shared column: rows outside this output take the other's value
+            columns[name] = pc.coalesce(columns[name], values) if name in columns else values
+    return pa.table(columns)
 
 
-def _run_checks(con: duckdb.DuckDBPyConnection, connector: Connector, staged: Staged) -> None:
-    """Run ``compile_checks``; for self-describing rows (JSON) a key no row has is a column of nulls."""
+def _bind(con: duckdb.DuckDBPyConnection, connector: Connector, staged: Staged, sql: str) -> None:
+    """Check that ``compile_checks``' SQL binds over the staged rows (without running it); for
+    self-describing rows (JSON) a key no row has is a column of nulls."""
     for _ in range(sum(len(o.fields) for o in connector.outputs) + 1):
         try:
-            con.execute(compile_checks(connector))
+            con.execute(f"EXPLAIN {sql}").fetchall()
             return
         except duckdb.BinderException as exc:
             missing = re.search(r'column "([^"]+)" not found', str(exc))
@@ -159,55 +131,93 @@ def _run_checks(con: duckdb.DuckDBPyConnection, connector: Connector, staged: St
                 ) from None
             con.execute(f"ALTER TABLE src ADD COLUMN {quote_ident(missing.group(1))} VARCHAR")
         except duckdb.Error as exc:
-            raise ConnectorError(
-                f"connector {connector.name}: the outputs cannot be computed: {exc}",
-                remedy=f"fix `outputs` in the connector; source columns are: {', '.join(staged.columns)}",
-            ) from None
+            raise _cannot_compute(connector, staged, exc) from None
 
 
-def _decide_suspects(
-    con: duckdb.DuckDBPyConnection, connector: Connector, lists: Any, bad: dict[int, list[Problem]]
-) -> pa.Table | None:
-    """Let the model decide the rows the fast path was not certain of.
+def _cannot_compute(connector: Connector, staged: Staged, exc: Exception) -> ConnectorError:
+    return ConnectorError(
+        f"connector {connector.name}: the outputs cannot be computed: {exc}",
+        remedy=f"fix `outputs` in the connector; source columns are: {', '.join(staged.columns)}",
+    )
 
-    Adds rejected rows to ``bad``; returns the accepted ones as a table shaped like ``m`` (typed by
-    the model), or None when there are none.
-    """
-    outputs = _kinds(connector)
-    cols = ["s.rowid AS __row"]
-    for i, out, _ in outputs:
-        cols.append(f"coalesce(({out.where}), false) AS __in{i}" if out.where else f"true AS __in{i}")
-        cols += [f"({expr}) AS {_col('r', i, n)}" for n, expr in out.fields.items()]
-    suspects = con.sql(
-        f"SELECT {', '.join(cols)} FROM src AS s SEMI JOIN (SELECT __row FROM m WHERE NOT __ok) AS q "
-        "ON s.rowid = q.__row ORDER BY 1"
-    ).to_arrow_table()
-    if not suspects.num_rows:
-        return None
-    rows = suspects.column("__row").to_pylist()
-    accepted: list[tuple[int, Output, pa.Table, pa.Array]] = []
-    for i, out, kind in outputs:
-        applies = pc.fill_null(suspects.column(f"__in{i}"), False)
-        index = pc.indices_nonzero(applies)
-        sub = pa.table({n: suspects.column(f"r{i}_{n}").take(index) for n in out.fields})
-        rejected, values = decide_table(kind, sub, lists)
-        for k, probs in rejected.items():
-            bad.setdefault(rows[index[k].as_py()], []).extend(probs)
-        accepted.append((i, out, values, index))
-    keep = [k for k, r in enumerate(rows) if r not in bad]
-    if not keep:
-        return None
-    *_, alias = value_columns(connector)
-    columns: dict[str, pa.Array] = {"__row": pa.array([rows[k] for k in keep], pa.int64())}
-    for i, out, valid, index in accepted:
-        position = {idx: p for p, idx in enumerate(index.to_pylist())}
-        take = pa.array([position.get(k) for k in keep], pa.int64())
-        columns[f"__in{i}"] = pc.is_valid(take)
-        for n in out.fields:
-            values = valid.column(n).take(take)
-            name = alias[(i, n)]  # a shared column: rows outside this output take the other's value
-            columns[name] = pc.coalesce(columns[name], values) if name in columns else values
-    return pa.table(columns)
+
+def _raw_sql(staged: Staged) -> str:
+    if staged.raw_sql:
+        return staged.raw_sql()
+    pairs = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns)
+    return f"to_json(struct_pack({pairs}))"
+
+
+def _run_checks(con: duckdb.DuckDBPyConnection, connector: Connector, staged: Staged) -> None:
+    """Materialise ``m`` (``compile_checks``) over the staged rows."""
+    sql = compile_checks(
+        connector,
+        source=staged.source,
+        raw=_raw_sql(staged),
+        suspect=staged.suspect_sql,
+        plain=staged.plain_columns,
+    )
+    _bind(con, connector, staged, sql)
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:
+        raise _cannot_compute(connector, staged, exc) from None
+
+
+def _direct_pass(
+    con: duckdb.DuckDBPyConnection,
+    connector: Connector,
+    staged: Staged,
+    write: Callable[[str, str], int],
+) -> str:
+    """The one-output fast path: ONE pass reads the staged rows, maps and checks them and writes
+    the rows the fast path is certain of straight to Parquet (``write(select_from, where)``). The
+    ordinals of the others (usually a handful) are handed to Python as they pass; returns a
+    relation of those rows' source columns (with ``__row``) for the model to decide."""
+    aside: list[pa.Array] = []
+
+    def keep_aside(rows: Any, ok: Any) -> pa.Array:
+        # DuckDB calls this only for the rows that are not certain (the OR below skips the others);
+        # ``ok`` keeps the outcome right however the filter is evaluated.
+        rows, ok = (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in (rows, ok))
+        aside.append(pc.filter(rows, pc.invert(pc.fill_null(ok, False))))
+        return pa.array(np.zeros(len(rows), dtype=bool))
+
+    con.create_function(
+        "sciti_aside",
+        keep_aside,
+        [duckdb.sqltype("BIGINT"), duckdb.sqltype("BOOLEAN")],
+        duckdb.sqltype("BOOLEAN"),
+        type=udf.PythonUDFType.ARROW,
+        null_handling=udf.FunctionNullHandling.SPECIAL,
+        side_effects=True,
+    )
+    try:
+        sql = compile_checks(
+            connector,
+            source=staged.source,
+            suspect=staged.suspect_sql,
+            select_only=True,
+            plain=staged.plain_columns,
+        )
+        _bind(con, connector, staged, sql)
+        try:
+            written = write(f"({sql})", "__ok OR sciti_aside(__row, __ok)")
+        except duckdb.Error as exc:
+            raise _cannot_compute(connector, staged, exc) from None
+    finally:
+        con.remove_function("sciti_aside")
+    ids = pa.concat_arrays(aside) if aside else pa.array([], pa.int64())
+    if written + len(ids) != staged.rows:  # every row is either written or handed over
+        raise AcquireError(
+            f"the mapping pass saw {written + len(ids)} rows of {staged.rows}",
+            remedy="report this as a bug; the batch was not committed and can be retried",
+        )
+    if staged.arrow is not None:  # ordinals are positions in the Arrow table: take them
+        con.register("aside_rows", staged.arrow.take(ids))
+        return "(SELECT * FROM aside_rows)"
+    con.register("aside_ids", pa.table({"__row": ids.cast(pa.int64())}))
+    return f"(SELECT s.* FROM {staged.source} AS s SEMI JOIN aside_ids AS a ON s.__row = a.__row)"
 
 
 def map_staged(
@@ -220,126 +230,82 @@ def map_staged(
     lists: Any,
     target: Callable[[str], Target],
 ) -> Mapped:
-    """Validate every output over ``src``; quarantine bad rows once; write each kind's valid rows
-    (with provenance) as one Parquet file into ``target(kind).folder``, not yet committed."""
+    """Validate every output over the staged rows; quarantine bad rows once; write each kind's valid
+    rows (with provenance) as Parquet files into ``target(kind).folder``, not yet committed.
+
+    One output over text columns (a CSV): one pass writes the certain rows and hands the others
+    over (``_direct_pass``). Otherwise the pass materialises ``m`` and each output is copied from
+    it. Either way the uncertain rows are decided by the model and the accepted ones written too.
+    """
     for name, table in code_tables(lists).items():
         con.register(name, table)
-    # Staging kept the source order (rowid = row ordinal); from here rows carry their ordinal.
+    # Rows carry their ordinal (``__row``), so no step needs insertion order.
     con.execute("SET preserve_insertion_order = false")
-    bad: dict[int, list[Problem]] = {row: [(r.field, r.reason)] for row, r in staged.rejected_rows.items()}
-    _run_checks(con, connector, staged)
-    fixed = _decide_suspects(con, connector, lists, bad)
+    outputs = kinds(connector)
     mapped = Mapped(received=staged.received)
     mapped.rejects = list(staged.rejects)
+
+    def write(i: int, out: Output, kind: RecordKind, relation: str, where: str) -> int:
+        goal = target(kind.name)
+        # One folder per write (batch id first): DuckDB writes one file per thread, in parallel.
+        folder = goal.folder / f"{batch_id}-{uuid.uuid4().hex[:12]}"
+        by_kind = {o.kind: (j, o) for j, o, _ in outputs}
+        select, columns = output_select(connector, kind, i, out, by_kind, staged, batch_id, ingested_at)
+        ids = ", ".join(f"{quote_ident(c)}: {goal.field_ids[c]}" for c in columns)
+        found = con.execute(
+            f"COPY (SELECT {select} FROM {relation} AS o WHERE {where}) TO {sql_str(str(folder))} "
+            f"(FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2, PER_THREAD_OUTPUT true, "
+            f"DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT}, "
+            f"FILENAME_PATTERN {sql_str(batch_id + '-{i}')}, FIELD_IDS {{{ids}}})"
+        ).fetchall()
+        count = int(found[0][0]) if found else 0
+        if count:
+            mapped.files.setdefault(kind.name, []).extend(sorted(str(p) for p in folder.glob("*.parquet")))
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        mapped.written[kind.name] = mapped.written.get(kind.name, 0) + count
+        return count
+
+    if len(outputs) == 1 and staged.all_text:
+        i, out, kind = outputs[0]
+        aside = _direct_pass(con, connector, staged, lambda rel, where: write(i, out, kind, rel, where))
+        _run_checks(con, connector, replace(staged, source=aside))  # the few uncertain rows as ``m``
+        _unstage(con, staged)
+    else:
+        _run_checks(con, connector, staged)
+        _unstage(con, staged)  # free the source rows before writing
+    bad: dict[int, list[Problem]] = {row: [(r.field, r.reason)] for row, r in staged.rejected_rows.items()}
+    fixed = _decide_suspects(con, connector, lists, bad)
     if bad:
         con.register("bad_rows", pa.table({"__row": pa.array(sorted(bad), pa.int64())}))
         mapped.rejects += _row_rejects(con, staged, bad)
     mapped.stored = staged.rows - len(bad)
-    con.execute("DROP TABLE src")  # free the source rows before writing
-    vals = "SELECT * FROM m WHERE __ok"
+    vals = "SELECT * EXCLUDE (__ok) FROM m WHERE __ok"
     if staged.rejected_rows:
         vals += " AND __row NOT IN (SELECT __row FROM bad_rows)"
     if fixed is not None:
         con.register("fixed_rows", fixed)
         vals = f"{vals} UNION ALL BY NAME SELECT * FROM fixed_rows"
-    outputs = {out.kind: (i, out) for i, out, _ in _kinds(connector)}
-    for i, out, kind in _kinds(connector):
-        goal = target(kind.name)
-        # One folder per write (batch id first): DuckDB writes one file per thread, in parallel.
-        folder = goal.folder / f"{batch_id}-{uuid.uuid4().hex[:12]}"
-        select = _output_select(connector, kind, i, out, outputs, staged, batch_id, ingested_at)
-        ids = ", ".join(f"{quote_ident(c)}: {goal.field_ids[c]}" for c in _columns(kind))
-        written = con.execute(
-            f"COPY (SELECT {select} FROM ({vals}) AS o WHERE __in{i}) TO {sql_str(str(folder))} "
-            f"(FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION V2, PER_THREAD_OUTPUT true, "
-            f"FILENAME_PATTERN {sql_str(batch_id + '-{i}')}, FIELD_IDS {{{ids}}})"
-        ).fetchall()
-        count = int(written[0][0]) if written else 0
-        if count:
-            files = sorted(str(p) for p in folder.glob("*.parquet"))
-            mapped.files.setdefault(kind.name, []).extend(files)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-        mapped.written[kind.name] = mapped.written.get(kind.name, 0) + count
+    for i, out, kind in outputs:
+        write(i, out, kind, f"({vals})", f"__in{i}")
     con.execute("DROP TABLE m")
     return mapped
 
 
-def _columns(kind: RecordKind) -> list[str]:
-    return [f.name for f in kind.arrow_schema()]
-
-
-def _output_select(
-    connector: Connector,
-    kind: RecordKind,
-    i: int,
-    out: Output,
-    outputs: dict[str, tuple[int, Output]],
-    staged: Staged,
-    batch_id: str,
-    ingested_at: datetime,
-) -> str:
-    """Every column of the kind's schema, in order: provenance, parent link, fields (NULL if unmapped)."""
-    source = connector.source
-    *_, alias = value_columns(connector)
-
-    def v(j: int, name: str) -> str:
-        return quote_ident(alias[(j, name)])
-
-    keys = [key_text_sql(kind.field(k), v(i, k)) for k in kind.key]
-    values = {
-        "record_id": record_id_sql(kind.name, source, keys),
-        "source": sql_str(source),
-        "batch_id": sql_str(batch_id),
-        "locator": staged.locator_sql("o.__row"),
-        "ingested_at": f"{sql_str(ingested_at.isoformat())}::TIMESTAMPTZ",
-    }
-    if kind.parent:
-        values[PARENT_COLUMN[0]] = _parent_sql(kind, i, out, outputs, source, v)
-    for f in kind.fields:
-        values[f.name] = v(i, f.name) if f.name in out.fields else f"NULL::{SQL_TYPES[f.type]}"
-    assert set(PROVENANCE_NAMES) <= set(values)
-    return ", ".join(f"{values[c]} AS {quote_ident(c)}" for c in _columns(kind))
-
-
-def _parent_sql(
-    kind: RecordKind,
-    i: int,
-    out: Output,
-    outputs: dict[str, tuple[int, Output]],
-    source: str,
-    v: Callable[[int, str], str],
-) -> str:
-    parent = get_kind(kind.parent or "")
-    if parent.name in outputs:  # the parent record made from the same source row
-        j, _ = outputs[parent.name]
-        return record_id_sql(
-            parent.name, source, [key_text_sql(parent.field(k), v(j, k)) for k in parent.key]
-        )
-    keys = []
-    for k in parent.key:  # the parent's key as this kind names it: declaration_id, declaration_version
-        name = k if k in out.fields else f"{parent.name}_{k}"
-        if name not in out.fields:
-            return "NULL::VARCHAR"
-        keys.append(key_text_sql(parent.field(k), v(i, name)))
-    return record_id_sql(parent.name, source, keys)
+def _unstage(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """Drop the staged rows (a ``src`` table or an Arrow table registered by the CSV reader)."""
+    con.execute("DROP TABLE IF EXISTS src")
+    con.unregister(ARROW_SOURCE)
+    staged.arrow = None
 
 
 def _row_rejects(
     con: duckdb.DuckDBPyConnection, staged: Staged, bad: dict[int, list[Problem]]
 ) -> list[Rejected]:
     """One quarantine entry per bad source row, with its locator and the row as source text."""
-    if staged.raw_sql:
-        raw = staged.raw_sql()
-    else:
-        raw = (
-            "to_json(struct_pack("
-            + ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns)
-            + "))"
-        )
     found = con.execute(
-        f"SELECT s.rowid, {staged.locator_sql('s.rowid')}, {raw} FROM src AS s "
-        "SEMI JOIN bad_rows AS b ON s.rowid = b.__row ORDER BY 1"
+        f"SELECT m.__row, {staged.locator_sql('m.__row')}, m.__raw FROM m "
+        "SEMI JOIN bad_rows AS b ON m.__row = b.__row ORDER BY 1"
     ).fetchall()
     out = []
     for row, locator, text in found:

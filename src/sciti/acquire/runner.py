@@ -10,7 +10,6 @@ rows again and appending only to tables whose history does not yet show the batc
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import shutil
@@ -117,15 +116,11 @@ class Runner:
             raise AcquireError(f"{path} does not exist", remedy="give a file or folder to ingest")
         results = []
         for file, unit in units:
-            sha, size = blobs.sha256_file(file)
-            result = self._ingest(
-                connector,
-                unit,
-                sha,
-                functools.partial(blobs.put_file, self.settings, file),
-                size=size,
-                transport="file",
-            )
+            # One read: the bytes are hashed as they are copied into the object store (their key is
+            # the SHA-256, i.e. the fingerprint). A unit sent again is stored once all the same.
+            size = file.stat().st_size
+            key = blobs.put_file(self.settings, file)
+            result = self._ingest(connector, unit, key, _stored(key), size=size, transport="file")
             results.append(result)
             if progress:
                 progress(result, size)
@@ -485,6 +480,11 @@ def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) 
     details = orjson.dumps(r.details).decode()
     source = (batch_id, connector.name, connector.source)
     return (*source, r.locator, r.field, r.reason, r.raw, details, "open", now)
+
+
+def _stored(key: str) -> Callable[[], str]:
+    """The ``store`` step of a unit whose bytes are already in the object store."""
+    return lambda: key
 
 
 def _clear_stale_spool(spool: Path) -> None:

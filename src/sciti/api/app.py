@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 
 from sciti import __version__
 from sciti.access import current_principal
@@ -31,7 +32,11 @@ API_PREFIX = "/api/v1"
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
+        "/",  # redirects to the web app, which asks for a login
         f"{API_PREFIX}/auth/token",
+        f"{API_PREFIX}/auth/session",  # browser login: credentials, like the token endpoint
+        f"{API_PREFIX}/auth/sso/login",  # single sign-on: redirect to the identity provider
+        f"{API_PREFIX}/auth/sso/callback",  # ... and back, with the authorization code
         f"{API_PREFIX}/openapi.json",
         f"{API_PREFIX}/docs",
         f"{API_PREFIX}/docs/oauth2-redirect",
@@ -84,6 +89,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api stopped")
 
 
+async def _to_web_app() -> RedirectResponse:
+    return RedirectResponse("/ui/")
+
+
 def create_app(settings: Settings | None = None, *, start_transports: bool = True) -> FastAPI:
     """The API for one SCITI instance. ``start_transports=False`` serves HTTP only (tests, workers)."""
     app = FastAPI(
@@ -120,6 +129,7 @@ def create_app(settings: Settings | None = None, *, start_transports: bool = Tru
         api.include_router(ingest.router, dependencies=[Depends(current_principal)])
     app.include_router(api)
     app.include_router(health.router)
+    app.add_api_route("/", _to_web_app, methods=["GET"], include_in_schema=False)
     web_router = getattr(_optional_module("sciti.web"), "router", None)
     if web_router is not None:  # server-rendered pages (a later issue) plug in here
         app.include_router(web_router)

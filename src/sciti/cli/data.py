@@ -1,4 +1,9 @@
-"""sciti CLI: query the lake (``sciti sql``) and list its tables (``sciti tables``)."""
+"""sciti CLI: query the lake (``sciti sql``) and list its tables (``sciti tables``).
+
+``sciti sql`` runs as a SCITI user (``--user`` or ``SCITI_USER``): the same policy as the API
+(permitted tables, office rows, masked personal fields), and every query is audited; writing to
+a file or in csv/json/parquet is an export (needs ``sql.export``, audited as ``export``).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import typer
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from sciti.cli.common import console, fail, lake
+from sciti.access import DataPolicy, PermissionDenied, Principal, find_user, principal_of
+from sciti.access.sqlpath import audited_query
+from sciti.cli.common import console, fail, lake, settings
 from sciti.errors import SCITIError
-from sciti.lake import query_reader
+from sciti.ops import session_scope
 
 # The terminal table shows this many rows unless --limit says otherwise; files get everything.
 DEFAULT_TABLE_ROWS = 50
@@ -54,17 +61,49 @@ def sql(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Return at most N rows.")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user", "-u", envvar="SCITI_USER", help="Run as this SCITI user (their roles and office)."
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="Why you run it; recorded in the audit trail.")
+    ] = None,
+    unmask: Annotated[
+        bool, typer.Option("--unmask", help="Personal fields in clear (personal.unmask and --purpose).")
+    ] = False,
 ) -> None:
-    """Run SQL over the lake. Tables are zone.name: std.declarations, raw.<source>, ref.<code list>."""
+    """Run SQL over the lake as a user. Tables are zone.name: std.declarations, raw.<source>, ref.<list>."""
     if fmt is OutputFormat.parquet and output is None:
         fail("parquet output needs --output FILE")
+    who = _principal(user)
+    export = output is not None or fmt is not OutputFormat.table
+    if export and not who.can("sql.export"):
+        denied = f"user {who.username!r} may not export (csv, json, parquet or --output)"
+        fail(
+            PermissionDenied(denied, remedy="show the result as a table, or ask for a role with 'sql.export'")
+        )
     started = time.perf_counter()
     try:
-        reader = query_reader(lake(), statement, as_of=as_of)
-        if fmt is OutputFormat.table:
-            _print_table(reader, DEFAULT_TABLE_ROWS if limit is None else limit, started)
-            return
-        rows = _write(reader, fmt, output, limit)
+        with audited_query(
+            settings().resolved_ops_db_url,
+            lake(),
+            who,
+            statement,
+            action="export" if export else "query",
+            source="cli",
+            as_of=as_of,
+            unmask=unmask,
+            purpose=purpose,
+            extra={"format": fmt.value} if export else None,
+        ) as result:
+            if fmt is OutputFormat.table:
+                result.rows = _print_table(
+                    result.reader, DEFAULT_TABLE_ROWS if limit is None else limit, started
+                )
+                return
+            rows = result.rows = _write(result.reader, fmt, output, limit)
     except SCITIError as exc:
         fail(exc)
     except OSError as exc:
@@ -75,12 +114,33 @@ def sql(
         )
 
 
-def tables() -> None:
+def _principal(username: str | None) -> Principal:
+    if not username:
+        fail("sciti sql runs as a SCITI user: pass --user NAME or set SCITI_USER")
+    try:
+        with session_scope(settings().resolved_ops_db_url) as session:
+            account = find_user(session, username)
+            if account is None or account.disabled:
+                fail(f"no active user {username!r} (see `sciti user list`)")
+            return principal_of(account)
+    except SCITIError as exc:
+        fail(exc)
+
+
+def tables(
+    user: Annotated[
+        str | None,
+        typer.Option("--user", "-u", envvar="SCITI_USER", help="Only the tables this user may read."),
+    ] = None,
+) -> None:
     """List the lake's tables with their row counts, files and current snapshot."""
     try:
         infos = lake().list_tables()
     except SCITIError as exc:
         fail(exc)
+    if user:
+        policy = DataPolicy(_principal(user))
+        infos = [i for i in infos if policy.can_read(i.ident)]
     out = RichTable(title="Lake tables")
     for name, justify in (
         ("table", "left"),
@@ -142,7 +202,7 @@ def _write(reader: pa.RecordBatchReader, fmt: OutputFormat, output: Path | None,
     return rows
 
 
-def _print_table(reader: pa.RecordBatchReader, show: int, started: float) -> None:
+def _print_table(reader: pa.RecordBatchReader, show: int, started: float) -> int:
     """A terminal table of the first ``show`` rows; the rest are counted, not printed."""
     shown: list[pa.RecordBatch] = []
     total = 0
@@ -166,6 +226,7 @@ def _print_table(reader: pa.RecordBatchReader, show: int, started: float) -> Non
     if len(names) > fit:
         notes.append(f"{len(names) - fit} more columns not shown (select fewer columns or use --format csv)")
     console.print(" · ".join(notes), highlight=False)
+    return total
 
 
 def _cell(value: Any) -> Text:

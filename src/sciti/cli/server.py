@@ -156,6 +156,7 @@ def serve(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104 (display only)
     console.print(
         f"SCITI {__version__} serving {s.home.resolve()} on [bold]{url}[/]\n"
+        f"  web app:       {url}/ui/  (log in as admin with the one-time password; you set a new one)\n"
         f"  API reference: {url}/api/v1/docs (Authorize: your username and password)\n"
         f"  log in:        curl -d username=admin -d password=... {url}/api/v1/auth/token\n"
         "  first login:   change the one-time password `sciti init` printed, via POST\n"
@@ -165,14 +166,22 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(
-        create_app(s),
-        host=host,
-        port=port,
-        log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
-        access_log=False,  # our middleware logs each request, without query strings
-        server_header=False,
-    )
+    # Personal-data retention runs inside the server (retention_every_hours; 0 leaves it to cron).
+    from sciti.access.privacy import start_retention_schedule
+
+    retention = start_retention_schedule(s, lake(s))
+    try:
+        uvicorn.run(
+            create_app(s),
+            host=host,
+            port=port,
+            log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
+            access_log=False,  # our middleware logs each request, without query strings
+            server_header=False,
+        )
+    finally:
+        if retention is not None:
+            retention.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,8 @@ from sciti.demo.ids import (
     uscc,
     uscc_valid,
 )
+from sciti.demo.load import LoadReport, load_world
+from sciti.demo.replay import publish_elock
 from sciti.demo.world import GenerationReport, generate, plan
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "SCALES",
     "DemoError",
     "GenerationReport",
+    "LoadReport",
     "Scale",
     "World",
     "build_world",
@@ -35,7 +38,9 @@ __all__ = [
     "iso6346_check_digit",
     "iso6346_valid",
     "load_scale",
+    "load_world",
     "plan",
+    "publish_elock",
     "uscc",
     "uscc_valid",
     "world_data",

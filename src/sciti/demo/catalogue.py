@@ -73,6 +73,7 @@ class PartyForms:
     entity: pa.Array
     aeo: pa.Array
     nad_cache: dict[int, str] = field(default_factory=dict)  # EDIFACT NAD text per form (cuscar)
+    ftx_cache: dict[str, str] = field(default_factory=dict)  # EDIFACT FTX segment per goods text
 
     def pick(self, rng: np.random.Generator, companies: np.ndarray) -> np.ndarray:
         """Choose one form per appearance, mostly the official one, never one a company lacks."""

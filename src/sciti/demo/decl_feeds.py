@@ -115,6 +115,13 @@ ROLES = ("importer", "exporter", "declarant")
 
 def party_ids(chunk: DeclChunk, forms: PartyForms, role: str) -> np.ndarray:
     """Identifier as the declarant wrote it: foreign parties often give none."""
+    key = f"party_ids.{role}"
+    if key not in chunk.cache:
+        chunk.cache[key] = _party_ids(chunk, forms, role)
+    return chunk.cache[key]
+
+
+def _party_ids(chunk: DeclChunk, forms: PartyForms, role: str) -> np.ndarray:
     ids = np.asarray(
         forms.reg_no.take(pa.array(chunk.forms[role])).to_numpy(zero_copy_only=False), dtype=object
     )
@@ -128,6 +135,12 @@ def party_ids(chunk: DeclChunk, forms: PartyForms, role: str) -> np.ndarray:
 
 def derived(chunk: DeclChunk) -> dict[str, np.ndarray]:
     """Header fields computed from others (shared by the CSV and XML writers)."""
+    if "derived" not in chunk.cache:
+        chunk.cache["derived"] = _derived(chunk)
+    return chunk.cache["derived"]
+
+
+def _derived(chunk: DeclChunk) -> dict[str, np.ndarray]:
     h = chunk.h
     issue = np.datetime_as_string(h["issue"], unit="s")
     is_im = h["declaration_type"] == "IM"
@@ -194,15 +207,18 @@ def write_csv_export(chunk: DeclChunk, forms: PartyForms, sinks: Sinks) -> None:
         if f not in items:
             items[f] = it[f][ik]
     sinks.csv("declarations/csv/declaration_items.csv", ITEMS).write(items)
-    parts: dict[str, list[np.ndarray]] = {f: [] for f in PARTIES.names}
+    # Party columns stay in Arrow (take + concat): no round trip through numpy unicode arrays.
+    parts: dict[str, list[pa.Array]] = {f: [] for f in PARTIES.names}
     rows = np.flatnonzero(keep)
+    decl_ids = pa.array(h["declaration_id"][rows].astype(object), type=pa.string())
+    ones, empty = pa.array(np.ones(n, dtype=np.int64)), pa.array(np.full(n, "", dtype=object), pa.string())
     for role in ROLES:
         fi = pa.array(chunk.forms[role][rows])
-        parts["declaration_id"].append(h["declaration_id"][rows])
-        parts["declaration_version"].append(np.ones(n, dtype=np.int64))
-        parts["role"].append(np.full(n, role))
-        parts["sequence"].append(np.ones(n, dtype=np.int64))
-        parts["party_id"].append(ids[role][rows])
+        parts["declaration_id"].append(decl_ids)
+        parts["declaration_version"].append(ones)
+        parts["role"].append(pa.array(np.full(n, role, dtype=object), pa.string()))
+        parts["sequence"].append(ones)
+        parts["party_id"].append(pa.array(ids[role][rows].astype(object), pa.string()))
         for col, arr in (
             ("name", forms.name),
             ("street", forms.street),
@@ -211,10 +227,10 @@ def write_csv_export(chunk: DeclChunk, forms: PartyForms, sinks: Sinks) -> None:
             ("phone", forms.phone),
             ("aeo_status", forms.aeo),
         ):
-            parts[col].append(np.asarray(arr.take(fi).to_numpy(zero_copy_only=False)).astype(str))
-        parts["postcode"].append(np.full(n, ""))
+            parts[col].append(arr.take(fi))
+        parts["postcode"].append(empty)
     sinks.csv("declarations/csv/declaration_parties.csv", PARTIES).write(
-        {k: np.concatenate(v) for k, v in parts.items()}
+        {k: pa.concat_arrays(v) for k, v in parts.items()}
     )
     sinks.count("declarations.csv", n)
 

@@ -8,7 +8,7 @@ other and with the ground truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
@@ -44,6 +44,8 @@ class DeclChunk:
     h: dict[str, np.ndarray]  # one entry per declaration
     it: dict[str, np.ndarray]  # one entry per goods item
     forms: dict[str, np.ndarray]  # flattened company-form index per declaration, by role
+    # Columns several writers derive the same way (decl_feeds.derived, party_ids), computed once.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def n(self) -> int:
@@ -71,6 +73,41 @@ def _pattern_probs(rates: dict[str, float], front_share: float) -> tuple[np.ndar
     return front, other
 
 
+def _lookups(world: World, goods: Goods) -> dict[str, Any]:
+    """Arrays every chunk indexes into, built once per world and process."""
+    d = world.derived
+    if "decl" not in d:
+        pop, hk, foreign = world.popularity, world.hk_idx, world.foreign_idx
+        country = np.array([c.country for c in world.companies])
+        cn = foreign[country[foreign] == "CN"]
+        ports = world.data["ports"]
+        plates = np.array([v["plate"] for v in world.vehicles], dtype=object)
+        d["decl"] = {
+            "cn": cn,
+            "p_hk": pop[hk] / pop[hk].sum(),
+            "p_fx": pop[foreign] / pop[foreign].sum(),
+            "p_cn": pop[cn] / pop[cn].sum(),
+            "country": country,
+            "front_of": np.array([c.front_group for c in world.companies]),
+            "loading": {c: ports.get(c, ports["CN"])[0] for c in np.unique(country).tolist()},
+            "vessel_imo": np.array([v["imo"] for v in world.vessels], dtype=object),
+            "vessel_flag": np.array([v["flag"] for v in world.vessels], dtype=object),
+            "flights": np.array(world.flights, dtype=object),
+            "plates": plates,
+            "plate_nat": np.where([p.startswith("粵") for p in plates], "CN", "HK").astype(object),
+            "containers": np.array(world.containers, dtype=object),
+            "auth": {c.authorised_brand: i for i, c in enumerate(world.companies) if c.authorised_brand},
+            "duty_of": dict(zip(goods.hs.tolist(), goods.duty.tolist(), strict=True)),
+        }
+    return d["decl"]
+
+
+def _duty(duty_of: dict[str, float], codes: np.ndarray) -> np.ndarray:
+    """Duty rate per HS code, looked up once per distinct code."""
+    uniq, inv = np.unique(codes, return_inverse=True)
+    return np.array([duty_of.get(c, 0.0) for c in uniq.tolist()], dtype=float)[inv]
+
+
 def make_chunk(world: World, goods: Goods, forms: PartyForms, chunk: int, first: int, n: int) -> DeclChunk:
     """Declarations ``first .. first+n-1`` of the world (chunk number ``chunk``)."""
     sc, data = world.scale, world.data
@@ -95,23 +132,20 @@ def make_chunk(world: World, goods: Goods, forms: PartyForms, chunk: int, first:
     h["issue"] = start + (day * 86400 + secs).astype("timedelta64[s]")
     h["day"] = day
 
-    pop = world.popularity
-    hk, foreign = world.hk_idx, world.foreign_idx
-    cn = np.array([i for i in foreign if world.companies[i].country == "CN"], dtype=np.int64)
-    p_hk, p_fx, p_cn = pop[hk] / pop[hk].sum(), pop[foreign] / pop[foreign].sum(), pop[cn] / pop[cn].sum()
+    lk = _lookups(world, goods)
+    hk, foreign, cn = world.hk_idx, world.foreign_idx, lk["cn"]
+    p_hk, p_fx, p_cn = lk["p_hk"], lk["p_fx"], lk["p_cn"]
     local = rng.choice(hk, size=n, p=p_hk)
     abroad = np.where(land, rng.choice(cn, size=n, p=p_cn), rng.choice(foreign, size=n, p=p_fx))
     h["importer"] = np.where(is_ex, abroad, local)
     h["exporter"] = np.where(is_ex, local, abroad)
     h["declarant"] = rng.choice(world.broker_idx, size=n)
-    country = np.array([c.country for c in world.companies])
-    front_of = np.array([c.front_group for c in world.companies])
+    country, front_of = lk["country"], lk["front_of"]
     h["front"] = front_of[local] >= 0
     partner_cc = country[abroad]
     h["country_of_dispatch"] = np.where(is_ex, "HK", partner_cc)
     h["country_of_destination"] = np.where(is_ex, partner_cc, "HK")
-    ports = data["ports"]
-    loading = np.array([ports.get(c, ports["CN"])[0] for c in partner_cc])
+    loading = np.vectorize(lk["loading"].get, otypes=[str])(partner_cc)
     h["loading_location"] = np.where(is_ex, "HKHKG", loading)
     h["invoice_currency"] = np.where(
         is_ex, "USD", np.vectorize(lambda c: CURRENCY_OF.get(c, "USD"), otypes=[str])(partner_cc)
@@ -121,33 +155,25 @@ def make_chunk(world: World, goods: Goods, forms: PartyForms, chunk: int, first:
     h["xml"] = rng.random(n) < sc.xml_share
 
     # Transport means, documents and containers.
-    vessels, flights, vehicles = world.vessels, world.flights, world.vehicles
-    v_i = (day * 3 + rng.integers(0, 3, n)) % len(vessels)
-    f_i = rng.integers(0, len(flights), n)
-    r_i = rng.integers(0, len(vehicles), n)
+    v_i = (day * 3 + rng.integers(0, 3, n)) % len(world.vessels)
+    f_i = rng.integers(0, len(world.flights), n)
+    r_i = rng.integers(0, len(world.vehicles), n)
     h["vessel"] = np.where(mode == "sea", v_i, -1)
-    tmid = np.empty(n, dtype=object)
-    nat = np.empty(n, dtype=object)
-    for k in range(n):
-        if mode[k] == "sea":
-            tmid[k], nat[k] = vessels[v_i[k]]["imo"], vessels[v_i[k]]["flag"]
-        elif mode[k] == "air":
-            tmid[k], nat[k] = flights[f_i[k]], "HK"
-        else:
-            veh = vehicles[r_i[k]]
-            tmid[k], nat[k] = veh["plate"], "CN" if veh["plate"].startswith("粵") else "HK"
+    sea, air = mode == "sea", mode == "air"
+    tmid = np.where(sea, lk["vessel_imo"][v_i], np.where(air, lk["flights"][f_i], lk["plates"][r_i]))
+    nat = np.where(sea, lk["vessel_flag"][v_i], np.where(air, "HK", lk["plate_nat"][r_i]))
     h["transport_means_id"], h["transport_nationality"] = tmid.astype(str), nat.astype(str)
     serial = g % 10_000_000
     awb = np.char.add(np.char.add("160-", np.char.zfill(serial.astype(str), 7)), (serial % 7).astype(str))
     h["transport_document"] = np.where(
         mode == "sea", _strs("HKBL", g + 1, 10), np.where(mode == "air", awb, _strs("RC", g + 1, 10))
     )
-    cont = world.containers
+    cont = lk["containers"]
     n_cont = np.where(mode == "sea", 1 + (rng.random(n) < 0.3), np.where(land, rng.random(n) < 0.7, 0))
     c_first = rng.integers(0, len(cont), n)
-    h["containers"] = np.array(
-        [",".join(cont[(c_first[k] + j) % len(cont)] for j in range(n_cont[k])) for k in range(n)]
-    )
+    c0, c1 = cont[c_first], cont[(c_first + 1) % len(cont)]
+    first_cont = np.where(n_cont > 0, c0, "")
+    h["containers"] = np.where(n_cont > 1, c0 + "," + c1, first_cont).astype(str)
 
     # Goods items.
     n_items = np.minimum(rng.geometric(0.45, n), int(sc.max_items))
@@ -197,7 +223,7 @@ def make_chunk(world: World, goods: Goods, forms: PartyForms, chunk: int, first:
     # Only in declarations without planted patterns, so no fraud is pinned on the brand's importer.
     clean_decl = np.bincount(d_of, weights=(pattern != "").astype(float), minlength=n) == 0
     genuine = goods.branded[gi] & clean_decl[d_of] & (rng.random(m) < 0.03)
-    auth = {c.authorised_brand: i for i, c in enumerate(world.companies) if c.authorised_brand}
+    auth = lk["auth"]
     for k in np.flatnonzero(genuine).tolist():
         b = brand[k]
         desc[k] = f"{b} {desc[k]}"
@@ -244,14 +270,12 @@ def make_chunk(world: World, goods: Goods, forms: PartyForms, chunk: int, first:
     it["item_price"] = np.round(qty * declared_unit * usd / rate, 2)
     it["customs_value"] = np.round(qty * declared_unit * usd, 2)
     it["true_value"] = np.round(qty * true_unit * usd, 2)
-    duty_of = dict(zip(goods.hs.tolist(), goods.duty.tolist(), strict=True))
-    it["duty_rate"] = np.array([duty_of.get(c, 0.0) for c in declared_hs])
-    true_rate = np.array([duty_of.get(c, 0.0) for c in true_hs])
+    it["duty_rate"] = _duty(lk["duty_of"], declared_hs)
+    true_rate = _duty(lk["duty_of"], true_hs)
     true_rate[pattern == "prohibited"] = 0.0
     it["duty_amount"] = np.round(it["customs_value"] * it["duty_rate"] / 100, 2)
     it["true_duty"] = np.round(it["true_value"] * true_rate / 100, 2)
-    first_cont = np.array([c.split(",")[0] if c else "" for c in h["containers"]])
-    it["container_id"] = first_cont[d_of]
+    it["container_id"] = first_cont.astype(str)[d_of]
 
     # Header totals from the items.
     def per_decl(x: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from sciti.demo.rng import stream
 CONTAINER_OWNERS = ["MSCU", "MAEU", "CSQU", "OOLU", "EGLU", "HLXU", "CMAU", "COSU", "ONEU", "TGHU"]
 AIRLINES = ["CX", "KA", "UO", "HX", "CA", "CZ", "MU", "SQ", "JL", "KE", "EK", "LH"]
 HKID_LETTERS = "ABCDEGHKMPRVYZ"
+MAX_CONTAINERS = 300_000
 
 
 def hkid(letter: str, digits: str) -> str:
@@ -30,7 +31,7 @@ def hkid(letter: str, digits: str) -> str:
     return f"{letter}{digits}({'A' if check == 10 else check})"
 
 
-@dataclass
+@dataclass(slots=True)
 class Company:
     entity_id: str
     country: str
@@ -53,7 +54,7 @@ class Company:
     authorised_brand: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     entity_id: str
     surname: int  # index into surnames, or -1 for a foreign person
@@ -86,16 +87,20 @@ class World:
     broker_idx: np.ndarray
     popularity: np.ndarray  # trading weight per company (heavy-tailed)
     data: dict[str, Any]
+    # Lookup arrays derived from the entities, computed once per process by the feeds that use
+    # them (chunk generators would otherwise rebuild them from 200k objects every chunk).
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def persons_with_role(self, role: str) -> np.ndarray:
         return np.array([i for i, p in enumerate(self.persons) if p.role == role], dtype=np.int64)
 
 
 def _phone(rng: np.random.Generator, country: str) -> str:
+    # Indexing a fixed string, not rng.choice on a list: this runs once per entity.
     if country == "HK":
-        return f"+852 {rng.choice([2, 3, 5, 6, 9])}{rng.integers(0, 10**7):07d}"
+        return f"+852 {'23569'[rng.integers(5)]}{rng.integers(0, 10**7):07d}"
     if country == "CN":
-        return f"+86 1{rng.choice([3, 5, 8])}{rng.integers(0, 10**9):09d}"
+        return f"+86 1{'358'[rng.integers(3)]}{rng.integers(0, 10**9):09d}"
     return f"+{rng.integers(1, 99)} {rng.integers(10**8, 10**9)}"
 
 
@@ -219,15 +224,17 @@ def _plant_front_groups(
     """Rings of HK companies sharing an address, a phone or a director (a planted pattern)."""
     rng = stream(seed, "entities.fronts")
     hk = [i for i, c in enumerate(companies) if c.country == "HK"]
-    directors = [i for i, p in enumerate(persons) if p.role == "director"]
+    # An array, not a list: rng.choice converts a list on every call (quadratic at 200k companies).
+    directors = np.array([i for i, p in enumerate(persons) if p.role == "director"], dtype=np.int64)
     for ci in hk:  # every HK company has one or two directors
-        companies[ci].directors = [int(d) for d in rng.choice(directors, size=int(rng.integers(1, 3)))]
+        companies[ci].directors = rng.choice(directors, size=int(rng.integers(1, 3))).tolist()
     target = int(round(len(hk) * scale.rates["front_company_share"]))
     pool = [int(i) for i in rng.permutation(hk)]
     groups: list[list[int]] = []
-    while target >= 3 and len(pool) >= 3:
-        size = min(int(rng.integers(3, 7)), target, len(pool))
-        members, pool = pool[:size], pool[size:]
+    taken = 0
+    while target >= 3 and len(pool) - taken >= 3:
+        size = min(int(rng.integers(3, 7)), target, len(pool) - taken)
+        members, taken = pool[taken : taken + size], taken + size
         target -= size
         anchor = companies[members[0]]
         shared = rng.choice(["address", "phone", "director"], size=2, replace=False)
@@ -300,7 +307,9 @@ def build_world(scale: Scale, seed: int) -> World:
         for i, s in enumerate(serials)
     ]
     flights = [f"{AIRLINES[i % len(AIRLINES)]}{100 + (i * 37) % 900}" for i in range(int(scale.flights))]
-    n_cont = max(50, int(scale.declarations) // 3)
+    # Containers are reused across the year: a pool that stops growing keeps a large world's
+    # entity tables (held by every worker process) small.
+    n_cont = min(max(50, int(scale.declarations) // 3), MAX_CONTAINERS)
     owners = [CONTAINER_OWNERS[j] for j in rng.integers(0, len(CONTAINER_OWNERS), n_cont)]
     containers = container_numbers(owners, rng.choice(10**6, size=n_cont, replace=n_cont > 10**6))
     elocks = [f"EL{i + 1:06d}" for i in range(int(scale.elocks))]

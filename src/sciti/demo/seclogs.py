@@ -164,5 +164,10 @@ def write_seclogs_day(world: World, day: int, sinks: Sinks) -> None:
             }
         )
     events.sort(key=lambda e: e[0])
+    # Log shippers number events per log and day; the number is the event's key in the lake.
+    stamp = str(np.datetime64(sc.start, "D") + np.timedelta64(day, "D")).replace("-", "")
+    serial = {"auth": 0, "app": 0, "fw": 0}
     for _, kind, ev in events:
+        serial[kind] += 1
+        ev = {"event_id": f"{kind}-{stamp}-{serial[kind]:06d}", **ev}
         (auth if kind == "auth" else app if kind == "app" else fw).write(ev)

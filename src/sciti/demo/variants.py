@@ -80,24 +80,51 @@ def _phone_form(phone: str, style: int) -> str:
     return phone
 
 
+# Feeds ask for the same entity's forms again and again (road cargo, passengers, intelligence).
+# Forms depend only on the entity's fields, so they are kept per process, compactly (tuples, not
+# dicts), keyed by those fields: a new world with the same ids never sees another world's forms.
+# The bound keeps the memo of a large world's worker near 100 MB; past it the memo starts afresh.
+MEMO_LIMIT = 100_000
+_COMPANY_MEMO: dict[tuple[Any, ...], tuple[tuple[str, ...], ...]] = {}
+_PERSON_MEMO: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+COMPANY_FORM_KEYS = ("form", "name", "street", "city", "phone")
+
+
 def company_forms(c: Company, data: dict[str, Any]) -> list[dict[str, str]]:
     """The faces a company shows. Form 0 is the official one; the order is stable."""
-    street, city = address(c, data, "full")
-    forms = [{"form": "official", "name": c.en, "street": street, "city": city, "phone": c.phone}]
-    street, city = address(c, data, "abbr")
-    forms.append(
+    key = (
+        id(data), c.entity_id, c.country, c.en, c.tc, c.sc, c.roman_alt,
+        c.street, c.street_no, c.district, c.floor, c.room, c.city, c.phone,
+    )  # fmt: skip
+    rows = _COMPANY_MEMO.get(key)
+    if rows is None:
+        if len(_COMPANY_MEMO) >= MEMO_LIMIT:
+            _COMPANY_MEMO.clear()
+        rows = _COMPANY_MEMO[key] = tuple(
+            tuple(f[k] for k in COMPANY_FORM_KEYS) for f in _company_forms(c, data)
+        )
+    return [dict(zip(COMPANY_FORM_KEYS, r, strict=True)) for r in rows]
+
+
+def _company_forms(c: Company, data: dict[str, Any]) -> list[dict[str, str]]:
+    full, abbr = address(c, data, "full"), address(c, data, "abbr")  # each used twice below
+    forms = [
+        {"form": "official", "name": c.en, "street": full[0], "city": full[1], "phone": c.phone},
         {
             "form": "abbreviated",
             "name": swap_suffix(c.en).upper(),
-            "street": street,
-            "city": city,
+            "street": abbr[0],
+            "city": abbr[1],
             "phone": _phone_form(c.phone, 1),
-        }
-    )
-    street, city = address(c, data, "full")
-    forms.append(
-        {"form": "typo", "name": typo(c.en), "street": street, "city": city, "phone": _phone_form(c.phone, 2)}
-    )
+        },
+        {
+            "form": "typo",
+            "name": typo(c.en),
+            "street": full[0],
+            "city": full[1],
+            "phone": _phone_form(c.phone, 2),
+        },
+    ]
     if c.tc:
         street, city = address(c, data, "zh")
         forms.append(
@@ -109,15 +136,30 @@ def company_forms(c: Company, data: dict[str, Any]) -> list[dict[str, str]]:
                 "phone": _phone_form(c.phone, 2),
             }
         )
-        street, city = address(c, data, "abbr")
         forms.append(
-            {"form": "romanisation", "name": c.roman_alt, "street": street, "city": city, "phone": c.phone}
+            {
+                "form": "romanisation",
+                "name": c.roman_alt,
+                "street": abbr[0],
+                "city": abbr[1],
+                "phone": c.phone,
+            }
         )
     return forms
 
 
 def person_forms(p: Person, data: dict[str, Any]) -> list[dict[str, str]]:
     """Names of a person as different systems write them: travel document, romanisations, native script."""
+    key = (id(data), p.entity_id, p.surname, p.given, p.foreign, p.nationality)
+    rows = _PERSON_MEMO.get(key)
+    if rows is None:
+        if len(_PERSON_MEMO) >= MEMO_LIMIT:
+            _PERSON_MEMO.clear()
+        rows = _PERSON_MEMO[key] = tuple((f["form"], f["name"]) for f in _person_forms(p, data))
+    return [{"form": form, "name": name} for form, name in rows]
+
+
+def _person_forms(p: Person, data: dict[str, Any]) -> list[dict[str, str]]:
     if p.foreign:
         given, family, native = p.foreign
         return [

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sciti.demo.catalogue import Goods, PartyForms, build_forms, build_goods
 from sciti.demo.config import Scale, load_scale
@@ -51,6 +54,10 @@ class GenerationReport:
     scale: str
     seed: int
     counts: dict[str, int] = field(default_factory=dict)
+    # CPU seconds spent on each feed, summed over the processes that ran its jobs ("setup" is
+    # building the entities in each process). CPU, not wall time: on a shared machine it is the
+    # figure that says what a run costs, and per-feed rates are computed from it.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 # Top-level folders a world is written into (cleared first when overwriting).
@@ -69,23 +76,45 @@ FEED_DIRS = (
     "reference",
     "ground_truth",
 )
-_CACHE: dict[tuple[str, int, str], tuple[World, Goods, PartyForms]] = {}
+# Security-log days generated per job (a day is small; one job per day would be mostly overhead).
+SECLOG_DAYS_PER_JOB = 30
 
 
-def _world(scale: Scale, seed: int) -> tuple[World, Goods, PartyForms]:
+@dataclass
+class _Context:
+    """What every job of one world reads: entities, goods, party forms, who travels."""
+
+    world: World
+    goods: Goods
+    forms: PartyForms
+    travel: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+_CACHE: dict[tuple[str, int, str], _Context] = {}
+
+# One unit of work: (feed, chunk number, first unit, number of units). Jobs only read the world
+# and draw from their own random stream, so they can run in any process in any order; their
+# outputs are appended in job order, which is what makes the bytes independent of workers.
+Job = tuple[str, int, int, int]
+
+
+def _build(scale: Scale, seed: int) -> _Context:
+    world = build_world(scale, seed)
+    return _Context(world, build_goods(world.data), build_forms(world), travellers(world))
+
+
+def _context(scale: Scale, seed: int) -> _Context:
     """The world of a worker process, built once per process (deterministic, so equal everywhere)."""
     key = (scale.name, seed, repr(sorted(scale.params.items())))
     if key not in _CACHE:
         _CACHE.clear()
-        world = build_world(scale, seed)
-        _CACHE[key] = (world, build_goods(world.data), build_forms(world))
+        _CACHE[key] = _build(scale, seed)
     return _CACHE[key]
 
 
-def _declaration_chunk(
-    world: World, goods: Goods, forms: PartyForms, k: int, first: int, n: int, sinks: Sinks
-) -> None:
-    chunk = make_chunk(world, goods, forms, k, first, n)
+def _declaration_chunk(ctx: _Context, k: int, first: int, n: int, sinks: Sinks) -> None:
+    world, forms = ctx.world, ctx.forms
+    chunk = make_chunk(world, ctx.goods, forms, k, first, n)
     write_csv_export(chunk, forms, sinks)
     write_xml(chunk, forms, sinks)
     write_cuscar(world, chunk, forms, sinks)
@@ -93,26 +122,48 @@ def _declaration_chunk(
     write_truth(chunk, forms, sinks)
 
 
-def _chunk(
-    feed: str, world: World, goods: Goods, forms: PartyForms, k: int, first: int, n: int, sinks: Sinks
-) -> None:
-    """Write chunk ``k`` of a chunked feed (declarations or road)."""
-    if feed == "declarations":
-        _declaration_chunk(world, goods, forms, k, first, n, sinks)
-    else:
-        write_road_chunk(world, goods, k, first, n, sinks)
+def _run(job: Job, ctx: _Context, sinks: Sinks) -> None:
+    feed, k, first, n = job
+    world = ctx.world
+    weights, frequent, structurers = ctx.travel
+    if feed == "entities":
+        write_entities(world, sinks, frequent, structurers)
+        write_reference(world, ctx.goods, sinks.root)
+    elif feed == "declarations":
+        _declaration_chunk(ctx, k, first, n, sinks)
+    elif feed == "road":
+        write_road_chunk(world, ctx.goods, k, first, n, sinks)
+    elif feed == "watchlist":
+        write_watchlist(world, sinks)
+    elif feed == "passengers":
+        write_passengers_chunk(world, k, first, n, sinks, weights, frequent)
+    elif feed == "currency":
+        write_cbni_chunk(world, k, first, n, sinks, structurers)
+    elif feed == "intel":
+        write_intel(world, sinks, structurers)
+    elif feed == "seclogs":
+        for day in range(first, first + n):
+            write_seclogs_day(world, day, sinks)
+    else:  # pragma: no cover - jobs come from _jobs only
+        raise ValueError(feed)
 
 
-def _part(job: tuple[str, Scale, int, int, int, int, str]) -> tuple[str, dict[str, int]]:
-    """Worker: write one chunk into its own part folder; the parent merges parts in order."""
-    feed, scale, seed, k, first, n, part = job
-    world, goods, forms = _world(scale, seed)
+def _part(args: tuple[Job, Scale, int, str]) -> tuple[str, dict[str, int], float, float]:
+    """Worker: write one job into its own part folder; the parent appends parts in job order.
+
+    Returns the part, its row counts, the CPU seconds of the job and of building the world
+    (non-zero only for the first job a process runs).
+    """
+    job, scale, seed, part = args
+    t0 = time.process_time()
+    ctx = _context(scale, seed)
+    t1 = time.process_time()
     sinks = Sinks(Path(part))
     try:
-        _chunk(feed, world, goods, forms, k, first, n, sinks)
+        _run(job, ctx, sinks)
     finally:
         sinks.close()
-    return part, sinks.counts
+    return part, sinks.counts, time.process_time() - t1, t1 - t0
 
 
 def _chunks(total: int, size: int):
@@ -133,6 +184,50 @@ def plan(scale: Scale) -> dict[str, int]:
     }
 
 
+def _jobs(scale: Scale, wanted: set[str]) -> list[Job]:
+    """Every job of a run, in output order."""
+    todo, size = plan(scale), int(scale.chunk_size)
+    jobs: list[Job] = [("entities", 0, 0, 1)]
+    for feed in ("declarations", "road"):
+        if feed in wanted:
+            jobs += [(feed, k, first, n) for k, first, n in _chunks(todo[feed], size)]
+    if "passengers" in wanted:
+        jobs.append(("watchlist", 0, 0, 0))
+        jobs += [("passengers", k, first, n) for k, first, n in _chunks(todo["passengers"], size)]
+    if "currency" in wanted:
+        jobs += [("currency", k, first, n) for k, first, n in _chunks(todo["currency"], size)]
+    if "intel" in wanted:
+        jobs.append(("intel", 0, 0, todo["intel"]))
+    if "seclogs" in wanted:
+        jobs += [("seclogs", k, first, n) for k, first, n in _chunks(todo["seclogs"], SECLOG_DAYS_PER_JOB)]
+    return jobs
+
+
+def _results(
+    jobs: list[Job], sc: Scale, seed: int, out: Path, workers: int, sinks: Sinks
+) -> Iterator[tuple[Job, float, float]]:
+    """Run the jobs, yielding each (with CPU seconds of job and of set-up) once its output is in
+    place, in job order."""
+    if workers <= 1:
+        t0 = time.process_time()
+        ctx = _build(sc, seed)
+        setup = time.process_time() - t0
+        for job in jobs:
+            t0 = time.process_time()
+            _run(job, ctx, sinks)
+            yield job, time.process_time() - t0, setup
+            setup = 0.0
+        return
+    parts = out / ".parts"
+    args = [(job, sc, seed, str(parts / f"{i:06d}-{job[0]}")) for i, job in enumerate(jobs)]
+    # spawn, not fork: the parent may hold Arrow and numpy thread pools, which fork does not copy.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for (part, counts, secs, setup), job in zip(pool.map(_part, args), jobs, strict=True):
+            sinks.merge(Path(part), counts)
+            yield job, secs, setup
+    shutil.rmtree(parts, ignore_errors=True)
+
+
 def generate(
     out: Path,
     scale: str | Scale = "tiny",
@@ -146,7 +241,7 @@ def generate(
     """Write the world for ``scale`` and ``seed`` under ``out``. Same inputs, same bytes.
 
     ``feeds`` limits generation to some of :func:`plan`'s feeds (entities are always written).
-    ``workers`` > 1 generates declaration and road chunks in that many processes; same output.
+    ``workers`` > 1 generates the feeds' chunks in that many processes; same output.
     """
     sc = load_scale(scale) if isinstance(scale, str) else scale
     out = Path(out)
@@ -158,61 +253,27 @@ def generate(
     tick = progress or (lambda feed, done, total: None)
     todo = plan(sc)
     wanted = set(todo) if feeds is None else feeds | {"entities"}
-    world = build_world(sc, seed)
-    goods, forms = build_goods(world.data), build_forms(world)
     sinks = Sinks(out)
-    weights, frequent, structurers = travellers(world)
+    cpu: dict[str, float] = {"setup": 0.0}
     try:
-        write_entities(world, sinks, frequent, structurers)
-        write_reference(world, goods, out)
-        tick("entities", 1, 1)
-        size = int(sc.chunk_size)
-        for feed in ("declarations", "road"):
-            if feed not in wanted:
-                continue
-            chunks = list(_chunks(todo[feed], size))
-            if workers > 1 and len(chunks) > 1:
-                parts = out / ".parts"
-                jobs = [
-                    (feed, sc, seed, k, first, n, str(parts / f"{feed}-{k:06d}")) for k, first, n in chunks
-                ]
-                with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                    for (part, counts), job in zip(pool.map(_part, jobs), jobs, strict=True):
-                        sinks.merge(Path(part), counts)
-                        tick(feed, job[4] + job[5], todo[feed])
-                shutil.rmtree(parts, ignore_errors=True)
-            else:
-                for k, first, n in chunks:
-                    _chunk(feed, world, goods, forms, k, first, n, sinks)
-                    tick(feed, first + n, todo[feed])
-        if "passengers" in wanted:
-            write_watchlist(world, sinks)
-            for k, first, n in _chunks(todo["passengers"], size):
-                write_passengers_chunk(world, k, first, n, sinks, weights, frequent)
-                tick("passengers", first + n, todo["passengers"])
-        if "currency" in wanted:
-            for k, first, n in _chunks(todo["currency"], size):
-                write_cbni_chunk(world, k, first, n, sinks, structurers)
-                tick("currency", first + n, todo["currency"])
-        if "intel" in wanted:
-            write_intel(world, sinks, structurers)
-            tick("intel", todo["intel"], todo["intel"])
-        if "seclogs" in wanted:
-            for day in range(int(sc.days)):
-                write_seclogs_day(world, day, sinks)
-                tick("seclogs", day + 1, todo["seclogs"])
+        for (feed, _k, first, n), secs, setup in _results(_jobs(sc, wanted), sc, seed, out, workers, sinks):
+            feed = "passengers" if feed == "watchlist" else feed
+            cpu[feed] = cpu.get(feed, 0.0) + secs
+            cpu["setup"] += setup
+            if n:
+                tick(feed, first + n, todo[feed])
     finally:
         sinks.close()
-    report = GenerationReport(out, sc.name, seed, dict(sorted(sinks.counts.items())))
-    _write_manifest(world, report)
+    report = GenerationReport(out, sc.name, seed, dict(sorted(sinks.counts.items())), cpu)
+    _write_manifest(sc, report)
     return report
 
 
-def _write_manifest(world: World, report: GenerationReport) -> None:
+def _write_manifest(scale: Scale, report: GenerationReport) -> None:
     doc: dict[str, Any] = {
         "scale": report.scale,
         "seed": report.seed,
-        "parameters": world.scale.params,
+        "parameters": scale.params,
         "counts": report.counts,
     }
     path = report.out / "ground_truth" / "manifest.json"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +24,10 @@ from pyiceberg.table.snapshots import Snapshot
 
 from sciti.lake.catalog import Lake
 from sciti.lake.errors import QueryError
-from sciti.lake.views import TableView, quote_ident, quote_literal, table_view
+from sciti.lake.views import TableView, ViewRule, quote_ident, quote_literal, ruled_select, table_view
 
 AsOf = int | str | datetime | None
+Rules = Mapping[str, ViewRule]
 
 # zone.name, each part bare or double-quoted. Over-matching (aliases, strings) is harmless: names
 # that are not lake tables are skipped.
@@ -36,14 +37,19 @@ _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN
 _TABLES_REMEDY = "address tables as zone.name (e.g. std.declarations); list them with `sciti tables`"
 
 
-def query(lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None) -> pa.Table:
+def query(
+    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None, rules: Rules | None = None
+) -> pa.Table:
     """Run one read-only SQL statement over the lake and return all rows.
 
     ``as_of``: a snapshot id, an ISO timestamp or a datetime (naive = UTC); every table is read as it
     was then (the latest snapshot at or before that time). ``tables``: if given, only these tables
-    are visible to the query (others are reported as unknown).
+    are visible to the query (others are reported as unknown). ``rules``: a caller's view of each
+    table it may read (row filter, column masks); tables without a rule are invisible. The caller
+    must vet the SQL itself (sciti.access does): views read their files, so a query that may call
+    file-reading functions could read those files around the masks.
     """
-    conn = connect(lake, sql, as_of=as_of, tables=tables)
+    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules)
     try:
         return _run(lambda: conn.sql(sql).to_arrow_table())
     finally:
@@ -56,10 +62,11 @@ def query_reader(
     *,
     as_of: AsOf = None,
     tables: set[str] | None = None,
+    rules: Rules | None = None,
     batch_rows: int = 65_536,
 ) -> pa.RecordBatchReader:
     """Like :func:`query`, streamed: results far larger than memory can be written out batch by batch."""
-    conn = connect(lake, sql, as_of=as_of, tables=tables)
+    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules)
     try:
         reader = _run(lambda: conn.sql(sql).to_arrow_reader(batch_rows))
     except BaseException:
@@ -82,11 +89,15 @@ def query_reader(
 
 
 def connect(
-    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None
+    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None, rules: Rules | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection with a view for every lake table ``sql`` mentions."""
-    _check_statement(sql)
+    _check_statement(sql, select_only=rules is not None)
+    if rules is not None:
+        tables = set(rules) if tables is None else tables & set(rules)
     loaded = _referenced_tables(lake, sql, tables)
+    if rules is not None:
+        loaded = _with_dependencies(lake, loaded, rules)
     snapshots = _pick_snapshots(loaded, as_of)
     views = [table_view(ident, table, snapshots[ident]) for ident, table in loaded.items()]
 
@@ -104,7 +115,7 @@ def connect(
         conn.execute("SET lock_configuration = true")
         for view in views:
             try:
-                _create_view(conn, view)
+                _create_view(conn, view, None if rules is None else rules[view.ident])
             except duckdb.Error as exc:
                 raise QueryError(
                     f"lake table {view.ident} (snapshot {view.snapshot_id}) cannot be read: "
@@ -117,19 +128,49 @@ def connect(
     return conn
 
 
-def _create_view(conn: duckdb.DuckDBPyConnection, view: TableView) -> None:
+def _create_view(conn: duckdb.DuckDBPyConnection, view: TableView, rule: ViewRule | None) -> None:
     zone, name = view.ident.split(".", 1)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(zone)}")
     target = f"{quote_ident(zone)}.{quote_ident(name)}"
     if view.arrow is not None:
         source = f"__sciti_arrow_{zone}_{name}"
         conn.register(source, view.arrow)
-        conn.execute(f"CREATE VIEW {target} AS SELECT * FROM {quote_ident(source)}")
-    else:
+        if rule is None:
+            conn.execute(f"CREATE VIEW {target} AS SELECT * FROM {quote_ident(source)}")
+            return
+        # Under a rule the clear rows must not stay reachable by name: copy the ruled rows, drop the source.
+        columns = view.columns or tuple(view.arrow.schema.names)
+        select = ruled_select(f"SELECT * FROM {quote_ident(source)}", columns, rule)
+        conn.execute(f"CREATE TABLE {target} AS {select}")
+        conn.unregister(source)
+    elif rule is None:
         conn.execute(f"CREATE VIEW {target} AS {view.select_sql}")
+    else:
+        conn.execute(f"CREATE VIEW {target} AS {ruled_select(view.select_sql or '', view.columns, rule)}")
 
 
-def _check_statement(sql: str) -> None:
+def _with_dependencies(lake: Lake, loaded: dict[str, Table], rules: Rules) -> dict[str, Table]:
+    """Add the tables the rules' row filters read, ordered so each comes before its readers."""
+    ordered: dict[str, Table] = {}
+
+    def visit(ident: str, table: Table | None, path: tuple[str, ...]) -> None:
+        if ident in ordered or ident in path:
+            return
+        for dep in rules[ident].depends:
+            if dep in rules and dep not in ordered:
+                try:
+                    visit(dep, loaded.get(dep) or lake.catalog.load_table(dep), (*path, ident))
+                except (NoSuchTableError, NoSuchNamespaceError):
+                    continue
+        if table is not None:
+            ordered[ident] = table
+
+    for ident, table in loaded.items():
+        visit(ident, table, ())
+    return ordered
+
+
+def _check_statement(sql: str, *, select_only: bool = False) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -138,7 +179,8 @@ def _check_statement(sql: str) -> None:
         raise QueryError(
             f"expected one SQL statement, got {len(statements)}", remedy="run one query at a time"
         )
-    if statements[0].type not in _ALLOWED_STATEMENTS:
+    allowed = {duckdb.StatementType.SELECT} if select_only else _ALLOWED_STATEMENTS
+    if statements[0].type not in allowed:
         raise QueryError(
             f"only queries can run on the lake, not {statements[0].type.name}",
             remedy="use SELECT, WITH, FROM, DESCRIBE, SUMMARIZE or EXPLAIN; ingestion changes the lake",

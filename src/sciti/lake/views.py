@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from pyiceberg.schema import Schema
@@ -81,6 +82,34 @@ class TableView:
     select_sql: str | None
     paths: tuple[str, ...] = ()
     arrow: pa.Table | None = None
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ViewRule:
+    """How one table is shown to one caller, as plain SQL written by the access policy.
+
+    The lake knows nothing of roles: it applies what it is given. ``row_filter`` is a boolean SQL
+    expression over the table's columns (it may read the views of ``depends``, created first);
+    ``columns`` maps a column name to the SQL expression shown in its place (same type: a mask, or
+    a typed NULL). Columns not named are shown as stored.
+    """
+
+    row_filter: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+
+
+def ruled_select(base_sql: str, columns: tuple[str, ...], rule: ViewRule) -> str:
+    """``base_sql`` (a SELECT of the whole table) with the rule's masks and row filter applied.
+
+    Everything is inlined in one statement, so nothing in the connection exposes the unmasked rows.
+    """
+    cols = ", ".join(
+        f"{rule.columns[c]} AS {quote_ident(c)}" if c in rule.columns else quote_ident(c) for c in columns
+    )
+    where = f" WHERE ({rule.row_filter})" if rule.row_filter else ""
+    return f"SELECT {cols} FROM ({base_sql}) AS __sciti_base{where}"
 
 
 # Snapshots never change once committed, so a plan for (table, snapshot, schema) is reusable:
@@ -106,7 +135,9 @@ def table_view(ident: str, table: Table, snapshot: Snapshot | None) -> TableView
             cached = _PLAN_CACHE.get(key)
             if cached is not None:
                 _PLAN_CACHE.move_to_end(key)
-                return TableView(ident, cached.snapshot_id, cached.select_sql, cached.paths)
+                return TableView(
+                    ident, cached.snapshot_id, cached.select_sql, cached.paths, columns=cached.columns
+                )
     files = snapshot_files(table, snapshot)
     columns = [(f, duck_type(f.field_type)) for f in files.schema.fields]
     paths = [local_path(p) for p in files.paths]
@@ -118,9 +149,11 @@ def table_view(ident: str, table: Table, snapshot: Snapshot | None) -> TableView
     )
     if needs_pyiceberg:
         # Not cached: the rows are materialised and could be large.
-        return TableView(ident, files.snapshot_id, None, (), read_tasks(table, files.tasks, files.schema))
+        arrow = read_tasks(table, files.tasks, files.schema)
+        return TableView(ident, files.snapshot_id, None, (), arrow, tuple(arrow.schema.names))
     local = tuple(p for p in paths if p is not None)
-    view = TableView(ident, files.snapshot_id, _select_sql(files.schema, local), local)
+    names = tuple(f.name for f in files.schema.fields)
+    view = TableView(ident, files.snapshot_id, _select_sql(files.schema, local), local, columns=names)
     if key is not None:
         with _plan_lock:
             _PLAN_CACHE[key] = view

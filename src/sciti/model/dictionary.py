@@ -11,7 +11,16 @@ from sciti.model.codelists import CODELIST_NAMES
 from sciti.model.identifiers import IDENTIFIER_NAMES
 from sciti.model.schema import PARENT_COLUMN, PROVENANCE, FieldDef, RecordKind, load_kinds
 
-GROUP_ORDER = ("declarations", "cargo", "road", "border", "persons", "enforcement")
+GROUP_ORDER = (
+    "declarations",
+    "cargo",
+    "road",
+    "border",
+    "persons",
+    "enforcement",
+    "intelligence",
+    "security",
+)
 GROUP_TITLES = {
     "declarations": "Declarations",
     "cargo": "Cargo manifests and consignments",
@@ -19,6 +28,8 @@ GROUP_TITLES = {
     "border": "Border crossings",
     "persons": "Persons and travellers",
     "enforcement": "Enforcement",
+    "intelligence": "Intelligence",
+    "security": "IT security",
 }
 
 

@@ -8,6 +8,7 @@ from sciti.ops import (  # noqa: F401
     privacy_tables,
     risk_tables,
     rules_tables,
+    web_tables,
 )
 from sciti.ops.db import get_engine, migrate, session_scope
 from sciti.ops.models import (

@@ -44,6 +44,7 @@ class User(Base):
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # account expiry: no login or token use from then on
 
 
 class ApiToken(Base):

@@ -6,6 +6,100 @@ after a change (pre-release: the single initial migration is regenerated).
 
 from __future__ import annotations
 
-from sciti.ops.models import Base
+from datetime import date, datetime
+from typing import Any
 
-__all__ = ["Base"]
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sciti.ops.models import Base, utcnow
+
+
+class RiskOutbox(Base):
+    """Durable buffer of assessments on their way to the lake table ``risk.assessments``.
+
+    An assessment is committed here before its answer is sent; the flusher claims rows in bulk
+    (stamps ``flush_batch``), appends them to the lake under that batch id, then deletes them. A
+    crash between the append and the delete is healed by asking the lake whether the batch landed.
+    """
+
+    __tablename__ = "risk_outbox"
+    __table_args__ = (Index("ix_risk_outbox_batch", "flush_batch"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    assessment_id: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)  # the assessment as JSON (one lake row)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    flush_batch: Mapped[str | None] = mapped_column(String(40))
+    claimed_at: Mapped[datetime | None]
+
+
+class RiskQueueItem(Base):
+    """A flagged record (lane other than green, or sampled) waiting for an officer."""
+
+    __tablename__ = "risk_queue"
+    __table_args__ = (
+        Index("ix_risk_queue_order", "score", "assessment_id"),
+        Index("ix_risk_queue_filter", "kind", "office_code", "lane"),
+    )
+    assessment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject_ref: Mapped[str] = mapped_column(String(200), default="")  # e.g. the declaration id
+    office_code: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    lane: Mapped[str] = mapped_column(String(10))  # current lane: latest override, else assigned lane
+    assigned_lane: Mapped[str] = mapped_column(String(10))  # what the engine decided
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rule_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(80))
+    assessed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open|assigned|done
+    assigned_to: Mapped[str | None] = mapped_column(String(150))
+    assigned_at: Mapped[datetime | None]
+
+
+class RiskOverride(Base):
+    """An officer's lane change: its own trigger, append-only (who, why, from, to)."""
+
+    __tablename__ = "risk_overrides"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    assessment_id: Mapped[str] = mapped_column(String(40), index=True)
+    from_lane: Mapped[str] = mapped_column(String(10))
+    to_lane: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(150))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RiskInspection(Base):
+    """An inspection result linked to the assessment that selected (or released) the record."""
+
+    __tablename__ = "risk_inspections"
+    inspection_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    assessment_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    fraud: Mapped[bool] = mapped_column(Boolean, default=False)
+    selection_reason: Mapped[str] = mapped_column(String(20), default="risk")
+    rule_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(80))
+    score: Mapped[float | None] = mapped_column(Float)
+    revenue_raised: Mapped[float | None] = mapped_column(Float)
+    findings: Mapped[str | None] = mapped_column(Text)
+    inspected_on: Mapped[date] = mapped_column(Date)
+    actor: Mapped[str] = mapped_column(String(150))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RiskCapacityUse(Base):
+    """Red-lane inspections handed out per office and day (the capacity counter)."""
+
+    __tablename__ = "risk_capacity_use"
+    office_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+__all__ = ["Base", "RiskCapacityUse", "RiskInspection", "RiskOutbox", "RiskOverride", "RiskQueueItem"]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from tests.api.allowed.groups import EVERYONE
 
 READERS = frozenset(
-    {"viewer", "analyst", "targeting_officer", "supervisor", "data_engineer", "security_officer", "administrator"}
+    {
+        "viewer",
+        "analyst",
+        "targeting_officer",
+        "supervisor",
+        "data_engineer",
+        "security_officer",
+        "administrator",
+    }
 )
 QUERY = frozenset(
     {"analyst", "targeting_officer", "supervisor", "data_engineer", "security_officer", "administrator"}

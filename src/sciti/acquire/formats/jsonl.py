@@ -40,10 +40,28 @@ def _lines(data: bytes, unit: str) -> Iterator[tuple[int, Any, str | None, str]]
 def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterator[Parsed | Rejected]:
     """Record-style: each line holds canonical records by kind name."""
     kinds = list(getattr(ctx.connector, "kinds", []) or [])
+    function = None
+    if options.get("records"):  # a connector function turns each line into records (acquire.functions)
+        from sciti.acquire.functions import load_function
+
+        name = getattr(ctx.connector, "name", "?")
+        function = load_function(getattr(ctx.connector, "folder", None), options["records"], connector=name)
     for number, obj, reason, text in _lines(data, unit):
         locator = f"{unit}:line {number}"
         if obj is None:
             yield Rejected(locator=locator, reason=reason or "unreadable line", raw=text)
+            continue
+        if function is not None:
+            try:
+                made = function(obj)
+            except (ValueError, KeyError, TypeError) as exc:
+                yield Rejected(locator=locator, reason=f"line {number}: {exc}", raw=text)
+                continue
+            yield Parsed(
+                locator=locator,
+                records={k: v if isinstance(v, list) else [v] for k, v in made.items()},
+                raw=text,
+            )
             continue
         if any(k in obj for k in kinds):
             unknown = [k for k in obj if k not in kinds]

@@ -1,10 +1,12 @@
-"""Table-style formats (CSV, Parquet): stage a unit's rows into DuckDB table ``src``.
+"""Table-style formats (CSV, Parquet): stage a unit's rows for the mapping pass.
 
-Staging reads the file with DuckDB (parallel, columnar), normalises header names to snake_case so
-"Declaration ID", "declaration id" and "DECLARATION_ID" all become ``declaration_id``, and reports
-rows that cannot be read (wrong column count, unterminated quotes, invalid bytes) as ``Rejected``
-with the physical line DuckDB saw them on. Every staged row keeps its ordinal as ``rowid``; the
-mapping step turns ordinals back into locators with ``Staged.locator_sql``.
+Staging normalises header names to snake_case so "Declaration ID", "declaration id" and
+"DECLARATION_ID" all become ``declaration_id``. A well-formed CSV is parsed by Arrow's
+multi-threaded reader; any other CSV, and Parquet, is staged by DuckDB into table ``src``, which
+reports rows that cannot be read (wrong column count, unterminated quotes, invalid bytes) as
+``Rejected`` with the physical line DuckDB saw them on. Every staged row keeps its ordinal
+(``__row`` in ``Staged.source``); the mapping step turns ordinals back into locators with
+``Staged.locator_sql``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import io
 import re
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from sciti.acquire.errors import AcquireError
 from sciti.acquire.items import Rejected
@@ -56,9 +62,14 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+TABLE_SOURCE = "(SELECT rowid AS __row, * FROM src)"
+ARROW_SOURCE = "src_arrow"  # a CSV parsed by Arrow, registered in the connection under this name
+
+
 @dataclass
 class Staged:
-    """Rows of one unit staged in DuckDB table ``src`` (row ordinal = ``rowid``)."""
+    """Rows of one unit, ready for the mapping pass: ``source`` is a relation of the rows with
+    their ordinal ``__row`` (the staged table ``src``, or a CSV parsed by Arrow)."""
 
     rows: int
     columns: list[str]
@@ -68,6 +79,14 @@ class Staged:
     locate: Callable[[int], str] = str  # the same in Python, for the few rejected rows
     raw_sql: Callable[[], str] | None = None  # SQL re-serialising a ``src`` row as source text
     sparse: bool = False  # rows name their own keys (JSON): an absent key is a null, not a wrong file
+    source: str = TABLE_SOURCE
+    all_text: bool = False  # every source column is text (CSV)
+    suspect_sql: str | None = None  # rows the fast path must leave to the model (transcoded bad lines)
+    line_of: Callable[[int], int] | None = None  # row ordinal -> physical line, when lines are exact
+    arrow: pa.Table | None = None  # the rows, when a CSV was parsed by Arrow (row k at position k)
+    # Columns known to hold no empty text and no value starting or ending with a blank (so with
+    # nothing the model would trim): their text needs no per-row clean-up.
+    plain_columns: frozenset[str] = frozenset()
 
     @property
     def received(self) -> int:
@@ -113,10 +132,12 @@ def _transcode(path: Path, target: Path, encoding: str) -> dict[int, str]:
 
 def _count_lines(path: Path) -> int:
     count, last = 0, b"\n"
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
+    buf = bytearray(READ_CHUNK)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            view = buf if n == len(buf) else buf[:n]
+            count += view.count(b"\n")
+            last = bytes(view[-1:])
     return count + (0 if last == b"\n" else 1)
 
 
@@ -132,7 +153,15 @@ def _header(path: Path, delimiter: str, quote: str) -> tuple[str, list[str]]:
 def stage_csv(
     con: duckdb.DuckDBPyConnection, path: Path, *, unit: str, options: dict[str, Any], work: Path
 ) -> Staged:
-    """Stage a CSV file. ``options``: encoding, delimiter, quote, escape, header_row (1-based)."""
+    """Stage a CSV file. ``options``: encoding, delimiter, quote, escape.
+
+    A well-formed file (every row has the header's columns, valid UTF-8, one line per row) is
+    parsed by Arrow's multi-threaded CSV reader into memory with each row's ordinal; the mapping
+    pass then scans it in parallel. Any other file is staged by DuckDB's reader into table ``src``,
+    which keeps unreadable rows aside with their line and DuckDB's reason (``rejects_err``).
+    A non-UTF-8 file is transcoded first; its undecodable lines are left to the model and then
+    quarantined with the byte and line.
+    """
     encoding = _codec(options)
     delimiter = str(options.get("delimiter", ","))
     quote = str(options.get("quote", '"'))
@@ -144,6 +173,98 @@ def stage_csv(
         path = utf8
     header_line, header = _header(path, delimiter, quote)
     columns = normalise_names(header)
+    staged = None
+    with ThreadPoolExecutor(1) as pool:  # count lines while Arrow parses (both release the GIL)
+        counting = pool.submit(_count_lines, path)
+        plain_file = len(delimiter) == 1 and len(quote) == 1 and escape == quote
+        table = _read_arrow(path, columns, delimiter, quote) if plain_file else None
+        lines = counting.result()
+    if table is not None and lines == 1 + table.num_rows:
+        ordinals = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        table = table.append_column("__row", ordinals)
+        con.register(ARROW_SOURCE, table)
+        staged = Staged(rows=table.num_rows, columns=columns, source=f"(SELECT * FROM {ARROW_SOURCE})")
+        staged.arrow = table
+        staged.plain_columns = frozenset(c for c in columns if _plain(table.column(c)))
+        _locate_rows(staged, unit, header_line, [], lines)
+    if staged is None:
+        staged = _stage_duckdb(con, path, unit, header_line, columns, lines, delimiter, quote, escape)
+    staged.raw_sql = lambda: _csv_line_sql(header_line, columns, delimiter, quote)
+    staged.all_text = True
+    if bad_lines:  # a bad line holds replacement characters: never certain, so the model sees it
+        cells = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in columns)
+        staged.suspect_sql = f"contains(concat({cells}), chr(65533))"
+        _mark_bad_lines(staged, unit, encoding, bad_lines)
+    return staged
+
+
+def _read_arrow(path: Path, columns: list[str], delimiter: str, quote: str) -> pa.Table | None:
+    """Every row as text (empty -> null, as DuckDB reads it), or None when any row is not plain:
+    a wrong number of cells, a value spanning lines, a blank line or bytes that are not UTF-8."""
+    odd: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        odd.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char=quote,
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                null_values=[""],
+                check_utf8=True,
+            ),
+        )
+    except (pa.ArrowException, ValueError):
+        return None
+    return None if odd else table
+
+
+def _plain(column: pa.ChunkedArray) -> bool:
+    """Whether every value of a text column read by Arrow is non-empty and starts and ends with a
+    printable ASCII character (no trim character is one). Read from the offsets and bytes of the
+    Arrow buffers: a few milliseconds for a million values."""
+    for chunk in column.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        if offsets_buf is None or chunk.null_count == len(chunk):
+            continue
+        offsets = np.frombuffer(offsets_buf, dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+        starts, ends = offsets[:-1], offsets[1:]
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        if ((ends - starts)[valid] == 0).any() or data_buf is None:
+            return False  # an empty text value (a null has none)
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+        first, last = data[starts[valid]], data[ends[valid] - 1]
+        if ((first < 0x21) | (first > 0x7E) | (last < 0x21) | (last > 0x7E)).any():
+            return False
+    return True
+
+
+def _stage_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    unit: str,
+    header_line: str,
+    columns: list[str],
+    lines: int,
+    delimiter: str,
+    quote: str,
+    escape: str,
+) -> Staged:
+    """Stage with DuckDB's reader into ``src``; unreadable rows are reported with their line."""
     spec = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
     try:
         con.execute(
@@ -162,36 +283,41 @@ def stage_csv(
         raise AcquireError(
             f"cannot read {unit} as CSV: {exc}", remedy="check the file and the connector options"
         ) from None
+    staged = Staged(rows=rows, columns=columns)
+    _locate_rows(staged, unit, header_line, rejected, lines)
+    return staged
 
-    def raw(line: str) -> str:
-        return header_line + "\n" + line
 
-    rejects = [
+def _locate_rows(
+    staged: Staged, unit: str, header_line: str, rejected: list[tuple[Any, ...]], lines: int
+) -> None:
+    """Rejects with their lines, and the physical line of every staged row (``locate``/``locator_sql``)."""
+    staged.rejects = [
         Rejected(
             locator=f"{unit}:line {line}",
             reason=f"line {line} cannot be read as CSV: {message}",
             field=normalise_name(col) if col else None,
-            raw=raw(text or ""),
+            raw=header_line + "\n" + (text or ""),
         )
         for line, col, message, text in rejected
     ]
     # Physical line of staged row k: k + 2 + lines taken by rejected rows before it. Exact unless
     # quoted values span lines; then we fall back to row numbers rather than print a wrong line.
-    spans = [(line, (text or "").count("\n") + 1) for line, _, _, text in rejected]
     first_k: list[int] = []
     offsets: list[int] = []
     offset = 0
-    for line, span in spans:
+    for line, _, _, text in rejected:
         first_k.append(line - 2 - offset)
-        offset += span
+        offset += (text or "").count("\n") + 1
         offsets.append(offset)
-    exact = _count_lines(path) == 1 + rows + offset
+    exact = lines == 1 + staged.rows + offset
+
+    def line_of(k: int) -> int:
+        i = bisect.bisect_right(first_k, k)
+        return k + 2 + (offsets[i - 1] if i else 0)
 
     def locate(k: int) -> str:
-        if not exact:
-            return f"{unit}#row={k + 1}"
-        i = bisect.bisect_right(first_k, k)
-        return f"{unit}:line {k + 2 + (offsets[i - 1] if i else 0)}"
+        return f"{unit}:line {line_of(k)}" if exact else f"{unit}#row={k + 1}"
 
     def locator_sql(col: str) -> str:
         if not exact:
@@ -202,21 +328,26 @@ def stage_csv(
         extra = f"(CASE{case} ELSE 0 END)" if case else "0"
         return f"({sql_str(unit + ':line ')} || ({col} + 2 + {extra}))"
 
-    staged = Staged(rows=rows, columns=columns, rejects=rejects, locator_sql=locator_sql, locate=locate)
-    staged.raw_sql = lambda: _csv_line_sql(header_line, columns, delimiter, quote)
-    if bad_lines:
-        # Lines of the transcoded file keep the source numbering, so find each bad line's row.
-        line_to_row = {int(locate(k).rsplit(" ", 1)[1]): k for k in range(rows)} if exact else {}
-        for line, reason in bad_lines.items():
-            row = line_to_row.get(line)
-            if row is not None:
-                staged.rejected_rows[row] = Rejected(locator=f"{unit}:line {line}", reason=reason, field=None)
-            elif not any(r.locator == f"{unit}:line {line}" for r in rejects) and line > 1:
-                raise AcquireError(
-                    f"{unit} is not valid {encoding} at line {line}: {reason}",
-                    remedy="check the declared encoding of the connector",
-                )
-    return staged
+    staged.locate, staged.locator_sql = locate, locator_sql
+    staged.line_of = line_of if exact else None
+
+
+def _mark_bad_lines(staged: Staged, unit: str, encoding: str, bad_lines: dict[int, str]) -> None:
+    """Undecodable lines of a transcoded file -> the rows they became (quarantined with the reason)."""
+    line_of = staged.line_of
+    for line, reason in bad_lines.items():
+        # Lines of the transcoded file keep the source numbering; rows are in line order.
+        row = None
+        if line_of is not None:
+            k = bisect.bisect_left(range(staged.rows), line, key=line_of)
+            row = k if k < staged.rows and line_of(k) == line else None
+        if row is not None:
+            staged.rejected_rows[row] = Rejected(locator=f"{unit}:line {line}", reason=reason, field=None)
+        elif not any(r.locator == f"{unit}:line {line}" for r in staged.rejects) and line > 1:
+            raise AcquireError(
+                f"{unit} is not valid {encoding} at line {line}: {reason}",
+                remedy="check the declared encoding of the connector",
+            )
 
 
 def _csv_line_sql(header_line: str, columns: list[str], delimiter: str, quote: str) -> str:

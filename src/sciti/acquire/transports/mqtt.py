@@ -56,6 +56,7 @@ class MqttSubscriber(Worker):
 
     def __init__(self, settings: Settings, connector: Any, spec: MqttSpec, runner: Any):
         super().__init__(f"mqtt-{connector.name}", min(1.0, max(0.05, settings.buffer_max_seconds / 4)))
+        self.settings = settings
         self.connector = connector
         self.spec = spec
         self.buffer = StagingBuffer(
@@ -78,7 +79,11 @@ class MqttSubscriber(Worker):
             manual_ack=True,
         )
         if self.spec.username:
-            password = secret(self.spec.password_secret) if self.spec.password_secret else None
+            password = (
+                secret(self.spec.password_secret, self.settings, actor=f"connector:{self.connector.name}")
+                if self.spec.password_secret
+                else None
+            )
             client.username_pw_set(self.spec.username, password)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -101,9 +106,12 @@ class MqttSubscriber(Worker):
             log.error(
                 "mqtt connect refused", extra={"connector": self.connector.name, "reason": str(reason_code)}
             )
+            # Start over with a new client: the credential is resolved again (it may have been rotated).
+            self._reset.set()
+            self.wake()
             return
         log.info("mqtt connected", extra={"connector": self.connector.name, "host": self.spec.host})
-        client.subscribe(self.spec.topic, qos=self.spec.qos)
+        client.subscribe([(topic, self.spec.qos) for topic in self.spec.topics])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if all(not rc.is_failure for rc in reason_codes):

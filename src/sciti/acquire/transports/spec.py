@@ -14,8 +14,9 @@ A connector YAML names its transport and gives its settings (see docs/transports
 The one-mapping form ``transport: {type: sql, ...}`` is accepted too, where the loader keeps it.
 
 HTTP push needs no section: every connector accepts pushes once a user has the ``ingest``
-permission. Secrets are named, never written in the YAML: ``url_secret: NAME`` is read from the
-environment variable ``SCITI_SECRET_<NAME>`` (upper case, other characters as ``_``).
+permission. Secrets are named, never written in the YAML: ``url: secret:NAME`` (or ``url_secret:
+NAME``), ``password: secret:NAME`` (or ``password_secret: NAME``) are resolved from the secrets store
+at use time (sciti.access.secrets; the environment variable ``SCITI_SECRET_<NAME>`` for development).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class SqlSpec(_Spec):
     type: Literal["sql"]
     url: str | None = Field(None, description="SQLAlchemy URL without password, or use url_secret.")
     url_secret: str | None = Field(None, description="Name of the secret holding the SQLAlchemy URL.")
+    password_secret: str | None = Field(
+        None, description="Name of the secret holding the password for ``url`` (rotate it on its own)."
+    )
     table: str | None = Field(None, description="Table (or schema.table) to extract; or give query.")
     query: str | None = Field(None, description="SELECT returning the rows; wrapped with the cursor.")
     watermark: str = Field(description="Column that grows on insert and update (timestamp or number).")
@@ -67,10 +71,17 @@ class SqlSpec(_Spec):
         0.0, ge=0, description="Only take rows whose watermark is older than the source's now minus this."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _references(cls, data: Any) -> Any:
+        return _secret_references(data, {"url": "url_secret", "password": "password_secret"})
+
     @model_validator(mode="after")
     def _one_source(self) -> SqlSpec:
         if (self.url is None) == (self.url_secret is None):
             raise ValueError("give exactly one of url and url_secret")
+        if self.password_secret and self.url_secret:
+            raise ValueError("password_secret goes with url (the URL without password), not url_secret")
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of table and query")
         for name in (self.watermark, self.tiebreak, *(self.table or "").split(".")):
@@ -90,7 +101,9 @@ class MqttSpec(_Spec):
     type: Literal["mqtt"]
     host: str = "127.0.0.1"
     port: int = 1883
-    topic: str
+    topic: str | tuple[str, ...] = Field(
+        description="Topic filter to subscribe to, or a list of them (e.g. elock/+/gps and elock/+/event)."
+    )
     qos: Literal[0, 1, 2] = 1
     client_id: str | None = Field(
         None, description="Stable id so the broker keeps our session. Default sciti-<connector>."
@@ -105,6 +118,16 @@ class MqttSpec(_Spec):
     dedupe_seconds: float = Field(
         3600.0, ge=0, description="How long ids of flushed messages are kept to drop redeliveries."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _references(cls, data: Any) -> Any:
+        return _secret_references(data, {"password": "password_secret"})
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic filter subscribed to."""
+        return (self.topic,) if isinstance(self.topic, str) else self.topic
 
 
 TransportSpec = Annotated[FolderSpec | SqlSpec | MqttSpec, Field(discriminator="type")]
@@ -150,8 +173,34 @@ def transport_spec(settings: Settings, connector: Any) -> FolderSpec | SqlSpec |
     return parse_transport(raw, connector=connector.name)
 
 
-def secret(name: str) -> str:
-    """A named secret from the environment (``SCITI_SECRET_<NAME>``); never logged."""
+def _secret_references(data: Any, fields: dict[str, str]) -> Any:
+    """Turn ``field: secret:NAME`` into ``field_secret: NAME``; refuse a credential written in clear."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for field, target in fields.items():
+        value = data.get(field)
+        if value is None:
+            continue
+        is_ref = isinstance(value, str) and value.startswith("secret:")
+        name = value[len("secret:") :].strip() if is_ref else None
+        if name:
+            data.pop(field)
+            data[target] = name
+        elif field == "password":
+            raise ValueError("a password is never written in a connector: give `password: secret:NAME`")
+    return data
+
+
+def secret(name: str, settings: Settings | None = None, *, actor: str = "transport") -> str:
+    """The value of a named secret, from the secrets store (cached briefly); never logged.
+
+    Without ``settings`` only the environment (``SCITI_SECRET_<NAME>``) is consulted.
+    """
+    if settings is not None:
+        from sciti.access.secrets import resolve
+
+        return resolve(settings, name, actor=actor)
     var = "SCITI_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
     value = os.environ.get(var)
     if not value:

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import URL, Engine, create_engine, func, make_url, select, text
 
 from sciti.acquire.transports.rows import rows_to_table
 from sciti.acquire.transports.spec import SqlSpec, redact, secret
@@ -93,13 +93,28 @@ class SqlExtractor(Worker):
         self.spec = spec
         self.runner = runner
         self._engine: Engine | None = None
+        self._engine_fingerprint = ""
 
     # -- source side -------------------------------------------------------------------------
+    def _url(self) -> URL:
+        """The source URL with its secrets resolved now (a rotated secret is seen within the cache time)."""
+        actor = f"connector:{self.connector.name}"
+        raw = self.spec.url or secret(self.spec.url_secret or "", self.settings, actor=actor)
+        url = make_url(raw)
+        if self.spec.password_secret:
+            url = url.set(password=secret(self.spec.password_secret, self.settings, actor=actor))
+        return url
+
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            url = self.spec.url or secret(self.spec.url_secret or "")
+        url = self._url()
+        # A changed credential (rotation) gets a new engine; pooled connections of the old one go.
+        fingerprint = hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()
+        if self._engine is None or fingerprint != self._engine_fingerprint:
+            if self._engine is not None:
+                self._engine.dispose()
             self._engine = create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=1)
+            self._engine_fingerprint = fingerprint
         return self._engine
 
     def describe(self) -> str:

@@ -1,38 +1,76 @@
-"""Read-only SQL over the lake (DuckDB on Iceberg snapshots), rows returned as JSON."""
+"""Read-only SQL over the lake as the caller: permitted tables, rows and masked columns; audited.
+
+``POST /sql`` returns rows as JSON; ``POST /sql/export`` returns the whole result as CSV or
+Parquet (permission ``sql.export``, audited as ``export``). Both run through the access policy
+(``sciti.access.audited_query``): the same views, masks and audit entries as ``sciti sql``.
+"""
 
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 import math
+import os
+import tempfile
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 
 import pyarrow as pa
-from fastapi import APIRouter, Depends
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from sciti.access import Principal, require
-from sciti.api.deps import LakeDep
+from sciti.access.sqlpath import audited_query
+from sciti.api.deps import LakeDep, SettingsDep
 from sciti.lake import Lake
+from sciti.settings import Settings
 
 router = APIRouter(tags=["sql"])
 log = logging.getLogger("sciti.api")
 MAX_ROWS = 100_000
+NO_NUL = r"^[^\x00]*$"  # audited text: PostgreSQL text cannot hold NUL, so it is bad input, not a 500
 
 
 class SqlRequest(BaseModel):
     sql: str = Field(
-        min_length=1, description="One SELECT statement; tables as zone.name, e.g. std.declarations."
+        min_length=1,
+        max_length=100_000,
+        description="One SELECT statement; tables as zone.name, e.g. std.declarations.",
     )
     as_of: str | int | datetime | None = Field(
         None, description="Read every table as of this snapshot id or ISO timestamp (time travel)."
     )
     limit: int = Field(1000, ge=1, le=MAX_ROWS, description="At most this many rows are returned.")
+    purpose: str | None = Field(
+        None, max_length=500, pattern=NO_NUL, description="Why you run it; recorded in the audit trail."
+    )
+    unmask: bool = Field(
+        False,
+        description="Personal fields in clear: needs `personal.unmask` and a `purpose`; audited as unmask.",
+    )
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+class ExportRequest(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000, description="One SELECT statement.")
+    as_of: str | int | datetime | None = Field(None, description="Time travel: snapshot id or ISO timestamp.")
+    format: ExportFormat = Field(ExportFormat.csv, description="csv or parquet.")
+    purpose: str | None = Field(
+        None, max_length=500, description="Why you export; recorded in the audit trail."
+    )
+    unmask: bool = Field(False, description="Personal fields in clear (`personal.unmask` and a purpose).")
 
 
 class Column(BaseModel):
@@ -47,25 +85,39 @@ class SqlResult(BaseModel):
     truncated: bool = Field(description="True when the query had more rows than `limit`.")
 
 
-def _first_rows(lake: Lake, sql: str, as_of: Any, limit: int) -> tuple[pa.Schema, list[pa.RecordBatch], bool]:
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "api"
+
+
+def _first_rows(
+    settings: Settings, lake: Lake, principal: Principal, body: SqlRequest, source: str
+) -> tuple[pa.Schema, list[pa.RecordBatch], bool]:
     """At most ``limit`` rows, streamed, so a huge result never sits in the server's memory."""
-    lake_query = importlib.import_module("sciti.lake.query")  # the module; sciti.lake.query is the function
-    reader_fn = getattr(lake_query, "query_reader", None)
-    if reader_fn is None:
-        table = lake_query.query(lake, sql, as_of=as_of)
-        return table.schema, table.slice(0, limit).to_batches(), table.num_rows > limit
-    reader = reader_fn(lake, sql, as_of=as_of)
-    batches, seen, truncated = [], 0, False
-    try:
-        for batch in reader:
-            if seen + batch.num_rows > limit:
-                batches.append(batch.slice(0, limit - seen))
-                truncated = True
-                break
-            batches.append(batch)
-            seen += batch.num_rows
-    finally:
-        reader.close()
+    batches: list[pa.RecordBatch] = []
+    seen, truncated = 0, False
+    with audited_query(
+        settings.resolved_ops_db_url,
+        lake,
+        principal,
+        body.sql,
+        action="query",
+        source=source,
+        as_of=body.as_of,
+        unmask=body.unmask,
+        purpose=body.purpose,
+    ) as result:
+        reader = result.reader
+        try:
+            for batch in reader:
+                if seen + batch.num_rows > body.limit:
+                    batches.append(batch.slice(0, body.limit - seen))
+                    seen, truncated = body.limit, True
+                    break
+                batches.append(batch)
+                seen += batch.num_rows
+        finally:
+            reader.close()
+        result.rows = seen
     return reader.schema, batches, truncated
 
 
@@ -85,9 +137,15 @@ def _json_value(value: Any) -> Any:
 
 @router.post("/sql", summary="Run a read-only SQL query over the lake", response_model=SqlResult)
 async def run_sql(
-    body: SqlRequest, lake: LakeDep, principal: Annotated[Principal, Depends(require("sql.query"))]
+    body: SqlRequest,
+    request: Request,
+    lake: LakeDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require("sql.query"))],
 ) -> SqlResult:
-    schema, batches, truncated = await run_in_threadpool(_first_rows, lake, body.sql, body.as_of, body.limit)
+    schema, batches, truncated = await run_in_threadpool(
+        _first_rows, settings, lake, principal, body, client_of(request)
+    )
     rows = [r for b in batches for r in b.to_pylist()]
     log.info("sql query", extra={"user": principal.username, "rows": len(rows), "truncated": truncated})
     return SqlResult(
@@ -95,4 +153,61 @@ async def run_sql(
         rows=jsonable_encoder([{k: _json_value(v) for k, v in r.items()} for r in rows]),
         row_count=len(rows),
         truncated=truncated,
+    )
+
+
+def _export(settings: Settings, lake: Lake, principal: Principal, body: ExportRequest, source: str) -> str:
+    """Write the whole result to a temporary file (removed after the response); returns its path."""
+    fd, path = tempfile.mkstemp(prefix="sciti-export-", suffix=f".{body.format.value}")
+    os.close(fd)
+    try:
+        with audited_query(
+            settings.resolved_ops_db_url,
+            lake,
+            principal,
+            body.sql,
+            action="export",
+            source=source,
+            as_of=body.as_of,
+            unmask=body.unmask,
+            purpose=body.purpose,
+            extra={"format": body.format.value},
+        ) as result:
+            rows = 0
+            writer: Any = (
+                pq.ParquetWriter(path, result.reader.schema)
+                if body.format is ExportFormat.parquet
+                else pacsv.CSVWriter(path, result.reader.schema)
+            )
+            with writer:
+                for batch in result.reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+            result.rows = rows
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+@router.post(
+    "/sql/export",
+    summary="Export a query's result as CSV or Parquet (audited)",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+async def export_sql(
+    body: ExportRequest,
+    request: Request,
+    lake: LakeDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require("sql.export"))],
+) -> FileResponse:
+    path = await run_in_threadpool(_export, settings, lake, principal, body, client_of(request))
+    media = "text/csv" if body.format is ExportFormat.csv else "application/vnd.apache.parquet"
+    return FileResponse(
+        path,
+        media_type=media,
+        filename=f"sciti-export.{body.format.value}",
+        background=BackgroundTask(os.unlink, path),
     )

@@ -1,0 +1,250 @@
+"""The one policy point: what a caller may see of each lake table — tables, rows and columns.
+
+Rules are data (``data/policy.yaml``); field classifications come from the record kinds
+(``sciti.model``). :class:`DataPolicy` turns both, for one :class:`Principal`, into plain
+:class:`~sciti.lake.views.ViewRule` objects (a row filter and column masks as SQL) that the lake
+applies when it creates each table's view, so the SQL path, exports and the unmask endpoint all
+see the same thing. Nothing here knows about HTTP or the terminal.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from sciti.access.accounts import Principal
+from sciti.access.errors import AccessError, PermissionDenied
+from sciti.access.masking import METHODS, mask_sql, mask_value, new_salt, null_of
+from sciti.access.roles import all_roles, check_permission_name
+from sciti.lake.views import ViewRule, quote_literal
+from sciti.model import RecordKind, load_kinds
+
+UNMASK_PERMISSION = "personal.unmask"
+
+
+@dataclass(frozen=True)
+class TableRule:
+    match: str
+    any_of: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """``data/policy.yaml``, parsed and checked."""
+
+    tables: tuple[TableRule, ...]
+    kind_requires: dict[str, tuple[str, ...]]
+    unmask_permission: str
+    restricted_permission: str
+    mask_by_field: dict[str, str]
+    mask_by_type: dict[str, str]
+    office_column: str
+    partner_role: str
+    partner_kinds: frozenset[str]
+    partner_row_column: str
+    kinds_by_table: dict[str, RecordKind] = field(default_factory=dict)
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in (value or ()))
+
+
+@lru_cache(maxsize=1)
+def policy_config() -> PolicyConfig:
+    raw = yaml.safe_load(resources.files("sciti.access").joinpath("data/policy.yaml").read_text("utf-8"))
+    tables = tuple(
+        TableRule(str(t["match"]), _strs(t.get("any_of")), _strs(t.get("roles")), str(t.get("why", "")))
+        for t in raw["tables"]
+    )
+    kinds = load_kinds()
+    kind_requires = {str(k): _strs(v.get("requires")) for k, v in (raw.get("kinds") or {}).items()}
+    classes = raw["classifications"]
+    masking = raw["masking"]
+    by_field = {str(k): str(v) for k, v in (masking.get("by_field") or {}).items()}
+    by_type = {str(k): str(v) for k, v in (masking.get("by_type") or {}).items()}
+    config = PolicyConfig(
+        tables=tables,
+        kind_requires=kind_requires,
+        unmask_permission=str(classes["personal"]["unmask"]),
+        restricted_permission=str(classes["restricted"]["requires"]),
+        mask_by_field=by_field,
+        mask_by_type=by_type,
+        office_column=str(raw["rows"]["office_column"]),
+        partner_role=str(raw["partner"]["role"]),
+        partner_kinds=frozenset(_strs(raw["partner"].get("kinds"))),
+        partner_row_column=str(raw["partner"]["row_column"]),
+        kinds_by_table={k.ident: k for k in kinds.values()},
+    )
+    # A typo in the policy must fail at start-up, not silently open or close access.
+    for perm in (
+        *(p for t in tables for p in t.any_of),
+        *(p for ps in kind_requires.values() for p in ps),
+        config.unmask_permission,
+        config.restricted_permission,
+    ):
+        check_permission_name(perm)
+    roles = {r for t in tables for r in t.roles} | {config.partner_role}
+    if roles - set(all_roles()):
+        raise ValueError(f"policy.yaml: unknown roles {sorted(roles - set(all_roles()))}")
+    unknown = (set(kind_requires) | config.partner_kinds) - set(kinds)
+    bad_methods = {m for m in (*by_field.values(), *by_type.values()) if m not in METHODS}
+    if unknown or bad_methods:
+        raise ValueError(f"policy.yaml: unknown kinds {sorted(unknown)} or methods {sorted(bad_methods)}")
+    return config
+
+
+class DataPolicy:
+    """What one principal sees, for one query (the pseudonym salt is made per instance).
+
+    ``unmask=True`` shows personal fields in clear; it needs ``personal.unmask`` and a purpose.
+    """
+
+    def __init__(self, principal: Principal, *, unmask: bool = False, purpose: str | None = None):
+        self.principal = principal
+        self.config = policy_config()
+        self.purpose = (purpose or "").strip() or None
+        if unmask:
+            if not principal.can(self.config.unmask_permission):
+                raise PermissionDenied(
+                    f"your roles ({', '.join(principal.roles) or 'none'}) may not unmask personal data",
+                    remedy=f"ask for a role with {self.config.unmask_permission!r}, or query without unmask",
+                    details={"permission": self.config.unmask_permission},
+                )
+            if self.purpose is None:
+                raise AccessError(
+                    "unmasking personal data needs a stated purpose",
+                    remedy='say why, e.g. "purpose": "case 2026-114: identify the courier"',
+                )
+        self.unmask = unmask
+        self.salt = new_salt()
+
+    # -- need-to-know -------------------------------------------------------------------------
+    @property
+    def is_partner(self) -> bool:
+        return self.config.partner_role in self.principal.roles
+
+    def kind_of(self, ident: str) -> RecordKind | None:
+        return self.config.kinds_by_table.get(ident)
+
+    def can_read(self, ident: str) -> bool:
+        ident = ident.lower()
+        kind = self.kind_of(ident)
+        if self.is_partner and not self.principal.can("sql.query"):
+            return kind is not None and kind.name in self.config.partner_kinds
+        rule = next((t for t in self.config.tables if fnmatch.fnmatchcase(ident, t.match)), None)
+        if rule is None:
+            return False
+        p = self.principal
+        if rule.any_of and not any(p.can(x) for x in rule.any_of):
+            return False
+        if rule.roles and not any(r in p.roles for r in rule.roles):
+            return False
+        if kind is not None:
+            return all(p.can(x) for x in self.config.kind_requires.get(kind.name, ()))
+        return True
+
+    # -- views ---------------------------------------------------------------------------------
+    def rule(self, ident: str) -> ViewRule:
+        """Row filter and masks of one readable table (callers check :meth:`can_read` first)."""
+        kind = self.kind_of(ident)
+        if kind is None:
+            return ViewRule()  # raw, ref, risk, sec and derived tables: no classified fields declared
+        if self.is_partner and not self.principal.can("sql.query"):
+            return self._partner_rule(kind)
+        columns: dict[str, str] = {}
+        intel = self.principal.can(self.config.restricted_permission)
+        for f in kind.fields:
+            if f.classification == "personal" and not self.unmask:
+                columns[f.name] = self._mask(f.name, f.type)
+            elif f.classification == "restricted" and not intel:
+                columns[f.name] = null_of(f.type)
+        row_filter, depends = self._office_filter(kind)
+        return ViewRule(row_filter=row_filter, columns=columns, depends=depends)
+
+    def rules(self, idents: set[str]) -> dict[str, ViewRule]:
+        """Rules for ``idents`` and every table their row filters read."""
+        out: dict[str, ViewRule] = {}
+        todo = [i for i in idents if self.can_read(i)]
+        while todo:
+            ident = todo.pop()
+            if ident in out:
+                continue
+            out[ident] = self.rule(ident)
+            todo.extend(d for d in out[ident].depends if d not in out)
+        return out
+
+    def mask_record(self, ident: str, record: dict[str, Any]) -> dict[str, Any]:
+        """One record of ``ident`` as this caller may see it, for surfaces that do not use SQL
+        (API responses built from Python objects, web pages): the same masks and hidden fields."""
+        kind = self.kind_of(ident)
+        if kind is None:
+            return dict(record)
+        if self.is_partner and not self.principal.can("sql.query"):
+            shared = {"public", "partner_shareable"}
+            hidden = {f.name for f in kind.fields if f.classification not in shared}
+            return {k: (None if k in hidden else v) for k, v in record.items()}
+        intel = self.principal.can(self.config.restricted_permission)
+        out = dict(record)
+        for f in kind.fields:
+            if f.name not in out:
+                continue
+            if f.classification == "personal" and not self.unmask:
+                method = self.config.mask_by_field.get(f.name) or self.config.mask_by_type.get(f.type, "null")
+                out[f.name] = mask_value(method, out[f.name], f.type, self.salt)
+            elif f.classification == "restricted" and not intel:
+                out[f.name] = None
+        return out
+
+    def masked_fields(self, ident: str) -> list[str]:
+        """Personal fields of a table shown masked (empty when unmasked or unclassified)."""
+        kind = self.kind_of(ident)
+        if kind is None or self.unmask:
+            return []
+        return [f.name for f in kind.fields if f.classification == "personal"]
+
+    def personal_fields(self, ident: str) -> list[str]:
+        kind = self.kind_of(ident)
+        return [] if kind is None else [f.name for f in kind.fields if f.classification == "personal"]
+
+    def _mask(self, name: str, field_type: str) -> str:
+        method = self.config.mask_by_field.get(name) or self.config.mask_by_type.get(field_type, "null")
+        return mask_sql(method, name, field_type, self.salt)
+
+    def _office_filter(self, kind: RecordKind) -> tuple[str | None, tuple[str, ...]]:
+        office = self.principal.office_code
+        column = self.config.office_column
+        if not office:
+            return None, ()
+        if column in kind.field_names:
+            return f'"{column}" = {quote_literal(office)}', ()
+        parent = load_kinds().get(kind.parent or "")
+        if parent is not None and column in parent.field_names:
+            if not self.can_read(parent.ident):
+                return "false", ()
+            # The parent's view is itself filtered to the office: a child follows its parent's rows.
+            return f'"parent_record_id" IN (SELECT record_id FROM {parent.ident})', (parent.ident,)
+        return None, ()
+
+    def _partner_rule(self, kind: RecordKind) -> ViewRule:
+        shared = {"public", "partner_shareable"}
+        columns = {f.name: null_of(f.type) for f in kind.fields if f.classification not in shared}
+        for name in ("source", "batch_id", "locator"):  # provenance tells of our systems: not shared
+            columns[name] = null_of("string")
+        column = self.config.partner_row_column
+        code = self.principal.office_code
+        if column in kind.field_names and code:
+            marks = f"string_split(coalesce(\"{column}\", ''), ',')"
+            row_filter = f"list_contains({marks}, {quote_literal(code)})"
+        else:
+            row_filter = "false"  # a kind without sharing marks shares no rows
+        return ViewRule(row_filter=row_filter, columns=columns)
+
+
+__all__ = ["UNMASK_PERMISSION", "DataPolicy", "PolicyConfig", "TableRule", "policy_config"]

@@ -1,0 +1,211 @@
+"""Risk engine over HTTP: real-time assessment, the officers' queue, overrides, feedback, report."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from sciti.access import Principal, require
+from sciti.api.deps import LakeDep, SessionDep, SettingsDep
+from sciti.risk.engine import (
+    InspectionInput,
+    assign,
+    hit_report,
+    list_queue,
+    override,
+    record_inspection,
+    service_for,
+)
+from sciti.risk.engine.inputs import records_of, request_models
+from sciti.risk.lanes import LANES
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Nothing starts here (the engine loads on first assessment); stopping flushes what is buffered."""
+    yield
+    svc = getattr(app.state, "risk_service", None)
+    if svc is not None:
+        app.state.risk_service = None
+        await run_in_threadpool(svc.stop)
+
+
+router = APIRouter(prefix="/risk", tags=["risk"], lifespan=lifespan)
+Assessing = Annotated[Principal, Depends(require("risk.assess"))]
+QueueReader = Annotated[Principal, Depends(require("risk.queue"))]
+Worker = Annotated[Principal, Depends(require("risk.work"))]
+Reporter = Annotated[Principal, Depends(require("risk.report"))]
+Lane = Literal["green", "blue", "yellow", "red"]
+
+_REQUESTS = request_models()
+AssessRequest = Annotated[
+    _REQUESTS[0] | _REQUESTS[1] | _REQUESTS[2] | _REQUESTS[3] | _REQUESTS[4],  # type: ignore[valid-type]
+    Field(discriminator="kind"),
+]
+
+
+class FactorOut(BaseModel):
+    feature: str
+    value: Any
+    contribution: float = Field(description="Effect on the model's log-odds (TreeSHAP).")
+    text: str
+
+
+class AssessmentOut(BaseModel):
+    assessment_id: str
+    kind: str
+    record_id: str
+    subject_ref: str
+    office_code: str | None
+    score: float = Field(description="0-100: the higher of rule_score and model_score.")
+    rule_score: float = Field(description="Sum of the weights of the rules that hit, capped at 100.")
+    model_score: float | None = Field(
+        description="100 x the champion model's probability; null without a model."
+    )
+    risk_lane: str = Field(description="Lane from the score and lane rules alone.")
+    lane: str = Field(description="Lane to apply: after the compliance sample and red-lane capacity.")
+    sampled: bool = Field(description="In the random compliance sample.")
+    reasons: list[str] = Field(description="Plain-language explanation: rule reasons, model factors, notes.")
+    rule_ids: list[str]
+    model_version: str | None = Field(
+        description="Null when no model scored (none trained, or failed to load)."
+    )
+    factors: list[FactorOut]
+    unknown_codes: list[str] = Field(description="Fields whose code is unknown (scored with that indicator).")
+    rules_version: str
+    reference_snapshot: str | None
+    assessed_at: datetime
+    items: list[dict[str, Any]] = Field(description="Per goods item (declarations with several items).")
+
+
+class AssessResponse(BaseModel):
+    assessments: list[AssessmentOut]
+
+
+@router.post("/assess", response_model=AssessResponse, summary="Assess one record or a batch in real time")
+def assess(
+    request: Request,
+    settings: SettingsDep,
+    principal: Assessing,
+    body: Annotated[AssessRequest, Body()],
+) -> dict[str, Any]:
+    """Send `{"kind": ..., "record": {...}}` or `{"kind": ..., "records": [...]}`. Each answer is
+    stored (``risk.assessments``, via a durable buffer) before it is returned."""
+    svc = service_for(request.app.state, settings)
+    records = records_of(body)
+    kind: str = getattr(body, "kind")  # noqa: B009 (every member of the request union has it)
+    return {"assessments": [a.to_dict() for a in svc.assess(kind, records)]}
+
+
+class QueueItemOut(BaseModel):
+    assessment_id: str
+    kind: str
+    record_id: str
+    subject_ref: str
+    office_code: str | None
+    score: float
+    lane: str
+    assigned_lane: str
+    sampled: bool
+    reasons: list[str]
+    rule_ids: list[str]
+    model_version: str | None
+    assessed_at: datetime
+    status: str
+    assigned_to: str | None
+    assigned_at: datetime | None
+    overrides: list[dict[str, Any]] | None = None
+
+
+class QueuePageOut(BaseModel):
+    items: list[QueueItemOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+@router.get("/queue", response_model=QueuePageOut, summary="Flagged records, highest score first")
+def queue(
+    session: SessionDep,
+    principal: QueueReader,
+    kind: str | None = None,
+    office: str | None = None,
+    lane: Annotated[Lane | None, Query()] = None,
+    status: Annotated[Literal["open", "assigned", "done"] | None, Query()] = None,
+    mine: bool = False,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    page = list_queue(
+        session,
+        kind=kind,
+        office=office,
+        lane=lane,
+        status=status,
+        assigned_to=principal.username if mine else None,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.post("/queue/{assessment_id}/assign", response_model=QueueItemOut, summary="Take a flagged record")
+def take(assessment_id: str, session: SessionDep, principal: Worker) -> dict[str, Any]:
+    return assign(session, assessment_id, actor=principal.username)
+
+
+class OverrideIn(BaseModel):
+    lane: Lane
+    reason: str = Field(min_length=3, description="Why the lane changes (kept with the override).")
+
+
+@router.post("/queue/{assessment_id}/override", response_model=QueueItemOut, summary="Change a record's lane")
+def change_lane(
+    assessment_id: str, body: OverrideIn, session: SessionDep, principal: Worker
+) -> dict[str, Any]:
+    return override(session, assessment_id, lane=body.lane, reason=body.reason, actor=principal.username)
+
+
+class InspectionIn(BaseModel):
+    assessment_id: str
+    outcome: Literal["no_discrepancy", "discrepancy", "seizure", "referred", "not_performed"]
+    inspected_on: date
+    inspection_type: Literal["documentary", "physical", "scan", "canine", "sample", "audit", "other"] = (
+        "physical"
+    )
+    fraud: bool | None = Field(None, description="Default: true for discrepancy or seizure.")
+    fraud_severity: int | None = Field(None, ge=0, le=2)
+    findings: str | None = None
+    discrepancy_type: str | None = None
+    revenue_raised: float | None = None
+    revenue_currency: str | None = None
+    inspection_id: str | None = Field(None, description="Your reference; one is made when left out.")
+
+
+@router.post("/inspections", status_code=201, summary="Record an inspection result (feedback)")
+def inspection(body: InspectionIn, session: SessionDep, lake: LakeDep, principal: Worker) -> dict[str, Any]:
+    return record_inspection(session, lake, InspectionInput(**body.model_dump()), actor=principal.username)
+
+
+@router.get("/report", summary="Hit rates per rule and per model over time")
+def report(
+    settings: SettingsDep,
+    principal: Reporter,
+    since: date | None = None,
+    until: date | None = None,
+    period: Literal["day", "week", "month"] = "month",
+    kind: str | None = None,
+) -> dict[str, Any]:
+    return hit_report(settings, since=since, until=until, period=period, kind=kind)
+
+
+@router.get("/status", summary="Engine state: rules, models (and alerts), buffered assessments")
+def status(request: Request, principal: Reporter) -> dict[str, Any]:
+    svc = getattr(request.app.state, "risk_service", None)
+    if svc is None:
+        return {"started": False, "lanes": list(LANES)}
+    return {"started": True, **svc.status()}

@@ -1,0 +1,391 @@
+"""Risk rules: list, read, draft, version, diff, submit, approve or reject (four eyes), retire, dry-run.
+
+Bad rule text is a 422 whose details name the field, line and column. Approval is refused (403,
+code four_eyes) to the author of the version, whatever their roles.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+
+from sciti.access import Principal, require
+from sciti.api.deps import SessionDep, SettingsDep
+from sciti.errors import InvalidInput
+from sciti.ops import session_scope
+from sciti.ops.rules_tables import Rule, RuleDryRun, RuleVersion
+from sciti.risk import rules as rules_api
+from sciti.risk.rules.columns import SUBJECT_KINDS, column_infos
+
+router = APIRouter(tags=["rules"])
+Reader = Annotated[Principal, Depends(require("rules.read"))]
+Writer = Annotated[Principal, Depends(require("rules.write"))]
+Approver = Annotated[Principal, Depends(require("rules.approve"))]
+
+
+class RuleIn(BaseModel):
+    """A rule definition: YAML ``text`` as analysts write it, or the same as a JSON ``definition``."""
+
+    text: str | None = Field(None, description="The rule in YAML (see docs/risk-rules.md).")
+    definition: dict[str, Any] | None = Field(None, description="The rule as a JSON object (same fields).")
+    comment: str = Field("", description="Why this version: shown in the history and to the approver.")
+
+    @model_validator(mode="after")
+    def one_form(self) -> RuleIn:
+        if (self.text is None) == (self.definition is None):
+            raise ValueError("give the rule either as `text` (YAML) or as `definition` (JSON), not both")
+        return self
+
+    @property
+    def source(self) -> str | dict[str, Any]:
+        return self.text if self.text is not None else dict(self.definition or {})
+
+
+class Decision(BaseModel):
+    comment: str = Field("", description="Why: kept in the append-only decision log.")
+
+
+class VersionOut(BaseModel):
+    rule_id: str
+    version: int
+    kind: str
+    status: str = Field(description="draft, submitted, approved, rejected, superseded or replaced.")
+    enabled: bool = Field(description="False for a version that retires the rule.")
+    author: str
+    comment: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    text: str = Field(description="The definition in canonical YAML.")
+    definition: dict[str, Any]
+
+
+class VersionDetail(VersionOut):
+    sql: str = Field(description="The condition compiled to SQL (NULL-safe).")
+    scope_sql: str
+
+
+class RuleOut(BaseModel):
+    id: str
+    kind: str
+    title: str
+    created_by: str
+    created_at: datetime
+    latest_version: int
+    effective_version: int | None = Field(description="The approved version in effect, if any.")
+    latest_status: str
+    in_effect: bool = Field(description="An approved, enabled version is in effect.")
+
+
+class RuleDetail(RuleOut):
+    latest: VersionOut
+    effective: VersionOut | None
+
+
+class DecisionOut(BaseModel):
+    version: int
+    decision: str = Field(description="create, submit, approve, reject or supersede.")
+    actor: str
+    comment: str
+    at: datetime
+
+
+class HistoryOut(BaseModel):
+    rule: RuleOut
+    versions: list[VersionOut]
+    decisions: list[DecisionOut]
+
+
+class DiffOut(BaseModel):
+    rule_id: str
+    old: int
+    new: int
+    diff: str = Field(description="Unified diff of the canonical YAML ('' when identical).")
+
+
+class DryRunIn(BaseModel):
+    days: int = Field(
+        30, ge=1, le=3660, description="How many days back from the newest record (or `until`)."
+    )
+    until: date | None = Field(
+        None, description="Last day of the window (default: newest record of the kind)."
+    )
+
+
+class AdHocDryRunIn(RuleIn, DryRunIn):
+    pass
+
+
+class DryRunOut(BaseModel):
+    rule_id: str
+    version: int | None
+    kind: str
+    days: int
+    window_from: str | None
+    window_to: str | None
+    records: int = Field(description="Records in the window (declarations, not goods items).")
+    hits: int
+    hit_subjects: int
+    inspected_hits: int
+    known_frauds: int
+    hit_rate: float | None = Field(description="Known frauds / inspected subjects among the hits.")
+    hits_per_day: list[dict[str, Any]]
+    sample_ids: list[str]
+    path: str
+    seconds: float
+
+
+class StoredDryRunOut(BaseModel):
+    version: int | None
+    days: int
+    actor: str
+    at: datetime
+    result: dict[str, Any]
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    description: str
+    derived: bool
+
+
+def version_out(row: RuleVersion, cls: type[VersionOut] = VersionOut, **extra: Any) -> VersionOut:
+    return cls(
+        rule_id=row.rule_id,
+        version=row.version,
+        kind=row.kind,
+        status=row.status,
+        enabled=row.enabled,
+        author=row.author,
+        comment=row.comment,
+        created_at=row.created_at,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        text=row.text,
+        definition=row.definition,
+        **extra,
+    )
+
+
+def rule_out(session: Any, rule: Rule, cls: type[RuleOut] = RuleOut, **extra: Any) -> RuleOut:
+    latest = rules_api.get_version(session, rule.id)
+    effective = (
+        rules_api.get_version(session, rule.id, rule.effective_version) if rule.effective_version else None
+    )
+    return cls(
+        id=rule.id,
+        kind=rule.kind,
+        title=rule.title,
+        created_by=rule.created_by,
+        created_at=rule.created_at,
+        latest_version=rule.latest_version,
+        effective_version=rule.effective_version,
+        latest_status=latest.status,
+        in_effect=bool(effective and effective.enabled),
+        **extra,
+    )
+
+
+@router.get("/rules", summary="List risk rules", response_model=list[RuleOut])
+def list_rules(
+    _: Reader,
+    session: SessionDep,
+    kind: Annotated[str | None, Query(description="Only rules of this record kind.")] = None,
+) -> list[RuleOut]:
+    return [rule_out(session, r) for r in rules_api.list_rules(session, kind)]
+
+
+@router.get(
+    "/rule-columns/{kind}",
+    summary="Fields and features a rule of this record kind may use",
+    response_model=list[ColumnOut],
+)
+def rule_columns(kind: str, _: Reader) -> list[ColumnOut]:
+    if kind not in SUBJECT_KINDS:
+        raise InvalidInput(
+            f"{kind!r} is not a record kind with risk rules", remedy=f"use one of: {', '.join(SUBJECT_KINDS)}"
+        )
+    return [
+        ColumnOut(name=c.name, type=c.type, description=c.description, derived=c.derived)
+        for c in column_infos(kind).values()
+    ]
+
+
+@router.post(
+    "/rules", summary="Create a rule (version 1, a draft)", response_model=VersionOut, status_code=201
+)
+def create_rule(body: RuleIn, who: Writer, session: SessionDep) -> VersionOut:
+    return version_out(rules_api.create_rule(session, body.source, actor=who.username, comment=body.comment))
+
+
+@router.post(
+    "/rules/dry-run",
+    summary="Dry-run a definition that is not stored yet",
+    response_model=DryRunOut,
+)
+async def dry_run_definition(body: AdHocDryRunIn, _: Writer, settings: SettingsDep) -> DryRunOut:
+    definition = rules_api.parse_rule(body.source)
+    result = await run_in_threadpool(rules_api.dry_run, settings, definition, body.days, until=body.until)
+    return DryRunOut(**result.to_dict())
+
+
+@router.get(
+    "/rules/{rule_id}", summary="One rule with its latest and effective versions", response_model=RuleDetail
+)
+def get_rule(rule_id: str, _: Reader, session: SessionDep) -> RuleOut:
+    rule = rules_api.get_rule(session, rule_id)
+    latest = rules_api.get_version(session, rule_id)
+    effective = (
+        rules_api.get_version(session, rule_id, rule.effective_version) if rule.effective_version else None
+    )
+    return rule_out(
+        session,
+        rule,
+        RuleDetail,
+        latest=version_out(latest),
+        effective=version_out(effective) if effective else None,
+    )
+
+
+@router.post(
+    "/rules/{rule_id}/versions",
+    summary="Add a version (a draft; older pending versions are superseded)",
+    response_model=VersionOut,
+    status_code=201,
+)
+def add_version(rule_id: str, body: RuleIn, who: Writer, session: SessionDep) -> VersionOut:
+    return version_out(
+        rules_api.new_version(session, rule_id, body.source, actor=who.username, comment=body.comment)
+    )
+
+
+@router.get(
+    "/rules/{rule_id}/versions/{version}",
+    summary="One version, with its compiled SQL",
+    response_model=VersionDetail,
+)
+def get_version(rule_id: str, version: int, _: Reader, session: SessionDep) -> VersionOut:
+    row = rules_api.get_version(session, rule_id, version)
+    compiled = rules_api.compile_rule(rules_api.parse_rule(row.text), row.version)
+    return version_out(row, VersionDetail, sql=compiled.sql, scope_sql=compiled.scope_sql)
+
+
+@router.get("/rules/{rule_id}/diff", summary="Differences between two versions", response_model=DiffOut)
+def diff_versions(
+    rule_id: str,
+    _: Reader,
+    session: SessionDep,
+    old: Annotated[
+        int | None, Query(alias="from", description="Older version (default: the one before `to`).")
+    ] = None,
+    new: Annotated[int | None, Query(alias="to", description="Newer version (default: the latest).")] = None,
+) -> DiffOut:
+    rule = rules_api.get_rule(session, rule_id)
+    new = new or rule.latest_version
+    old = old or max(1, new - 1)
+    return DiffOut(rule_id=rule_id, old=old, new=new, diff=rules_api.diff(session, rule_id, old, new))
+
+
+@router.get("/rules/{rule_id}/history", summary="Every version and every decision", response_model=HistoryOut)
+def rule_history(rule_id: str, _: Reader, session: SessionDep) -> HistoryOut:
+    h = rules_api.history(session, rule_id)
+    return HistoryOut(
+        rule=rule_out(session, h.rule),
+        versions=[version_out(v) for v in h.versions],
+        decisions=[
+            DecisionOut(version=d.version, decision=d.decision, actor=d.actor, comment=d.comment, at=d.at)
+            for d in h.decisions
+        ],
+    )
+
+
+@router.post(
+    "/rules/{rule_id}/versions/{version}/submit",
+    summary="Submit a draft for approval",
+    response_model=VersionOut,
+)
+def submit(rule_id: str, version: int, body: Decision, who: Writer, session: SessionDep) -> VersionOut:
+    return version_out(rules_api.submit(session, rule_id, version, actor=who.username, comment=body.comment))
+
+
+@router.post(
+    "/rules/{rule_id}/versions/{version}/approve",
+    summary="Approve a submitted version (four eyes: not its author)",
+    response_model=VersionOut,
+)
+def approve(rule_id: str, version: int, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
+    # Own transaction: a refused approval must still leave its audit entry behind.
+    try:
+        with session_scope(settings.resolved_ops_db_url) as session:
+            return version_out(
+                rules_api.approve(session, rule_id, version, actor=who.username, comment=body.comment)
+            )
+    except rules_api.FourEyesViolation:
+        _audit_refusal(settings, who.username, rule_id, version, "approve")
+        raise
+
+
+@router.post(
+    "/rules/{rule_id}/versions/{version}/reject",
+    summary="Reject a submitted version (four eyes: not its author)",
+    response_model=VersionOut,
+)
+def reject(rule_id: str, version: int, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
+    try:
+        with session_scope(settings.resolved_ops_db_url) as session:
+            return version_out(
+                rules_api.reject(session, rule_id, version, actor=who.username, comment=body.comment)
+            )
+    except rules_api.FourEyesViolation:
+        _audit_refusal(settings, who.username, rule_id, version, "reject")
+        raise
+
+
+def _audit_refusal(settings: Any, actor: str, rule_id: str, version: int, decision: str) -> None:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        rules_api.audit_refusal(session, actor=actor, rule_id=rule_id, version=version, decision=decision)
+
+
+@router.post(
+    "/rules/{rule_id}/retire",
+    summary="Draft a version that switches the rule off (takes effect once approved)",
+    response_model=VersionOut,
+    status_code=201,
+)
+def retire(rule_id: str, body: Decision, who: Writer, session: SessionDep) -> VersionOut:
+    return version_out(rules_api.retire(session, rule_id, actor=who.username, comment=body.comment))
+
+
+@router.post(
+    "/rules/{rule_id}/versions/{version}/dry-run",
+    summary="Dry-run a stored version over the last N days of lake data (figures are kept)",
+    response_model=DryRunOut,
+)
+def dry_run_version(
+    rule_id: str, version: int, body: DryRunIn, who: Writer, settings: SettingsDep, session: SessionDep
+) -> DryRunOut:
+    result = rules_api.dry_run_version(
+        settings, session, rule_id, version, body.days, actor=who.username, until=body.until
+    )
+    return DryRunOut(**result.to_dict())
+
+
+@router.get(
+    "/rules/{rule_id}/dry-runs",
+    summary="Dry-runs made of this rule's versions, newest first",
+    response_model=list[StoredDryRunOut],
+)
+def list_dry_runs(rule_id: str, _: Reader, session: SessionDep) -> list[StoredDryRunOut]:
+    rules_api.get_rule(session, rule_id)
+    rows = session.scalars(
+        select(RuleDryRun).where(RuleDryRun.rule_id == rule_id).order_by(RuleDryRun.id.desc()).limit(100)
+    )
+    return [
+        StoredDryRunOut(version=r.version, days=r.days, actor=r.actor, at=r.at, result=r.result) for r in rows
+    ]

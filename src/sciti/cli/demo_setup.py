@@ -1,0 +1,111 @@
+"""``sciti demo setup``: demo accounts, approved starter rules, a champion model and scored records.
+
+``make run`` calls it after loading the demo world so the web app opens on a working risk queue.
+It does, with real accounts and the real four-eyes flow, what a new administration would do by
+hand: an analyst drafts the starter rules and trains a model, a supervisor approves and promotes.
+Accounts get one-time passwords, printed once here; run it again and it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from sciti.cli.common import console, fail, settings
+from sciti.errors import SCITIError
+
+# One account per role an officer would try; the name says the role.
+DEMO_ACCOUNTS = {
+    "analyst": ["analyst"],
+    "supervisor": ["supervisor"],
+    "officer": ["targeting_officer"],
+    "viewer": ["viewer"],
+    "engineer": ["data_engineer"],
+    "security": ["security_officer"],
+}
+KINDS = ("declaration", "consignment", "road_cargo_info", "passenger", "currency_declaration")
+
+
+def _accounts(s: Any) -> dict[str, str]:
+    """Create the missing demo accounts; name -> one-time password (new accounts only)."""
+    from sciti.access import create_user, find_user
+    from sciti.ops import session_scope
+
+    created = {}
+    with session_scope(s.resolved_ops_db_url) as session:
+        for name, roles in DEMO_ACCOUNTS.items():
+            if find_user(session, name) is None:
+                _, password = create_user(session, name, roles, display_name=f"Demo {name}")
+                created[name] = password or ""
+    return created
+
+
+def _rules(s: Any) -> int:
+    """Starter rules drafted by the analyst, approved by the supervisor; returns how many took effect."""
+    from sciti.ops import session_scope
+    from sciti.risk import rules
+
+    approved = 0
+    for name, text in rules.starter_rule_texts().items():
+        with session_scope(s.resolved_ops_db_url) as session:
+            try:
+                row = rules.save_rule(session, text, actor="analyst", comment=f"starter rule {name}")
+            except rules.RuleWorkflowError:
+                continue  # already there: a second run changes nothing
+            rule_id, version = row.rule_id, row.version
+        with session_scope(s.resolved_ops_db_url) as session:
+            rules.submit(session, rule_id, version, actor="analyst", comment="demo set-up")
+        with session_scope(s.resolved_ops_db_url) as session:
+            rules.approve(session, rule_id, version, actor="supervisor", comment="demo set-up")
+        approved += 1
+    return approved
+
+
+def _model(s: Any) -> str | None:
+    """Train a declaration model as the analyst and make it champion as the supervisor."""
+    from sciti.risk import list_versions, promote, train
+
+    if any(v.get("status") == "champion" for v in list_versions(s, "declaration")):
+        return None
+    entry = train(s, "declaration", actor="analyst")
+    promote(s, entry["version"], "champion", actor="supervisor", reason="demo set-up")
+    return str(entry["version"])
+
+
+def setup() -> None:
+    """Demo accounts, approved starter rules, a champion model, and every record scored."""
+    from sciti.risk.engine import Assessor, score_since
+
+    s = settings()
+    try:
+        with console.status("demo accounts ..."):
+            created = _accounts(s)
+        with console.status("starter rules: drafted by analyst, approved by supervisor ..."):
+            approved = _rules(s)
+        with console.status("training a declaration model ..."):
+            version = _model(s)
+        with console.status("scoring every record ..."):
+            assessor = Assessor.load(s, kinds=KINDS)
+            scored = {k: score_since(s, k, assessor=assessor) for k in KINDS}
+    except SCITIError as exc:
+        fail(exc)
+    console.print(f"starter rules approved: {approved}; champion model: {version or 'unchanged'}")
+    for kind, result in scored.items():
+        lanes = ", ".join(f"{lane} {n:,}" for lane, n in sorted(result.lanes.items()))
+        console.print(
+            f"  {kind}: {result.records:,} scored, {result.queued:,} queued ({lanes})", highlight=False
+        )
+    if created:
+        table = Table(title="Demo accounts (one-time passwords, shown once: each must be changed at login)")
+        table.add_column("user")
+        table.add_column("roles")
+        table.add_column("one-time password")
+        for name, password in created.items():
+            table.add_row(name, ", ".join(DEMO_ACCOUNTS[name]), password)
+        console.print(table)
+
+
+def register(demo_app: typer.Typer) -> None:
+    demo_app.command("setup")(setup)

@@ -1,0 +1,200 @@
+"""The assessor: rules + champion model + lanes for one record (real time) or a table (batch).
+
+Both paths share every decision after the numbers (:mod:`sciti.risk.engine.decide`), so for the
+same record, rules and model they give the same answer. Rules are re-read when their versions
+change (polled every ``reload_seconds``), without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from sciti.risk.engine import parts
+from sciti.risk.engine.assessment import Assessment, percent
+from sciti.risk.engine.decide import RowResult, decide, factors_of
+from sciti.risk.engine.errors import AssessmentInputError
+from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, RULES_RELOADS
+from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
+from sciti.risk.engine.subjects import SUBJECTS, rows_of, subject_ref
+from sciti.risk.lanes import LanePolicy, load_policy
+from sciti.settings import Settings
+
+log = logging.getLogger("sciti.risk.engine")
+RulesLoader = Callable[[str, datetime], list[Any]]
+
+
+@dataclass
+class KindParts:
+    rules: RuleSet
+    model: Any | None
+    model_error: str | None  # why the champion is missing when one failed to load
+
+    @property
+    def model_version(self) -> str | None:
+        return None if self.model is None else str(self.model.version)
+
+
+class Assessor:
+    """Scores records of every assessed kind. Thread-safe; one per process is enough."""
+
+    def __init__(
+        self,
+        *,
+        policy: LanePolicy,
+        reference: Any,
+        parts_by_kind: dict[str, KindParts],
+        rules_loader: RulesLoader | None = None,
+        reload_seconds: float = 5.0,
+        explain_top: int = 5,
+    ):
+        self.policy = policy
+        self.reference = reference
+        self.parts = parts_by_kind
+        self.rules_loader = rules_loader
+        self.reload_seconds = reload_seconds
+        self.explain_top = explain_top
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings, kinds: tuple[str, ...] = tuple(SUBJECTS), **options: Any) -> Assessor:
+        """Active rules and champion model per kind, the lane policy and the feature reference."""
+        loader: RulesLoader = lambda kind, at: parts.active_rules(settings, kind, at)  # noqa: E731
+        now = datetime.now(UTC)
+        by_kind = {}
+        for kind in kinds:
+            model, error = parts.load_model(settings, kind)
+            MODEL_ALERT.labels(kind=kind).set(1 if error else 0)
+            by_kind[kind] = KindParts(RuleSet(kind, loader(kind, now)), model, error)
+        return cls(
+            policy=load_policy(settings.home),
+            reference=parts.load_reference(settings),
+            parts_by_kind=by_kind,
+            rules_loader=loader,
+            **options,
+        )
+
+    # -- versions --------------------------------------------------------------------------------
+    @property
+    def rules_version(self) -> str:
+        return ";".join(f"{k}:{p.rules.stamp}" for k, p in sorted(self.parts.items()))
+
+    @property
+    def reference_snapshot(self) -> str | None:
+        snap = getattr(self.reference, "snapshot_id", None)
+        return None if snap is None else str(snap)
+
+    def kind_parts(self, kind: str) -> KindParts:
+        try:
+            return self.parts[kind]
+        except KeyError:
+            raise AssessmentInputError(
+                f"record kind {kind!r} is not assessed here", remedy=f"use one of: {', '.join(self.parts)}"
+            ) from None
+
+    def refresh_rules(self, *, force: bool = False) -> bool:
+        """Re-read the active rules if ``reload_seconds`` passed (or ``force``); True when any changed."""
+        if self.rules_loader is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked < self.reload_seconds:
+            return False
+        with self._lock:
+            if not force and now - self._checked < self.reload_seconds:
+                return False
+            self._checked = now
+            changed = False
+            at = datetime.now(UTC)
+            for kind, p in self.parts.items():
+                fresh = RuleSet(kind, self.rules_loader(kind, at))
+                if fresh.stamp != p.rules.stamp:
+                    self.parts[kind] = KindParts(fresh, p.model, p.model_error)
+                    changed = True
+            if changed:
+                RULES_RELOADS.inc()
+                log.info("active rules reloaded", extra={"rules_version": self.rules_version})
+            return changed
+
+    # -- one record at a time --------------------------------------------------------------------
+    def assess(self, kind: str, records: list[dict[str, Any]]) -> list[Assessment]:
+        """Assess records as sent (a declaration with its ``items``). Nothing is stored here."""
+        self.refresh_rules()
+        p = self.kind_parts(kind)
+        at = datetime.now(UTC)
+        out = []
+        for record in records:
+            record_id, rows = rows_of(kind, record)
+            if not rows:
+                raise AssessmentInputError(
+                    f"{kind} {subject_ref(kind, record)} has no goods items to assess",
+                    remedy="send the declaration's goods items in `items`",
+                    details={"field": "items"},
+                )
+            feats = [parts.compute_one(kind, row, self.reference) for row in rows]
+            results = []
+            probs = None
+            if p.model is not None:
+                probs = percent(p.model.score(feats[0] if len(feats) == 1 else feats))  # one row: no table
+            for i, f in enumerate(feats):
+                hits = p.rules.hits_one(f)
+                model_score = None if probs is None else float(probs[i])
+                results.append(
+                    RowResult(
+                        row=f,
+                        rule_score=rule_score(hits),
+                        model_score=model_score,
+                        direct_lane=direct_lane(hits),
+                        hits=hits,
+                    )
+                )
+            top = max(range(len(results)), key=lambda i: results[i].score)
+            factors = []
+            if p.model is not None:
+                factors = factors_of(p.model.explain(feats[top], top=self.explain_top)[0])
+            assessment = decide(
+                self,
+                kind,
+                record_id=record_id,
+                ref=subject_ref(kind, record),
+                results=results,
+                top=top,
+                factors=factors,
+                assessed_at=at,
+                assessment_id=new_assessment_id(),
+                path="api",
+            )
+            ASSESSED.labels(kind=kind, lane=assessment.lane, path="api").inc()
+            out.append(assessment)
+        return out
+
+    def assess_batch(
+        self, kind: str, table: pa.Table, *, explain: str = "flagged", with_features: bool = False
+    ) -> pa.Table:
+        """Assess subject rows (declarations joined with their items) into ``risk.assessments`` rows.
+
+        ``explain``: ``all`` explains every record; ``flagged`` (default) only those that go to an
+        officer, since a model explanation costs far more than its score; ``none`` gives the score
+        parts and rule reasons only (the fastest, for re-scoring history). ``with_features``: the
+        table already holds the derived features (``features.compute_batch``).
+        """
+        from sciti.risk.engine.batch import assess_table
+
+        self.refresh_rules()
+        return assess_table(self, kind, table, explain=explain, with_features=with_features)
+
+
+def new_assessment_id() -> str:
+    """Time-ordered (sorts by creation) and unique: 12 hex digits of milliseconds + 20 random."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+__all__ = ["Assessor", "KindParts", "new_assessment_id"]

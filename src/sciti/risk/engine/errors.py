@@ -1,0 +1,44 @@
+"""Errors of the assessment engine (real-time and batch scoring, queue, feedback)."""
+
+from __future__ import annotations
+
+from sciti.errors import SCITIError
+
+
+class EngineError(SCITIError):
+    code = "risk_engine_error"
+
+
+class AssessmentInputError(EngineError):
+    """A record sent for assessment cannot be scored as it is."""
+
+    code = "invalid_assessment_input"
+    http_status = 422
+    default_remedy = "send the record's fields as described in docs/risk-engine.md"
+
+
+class QueueItemNotFound(EngineError):
+    code = "not_found"
+    http_status = 404
+    default_message = "no flagged record with this assessment id"
+    default_remedy = "list the queue with GET /api/v1/risk/queue"
+
+
+class AssessmentNotFound(EngineError):
+    code = "not_found"
+    http_status = 404
+    default_message = "no assessment with this id"
+    default_remedy = "use the assessment_id returned by POST /api/v1/risk/assess or shown in the queue"
+
+
+class WorkflowConflict(EngineError):
+    code = "conflict"
+    http_status = 409
+
+
+class StoreUnavailable(EngineError):
+    """The durable buffer could not take an assessment: the answer is withheld rather than lost."""
+
+    code = "assessment_not_stored"
+    http_status = 503
+    default_remedy = "retry shortly; check the operational database (`sciti risk status`)"

@@ -1,0 +1,152 @@
+"""Moves buffered assessments from the ops outbox into the lake table ``risk.assessments``.
+
+Exactly once, whatever crashes: (1) claim up to ``max_rows`` rows by stamping a new batch id;
+(2) append them to the lake in one commit carrying that batch id; (3) delete them. A claim older
+than ``stale_seconds`` that is still there after a crash is settled by asking the lake whether
+its batch landed (then only step 3) or not (steps 2 and 3 again). A slow or failing lake only
+makes the outbox grow; it never loses or blocks an assessment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from sciti.lake import Lake, open_lake
+from sciti.ops import session_scope
+from sciti.ops.risk_tables import RiskOutbox
+from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE, rows_to_table
+from sciti.risk.engine.metrics import BUFFER_FLUSHED, BUFFER_PENDING, FLUSH_FAILURES
+from sciti.settings import Settings
+
+log = logging.getLogger("sciti.risk.engine.flusher")
+
+
+def _row(payload: str) -> dict[str, Any]:
+    row = json.loads(payload)
+    row["assessed_at"] = datetime.fromisoformat(row["assessed_at"])
+    return row
+
+
+class Flusher:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        lake: Lake | None = None,
+        max_rows: int | None = None,
+        max_seconds: float | None = None,
+        stale_seconds: float = 120.0,
+    ):
+        self.url = settings.resolved_ops_db_url
+        self.lake = lake or open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+        self.max_rows = max_rows or settings.buffer_max_rows
+        self.max_seconds = settings.buffer_max_seconds if max_seconds is None else max_seconds
+        self.stale_seconds = stale_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+
+    # -- counts ----------------------------------------------------------------------------------
+    def pending(self) -> int:
+        with session_scope(self.url) as session:
+            n = session.scalar(select(func.count()).select_from(RiskOutbox)) or 0
+        BUFFER_PENDING.set(n)
+        return n
+
+    # -- one pass --------------------------------------------------------------------------------
+    def flush(self) -> int:
+        """Settle stale claims, then move everything pending; returns how many rows reached the lake."""
+        with self._flush_lock:
+            self.lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
+            moved = self._recover()
+            while True:
+                batch = self._claim()
+                if batch is None:
+                    break
+                moved += self._move(batch)
+            self.pending()
+            return moved
+
+    def _claim(self) -> str | None:
+        batch = f"risk-{uuid.uuid4().hex[:24]}"
+        with session_scope(self.url) as session:
+            ids = session.scalars(
+                select(RiskOutbox.id)
+                .where(RiskOutbox.flush_batch.is_(None))
+                .order_by(RiskOutbox.id)
+                .limit(self.max_rows)
+            ).all()
+            if not ids:
+                return None
+            session.execute(
+                update(RiskOutbox)
+                .where(RiskOutbox.id.in_(ids), RiskOutbox.flush_batch.is_(None))
+                .values(flush_batch=batch, claimed_at=datetime.now(UTC))
+            )
+        return batch
+
+    def _move(self, batch: str) -> int:
+        with session_scope(self.url) as session:
+            payloads = session.scalars(
+                select(RiskOutbox.payload).where(RiskOutbox.flush_batch == batch)
+            ).all()
+        if payloads:
+            self.lake.append(ASSESSMENTS_TABLE, rows_to_table([_row(p) for p in payloads]), batch_id=batch)
+        with session_scope(self.url) as session:
+            session.execute(delete(RiskOutbox).where(RiskOutbox.flush_batch == batch))
+        BUFFER_FLUSHED.inc(len(payloads))
+        return len(payloads)
+
+    def _recover(self) -> int:
+        """Finish claims left by a crash (or a failed lake write) once they are ``stale_seconds`` old."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.stale_seconds)
+        with session_scope(self.url) as session:
+            stale = session.scalars(
+                select(RiskOutbox.flush_batch)
+                .where(RiskOutbox.flush_batch.is_not(None), RiskOutbox.claimed_at < cutoff)
+                .distinct()
+            ).all()
+        moved = 0
+        for batch in stale:
+            assert batch is not None
+            if self.lake.has_batch(ASSESSMENTS_TABLE, batch):
+                with session_scope(self.url) as session:
+                    session.execute(delete(RiskOutbox).where(RiskOutbox.flush_batch == batch))
+            else:
+                moved += self._move(batch)
+        return moved
+
+    # -- background ------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="risk-flusher", daemon=True)
+            self._thread.start()
+
+    def stop(self, *, final_flush: bool = True) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        if final_flush:
+            self._safe_flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.max_seconds):
+            self._safe_flush()
+
+    def _safe_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # the rows stay in the outbox; the next pass retries them
+            FLUSH_FAILURES.inc()
+            log.error("flushing assessments to the lake failed (will retry): %s", exc, exc_info=exc)
+
+
+__all__ = ["Flusher"]

@@ -1,0 +1,99 @@
+"""Input models per assessed kind, derived from the record kinds' YAML (one source of field names).
+
+Unknown field names are refused (a typo would otherwise be scored as a missing value), types are
+checked, required fields are required: a malformed request is answered 422 naming each field.
+A declaration is its header fields plus ``items``, each a goods item.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from sciti.model import get_kind
+from sciti.risk.engine.subjects import SUBJECTS
+
+MAX_RECORDS = 1000
+_PY: dict[str, Any] = {
+    "string": str,
+    "int": int,
+    "float": float,
+    "decimal": float,
+    "bool": bool,
+    "date": date,
+    "timestamp": datetime,
+}
+# Fields an item takes from its declaration rather than repeating them.
+_FROM_HEADER = frozenset({"declaration_id", "declaration_version"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "record_id": (str | None, Field(None, description="The record's lake id, when the sender knows it.")),
+        "source": (
+            str | None,
+            Field(None, description="Source system; used for the record id when none is sent."),
+        ),
+    }
+    for f in get_kind(kind).fields:
+        if f.name in skip:
+            continue
+        typ = _PY[f.type]
+        if f.required and not optional:
+            out[f.name] = (typ, Field(..., description=f.description))
+        else:
+            out[f.name] = (typ | None, Field(None, description=f.description))
+    return out
+
+
+@lru_cache(maxsize=8)
+def record_model(kind: str) -> type[BaseModel]:
+    """The pydantic model of one record of ``kind`` as a clearance system sends it."""
+    name = "".join(p.capitalize() for p in kind.split("_"))
+    if kind != "declaration":
+        return create_model(f"{name}In", __base__=_Strict, **_fields(kind))
+    item = create_model("DeclarationItemIn", __base__=_Strict, **_fields("declaration_item", _FROM_HEADER))
+    return create_model(
+        "DeclarationIn",
+        __base__=_Strict,
+        **_fields("declaration"),
+        items=(list[item], Field(..., min_length=1, description="The goods items (at least one).")),  # type: ignore[valid-type]
+    )
+
+
+def request_models() -> list[type[BaseModel]]:
+    """One request model per kind: ``{"kind", "record": {...}}`` or ``{"kind", "records": [...]}``."""
+    out: list[type[BaseModel]] = []
+    for kind in SUBJECTS:
+        model = record_model(kind)
+        name = "".join(p.capitalize() for p in kind.split("_"))
+        fields: dict[str, Any] = {
+            "kind": (Literal[kind], Field(description="Record kind.")),
+            "record": (model | None, Field(None, description="One record.")),
+            "records": (
+                list[model] | None,  # type: ignore[valid-type]
+                Field(None, min_length=1, max_length=MAX_RECORDS, description="A batch of records."),
+            ),
+        }
+        out.append(create_model(f"Assess{name}", __base__=_Strict, **fields))
+    return out
+
+
+def records_of(body: Any) -> list[dict[str, Any]]:
+    """The records of a request as plain dicts (fields not sent left out)."""
+    items = (
+        [body.record]
+        if getattr(body, "record", None) is not None
+        else list(getattr(body, "records", None) or [])
+    )
+    return [r.model_dump(exclude_none=True) for r in items]
+
+
+__all__ = ["MAX_RECORDS", "record_model", "records_of", "request_models"]

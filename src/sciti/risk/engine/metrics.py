@@ -1,0 +1,33 @@
+"""Prometheus metrics of the engine (process default registry: they appear on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ASSESSED = Counter(
+    "sciti_risk_assessments", "Records assessed, by kind, lane and path.", ["kind", "lane", "path"]
+)
+BUFFER_RECEIVED = Counter(
+    "sciti_risk_buffer_received", "Assessments committed to the durable buffer (ops database)."
+)
+BUFFER_FLUSHED = Counter(
+    "sciti_risk_buffer_flushed", "Assessments flushed from the buffer to risk.assessments."
+)
+BUFFER_PENDING = Gauge("sciti_risk_buffer_pending", "Assessments in the buffer not yet in the lake.")
+FLUSH_FAILURES = Counter("sciti_risk_buffer_flush_failures", "Flushes to the lake that failed (retried).")
+MODEL_ALERT = Gauge(
+    "sciti_risk_model_unavailable",
+    "1 when the engine serves a kind with rules only because its champion model failed to load.",
+    ["kind"],
+)
+RULES_RELOADS = Counter("sciti_risk_rules_reloads", "Times the engine reloaded the active rules.")
+
+__all__ = [
+    "ASSESSED",
+    "BUFFER_FLUSHED",
+    "BUFFER_PENDING",
+    "BUFFER_RECEIVED",
+    "FLUSH_FAILURES",
+    "MODEL_ALERT",
+    "RULES_RELOADS",
+]

@@ -1,0 +1,71 @@
+"""The engine as a server runs it: assessor + durable store + background flusher, built on first use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sciti.risk.engine.assessment import Assessment
+from sciti.risk.engine.assessor import Assessor
+from sciti.risk.engine.flusher import Flusher
+from sciti.risk.engine.store import AssessmentStore
+from sciti.settings import Settings
+
+log = logging.getLogger("sciti.risk.engine")
+
+
+class RiskService:
+    def __init__(self, settings: Settings, assessor: Assessor, *, flusher: Flusher | None = None):
+        self.settings = settings
+        self.assessor = assessor
+        self.store = AssessmentStore(settings, assessor.policy)
+        self.flusher = flusher or Flusher(settings)
+        self.flusher.start()
+
+    @classmethod
+    def start(cls, settings: Settings) -> RiskService:
+        return cls(settings, Assessor.load(settings))
+
+    def assess(self, kind: str, records: list[dict[str, Any]]) -> list[Assessment]:
+        """Assess and commit to the durable buffer (and queue); answers only what is stored."""
+        assessments = self.assessor.assess(kind, records)
+        self.store.save(assessments)
+        return assessments
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "rules_version": self.assessor.rules_version,
+            "reference_snapshot": self.assessor.reference_snapshot,
+            "kinds": {
+                kind: {
+                    "rules": len(p.rules),
+                    "model_version": p.model_version,
+                    "model_alert": p.model_error,
+                }
+                for kind, p in sorted(self.assessor.parts.items())
+            },
+            "buffer_pending": self.flusher.pending(),
+        }
+
+    def stop(self) -> None:
+        self.store.close()
+        self.flusher.stop()
+
+
+_lock = threading.Lock()
+
+
+def service_for(holder: Any, settings: Settings) -> RiskService:
+    """The service kept on ``holder`` (the app's state), started on first use."""
+    svc = getattr(holder, "risk_service", None)
+    if svc is None:
+        with _lock:
+            svc = getattr(holder, "risk_service", None)
+            if svc is None:
+                svc = RiskService.start(settings)
+                holder.risk_service = svc
+    return svc
+
+
+__all__ = ["RiskService", "service_for"]

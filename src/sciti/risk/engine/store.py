@@ -1,0 +1,186 @@
+"""Keeping assessments: the durable buffer (ops outbox), the officers' queue and red-lane capacity.
+
+``AssessmentStore.save`` returns only when the assessments are committed to the operational
+database, so an answer is never sent for an assessment that could be lost. Requests arriving
+together are committed together by one writer thread (group commit): one transaction and one
+disk flush for many answers, which keeps real-time latency flat under concurrency.
+
+The same transaction hands out red-lane places (capacity per office and day) and puts flagged
+records on the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sciti.ops import session_scope
+from sciti.ops.risk_tables import RiskCapacityUse, RiskOutbox, RiskQueueItem
+from sciti.risk.engine.assessment import Assessment
+from sciti.risk.engine.errors import StoreUnavailable
+from sciti.risk.engine.metrics import BUFFER_PENDING, BUFFER_RECEIVED
+from sciti.risk.lanes import LANE_MEANING, LanePolicy
+from sciti.settings import Settings
+
+log = logging.getLogger("sciti.risk.engine.store")
+NO_OFFICE = "-"  # capacity key for records that name no office
+
+
+def take_red_place(
+    session: Session, policy: LanePolicy, office: str | None, day: date
+) -> tuple[bool, int | None]:
+    """Take one red-lane place at ``office`` on ``day``: (granted, capacity)."""
+    cap = policy.capacity(office)
+    if cap is None:
+        return True, None
+    key = office or NO_OFFICE
+    for _ in range(3):  # a concurrent first insert of the same counter is retried once or twice
+        res = session.execute(
+            update(RiskCapacityUse)
+            .where(RiskCapacityUse.office_code == key, RiskCapacityUse.day == day, RiskCapacityUse.used < cap)
+            .values(used=RiskCapacityUse.used + 1)
+        )
+        if res.rowcount:  # type: ignore[attr-defined]
+            return True, cap
+        if session.get(RiskCapacityUse, (key, day)) is not None:
+            return False, cap
+        if cap < 1:
+            return False, cap
+        try:
+            with session.begin_nested():
+                session.add(RiskCapacityUse(office_code=key, day=day, used=1))
+            return True, cap
+        except IntegrityError:
+            continue
+    return False, cap
+
+
+def apply_capacity(session: Session, policy: LanePolicy, a: Assessment) -> None:
+    """Red from risk (not from the sample) needs a place; without one, the next-best lane, said why."""
+    if a.lane != "red" or a.sampled:
+        return
+    day = a.assessed_at.date()
+    granted, cap = take_red_place(session, policy, a.office_code, day)
+    if granted:
+        return
+    over = policy.for_kind(a.kind).over_capacity
+    a.lane = over
+    a.reasons.append(
+        f"Red-lane capacity of office {a.office_code or 'unknown'} for {day.isoformat()} is used up "
+        f"({cap} physical inspections): {over} lane ({LANE_MEANING[over]}) instead"
+    )
+
+
+def queue_row(a: Assessment) -> dict[str, Any]:
+    return {
+        "assessment_id": a.assessment_id,
+        "kind": a.kind,
+        "record_id": a.record_id,
+        "subject_ref": a.subject_ref,
+        "office_code": a.office_code,
+        "score": a.score,
+        "lane": a.lane,
+        "assigned_lane": a.lane,
+        "sampled": a.sampled,
+        "reasons": a.reasons,
+        "rule_ids": a.rule_ids,
+        "model_version": a.model_version,
+        "assessed_at": a.assessed_at,
+        "status": "open",
+    }
+
+
+def outbox_row(a: Assessment) -> dict[str, Any]:
+    return {"assessment_id": a.assessment_id, "payload": json.dumps(a.to_row(), default=str)}
+
+
+def write(session: Session, policy: LanePolicy, assessments: list[Assessment]) -> None:
+    """Capacity, outbox and queue for these assessments, in the session's transaction."""
+    for a in assessments:
+        apply_capacity(session, policy, a)
+    session.execute(insert(RiskOutbox), [outbox_row(a) for a in assessments])
+    flagged = [queue_row(a) for a in assessments if a.flagged]
+    if flagged:
+        session.execute(insert(RiskQueueItem), flagged)
+
+
+class AssessmentStore:
+    """Group-commit writer of assessments (one thread; ``save`` waits for the commit)."""
+
+    def __init__(
+        self, settings: Settings, policy: LanePolicy, *, max_group: int = 512, timeout: float = 30.0
+    ):
+        self.url = settings.resolved_ops_db_url
+        self.policy = policy
+        self.max_group = max_group
+        self.timeout = timeout
+        self._queue: queue.Queue[tuple[list[Assessment], Future[None]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="risk-store", daemon=True)
+        self._thread.start()
+
+    def save(self, assessments: list[Assessment]) -> None:
+        """Commit (capacity, outbox, queue); returns when durable. Lanes may change (capacity)."""
+        if not assessments:
+            return
+        done: Future[None] = Future()
+        self._queue.put((assessments, done))
+        try:
+            done.result(timeout=self.timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the operational database did not take {len(assessments)} assessment(s) "
+                f"in {self.timeout:.0f} s"
+            ) from None
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=self.timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            rows = len(first[0])
+            stop = False
+            while rows < self.max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+                rows += len(nxt[0])
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[tuple[list[Assessment], Future[None]]]) -> None:
+        try:
+            with session_scope(self.url) as session:
+                write(session, self.policy, [a for items, _ in group for a in items])
+        except Exception as exc:  # each waiting request answers with the failure, none is lost silently
+            log.error("assessments could not be stored: %s", exc, exc_info=exc)
+            for _, fut in group:
+                fut.set_exception(StoreUnavailable(f"assessments could not be stored: {exc}"))
+            return
+        n = sum(len(items) for items, _ in group)
+        BUFFER_RECEIVED.inc(n)
+        BUFFER_PENDING.inc(n)
+        for _, fut in group:
+            fut.set_result(None)
+
+
+__all__ = ["AssessmentStore", "apply_capacity", "take_red_place", "write"]

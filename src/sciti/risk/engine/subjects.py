@@ -1,0 +1,99 @@
+"""Subjects: what one assessment is about, per record kind, and the rows that are scored for it.
+
+A declaration is scored per goods item (header fields + the item's fields, the item winning where
+both name a field) and rolled up: one assessment per declaration, its score the highest item's.
+Every other kind is one row, one assessment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sciti.model import get_kind, make_record_id
+
+REALTIME_SOURCE = "realtime"  # source name in record ids computed for records sent over the API
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    kind: str
+    ref_fields: tuple[str, ...]  # what a person calls the record (declaration id + version ...)
+    office_field: str | None  # whose capacity a red lane uses
+
+
+SUBJECTS: dict[str, SubjectSpec] = {
+    "declaration": SubjectSpec("declaration", ("declaration_id", "version"), "office_code"),
+    "consignment": SubjectSpec("consignment", ("manifest_id", "transport_document"), "discharge_location"),
+    "road_cargo_info": SubjectSpec("road_cargo_info", ("reference", "version"), "entry_control_point"),
+    "passenger": SubjectSpec("passenger", ("voyage_id", "record_ref"), "arrival_port"),
+    "currency_declaration": SubjectSpec("currency_declaration", ("declaration_number",), "control_point"),
+}
+
+
+def spec(kind: str) -> SubjectSpec:
+    from sciti.risk.engine.errors import AssessmentInputError
+
+    try:
+        return SUBJECTS[kind]
+    except KeyError:
+        raise AssessmentInputError(
+            f"record kind {kind!r} is not assessed", remedy=f"use one of: {', '.join(SUBJECTS)}"
+        ) from None
+
+
+def subject_ref(kind: str, record: dict[str, Any]) -> str:
+    parts = [record.get(f) for f in spec(kind).ref_fields]
+    return "/".join("" if p is None else str(p) for p in parts)
+
+
+def record_id_of(kind: str, record: dict[str, Any]) -> str:
+    """The lake record id given with the record, else the one SCITI would give it (same formula)."""
+    given = record.get("record_id")
+    if given:
+        return str(given)
+    source = record.get("source") or REALTIME_SOURCE
+    return make_record_id(kind, source, *(record.get(k) for k in get_kind(kind).key))
+
+
+def item_rows(header: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scored rows of one declaration sent as a header with ``items``."""
+    base = {k: v for k, v in header.items() if k != "items"}
+    base["record_id"] = None
+    decl_id = record_id_of("declaration", header)
+    source = header.get("source") or REALTIME_SOURCE
+    rows = []
+    for item in header.get("items") or []:
+        row = {**base, **item}
+        row["declaration_id"] = header.get("declaration_id")
+        row["declaration_version"] = header.get("version")
+        row["parent_record_id"] = row["declaration_record_id"] = decl_id
+        row["record_id"] = item.get("record_id") or make_record_id(
+            "declaration_item",
+            source,
+            header.get("declaration_id"),
+            header.get("version"),
+            item.get("item_number"),
+        )
+        rows.append(row)
+    return rows
+
+
+def rows_of(kind: str, record: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(the assessment's record id, the rows to score) for one record as sent."""
+    if kind == "declaration":
+        return record_id_of(kind, record), item_rows(record)
+    rid = record_id_of(kind, record)
+    return rid, [{**record, "record_id": rid}]
+
+
+__all__ = [
+    "REALTIME_SOURCE",
+    "SUBJECTS",
+    "SubjectSpec",
+    "item_rows",
+    "record_id_of",
+    "rows_of",
+    "spec",
+    "subject_ref",
+]

@@ -1,0 +1,95 @@
+"""The names a rule or model may use per subject kind: canonical fields plus derived features.
+
+Derived features are data (``data/features.yaml``); canonical fields come from the record kinds.
+For a declaration the subject is one goods item: header fields plus the item's fields, item
+winning where both kinds name the same field (procedure_code, gross_mass_kg, customs_value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from sciti.model import get_kind
+from sciti.risk.errors import FeatureError
+
+SUBJECT_KINDS = ("declaration", "consignment", "road_cargo_info", "passenger", "currency_declaration")
+
+# Canonical field type -> the type a rule sees.
+_TYPES = {
+    "string": "text",
+    "int": "number",
+    "float": "number",
+    "decimal": "number",
+    "bool": "bool",
+    "date": "date",
+    "timestamp": "date",
+}
+# Link columns of a child kind that repeat the parent's key under another name.
+_LINKS = {"declaration_version"}
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str  # number | text | bool | date
+    description: str
+    derived: bool = False
+    explain: str | None = None  # template for explanations (derived features only)
+    explain_no: str | None = None  # template when a yes/no feature is false
+
+
+@lru_cache(maxsize=1)
+def config() -> dict[str, Any]:
+    """features.yaml as loaded (shared, read-only)."""
+    text = resources.files("sciti.risk.features").joinpath("data/features.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _kind_config(kind: str) -> dict[str, Any]:
+    kinds = config()["kinds"]
+    if kind not in kinds:
+        raise FeatureError(
+            f"record kind {kind!r} has no risk scope",
+            remedy=f"use one of: {', '.join(SUBJECT_KINDS)}",
+        )
+    return kinds[kind]
+
+
+@lru_cache(maxsize=16)
+def _columns(kind: str) -> dict[str, ColumnInfo]:
+    cfg = _kind_config(kind)
+    out: dict[str, ColumnInfo] = {
+        "record_id": ColumnInfo(
+            "record_id", "text", "Lake record id of the subject (the goods item for a declaration)."
+        )
+    }
+    for base in cfg["base"]:
+        for f in get_kind(base).fields:
+            if f.name in _LINKS:
+                continue
+            out[f.name] = ColumnInfo(f.name, _TYPES[f.type], f.description.strip())
+    for feat in cfg["features"]:
+        out[feat["name"]] = ColumnInfo(
+            feat["name"],
+            feat["type"],
+            feat["description"],
+            derived=True,
+            explain=feat.get("explain"),
+            explain_no=feat.get("explain_no"),
+        )
+    return out
+
+
+def columns(kind: str) -> dict[str, ColumnInfo]:
+    """Every name a rule or model may use for ``kind``, with type and plain-language description."""
+    return dict(_columns(kind))
+
+
+def feature_names(kind: str) -> list[str]:
+    """The derived features of ``kind`` (in features.yaml order)."""
+    return [f["name"] for f in _kind_config(kind)["features"]]

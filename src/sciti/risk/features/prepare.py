@@ -1,0 +1,138 @@
+"""Scalar definitions used by both paths: each derived value has its SQL and its Python form here,
+side by side, so batch (DuckDB) and single-record (Python) results stay identical.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+# Separator of multi-column history keys: a control character no code contains.
+KEY_SEP = "\x1f"
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+# --- SQL (DuckDB) ------------------------------------------------------------------------------
+
+
+def sql_float(value: float) -> str:
+    """A number literal as DOUBLE (DuckDB reads 0.123 as DECIMAL, which can overflow and round)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
+
+
+def sql_text(col: str) -> str:
+    """A column as trimmed text, NULL when empty."""
+    return f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
+
+
+def sql_hs_prefix(col: str, n: int) -> str:
+    digits = f"regexp_replace(CAST({col} AS VARCHAR), '[^0-9]', '', 'g')"
+    return f"CASE WHEN length({digits}) >= {n} THEN left({digits}, {n}) END"
+
+
+def sql_number(col: str) -> str:
+    return f"TRY_CAST({col} AS DOUBLE)"
+
+
+def sql_unit_value(price: str, mass: str) -> str:
+    p, m = sql_number(price), sql_number(mass)
+    return f"CASE WHEN {m} > 0 AND {p} >= 0 THEN {p} / {m} END"
+
+
+def sql_date(date_col: str | None, ts_col: str | None) -> str:
+    parts = []
+    if date_col:
+        parts.append(f"TRY_CAST({date_col} AS DATE)")
+    if ts_col:
+        parts.append(f"CAST(TRY_CAST({ts_col} AS TIMESTAMPTZ) AS DATE)")
+    return (
+        f"COALESCE({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
+    )
+
+
+def sql_key(cols: list[str]) -> str:
+    """History key: NULL when any part is missing."""
+    texts = [sql_text(c) for c in cols]
+    if len(texts) == 1:
+        return texts[0]
+    nulls = " OR ".join(f"{t} IS NULL" for t in texts)
+    return f"CASE WHEN {nulls} THEN NULL ELSE concat_ws(chr(31), {', '.join(texts)}) END"
+
+
+def sql_upper(col: str) -> str:
+    return f"upper({sql_text(col)})"
+
+
+# --- Python ------------------------------------------------------------------------------------
+
+
+def py_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip(" ")  # DuckDB TRIM removes spaces only
+    return text or None
+
+
+def py_hs_prefix(value: Any, n: int) -> str | None:
+    if value is None:
+        return None
+    digits = _NOT_DIGIT.sub("", str(value))
+    return digits[:n] if len(digits) >= n else None
+
+
+def py_number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    if isinstance(value, int | float | Decimal):
+        out = float(value)
+    else:
+        try:
+            out = float(str(value).strip())
+        except ValueError:
+            return None
+    return out
+
+
+def py_unit_value(price: Any, mass: Any) -> float | None:
+    p, m = py_number(price), py_number(mass)
+    if p is None or m is None or not (m > 0 and p >= 0):
+        return None
+    return p / m
+
+
+def py_date(value: Any, ts: Any = None) -> date | None:
+    for v, is_ts in ((value, False), (ts, True)):
+        if v is None:
+            continue
+        if isinstance(v, datetime):
+            return (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC).date()
+        if isinstance(v, date):
+            return v
+        text = str(v).strip()
+        try:
+            if is_ts:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).date()
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            continue
+    return None
+
+
+def py_key(values: list[Any]) -> str | None:
+    texts = [py_text(v) for v in values]
+    if any(t is None for t in texts):
+        return None
+    return KEY_SEP.join(texts)  # type: ignore[arg-type]
+
+
+def py_upper(value: Any) -> str | None:
+    text = py_text(value)
+    return text.upper() if text is not None else None
+
+
+def py_ln(value: float | None) -> float | None:
+    return math.log(value) if value is not None and value > 0 else None

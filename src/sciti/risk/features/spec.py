@@ -1,0 +1,74 @@
+"""Per-kind wiring of the derived features: which canonical columns feed which feature.
+
+Both paths (batch SQL, single-record Python) read these tables, so a kind is described once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pyarrow as pa
+
+from sciti.model import ARROW_TYPES, get_kind
+from sciti.risk.features.catalog import _kind_config
+
+# Columns compared with the watch list, per kind (upper-cased, trimmed).
+WATCH_COLUMNS = {
+    "declaration": ["importer_id", "exporter_id", "declarant_id"],
+    "consignment": ["consignor_id", "consignee_id", "consignor_name", "consignee_name"],
+    "road_cargo_info": [
+        "driver_document_number",
+        "driver_name",
+        "carrier_id",
+        "consignor_id",
+        "consignee_id",
+    ],
+    "passenger": ["document_number"],
+    "currency_declaration": ["document_number", "person_name"],
+}
+# Column holding the goods origin used for origin_risk, per kind.
+ORIGIN_COLUMN = {
+    "declaration": "country_of_origin",
+    "consignment": "consignor_country",
+    "road_cargo_info": "consignor_country",
+}
+# The date the record is assessed for: (date column, timestamp column), per kind.
+DATE_COLUMNS = {
+    "declaration": ("acceptance_date", "issue_datetime"),
+    "consignment": (None, "ingested_at"),
+    "road_cargo_info": (None, "submitted_at"),
+    "passenger": ("departure_date", "departure_at"),
+    "currency_declaration": (None, "declared_at"),
+}
+CASH_GROUP = "cash_person"
+
+
+@lru_cache(maxsize=16)
+def base_fields(kind: str) -> tuple[tuple[str, str, str | None], ...]:
+    """(name, canonical type, code list) of the canonical fields a subject of ``kind`` carries."""
+    out: dict[str, tuple[str, str, str | None]] = {}
+    for base in _kind_config(kind)["base"]:
+        for f in get_kind(base).fields:
+            if f.name != "declaration_version":
+                out[f.name] = (f.name, f.type, f.codelist)
+    return tuple(out.values())
+
+
+def coded_fields(kind: str) -> list[tuple[str, str]]:
+    """(field, code list) checked for unknown codes (HS, countries, currencies)."""
+    return [(n, cl) for n, _, cl in base_fields(kind) if cl in ("hs", "country", "currency")]
+
+
+def features_of(kind: str) -> set[str]:
+    return {f["name"] for f in _kind_config(kind)["features"]}
+
+
+def complete(kind: str, table: pa.Table) -> pa.Table:
+    """Add the canonical columns the input lacks (as NULL) so every expression can run."""
+    for name, ftype, _ in base_fields(kind):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, ARROW_TYPES[ftype]))
+    for col in DATE_COLUMNS[kind]:
+        if col and col not in table.column_names:
+            table = table.append_column(col, pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC")))
+    return table

@@ -1,0 +1,172 @@
+// SCITI web app: charts (ECharts), API actions with the session's CSRF token, loading and error
+// states. Everything is served by SCITI itself; nothing is fetched from elsewhere.
+(function () {
+  "use strict";
+  const body = () => document.body;
+  const csrf = () => body().dataset.csrf || "";
+
+  function notice(text, kind) {
+    const box = document.getElementById("notices");
+    if (!box) return;
+    const p = document.createElement("p");
+    p.className = "notice " + (kind || "");
+    p.setAttribute("role", kind === "error" ? "alert" : "status");
+    p.textContent = text;
+    box.replaceChildren(p);
+  }
+
+  // ---- charts -------------------------------------------------------------------------------
+  const LANE_COLOURS = { red: "#c0392b", yellow: "#d4a017", blue: "#2e6fd8", green: "#2e8b57" };
+
+  function option(spec) {
+    const base = { tooltip: { trigger: spec.kind === "pie" ? "item" : "axis" }, grid: { left: 48, right: 16, top: 32, bottom: 40, containLabel: true } };
+    if (spec.kind === "pie") {
+      const s = spec.series[0];
+      return Object.assign(base, { series: [{ type: "pie", name: s.name, radius: ["35%", "70%"],
+        data: spec.x.map((name, i) => ({ name, value: s.data[i], itemStyle: LANE_COLOURS[name] ? { color: LANE_COLOURS[name] } : undefined })) }] });
+    }
+    if (spec.kind === "forecast") {
+      const n = spec.observed.length, pad = (arr) => Array(n).fill(null).concat(arr);
+      const [obs, mean, band] = spec.names;
+      return Object.assign(base, {
+        legend: { top: 0 },
+        xAxis: { type: "category", data: spec.x }, yAxis: { type: "value", min: 0 },
+        series: [
+          { name: obs, type: "line", data: spec.observed, showSymbol: false },
+          { name: band, type: "line", data: pad(spec.low), stack: "band", lineStyle: { opacity: 0 }, showSymbol: false },
+          { name: band, type: "line", data: pad(spec.high.map((h, i) => h - spec.low[i])), stack: "band", lineStyle: { opacity: 0 }, showSymbol: false, areaStyle: { opacity: 0.25 } },
+          { name: mean, type: "line", data: pad(spec.mean), lineStyle: { type: "dashed" }, showSymbol: false },
+        ],
+      });
+    }
+    const horizontal = spec.kind === "hbar";
+    const cat = { type: "category", data: spec.x }, val = { type: "value" };
+    return Object.assign(base, {
+      legend: spec.series.length > 1 ? { top: 0, type: "scroll" } : undefined,
+      xAxis: horizontal ? val : cat, yAxis: horizontal ? Object.assign(cat, { inverse: true }) : val,
+      series: spec.series.map((s) => ({ name: s.name, type: spec.kind === "line" ? "line" : "bar", data: s.data, stack: spec.stack ? "all" : undefined })),
+    });
+  }
+
+  function draw(el, spec) {
+    if (!window.echarts) { el.textContent = ""; return; }
+    const chart = window.echarts.getInstanceByDom(el) || window.echarts.init(el);
+    chart.setOption(option(spec), true);
+  }
+
+  function drawAll(root) {
+    root.querySelectorAll("[data-chart]").forEach((el) => draw(el, JSON.parse(el.dataset.chart)));
+    root.querySelectorAll("[data-chart-for]").forEach(bindChartControls);
+    root.querySelectorAll("input[data-today]").forEach((el) => { if (!el.value) el.value = new Date().toISOString().slice(0, 10); });
+  }
+  window.addEventListener("resize", () => document.querySelectorAll("[_echarts_instance_]").forEach((el) => window.echarts.getInstanceByDom(el)?.resize()));
+
+  // A chart from any SQL result: the person picks the kind and the columns.
+  function bindChartControls(box) {
+    const target = document.getElementById(box.dataset.chartFor);
+    const rows = JSON.parse(target.dataset.rows || "[]");
+    const pick = (role) => box.querySelector(`[data-role=${role}]`);
+    const update = () => {
+      const kind = pick("kind").value, x = +pick("x").value, y = +pick("y").value;
+      if (!kind || Number.isNaN(y) || pick("y").value === "") { target.hidden = true; return; }
+      target.hidden = false;
+      const name = pick("y").selectedOptions[0]?.textContent || "";
+      draw(target, { kind, x: rows.map((r) => String(r[x])), series: [{ name, data: rows.map((r) => r[y]) }] });
+    };
+    box.querySelectorAll("select").forEach((s) => s.addEventListener("change", update));
+  }
+
+  // ---- API actions --------------------------------------------------------------------------
+  function formJson(form) {
+    const out = {};
+    for (const el of form.elements) {
+      if (!el.name || el.disabled) continue;
+      if (el.type === "checkbox") out[el.name] = el.checked;
+      else if (el.type === "number") { if (el.value !== "") out[el.name] = Number(el.value); }
+      else if (el.value !== "" || el.required) out[el.name] = el.value;
+    }
+    return out;
+  }
+
+  async function callApi(form) {
+    const out = form.querySelector("[data-api-result]");
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const button = form.querySelector("button[type=submit], button:not([type])");
+    if (button) button.disabled = true;
+    if (out) { out.className = "loading"; out.textContent = "…"; }
+    try {
+      const res = await fetch(form.dataset.api, {
+        method: form.dataset.method || "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), Accept: "application/json" },
+        body: JSON.stringify(formJson(form)),
+      });
+      const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
+      if (!res.ok) {
+        const err = data.error || {};
+        const fields = (err.details && err.details.fields || []).map((f) => `${f.field}: ${f.problem}`).join("; ");
+        const text = [err.message || body().dataset.msgFailed, fields, err.remedy].filter(Boolean).join(" — ");
+        if (out) { out.className = "notice error"; out.textContent = text; } else notice(text, "error");
+        return;
+      }
+      after(form, data, out);
+    } catch (e) {
+      const text = body().dataset.msgOffline;
+      if (out) { out.className = "notice error"; out.textContent = text; } else notice(text, "error");
+    } finally {
+      if (button) button.disabled = false;
+    }
+  }
+
+  function after(form, data, out) {
+    const how = form.dataset.after;
+    if (how === "reload") { window.location.reload(); return; }
+    if (how === "goto-rule" && data.rule_id) { window.location.assign(`${body().dataset.root}/rules/${encodeURIComponent(data.rule_id)}`); return; }
+    if (how === "verify") {
+      out.className = data.ok ? "notice ok" : "notice error";
+      out.textContent = (data.ok ? form.dataset.msgOk : form.dataset.msgBroken).replace("{entries}", data.entries).replace("{seq}", data.first_bad_seq ?? "");
+      return;
+    }
+    if (how === "dryrun") {
+      const box = document.getElementById("dryrun-result"), m = box.dataset;
+      out.className = ""; out.textContent = "";
+      const rate = data.hit_rate == null ? "—" : (100 * data.hit_rate).toFixed(1) + " %";
+      box.innerHTML = "";
+      const p = document.createElement("p");
+      p.id = "dryrun-summary";
+      p.textContent = `${m.msgRecords}: ${data.records} · ${m.msgHits}: ${data.hits} · ${m.msgFrauds}: ${data.known_frauds} · ${m.msgRate}: ${rate}`;
+      const chart = document.createElement("div");
+      chart.className = "chart small";
+      box.append(p, chart);
+      const days = data.hits_per_day || [];
+      draw(chart, { kind: "bar", x: days.map((d) => String(d.day)), series: [{ name: m.msgHits, data: days.map((d) => d.hits) }] });
+      return;
+    }
+    if (out) { out.className = "notice ok"; out.textContent = body().dataset.msgDone; }
+  }
+
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (form.dataset && form.dataset.api) { ev.preventDefault(); callApi(form); return; }
+    if (form.hasAttribute && form.hasAttribute("data-copy-sql")) {  // export / save take the editor's text
+      const editor = document.getElementById("sql");
+      form.querySelector("[name=sql]").value = editor ? editor.value : "";
+      const purpose = document.querySelector("#sql-form [name=purpose]"), mine = form.querySelector("[name=purpose]");
+      if (purpose && mine) mine.value = purpose.value;
+    }
+  }, true);
+
+  document.addEventListener("click", (ev) => {
+    const load = ev.target.closest && ev.target.closest("[data-load-sql]");
+    if (load) { const editor = document.getElementById("sql"); editor.value = load.dataset.loadSql; editor.focus(); }
+  });
+
+  // htmx: copy the editor into hx-post forms that carry it, report failures, draw new charts.
+  document.addEventListener("htmx:configRequest", (ev) => {
+    const form = ev.detail.elt;
+    if (form.hasAttribute && form.hasAttribute("data-copy-sql")) ev.detail.parameters.sql = document.getElementById("sql").value;
+  });
+  document.addEventListener("htmx:responseError", (ev) => notice(body().dataset.msgFailed + ` (${ev.detail.xhr.status})`, "error"));
+  document.addEventListener("htmx:sendError", () => notice(body().dataset.msgOffline, "error"));
+  document.addEventListener("htmx:afterSettle", (ev) => drawAll(ev.detail.elt));
+  document.addEventListener("DOMContentLoaded", () => drawAll(document));
+})();

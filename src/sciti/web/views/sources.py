@@ -1,0 +1,166 @@
+"""Sources and batches (live while ingests run), the quarantine browser, correct and re-submit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+
+from sciti.access import Principal
+from sciti.errors import NotFound
+from sciti.ops import Batch, QuarantineRecord, session_scope
+from sciti.settings import Settings
+from sciti.web.render import page, render, settings_of
+
+router = APIRouter()
+PAGE = 50
+
+
+def _batches(settings: Settings, offset: int) -> dict[str, Any]:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        rows = session.scalars(
+            select(Batch).order_by(Batch.started_at.desc(), Batch.id).limit(PAGE).offset(offset)
+        ).all()
+        total = session.scalar(select(func.count()).select_from(Batch)) or 0
+        sources = session.execute(
+            select(
+                Batch.connector,
+                func.count(),
+                func.sum(Batch.received),
+                func.sum(Batch.stored),
+                func.sum(Batch.quarantined),
+                func.max(Batch.finished_at),
+            )
+            .group_by(Batch.connector)
+            .order_by(Batch.connector)
+        ).all()
+        items = [
+            {
+                "id": b.id,
+                "connector": b.connector,
+                "unit": b.unit,
+                "status": b.status,
+                "received": b.received,
+                "stored": b.stored,
+                "quarantined": b.quarantined,
+                "reconciled": b.received == b.stored + b.quarantined,
+                "started_at": b.started_at,
+                "finished_at": b.finished_at,
+                "error": b.error,
+            }
+            for b in rows
+        ]
+    return {
+        "items": items,
+        "total": total,
+        "offset": offset,
+        "running": any(i["status"] == "running" for i in items),
+        "sources": [
+            {
+                "connector": c,
+                "batches": n,
+                "received": r or 0,
+                "stored": s or 0,
+                "quarantined": q or 0,
+                "last": f,
+            }
+            for c, n, r, s, q, f in sources
+        ],
+    }
+
+
+@router.get("/sources", response_class=HTMLResponse)
+async def sources(
+    request: Request,
+    principal: Annotated[Principal, Depends(page("batches.read"))],
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    data = await run_in_threadpool(_batches, settings_of(request), offset)
+    template = "sources_table.html" if request.headers.get("hx-request") else "sources.html"
+    return await render(request, template, principal, active="sources", data=data, page_size=PAGE)
+
+
+def _quarantine(settings: Settings, status: str, connector: str, offset: int) -> dict[str, Any]:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        where = []
+        if status:
+            where.append(QuarantineRecord.status == status)
+        if connector:
+            where.append(QuarantineRecord.connector == connector)
+        rows = session.scalars(
+            select(QuarantineRecord)
+            .where(*where)
+            .order_by(QuarantineRecord.id.desc())
+            .limit(PAGE)
+            .offset(offset)
+        ).all()
+        total = session.scalar(select(func.count()).select_from(QuarantineRecord).where(*where)) or 0
+        connectors = session.scalars(select(QuarantineRecord.connector).distinct()).all()
+        items = [
+            {
+                "id": r.id,
+                "batch_id": r.batch_id,
+                "connector": r.connector,
+                "locator": r.locator,
+                "field": r.field,
+                "reason": r.reason,
+                "status": r.status,
+                "created_at": r.created_at,
+            }
+            for r in rows
+        ]
+    return {"items": items, "total": total, "offset": offset, "connectors": sorted(connectors)}
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+async def quarantine(
+    request: Request,
+    principal: Annotated[Principal, Depends(page("quarantine.read"))],
+    status: str = "open",
+    connector: str = "",
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    data = await run_in_threadpool(_quarantine, settings_of(request), status, connector, offset)
+    return await render(
+        request,
+        "quarantine.html",
+        principal,
+        active="quarantine",
+        data=data,
+        status=status,
+        connector=connector,
+        page_size=PAGE,
+    )
+
+
+def _one(settings: Settings, record_id: int) -> dict[str, Any]:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        r = session.get(QuarantineRecord, record_id)
+        if r is None:
+            raise NotFound(f"no quarantined record {record_id}", remedy="pick one from the quarantine list")
+        return {
+            "id": r.id,
+            "batch_id": r.batch_id,
+            "connector": r.connector,
+            "source": r.source,
+            "locator": r.locator,
+            "field": r.field,
+            "reason": r.reason,
+            "raw": r.raw or "",
+            "details": r.details or {},
+            "status": r.status,
+            "created_at": r.created_at,
+            "resolved_by": r.resolved_by,
+            "resubmit_batch_id": r.resubmit_batch_id,
+        }
+
+
+@router.get("/quarantine/{record_id}", response_class=HTMLResponse)
+async def quarantine_record(
+    request: Request, record_id: int, principal: Annotated[Principal, Depends(page("quarantine.read"))]
+) -> HTMLResponse:
+    rec = await run_in_threadpool(_one, settings_of(request), record_id)
+    return await render(request, "quarantine_record.html", principal, active="quarantine", rec=rec)

@@ -1,0 +1,209 @@
+"""The risk API end to end on the KCS instance: assess, 422s, queue pages, work, feedback, report."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert
+
+from sciti.lake import open_lake, query
+from sciti.ops import session_scope
+from sciti.ops.risk_tables import RiskQueueItem
+from sciti.risk.engine import Flusher, RiskService
+from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
+from tests.risk.engine.conftest import approve
+from tests.risk.engine.test_store import heavy_cheap
+
+
+@pytest.fixture(scope="module")
+def api(kcs, kcs_model):
+    from sciti.risk.engine import Assessor
+    from tests.risk.engine.conftest import with_model
+
+    client = make_client(kcs)
+    svc = RiskService(kcs, with_model(Assessor.load(kcs, kinds=("declaration",)), kcs_model))
+    client.app.state.risk_service = svc  # the champion of this test world (no registry needed)
+    tokens = token_factory(kcs)
+    yield client, tokens
+    svc.stop()
+
+
+def test_assess_one_declaration(api) -> None:
+    client, tokens = api
+    (record,) = heavy_cheap("API1")
+    r = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
+                    headers=bearer(tokens("clearance_system")))  # fmt: skip
+    assert r.status_code == 200, r.text
+    (a,) = r.json()["assessments"]
+    assert a["lane"] == "red" and a["rule_ids"] == ["T-HEAVY-CHEAP"]
+    assert a["model_version"] == "declaration-test-1" and a["model_score"] is not None
+    assert a["factors"] and all(f["text"] for f in a["factors"])
+    assert a["reasons"][0].startswith(
+        "Item 1: 30000.0 kg declared at 0.01 per kg (rule T-HEAVY-CHEAP v1, lane red)"
+    )
+    assert a["subject_ref"] == f"{record['declaration_id']}/1"
+
+
+def test_assess_a_batch_and_unknown_codes(api) -> None:
+    client, tokens = api
+    records = heavy_cheap("API2", 3)
+    records[1]["items"][0]["hs_code"] = "999999"  # not in the HS nomenclature
+    records[1]["items"][0]["country_of_origin"] = "QQ"
+    r = client.post("/api/v1/risk/assess", json={"kind": "declaration", "records": records},
+                    headers=bearer(tokens("targeting_officer")))  # fmt: skip
+    assert r.status_code == 200, r.text
+    answers = r.json()["assessments"]
+    assert [a["subject_ref"].split("/")[0] for a in answers] == [x["declaration_id"] for x in records]
+    flagged = answers[1]
+    assert flagged["unknown_codes"], flagged
+    assert any("Unknown code in" in reason for reason in flagged["reasons"])
+    assert not answers[0]["unknown_codes"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1, "items": []}}, "items"),
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1}}, "items"),
+        ({"kind": "declaration", "record": {"version": 1, "items": [{"item_number": 1}]}}, "declaration_id"),
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1,
+                                            "items": [{"item_number": 1, "net_mass_kg": "heavy"}]}},
+         "net_mass_kg"),
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1, "hs_cod": "1",
+                                            "items": [{"item_number": 1}]}}, "hs_cod"),
+        ({"kind": "spaceship", "record": {}}, "kind"),
+        ({"kind": "currency_declaration", "record": {"declaration_number": "C1"}}, "declared_at"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_422_naming_the_field(api, body, field) -> None:
+    client, tokens = api
+    r = client.post("/api/v1/risk/assess", json=body, headers=bearer(tokens("clearance_system")))
+    err = assert_envelope(r, 422, r.json()["error"]["code"])
+    assert field in r.text, err
+
+
+def test_queue_pages_by_keyset_without_gaps_or_repeats(api, kcs) -> None:
+    client, tokens = api
+    rng = random.Random(4)
+    now = datetime.now(UTC)
+    rows = [
+        {"assessment_id": uuid.uuid4().hex, "kind": "declaration", "record_id": uuid.uuid4().hex,
+         "subject_ref": f"P{i}", "office_code": "PAGE", "score": float(rng.choice([50, 60, 70.5, 99])),
+         "lane": "yellow", "assigned_lane": "yellow", "sampled": False, "reasons": [], "rule_ids": [],
+         "model_version": None, "assessed_at": now, "status": "open"}
+        for i in range(1000)
+    ]  # fmt: skip
+    with session_scope(kcs.resolved_ops_db_url) as session:
+        session.execute(insert(RiskQueueItem), rows)
+    seen: list[tuple[float, str]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"office": "PAGE", "limit": 97, **({"cursor": cursor} if cursor else {})}
+        r = client.get("/api/v1/risk/queue", params=params, headers=bearer(tokens("analyst")))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [(i["score"], i["assessment_id"]) for i in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 11 and len(seen) == 1000 == len(set(seen))
+    assert seen == sorted(seen, reverse=True)  # highest score first, ties in a fixed order
+    r = client.get("/api/v1/risk/queue", params={"cursor": "nonsense"}, headers=bearer(tokens("analyst")))
+    assert_envelope(r, 422, "invalid_input")
+
+
+def test_take_override_inspect_and_report(api, kcs) -> None:
+    client, tokens = api
+    officer, other = bearer(tokens("targeting_officer")), bearer(tokens("supervisor"))
+    (record,) = heavy_cheap("FLOW")
+    (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
+                       headers=officer).json()["assessments"]  # fmt: skip
+    queue = client.get("/api/v1/risk/queue", params={"office": "FLOW", "lane": "red"}, headers=officer).json()
+    assert [i["assessment_id"] for i in queue["items"]] == [a["assessment_id"]]
+    aid = a["assessment_id"]
+
+    taken = client.post(f"/api/v1/risk/queue/{aid}/assign", headers=officer)
+    assert taken.status_code == 200 and taken.json()["assigned_to"] == "u-targeting_officer"
+    assert_envelope(client.post(f"/api/v1/risk/queue/{aid}/assign", headers=other), 409, "conflict")
+    assert_envelope(client.post("/api/v1/risk/queue/nope/assign", headers=officer), 404, "not_found")
+
+    reason = "known importer, docs only"
+    changed = client.post(f"/api/v1/risk/queue/{aid}/override", json={"lane": "yellow", "reason": reason},
+                          headers=officer)  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["lane"], body["assigned_lane"]) == ("yellow", "red")
+    assert body["overrides"][0] | {"at": None} == {
+        "from_lane": "red", "to_lane": "yellow", "actor": "u-targeting_officer",
+        "reason": "known importer, docs only", "at": None,
+    }  # fmt: skip
+
+    done = client.post("/api/v1/risk/inspections", headers=officer, json={
+        "assessment_id": aid, "outcome": "seizure", "inspected_on": "2026-01-05",
+        "revenue_raised": 1200.5})  # fmt: skip
+    assert done.status_code == 201, done.text
+    result = done.json()
+    assert result["fraud"] is True and result["selection_reason"] == "officer"
+    assert result["rule_ids"] == ["T-HEAVY-CHEAP"]
+    lake = open_lake(kcs.resolved_catalog_uri, kcs.resolved_warehouse)
+    (row,) = query(
+        lake, f"SELECT * FROM std.inspection_results WHERE inspection_id = '{result['inspection_id']}'"
+    ).to_pylist()
+    assert (row["target_record_id"], row["fraud"], row["outcome"]) == (a["record_id"], True, "seizure")
+    assert row["risk_rule_id"] == "T-HEAVY-CHEAP" and row["source"] == "sciti-risk"
+    after = client.get("/api/v1/risk/queue", params={"office": "FLOW"}, headers=officer).json()
+    assert after["items"] == []  # done: off the open queue
+
+    approve(kcs, {"id": "T-NEVER", "title": "Never", "kind": "declaration", "when": "net_mass_kg < -1",
+                  "weight": 5, "reason": "impossible"})  # fmt: skip
+    Flusher(kcs).flush()
+    rep = client.get("/api/v1/risk/report", params={"since": "2026-01-01", "period": "day"},
+                     headers=bearer(tokens("viewer"))).json()  # fmt: skip
+    by_rule = {r["rule_id"]: r for r in rep["rules"]}
+    assert by_rule["T-HEAVY-CHEAP"]["hits"] >= 1
+    assert by_rule["T-HEAVY-CHEAP"]["inspected"] >= 1 and by_rule["T-HEAVY-CHEAP"]["frauds"] >= 1
+    assert by_rule["T-NEVER"]["flag"] == "never_hit"
+    assert any(m["model_version"] == "declaration-test-1" for m in rep["models_over_time"])
+
+
+def test_status_and_metrics_show_the_buffer_and_model_alerts(api) -> None:
+    client, tokens = api
+    status = client.get("/api/v1/risk/status", headers=bearer(tokens("viewer"))).json()
+    assert status["started"] and status["kinds"]["declaration"]["model_version"] == "declaration-test-1"
+    text = client.get("/metrics", headers=bearer(tokens("monitoring"))).text
+    for name in (
+        "sciti_risk_buffer_received_total",
+        "sciti_risk_buffer_pending",
+        "sciti_risk_buffer_flushed_total",
+    ):
+        assert name in text
+
+
+def test_a_rule_whose_hits_are_all_innocent_is_flagged(api, kcs) -> None:
+    from sciti.risk.engine import hit_report
+
+    client, tokens = api
+    officer = bearer(tokens("targeting_officer"))
+    (record,) = heavy_cheap("FP")
+    record["items"][0] |= {
+        "net_mass_kg": 100.0,
+        "item_price": 50_000.0,
+        "country_of_origin": "CN",
+        "duty_rate": 13.0,
+    }
+    (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
+                       headers=officer).json()["assessments"]  # fmt: skip
+    assert a["rule_ids"] == ["T-CN-DUTY"] and a["lane"] != "green", a
+    result = {"assessment_id": a["assessment_id"], "outcome": "no_discrepancy", "inspected_on": "2026-01-06"}
+    done = client.post("/api/v1/risk/inspections", headers=officer, json=result)
+    assert done.status_code == 201 and done.json()["fraud"] is False
+    Flusher(kcs).flush()
+    report = hit_report(kcs, since=datetime(2026, 1, 1).date(), min_inspected=1)
+    by_rule = {r["rule_id"]: r for r in report["rules"]}
+    assert by_rule["T-CN-DUTY"]["flag"] == "only_false_positives"
+    assert by_rule["T-CN-DUTY"]["hit_rate"] == 0.0

@@ -1,0 +1,107 @@
+"""Training from the lake, the registry (ops DB + object store), promotion and loading."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from sqlalchemy import select
+
+from sciti.ops import migrate, session_scope
+from sciti.ops.model_tables import ModelEvent
+from sciti.ops.policy_tables import AuditEntry
+from sciti.risk.errors import ModelError, ModelLoadError, ModelNotFound
+from sciti.risk.features import Reference, compute_batch, lake_records
+from sciti.risk.models import get_version, list_versions, load_model, promote, train
+from tests.conftest import make_settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def instance(request, world_lake, tmp_path):
+    """The world's lake with a fresh operational DB and object store (SQLite or PostgreSQL)."""
+    ops = (
+        f"sqlite:///{tmp_path / 'ops.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_database")
+    )
+    s = make_settings(
+        world_lake.home,
+        ops_db_url=ops,
+        object_store=str(tmp_path / "objects"),
+        catalog_uri=world_lake.resolved_catalog_uri,
+        warehouse=world_lake.resolved_warehouse,
+    )
+    migrate(s.resolved_ops_db_url)
+    return s
+
+
+def test_train_register_promote_load(instance) -> None:
+    assert load_model(instance, "declaration") is None  # no champion yet: the engine runs rules only
+    entry = train(instance, "declaration", actor="ana", params={"num_boost_round": 30})
+    assert entry["status"] == "candidate" and entry["created_by"] == "ana"
+    assert entry["rows"] > 100 and entry["snapshot_id"] and len(entry["artefact_key"]) == 64
+    m = entry["metrics"]
+    assert m["split_date"] and m["validation"]["n"] > 0
+    assert "precision@5%" in m["validation"]["metrics"] and "revenue@5%" in m["validation"]["metrics"]
+    assert m["validation_random"]["n"] < m["validation"]["n"]  # the unbiased subset, reported apart
+
+    promote(instance, entry["version"], "champion", actor="sup", reason="first model")
+    model = load_model(instance, "declaration")
+    assert model is not None and model.version == entry["version"]
+    # The reference the model was trained with is saved for the real-time path.
+    ref = Reference.load(instance)
+    assert ref.snapshot_id == entry["snapshot_id"]
+    feats = compute_batch("declaration", lake_records(instance, "declaration").slice(0, 50), ref)
+    assert len(model.explain(feats, top=3)) == 50
+
+    second = train(
+        instance, "declaration", actor="ana", params={"num_boost_round": 20}, promote_to="champion"
+    )
+    assert second["status"] == "champion"
+    assert get_version(instance, entry["version"])["status"] == "retired"  # one champion per kind
+    assert [v["version"] for v in list_versions(instance, "declaration")] == [
+        second["version"],
+        entry["version"],
+    ]
+    history = get_version(instance, entry["version"])["events"]
+    assert [e["action"] for e in history] == ["trained", "champion", "retired"]
+    with session_scope(instance.resolved_ops_db_url) as s:
+        actions = [a.action for a in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+        assert actions.count("model.train") == 2 and actions.count("model.promote") == 2
+        assert s.scalars(select(ModelEvent)).first() is not None
+
+
+@pytest.fixture
+def sqlite_instance(world_lake, tmp_path):
+    s = make_settings(
+        world_lake.home,
+        ops_db_url=f"sqlite:///{tmp_path / 'ops.db'}",
+        object_store=str(tmp_path / "objects"),
+        catalog_uri=world_lake.resolved_catalog_uri,
+        warehouse=world_lake.resolved_warehouse,
+    )
+    migrate(s.resolved_ops_db_url)
+    return s
+
+
+def test_a_broken_artefact_raises_model_load_error(sqlite_instance) -> None:
+    instance = sqlite_instance
+    entry = train(instance, "declaration", actor="ana", params={"num_boost_round": 5}, promote_to="champion")
+    path = instance.resolved_object_store
+    target = next(p for p in path.rglob(entry["artefact_key"]))
+    target.write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match=entry["version"]):
+        load_model(instance, "declaration")
+    shutil.rmtree(path)
+    with pytest.raises(ModelLoadError):
+        load_model(instance, "declaration")
+
+
+def test_refusals_name_the_problem(sqlite_instance) -> None:
+    instance = sqlite_instance
+    with pytest.raises(ModelNotFound):
+        promote(instance, "no-such-version", actor="sup")
+    with pytest.raises(ModelError, match="label"):
+        train(instance, "declaration", actor="ana", label="nonsense")
+    with pytest.raises(ModelError, match="inspection labels"):
+        train(instance, "passenger", actor="ana")

@@ -1,0 +1,223 @@
+"""Browser tests: Playwright driving Debian's Chromium (headless) against a real server on loopback.
+
+The network is cut off: every request that is not to the test server is aborted and recorded, and
+each test asserts none was made (no CDN, no font or map service). Screenshots of the main pages go
+to ``artifacts/web/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyotp
+import pytest
+
+from tests.web.conftest import ARTEFACTS, PASSWORD
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("SCITI_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium or set SCITI_CHROMIUM")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def offline(chromium, live_server) -> Iterator:
+    """A fresh browser context that can reach only the test server; yields (page, outside requests)."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    outside: list[str] = []
+    server = urlparse(live_server).netloc
+
+    def gate(route):
+        if urlparse(route.request.url).netloc == server:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page, outside
+    context.close()
+    assert outside == [], f"the app asked for something outside SCITI: {outside}"
+    assert errors == [], f"script errors in the page: {errors}"
+
+
+def log_in(page, base: str, username: str, totp: str = "") -> None:
+    page.goto(f"{base}/ui/")
+    assert "/ui/login" in page.url  # not logged in: the login page
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    if totp:
+        page.get_by_label("One-time code").fill(totp)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/ui/")
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+
+
+def test_login_with_mfa_shows_the_dashboard(offline, live_server, web_world):
+    page, _ = offline
+    page.goto(f"{live_server}/ui/login")
+    shot(page, "login")
+    page.get_by_label("Username").fill("ana")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector("#login-error")
+    assert "one-time code" in page.inner_text("#login-error")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("One-time code").fill(pyotp.TOTP(web_world.totp_secret).now())
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server}/ui/")
+    page.wait_for_selector("#h-decl")  # the panels arrive through htmx
+    page.wait_for_selector("#h-decl ~ .chart canvas")  # ECharts drew the chart from local files
+    assert page.locator(".state.empty", has_text="No seizures").count() == 1
+    shot(page, "home")
+    nav = page.get_by_role("navigation", name="Main navigation")
+    assert nav.get_by_role("link", name="SQL").count() == 1
+    assert nav.get_by_role("link", name="Administration").count() == 0  # an analyst has no admin page
+
+
+def test_run_a_query_chart_it_and_export_it(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "tom")
+    page.get_by_role("link", name="SQL").click()
+    page.locator("#sql").fill(
+        "SELECT office_code, count(*) AS n FROM std.declarations GROUP BY 1 ORDER BY 2 DESC"
+    )
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_selector("#sql-table")
+    rows = page.locator("#sql-table tbody tr").count()
+    assert rows > 0 and page.inner_text("#sql-count").startswith(f"{rows} rows")
+    page.locator("[data-role=kind]").select_option("bar")
+    page.wait_for_selector("#sql-chart canvas")
+    page.get_by_label("Name", exact=True).fill("declarations per office")
+    page.get_by_role("button", name="Save query").click()
+    page.wait_for_selector("#saved >> text=declarations per office")
+    shot(page, "sql")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    exported = list(csv.DictReader(io.StringIO(text)))
+    assert len(exported) == rows and set(exported[0]) == {"office_code", "n"}
+
+
+def test_a_refused_query_says_why(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "dee")
+    page.goto(f"{live_server}/ui/sql")
+    page.locator("#sql").fill("SELECT * FROM risk.assessments")
+    page.get_by_role("button", name="Run").click()
+    assert "does not exist or your roles" in page.inner_text("#sql-error")
+
+
+def test_switch_to_chinese_and_back(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "sec")
+    page.get_by_role("button", name="繁體中文").click()
+    page.wait_for_selector("text=總覽")
+    assert page.locator("html").get_attribute("lang") == "zh-Hant"
+    assert page.get_by_role("link", name="系統管理").count() == 1
+    page.goto(f"{live_server}/ui/admin/audit")
+    page.wait_for_selector("#audit-table")
+    shot(page, "audit-zh")
+    page.get_by_role("button", name="驗證雜湊鏈").click()
+    page.wait_for_selector("#verify-result.notice")
+    assert "完整" in page.inner_text("#verify-result")
+    page.get_by_role("button", name="English").click()
+    page.wait_for_selector("text=Audit log")
+
+
+def test_a_viewer_cannot_reach_an_administrator_page(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "vic")
+    assert page.get_by_role("link", name="Administration").count() == 0
+    response = page.goto(f"{live_server}/ui/admin/users")
+    assert response.status == 403
+    assert page.get_by_role("heading", name="Not allowed").count() == 1
+    shot(page, "forbidden")
+
+
+def test_administrator_pages(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "adam")
+    page.get_by_role("link", name="Administration").click()
+    page.wait_for_selector("#users-table")
+    assert page.locator("#users-table", has_text="ana").count() == 1
+    shot(page, "admin-users")
+    page.goto(f"{live_server}/ui/sources")
+    page.wait_for_selector("#batch-table")
+    shot(page, "sources")
+
+
+def _inspected(page, base: str) -> int:
+    """Inspections counted in the dashboard's hit-rate table (all rules)."""
+    page.goto(f"{base}/ui/")
+    page.wait_for_selector("#hit-rates")
+    cells = page.locator("#hit-rates tbody tr td:nth-child(3)").all_inner_texts()
+    return sum(int(c) for c in cells)
+
+
+def test_find_a_flagged_declaration_and_record_the_inspection(offline, live_server):
+    page, _ = offline
+    log_in(page, live_server, "tom")
+    before = _inspected(page, live_server)
+    page.get_by_role("link", name="Risk queue").click()
+    page.wait_for_selector("#queue-table")
+    shot(page, "risk-queue")
+    page.locator("#queue-table tbody tr a", has_text="/").first.click()  # a declaration "id/version"
+    page.wait_for_selector("#reasons")
+    assert "rule T-" in page.inner_text("#reasons")  # the explanation names the rule that hit
+    assert "valid.csv" in page.inner_text("#provenance")  # back to the source file and line
+    shot(page, "risk-record")
+    page.get_by_label("Outcome").select_option("seizure")
+    page.get_by_role("button", name="Record result").click()
+    page.wait_for_load_state("load")
+    page.wait_for_selector("#reasons")
+    assert _inspected(page, live_server) > before  # the hit rates now count this inspection
+
+
+def test_create_a_rule_dry_run_it_and_approve_it_as_a_second_person(offline, live_server, chromium):
+    page, _ = offline
+    log_in(page, live_server, "tom")
+    page.goto(f"{live_server}/ui/rules-new")
+    text = (
+        "id: W-HEAVY\ntitle: Heavy consignments\nkind: declaration\n"
+        "when: net_mass_kg > 10000\nweight: 20\nreason: '{net_mass_kg} kg'\n"
+    )
+    page.locator("#rule-text").fill(text)
+    page.get_by_role("button", name="Create draft").click()
+    page.wait_for_url(f"{live_server}/ui/rules/W-HEAVY")
+    page.get_by_role("button", name="Run over past data").click()
+    page.wait_for_selector("#dryrun-summary")
+    assert "Records:" in page.inner_text("#dryrun-summary")
+    page.get_by_role("button", name="Submit for approval").click()
+    page.wait_for_selector("#latest-status >> text=submitted")
+    assert page.get_by_role("button", name="Approve").count() == 0  # not by its author
+    shot(page, "rule")
+    second = chromium.new_context().new_page()
+    log_in(second, live_server, "sue")
+    second.goto(f"{live_server}/ui/rules/W-HEAVY")
+    second.get_by_role("button", name="Approve").click()
+    second.wait_for_selector("#latest-status >> text=approved")
+    assert "sue" in second.inner_text("#decisions")
+    second.context.close()
