@@ -68,6 +68,8 @@ class ScoringModel:
     def contributions(self, data: Any) -> np.ndarray:
         """Rows x (features + 1) TreeSHAP contributions (last column: base value), log-odds."""
         x = self.matrix(data)
+        if x.shape[0] == 0:  # LightGBM divides by the row count
+            return np.empty((0, len(self.feature_names) + 1))
         return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
 
     def explain(
