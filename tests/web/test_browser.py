@@ -101,6 +101,7 @@ def test_run_a_query_chart_it_and_export_it(offline, live_server):
     page, _ = offline
     log_in(page, live_server, "tom")
     page.get_by_role("link", name="SQL").click()
+    page.wait_for_load_state("load")  # htmx attaches to forms once its script has run
     page.locator("#sql").fill(
         "SELECT office_code, count(*) AS n FROM std.declarations GROUP BY 1 ORDER BY 2 DESC"
     )
@@ -161,6 +162,7 @@ def test_administrator_pages(offline, live_server):
     page, _ = offline
     log_in(page, live_server, "adam")
     page.get_by_role("link", name="Administration").click()
+    page.wait_for_load_state("load")  # htmx attaches to forms once its script has run
     page.wait_for_selector("#users-table")
     assert page.locator("#users-table", has_text="ana").count() == 1
     shot(page, "admin-users")
@@ -182,6 +184,7 @@ def test_find_a_flagged_declaration_and_record_the_inspection(offline, live_serv
     log_in(page, live_server, "tom")
     before = _inspected(page, live_server)
     page.get_by_role("link", name="Risk queue").click()
+    page.wait_for_load_state("load")  # htmx attaches to forms once its script has run
     page.wait_for_selector("#queue-table")
     shot(page, "risk-queue")
     page.locator("#queue-table tbody tr a", has_text="/").first.click()  # a declaration "id/version"

@@ -44,7 +44,18 @@ PUBLIC_PATHS = frozenset(
 )
 
 # Routers of later capabilities, included when their module exists (one file each).
-OPTIONAL_ROUTERS = ("risk", "rules", "models", "users", "mfa", "audit", "secrets", "privacy", "unmask")
+OPTIONAL_ROUTERS = (
+    "ingest",
+    "risk",
+    "rules",
+    "models",
+    "users",
+    "mfa",
+    "audit",
+    "secrets",
+    "privacy",
+    "unmask",
+)
 
 
 def _optional_module(name: str) -> Any | None:
@@ -119,14 +130,10 @@ def create_app(settings: Settings | None = None, *, start_transports: bool = Tru
     for module in (auth, batches, quarantine, sql):
         api.include_router(module.router)
     for name in OPTIONAL_ROUTERS:
-        module = _optional_module(f"sciti.api.routers.{name}")
-        if module is not None:
+        optional = _optional_module(f"sciti.api.routers.{name}")
+        if optional is not None:
             # Authentication enforced here as well, whatever the router itself declares.
-            api.include_router(module.router, dependencies=[Depends(current_principal)])
-    ingest = _optional_module("sciti.api.routers.ingest")
-    if ingest is not None:
-        # Authentication enforced here as well, whatever the router itself declares.
-        api.include_router(ingest.router, dependencies=[Depends(current_principal)])
+            api.include_router(optional.router, dependencies=[Depends(current_principal)])
     app.include_router(api)
     app.include_router(health.router)
     app.add_api_route("/", _to_web_app, methods=["GET"], include_in_schema=False)
