@@ -35,3 +35,25 @@ def run_or_fail(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except SCITIError as exc:
         fail(exc)
+
+
+def acting_account(user: str, permission: str) -> tuple[str, tuple[str, ...]]:
+    """The named account the CLI acts as, and its roles; it must exist, be enabled and hold
+    ``permission`` (fails with a one-line reason otherwise). See docs/decisions/0024."""
+    from sqlalchemy import select
+
+    from sciti.access import permissions_of
+    from sciti.ops import User, migrate, session_scope
+
+    if not user:
+        fail(f"give --user NAME (or SCITI_USER): {permission} is recorded under a named account")
+    s = settings()
+    migrate(s.resolved_ops_db_url)
+    with session_scope(s.resolved_ops_db_url) as session:
+        row = session.scalars(select(User).where(User.username == user)).first()
+        if row is None or row.disabled:
+            fail(f"account {user!r} does not exist or is disabled: create it with `sciti user add`")
+        roles = tuple(row.roles or ())
+    if permission not in permissions_of(roles):
+        fail(f"account {user!r} lacks the {permission} permission: ask an administrator for a role with it")
+    return user, roles

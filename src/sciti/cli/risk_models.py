@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sciti.cli.common import console, fail, run_or_fail
+from sciti.cli.common import acting_account, console, fail, run_or_fail
 from sciti.cli.common import settings as get_settings
 
 model_app = typer.Typer(help="Model registry: list, show, promote.", no_args_is_help=True)
@@ -26,25 +26,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print the full result as JSO
 
 
 def _actor(user: str, permission: str) -> str:
-    from sqlalchemy import select
-
-    from sciti.access import permissions_of
-    from sciti.ops import User as UserRow
-    from sciti.ops import migrate, session_scope
-
-    if not user:
-        fail(f"give --user NAME (or SCITI_USER): {permission} is recorded under a named account")
-    s = get_settings()
-    migrate(s.resolved_ops_db_url)
-    with session_scope(s.resolved_ops_db_url) as session:
-        row = session.scalars(select(UserRow).where(UserRow.username == user)).first()
-        if row is None or row.disabled:
-            fail(f"account {user!r} does not exist or is disabled: create it with `sciti admin user add`")
-        if permission not in permissions_of(row.roles or []):
-            fail(
-                f"account {user!r} lacks the {permission} permission: ask an administrator for a role with it"
-            )
-    return user
+    return acting_account(user, permission)[0]
 
 
 def _day(value: str | None) -> date | None:

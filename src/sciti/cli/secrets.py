@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from sciti.access.secrets import Caller, SecretMeta, SecretsService
-from sciti.cli.common import console, fail
+from sciti.cli.common import acting_account, console, fail
 from sciti.cli.common import settings as get_settings
 from sciti.errors import SCITIError
 
@@ -28,25 +28,8 @@ Name = Annotated[str, typer.Argument(help="Secret name, e.g. kcs-db.")]
 
 
 def _caller(user: str, permission: str) -> Caller:
-    from sqlalchemy import select
-
-    from sciti.access import permissions_of
-    from sciti.ops import User as UserRow
-    from sciti.ops import migrate, session_scope
-
-    if not user:
-        fail(f"give --user NAME (or SCITI_USER): {permission} is recorded under a named account")
-    s = get_settings()
-    migrate(s.resolved_ops_db_url)
-    with session_scope(s.resolved_ops_db_url) as session:
-        row = session.scalars(select(UserRow).where(UserRow.username == user)).first()
-        if row is None or row.disabled:
-            fail(f"account {user!r} does not exist or is disabled: create it with `sciti admin user add`")
-        if permission not in permissions_of(row.roles or []):
-            fail(
-                f"account {user!r} lacks the {permission} permission: ask an administrator for a role with it"
-            )
-        return Caller(user, tuple(row.roles or ()))
+    name, roles = acting_account(user, permission)
+    return Caller(name, roles)
 
 
 def _value(name: str) -> str:
