@@ -22,6 +22,7 @@ BENCHES = [
     "risk_batch",
     "risk_assess_http",
     "login",
+    "web_pages",
 ]
 
 
