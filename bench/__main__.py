@@ -21,6 +21,7 @@ BENCHES = [
     "rule_dryrun",
     "risk_batch",
     "risk_assess_http",
+    "authz_overhead",
     "login",
     "web_pages",
 ]

@@ -14,6 +14,10 @@ Anchor, measured in the same run: the JSON API answering the same data where it 
 the goal verdict.
 
 Run: .venv/bin/python bench/web_pages.py [REQUESTS]   (default 40 per page; --quick: tiny world, 10)
+     --home=DIR builds the instance in DIR once and reuses it on later runs (each run compacts
+     again, as a nightly ``sciti lake maintain`` would), so a lake change can be measured on the
+     same data before and after. (A copy of DIR still writes to and reads the original's files:
+     the catalog names data files by absolute path.)
 """
 
 from __future__ import annotations
@@ -69,8 +73,26 @@ RULES = [
 SQL = "SELECT office_code, count(*) AS n FROM std.declarations GROUP BY 1 ORDER BY 2 DESC"
 
 
+def _settings(home: Path) -> Settings:
+    return Settings(home=home / "instance", log_json=True, connectors_dir=Path("connectors"))
+
+
+def maintain(settings: Settings) -> None:
+    """As `make run` does after loading: one-file batches leave many small files; compact them."""
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    start = time.perf_counter()
+    for info in lake.list_tables():
+        done = lake.maintain(info.ident)
+        if info.ident in ("std.declarations", "std.declaration_items", "risk.assessments"):
+            print(
+                f"{info.ident}: {done.compact.files_before} files compacted to {done.compact.files_after}"
+                f" ({done.compact.files_rewritten} rewritten)"
+            )
+    print(f"lake maintained in {time.perf_counter() - start:.1f} s")
+
+
 def build(home: Path, scale: str) -> Settings:
-    settings = Settings(home=home / "instance", log_json=True, connectors_dir=Path("connectors"))
+    settings = _settings(home)
     settings.home.mkdir(parents=True)
     migrate(settings.resolved_ops_db_url)
     world = generate(home / "world", scale, 7)
@@ -86,12 +108,6 @@ def build(home: Path, scale: str) -> Settings:
             rules.approve(s, rule["id"], v.version, actor="second")
     rules.clear_cache()
     score_since(settings, "declaration")
-    # As `make run` does after loading: one-file batches leave many small files; compact them.
-    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
-    for info in lake.list_tables():
-        done = lake.maintain(info.ident)
-        if info.ident in ("std.declarations", "risk.assessments", "std.seizures"):
-            print(f"{info.ident}: {done.compact.files_before} files compacted to {done.compact.files_after}")
     return settings
 
 
@@ -113,15 +129,25 @@ def main() -> int:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = 10 if quick else int(args[0]) if args else 40
     scale = "tiny" if quick else "small"
+    homes = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--home=")]
     with tempfile.TemporaryDirectory() as tmp:
+        home = Path(homes[0]) if homes else Path(tmp)
         start = time.perf_counter()
-        settings = build(Path(tmp), scale)
-        print(f"instance: {scale} demo world loaded and scored in {time.perf_counter() - start:.0f} s")
+        if (home / "instance").exists():
+            settings = _settings(home)
+            print(f"instance: reusing {home} (built by an earlier run)")
+        else:
+            settings = build(home, scale)
+            print(f"instance: {scale} demo world loaded and scored in {time.perf_counter() - start:.0f} s")
+        maintain(settings)
         with session_scope(settings.resolved_ops_db_url) as s:
             top = s.query(RiskQueueItem.assessment_id).order_by(RiskQueueItem.score.desc()).first()
             queued = s.query(RiskQueueItem).count()
         client = TestClient(create_app(settings, start_transports=False))
-        client.post("/ui/login", data={"username": "bench", "password": PASSWORD})
+        # The login form carries an anti-CSRF token (set with a cookie by the login page): echo it.
+        tokens = re.findall(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text)
+        login = {"username": "bench", "password": PASSWORD, "csrf_token": tokens[-1] if tokens else ""}
+        assert client.post("/ui/login", data=login, follow_redirects=False).status_code == 303, "login"
         csrf = re.search(r'data-csrf="([^"]+)"', client.get("/ui/").text).group(1)
         pages = [
             ("home (shell)", "GET", "/ui/", {}, ("GET", "/healthz", {})),

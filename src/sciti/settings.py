@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -20,9 +20,31 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+TOML_FILE = "sciti.toml"
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """sciti.toml in the working directory: the whole file, or one table of it (``[sso]``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: str | None = None):
+        self._table = table
+        super().__init__(settings_cls, toml_file=TOML_FILE, toml_table_header=())
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        if self._table is None:
+            return data
+        section = data.get(self._table)
+        return dict(section) if isinstance(section, dict) else {}  # absent table: nothing
+
+
+def toml_source(settings_cls: type[BaseSettings], table: str | None = None) -> PydanticBaseSettingsSource:
+    """The one reader of sciti.toml, for every settings class (``table``: one of its sections)."""
+    return _TomlFile(settings_cls, table)
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCITI_", toml_file="sciti.toml", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SCITI_", extra="ignore")
 
     home: Path = Field(
         Path("sciti-data"), description="Instance folder: catalog, warehouse, objects, ops DB."
@@ -107,7 +129,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, toml_source(settings_cls))
 
     # Derived locations: one place computes them so no caller rebuilds a path by hand.
     @property

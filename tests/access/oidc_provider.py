@@ -1,7 +1,8 @@
 """A real OpenID Connect provider on loopback, built with authlib's authorization server.
 
 It serves discovery, JWKS, authorize (code flow, PKCE required, consent auto-given for the one
-configured user), token and userinfo over real HTTP in a thread. Tests point SCITI's SSO client at
+configured user), token, userinfo and end-session (RP-initiated logout: the id_token_hint is
+verified, the return address must be registered) over real HTTP in a thread. Tests point SCITI's SSO client at
 it and drive a browser's part by following the redirects themselves.
 """
 
@@ -24,6 +25,8 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 CLIENT_ID = "sciti-test"
@@ -147,6 +150,10 @@ class Provider:
         self.tokens: dict[str, Person] = {}
         self.token_requests: list[dict[str, str]] = []
         self.nonce_override: str | None = None
+        self.end_session = True  # advertise end_session_endpoint (RP-initiated logout)
+        self.post_logout_redirect_uris: list[str] = []
+        self.signed_in: set[str] = set()  # subjects with a session at the provider
+        self.logouts: list[dict[str, str]] = []  # accepted end-session requests
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.auth = self._authorization_server()
@@ -244,7 +251,7 @@ class Provider:
 
     # --- HTTP --------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
@@ -257,6 +264,33 @@ class Provider:
             "scopes_supported": ["openid", "email", "profile"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         }
+        if self.end_session:
+            meta["end_session_endpoint"] = f"{self.issuer}/logout"
+        return meta
+
+    def end_session_request(self, query: dict[str, str]) -> tuple[int, Any, list[tuple[str, str]]]:
+        """RP-initiated logout: check the id_token_hint (ours, for this client) and the return address."""
+        try:
+            hint = jwt.decode(query.get("id_token_hint", ""), self.key)
+        except (JoseError, ValueError) as exc:
+            return 400, {"error": "invalid_request", "error_description": f"bad id_token_hint: {exc}"}, []
+        claims = hint.claims
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if claims.get("iss") != self.issuer or CLIENT_ID not in audiences:
+            return (
+                400,
+                {"error": "invalid_request", "error_description": "id_token_hint not for this client"},
+                [],
+            )
+        if query.get("client_id", CLIENT_ID) != CLIENT_ID:
+            return 400, {"error": "invalid_request", "error_description": "client_id mismatch"}, []
+        target = query.get("post_logout_redirect_uri", "")
+        if target not in self.post_logout_redirect_uris:
+            return 400, {"error": "invalid_request", "error_description": "unregistered return address"}, []
+        self.signed_in.discard(str(claims.get("sub")))
+        self.logouts.append({"sub": str(claims.get("sub")), "post_logout_redirect_uri": target})
+        return 302, b"", [("Location", target)]
 
     def _handler(self):
         provider = self
@@ -299,7 +333,14 @@ class Provider:
                     status, body, headers = provider.auth.create_authorization_response(
                         self._request(), grant_user=provider.person
                     )
+                    if status == 302:
+                        provider.signed_in.add(provider.person.sub)
                     return self._send(status, body or {}, headers)
+                if path == "/logout" and provider.end_session:
+                    status, body, headers = provider.end_session_request(
+                        dict(parse_qsl(urlsplit(self.path).query))
+                    )
+                    return self._send(status, body, headers)
                 if path == "/userinfo":
                     auth = self.headers.get("Authorization", "")
                     person = provider.tokens.get(auth.removeprefix("Bearer "))

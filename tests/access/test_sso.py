@@ -208,3 +208,110 @@ def test_the_client_secret_can_come_from_the_secrets_store_by_name(
     # a wrong name is a clear refusal, not an unauthenticated request to the provider
     client = _client(sqlite_api_settings, _sso(provider, client_secret=None, client_secret_name="nope"))
     _callback_error(client, _at_provider(_to_provider(client)), "'nope' is not in the secrets store")
+
+
+LOGIN_PAGE = "http://testserver/ui/login"
+
+
+def _signed_in(client: TestClient, provider: Provider) -> None:
+    assert client.get(_at_provider(_to_provider(client))).status_code == 200
+    assert provider.person.sub in provider.signed_in
+
+
+def _web_logout(client: TestClient):
+    csrf = client.get("/api/v1/auth/csrf").json()["csrf_token"]
+    out = client.post("/ui/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303, out.text
+    return out
+
+
+def test_web_logout_after_sso_ends_the_provider_session_too(sqlite_api_settings, provider):
+    provider.post_logout_redirect_uris.append(LOGIN_PAGE)
+    client = _client(sqlite_api_settings, _sso(provider))
+    _signed_in(client, provider)
+    location = _web_logout(client).headers["location"]
+    assert location.startswith(f"{provider.issuer}/logout?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["post_logout_redirect_uri"] == [LOGIN_PAGE] and query["client_id"] == [CLIENT_ID]
+    assert client.get("/api/v1/me").status_code == 401  # SCITI's session ended before the provider's
+    # The browser at the provider: it checks the id_token_hint, ends its session, sends us back.
+    answer = requests.get(location, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302 and answer.headers["location"] == LOGIN_PAGE
+    assert provider.person.sub not in provider.signed_in
+    assert provider.logouts == [{"sub": "u-1001", "post_logout_redirect_uri": LOGIN_PAGE}]
+
+
+def test_the_provider_refuses_a_forged_id_token_hint(sqlite_api_settings, provider):
+    provider.post_logout_redirect_uris.append(LOGIN_PAGE)
+    client = _client(sqlite_api_settings, _sso(provider))
+    _signed_in(client, provider)
+    location = _web_logout(client).headers["location"]
+    hint = parse_qs(urlsplit(location).query)["id_token_hint"][0]
+    header, claims, signature = hint.split(".")
+    forged = location.replace(hint, f"{header}.{claims}.{signature[:-4]}AAAA")
+    assert requests.get(forged, allow_redirects=False, timeout=10).status_code == 400
+    assert provider.person.sub in provider.signed_in  # the real hint is what the provider trusts
+
+
+def test_logout_stays_local_without_an_end_session_endpoint(sqlite_api_settings, provider):
+    provider.end_session = False
+    client = _client(sqlite_api_settings, _sso(provider))
+    _signed_in(client, provider)
+    assert _web_logout(client).headers["location"] == "/ui/login"
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_a_password_session_never_goes_to_the_provider(sqlite_api_settings, provider):
+    from sciti.access import create_user
+    from sciti.access.sso import LOGOUT_COOKIE
+
+    with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
+        create_user(s, "bob", ["viewer"], password="harbour-lantern-quietly-7")
+    client = _client(sqlite_api_settings, _sso(provider))
+    _signed_in(client, provider)  # an SSO session first, leaving its sealed id_token behind ...
+    hint = client.cookies.get(LOGOUT_COOKIE)
+    assert hint
+    login = client.post(
+        "/api/v1/auth/session", json={"username": "bob", "password": "harbour-lantern-quietly-7"}
+    )
+    assert login.status_code == 200
+    client.cookies.set(LOGOUT_COOKIE, hint)  # ... still there: it is bound to the old session id
+    assert _web_logout(client).headers["location"] == "/ui/login"
+    assert provider.logouts == []
+
+
+def test_api_logout_of_an_sso_session_names_the_end_session_url(sqlite_api_settings, provider):
+    provider.post_logout_redirect_uris.append("http://testserver/")
+    client = _client(sqlite_api_settings, _sso(provider))
+    _signed_in(client, provider)
+    csrf = client.get("/api/v1/auth/csrf").json()["csrf_token"]
+    answer = client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and answer.json()["revoked"] is True
+    url = answer.json()["end_session_url"]
+    assert requests.get(url, allow_redirects=False, timeout=10).headers["location"] == "http://testserver/"
+    assert provider.person.sub not in provider.signed_in
+
+
+def test_sso_settings_come_from_the_one_sciti_toml_reader(tmp_path, monkeypatch):
+    import sciti.access.sso as sso_module
+    from sciti.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("SCITI_SSO_ISSUER", "SCITI_SSO_CLIENT_ID", "SCITI_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert SsoSettings().configured is False  # no file: nothing configured
+    (tmp_path / "sciti.toml").write_text(
+        'port = 8123\n[sso]\nissuer = "https://idp.customs.example"\nclient_id = "sciti"\n'
+        'role_map = {"risk" = ["analyst"]}\n',
+        "utf-8",
+    )
+    sso = SsoSettings()
+    assert (sso.issuer, sso.client_id, sso.role_map) == (
+        "https://idp.customs.example",
+        "sciti",
+        {"risk": ["analyst"]},
+    )
+    assert Settings().port == 8123  # the same file feeds the core settings (which ignore [sso])
+    monkeypatch.setenv("SCITI_SSO_CLIENT_ID", "from-env")
+    assert SsoSettings().client_id == "from-env"  # the environment wins over the file
+    assert not hasattr(sso_module, "_SsoTable")  # one reader of sciti.toml: sciti.settings.toml_source

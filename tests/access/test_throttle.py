@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sciti.access import InvalidCredentials, LoginThrottled, create_user, login, throttle
-from sciti.ops import session_scope
+from sciti.access import InvalidCredentials, LoginThrottled, create_user, list_entries, login, throttle
+from sciti.ops import migrate, session_scope
+from sciti.ops.account_tables import LoginThrottle
+from tests.api.conftest import assert_envelope, make_client
 
 PASSWORD = "harbour-lantern-quietly-7"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -31,3 +34,96 @@ def test_one_address_spraying_many_accounts_is_throttled(sqlite_api_settings, mo
     # the block ends
     with session_scope(url) as s:
         assert login(s, "alice", PASSWORD, 30, client="203.0.113.9", now=T0 + timedelta(minutes=16)).token
+
+
+def test_throttled_logins_are_audited_without_flooding_the_trail(sqlite_api_settings, monkeypatch):
+    monkeypatch.setattr(throttle, "CLIENT_MAX_FAILURES", 3)
+    url = sqlite_api_settings.resolved_ops_db_url
+    address = "203.0.113.77"
+    for i in range(3):
+        with session_scope(url) as s, pytest.raises(InvalidCredentials):
+            login(s, f"nobody{i}", "Summer2026!-guess", 30, client=address, now=T0)
+    refused = 40  # the address keeps spraying while blocked, a new account each time
+    for i in range(refused):
+        with session_scope(url) as s, pytest.raises(LoginThrottled):
+            login(s, f"Target{i}", "Summer2026!-guess", 30, client=address, now=T0 + timedelta(minutes=1))
+    with session_scope(url) as s:
+        entries = list_entries(s, action="login.throttled", limit=500)[::-1]
+    counts = [e.details["refusals"] for e in entries]
+    # Each of the first ten refusals, then the 16th and 32nd: 12 entries for 40 refusals.
+    assert counts == [*range(1, throttle.AUDIT_FIRST_REFUSALS + 1), 16, 32]
+    first = entries[0]
+    assert (first.actor, first.source, first.outcome) == ("target0", address, "refused")
+    assert "blocked" in first.details["reason"] and first.details["blocked_until"]
+    # After the block a failure counts from one again (refusals are not failures).
+    with session_scope(url) as s, pytest.raises(InvalidCredentials):
+        login(s, "nobody", "Summer2026!-guess", 30, client=address, now=T0 + timedelta(minutes=20))
+    with session_scope(url) as s:
+        assert s.get(LoginThrottle, address).failures == 1
+
+
+def test_a_throttled_api_login_answers_429_and_is_audited(sqlite_api_settings, monkeypatch):
+    monkeypatch.setattr(throttle, "CLIENT_MAX_FAILURES", 2)
+    url = sqlite_api_settings.resolved_ops_db_url
+    with session_scope(url) as s:
+        create_user(s, "alice", ["viewer"], password=PASSWORD)
+    with make_client(sqlite_api_settings) as client:  # the test client's address is "testclient"
+        for _ in range(2):
+            wrong = client.post("/api/v1/auth/token", data={"username": "alice", "password": "nope-nope"})
+            assert wrong.status_code == 401
+        blocked = client.post("/api/v1/auth/token", data={"username": "Alice", "password": PASSWORD})
+        assert_envelope(blocked, 429, "login_throttled")
+    with session_scope(url) as s:
+        [entry] = list_entries(s, action="login.throttled")
+    assert (entry.actor, entry.source, entry.details["refusals"]) == ("alice", "testclient", 1)
+
+
+def _race(url: str, workers: int, attempt) -> list[BaseException]:
+    """Run ``attempt(session)`` in ``workers`` threads released at the same instant."""
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            with session_scope(url) as s:
+                attempt(s)
+        except BaseException as exc:  # collected: the assertion names them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.postgres
+def test_first_failures_from_a_new_address_race_safely_on_postgres(pg_settings):
+    url = pg_settings.resolved_ops_db_url  # a database of its own (pg_database fixture)
+    migrate(url)
+    workers = 8
+    for n in range(5):  # several fresh addresses: each first failure is an insert race
+        address = f"198.51.100.{n}"
+        errors = _race(
+            url, workers, lambda s, a=address: throttle.count_client_failure(s, a, datetime.now(UTC))
+        )
+        assert errors == []
+        with session_scope(url) as s:
+            assert s.get(LoginThrottle, address).failures == workers  # no count lost either
+
+
+@pytest.mark.postgres
+def test_concurrent_wrong_logins_from_a_new_address_are_401_not_500_on_postgres(pg_settings):
+    url = pg_settings.resolved_ops_db_url
+    migrate(url)
+
+    def attempt(s) -> None:
+        login(s, "nobody-here", "Summer2026!-guess", 30, client="192.0.2.44")
+
+    errors = _race(url, 6, attempt)
+    assert errors and all(isinstance(e, InvalidCredentials) for e in errors), errors
+    with session_scope(url) as s:
+        assert s.get(LoginThrottle, "192.0.2.44").failures == 6
+        assert len(list_entries(s, action="login.failed")) == 6

@@ -6,6 +6,7 @@ trained model, scored records in the queue, and people with passwords (one with 
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -72,10 +73,16 @@ def web_settings(web_world: WebWorld) -> Settings:
     return web_world.settings
 
 
+def login_csrf(client: TestClient) -> str:
+    """Open the login page (it sets the login-CSRF cookie) and return the token its form carries."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text)
+    assert found, "the login form carries no anti-CSRF token"
+    return found.group(1)
+
+
 def login(client: TestClient, username: str, password: str = PASSWORD, totp: str = "") -> TestClient:
-    response = client.post(
-        "/ui/login", data={"username": username, "password": password, "totp": totp}, follow_redirects=False
-    )
+    form = {"username": username, "password": password, "totp": totp, "csrf_token": login_csrf(client)}
+    response = client.post("/ui/login", data=form, follow_redirects=False)
     assert response.status_code == 303, response.text
     return client
 

@@ -193,8 +193,8 @@ def test_find_a_flagged_declaration_and_record_the_inspection(offline, live_serv
     assert "valid.csv" in page.inner_text("#provenance")  # back to the source file and line
     shot(page, "risk-record")
     page.get_by_label("Outcome").select_option("seizure")
-    page.get_by_role("button", name="Record result").click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the page reloads once the API has recorded the result
+        page.get_by_role("button", name="Record result").click()
     page.wait_for_selector("#reasons")
     assert _inspected(page, live_server) > before  # the hit rates now count this inspection
 
@@ -224,3 +224,15 @@ def test_create_a_rule_dry_run_it_and_approve_it_as_a_second_person(offline, liv
     second.wait_for_selector("#latest-status >> text=approved")
     assert "sue" in second.inner_text("#decisions")
     second.context.close()
+
+
+def test_models_page_draws_the_evaluation_curves(offline, live_server, web_settings):
+    from sciti.risk.models import train
+
+    entry = train(web_settings, "declaration", actor="sue", params={"num_boost_round": 5})
+    page, _ = offline
+    log_in(page, live_server, "sue")
+    page.goto(f"{live_server}/ui/models?version={entry['version']}")
+    for curve in ("precision_at_k", "roc", "precision_recall"):
+        page.wait_for_selector(f"[data-curve={curve}] canvas")  # ECharts drew it from the entry's points
+    shot(page, "models")

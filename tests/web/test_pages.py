@@ -16,7 +16,7 @@ from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.web import create_web_app
 from sciti.web.i18n import catalogue
-from tests.web.conftest import PEOPLE, login
+from tests.web.conftest import PEOPLE, login, login_csrf
 
 ANY = frozenset(PEOPLE)
 # GET page -> people allowed (the others get 403; nobody logged in gets the login page).
@@ -105,7 +105,7 @@ def test_changes_need_the_csrf_token(as_user):
 )
 def test_login_refusals_say_what_to_do(web_app, form, status, text):
     with TestClient(web_app) as c:
-        response = c.post("/ui/login", data=form, follow_redirects=False)
+        response = c.post("/ui/login", data={**form, "csrf_token": login_csrf(c)}, follow_redirects=False)
         assert response.status_code == status
         assert text in response.text
         assert "sciti_session" not in response.cookies

@@ -49,6 +49,7 @@ from sciti.access.lifecycle import (
     unlock,
 )
 from sciti.access.login import authenticate, change_password, login, verify_login
+from sciti.access.login_csrf import LOGIN_CSRF_COOKIE, check_login_csrf, issue_login_csrf
 from sciti.access.mfa import Enrolment, confirm, enrol, mfa_enabled, remove_mfa, totp_at, verify_second_factor
 from sciti.access.passwords import check_password, hash_password, one_time_password, verify_password
 from sciti.access.policy import UNMASK_PERMISSION, DataPolicy, policy_config
@@ -70,6 +71,7 @@ __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "LOCK_AFTER_FAILURES",
+    "LOGIN_CSRF_COOKIE",
     "LOCK_MINUTES",
     "SESSION_COOKIE",
     "TOKEN_PREFIX",
@@ -107,6 +109,7 @@ __all__ = [
     "audit",
     "authenticate",
     "change_password",
+    "check_login_csrf",
     "check_password",
     "confirm",
     "create_user",
@@ -118,6 +121,7 @@ __all__ = [
     "find_user",
     "get_user",
     "hash_password",
+    "issue_login_csrf",
     "issue_token",
     "list_entries",
     "list_users",

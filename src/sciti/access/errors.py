@@ -118,7 +118,7 @@ class CsrfFailed(AccessError):
 
     default_message = "a request made with the session cookie lacks a valid CSRF token"
     default_remedy = (
-        "send the session's CSRF token (returned at login and by GET /api/v1/auth/session) in the "
+        "send the session's CSRF token (returned at login and by GET /api/v1/auth/csrf) in the "
         "'X-CSRF-Token' header or the 'csrf_token' form field"
     )
 

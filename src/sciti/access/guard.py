@@ -7,7 +7,7 @@ web pages later) enforces access through one policy point. The app stores its ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -73,14 +73,14 @@ def _from_session(url: str, session_id: str, method: str, csrf: str | None) -> P
         return resolve_session(session, session_id, method=method, csrf=csrf)
 
 
-def current_principal(principal: Principal | None = Depends(optional_principal)) -> Principal:
+async def current_principal(principal: Principal | None = Depends(optional_principal)) -> Principal:
     """The authenticated caller; 401 without a valid bearer token."""
     if principal is None:
         raise AuthenticationRequired()
     return principal
 
 
-def require(permission: str) -> Callable[..., Principal]:
+def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the caller, who must hold ``permission`` (403 otherwise, 401 without a token).
 
     The permission name is checked now, when the route is declared, so a typo fails at start-up
@@ -88,7 +88,7 @@ def require(permission: str) -> Callable[..., Principal]:
     """
     check_permission_name(permission)
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.can(permission):
             raise PermissionDenied(
                 f"your roles ({', '.join(principal.roles) or 'none'}) do not allow {permission!r}",

@@ -69,7 +69,7 @@ def _check_password(
 ) -> User:
     """The account if the password is right; counts and audits a failure otherwise (no reset)."""
     if client:
-        check_client(session, client, now)
+        check_client(session, client, now, username)
     user = find_user(session, username)
     locked_until = as_utc(user.locked_until) if user else None
     if (

@@ -9,15 +9,22 @@ browser that started it by a short cookie, so a callback URL replayed in another
 Accounts are provisioned just in time: the (issuer, subject) pair names the account for good;
 roles come from a claim (e.g. ``groups``) mapped to SCITI roles at every login, so the identity
 provider stays the one place where an SSO user's access is decided.
+
+Single logout (RP-initiated, OpenID Connect RP-Initiated Logout 1.0): when the provider advertises
+an ``end_session_endpoint``, logging out of SCITI also sends the browser there with the login's
+id_token as ``id_token_hint`` and ``post_logout_redirect_uri``. The id_token is kept in the
+browser, sealed (AES-GCM under the instance key, bound to the session id), not in the database.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -33,12 +40,15 @@ from sqlalchemy.orm import Session
 
 from sciti.access.accounts import account_usable, as_utc, create_user, find_user, now_utc, token_hash
 from sciti.access.audit import audit
-from sciti.access.errors import SsoError
+from sciti.access.errors import MfaError, SsoError
+from sciti.access.keys import decrypt, encrypt
 from sciti.access.roles import validate_roles
 from sciti.ops import User
 from sciti.ops.account_tables import SsoIdentity, SsoRequest
+from sciti.settings import toml_source
 
 STATE_COOKIE = "sciti_sso_state"
+LOGOUT_COOKIE = "sciti_sso_logout"  # the sealed id_token of an SSO session, for single logout
 REQUEST_MINUTES = 10
 _SIGNING_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _METADATA_SECONDS = 300  # discovery document and keys are re-read at most this often
@@ -69,6 +79,11 @@ class SsoSettings(BaseSettings):
     redirect_uri: str | None = Field(
         None, description="Callback URL registered at the provider. Default: derived from the request."
     )
+    post_logout_redirect_uri: str | None = Field(
+        None,
+        description="Where the provider sends the browser after single logout (register it there). "
+        "Default: the web login page, derived from the request.",
+    )
     http_timeout_seconds: float = Field(10.0, description="Timeout of calls to the provider.")
 
     @field_validator("role_map")
@@ -87,28 +102,11 @@ class SsoSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _SsoTable(settings_cls))
+        return (init_settings, env_settings, toml_source(settings_cls, table="sso"))
 
     @property
     def configured(self) -> bool:
         return bool(self.issuer and self.client_id)
-
-
-class _SsoTable(PydanticBaseSettingsSource):
-    """The ``[sso]`` table of sciti.toml (absent file or table: nothing)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        import tomllib
-        from pathlib import Path
-
-        path = Path("sciti.toml")
-        if not path.is_file():
-            return {}
-        table = tomllib.loads(path.read_text("utf-8")).get("sso")
-        return dict(table) if isinstance(table, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -124,6 +122,7 @@ class SsoResult:
     user: User
     next_url: str
     created: bool
+    id_token: str  # kept (sealed) for the id_token_hint of single logout
 
 
 _metadata_cache: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
@@ -312,7 +311,7 @@ def finish_login(
         source=client,
         details={"method": "sso", "issuer": claims.get("iss"), "created": created, "roles": list(user.roles)},
     )
-    return SsoResult(user=user, next_url=request.next_url, created=created)
+    return SsoResult(user=user, next_url=request.next_url, created=created, id_token=str(token["id_token"]))
 
 
 def _provision(
@@ -364,12 +363,75 @@ def _provision(
     return user, created
 
 
+def _hint_aad(session_id: str) -> bytes:
+    return b"sso-logout|" + token_hash(session_id).encode()
+
+
+def seal_logout_hint(key: bytes, session_id: str, id_token: str) -> str:
+    """The id_token sealed for the ``LOGOUT_COOKIE`` (encrypted, bound to this session id)."""
+    sealed = encrypt(key, id_token.encode(), _hint_aad(session_id))
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+
+
+def open_logout_hint(key: bytes, session_id: str, cookie: str | None) -> str | None:
+    """The id_token from the cookie, or None if absent, damaged or made for another session."""
+    if not cookie or len(cookie) > 8000:
+        return None
+    try:
+        sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
+        return decrypt(key, sealed, _hint_aad(session_id)).decode()
+    except (ValueError, MfaError):
+        return None
+
+
+def end_session_url(sso: SsoSettings, id_token: str | None, post_logout_redirect_uri: str) -> str | None:
+    """The provider's end-session URL for this logout, or None if it has none (or cannot be read).
+
+    A provider that cannot be reached must not keep anyone logged in to SCITI: the caller ends
+    the SCITI session first and falls back to its own login page on None.
+    """
+    if not sso.configured:
+        return None
+    try:
+        meta, _ = provider_metadata(sso)
+    except SsoError:
+        return None
+    endpoint = meta.get("end_session_endpoint")
+    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+        return None
+    params = {"client_id": sso.client_id or "", "post_logout_redirect_uri": post_logout_redirect_uri}
+    if id_token:
+        params["id_token_hint"] = id_token
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def single_logout_url(
+    sso: SsoSettings | None, key: bytes, session_id: str, cookie: str | None, default_return: str
+) -> str | None:
+    """Where to send the browser after ending an SSO session (the provider's end-session URL).
+
+    None for a session that did not come from single sign-on (no valid sealed id_token for this
+    session id), or when the provider offers no end-session endpoint.
+    """
+    if sso is None or not cookie:
+        return None
+    id_token = open_logout_hint(key, session_id, cookie)
+    if id_token is None:
+        return None
+    return end_session_url(sso, id_token, sso.post_logout_redirect_uri or default_return)
+
+
 __all__ = [
+    "LOGOUT_COOKIE",
     "STATE_COOKIE",
     "SsoLogin",
     "SsoResult",
     "SsoSettings",
+    "end_session_url",
     "finish_login",
     "mapped_roles",
+    "open_logout_hint",
+    "seal_logout_hint",
+    "single_logout_url",
     "start_login",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -15,8 +15,12 @@ from sciti.ops import session_scope
 from sciti.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was created with (``create_app(settings)``)."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was created with (``create_app(settings)``).
+
+    Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on a
+    worker thread, and those hops cost real-time endpoints more than the work itself.
+    """
     return request.app.state.settings
 
 
@@ -35,7 +39,7 @@ class Paging(BaseModel):
     offset: int
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
     offset: Annotated[int, Query(ge=0, le=10**12, description="Items to skip.")] = 0,
 ) -> Paging:
@@ -43,6 +47,9 @@ def paging(
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# A row number in a path: row numbers are 32-bit integers; beyond that the database refuses to
+# even compare with it (a 500), so such a number is a 422 here.
+RowId = Annotated[int, Path(ge=0, le=2**31 - 1, description="Row number.")]
 LakeDep = Annotated[Lake, Depends(get_lake)]
 # scope="function": commit before the response is sent. With the default ("request") the commit
 # runs after the client has its answer, so a client's next request could miss the write, and a

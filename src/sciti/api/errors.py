@@ -7,13 +7,17 @@ validation (422, listing each field), and anything unexpected (500, with no inte
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sciti.errors import SCITIError
 from sciti.logs import request_id_var
@@ -109,8 +113,12 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    return _invalid(exc.errors())
+
+
+def _invalid(errors: Any) -> JSONResponse:
     fields = []
-    for err in exc.errors():
+    for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
         # Never echo the submitted value back: it may be a password.
         fields.append(
@@ -136,8 +144,128 @@ async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     return internal_error()
 
 
+# Bodies taken as files (raw data as received, kept byte for byte): a NUL there is data, not text.
+RAW_BODY_PREFIXES = ("/api/v1/ingest/",)
+_NUL_ERROR = {"msg": "must not contain a NUL character (\\x00)", "type": "string_nul"}
+
+
+def _nul_locations(value: Any, loc: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Where in a decoded JSON value a string (or an object key) holds a NUL character."""
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    found: list[tuple[Any, ...]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += [(*loc, key.replace("\x00", ""))] if "\x00" in key else _nul_locations(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _nul_locations(item, (*loc, i))
+    return found
+
+
+class RejectNul:
+    """422 (field by field) for a NUL character in the path, the query or a JSON / form body.
+
+    PostgreSQL text cannot hold NUL, so such a value would otherwise fail deep inside a query as a
+    500; no free text SCITI takes has a use for it. One check here covers every endpoint, the API
+    and the web pages alike, before any route or database sees the request (decision 0058).
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        found: list[tuple[Any, ...]] = []
+        if "\x00" in scope.get("path", ""):
+            found.append(("path",))
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            found += [("query", k.replace("\x00", "")) for k, v in pairs if "\x00" in k or "\x00" in v]
+        ctype = _media_type(scope)
+        if ctype in _TEXT_BODIES and not scope.get("path", "").startswith(RAW_BODY_PREFIXES):
+            body, more = await _read_body(receive)
+            found += await _body_nul(ctype, body, scope)
+            receive = _replay(body, more, receive)
+        if found:
+            errors = [{"loc": loc, **_NUL_ERROR} for loc in found]
+            await _invalid(errors)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+_TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _media_type(scope: Scope) -> str:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return ""
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole body (what the route would read anyway); ``more`` if the client disconnected."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, disconnected: bool, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive() if not disconnected else {"type": "http.disconnect"}
+
+    return replay
+
+
+async def _body_nul(ctype: str, body: bytes, scope: Scope) -> list[tuple[Any, ...]]:
+    if ctype == "application/json":
+        if b"\\u0000" not in body:  # the only way JSON text can hold a NUL (a raw one is invalid JSON)
+            return []
+        try:
+            return _nul_locations(json.loads(body), ("body",))
+        except ValueError:
+            return []  # not JSON at all: the route's own validation says so
+    if ctype == "application/x-www-form-urlencoded":
+        if b"%00" not in body and b"\x00" not in body:
+            return []
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+        return [("body", k.replace("\x00", "")) for k, v in pairs if "\x00" in k or "\x00" in v]
+    if b"\x00" not in body:
+        return []
+    # multipart: text fields only; uploaded files are data and may hold any byte.
+    try:
+        form = await Request(scope, _replay(body, False, _disconnected)).form()
+    except Exception:  # a malformed body: the route's own parsing answers it
+        return []
+    try:
+        return [("body", k) for k, v in form.multi_items() if not isinstance(v, UploadFile) and "\x00" in v]
+    finally:
+        await form.close()
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SCITIError, _scitierror)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Exception, _unhandled)
+    # Input PostgreSQL cannot store is refused up front with a field-level 422, not a 500.
+    app.add_middleware(RejectNul)

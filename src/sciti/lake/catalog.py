@@ -17,7 +17,12 @@ from functools import lru_cache
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +32,7 @@ from sciti.lake import writes as _writes
 from sciti.lake.errors import LakeError
 from sciti.lake.files import conform
 from sciti.lake.history import BATCH_PROPERTY, SnapshotInfo, TableInfo
+from sciti.lake.layout import DEFAULT_LAYOUT, default_sort_order, layout_properties
 from sciti.lake.writes import CompactResult, UpsertResult
 
 ZONES = ("raw", "std", "ref", "risk", "sec")
@@ -90,6 +96,30 @@ class Lake:
         self._tables[ident] = table
         return table
 
+    def table_locations(self) -> dict[str, str]:
+        """Every table's current metadata file (``zone.name`` -> location), in one catalog query."""
+        stmt = select(
+            IcebergTables.table_namespace, IcebergTables.table_name, IcebergTables.metadata_location
+        ).where(IcebergTables.catalog_name == self.catalog.name)
+        if (only_tables := self.catalog._iceberg_type_filter()) is not None:
+            stmt = stmt.where(only_tables)
+        with Session(self.catalog.engine) as session:
+            return {f"{ns}.{name}": loc for ns, name, loc in session.execute(stmt) if loc}
+
+    def table_at(self, ident: str, location: str) -> Table:
+        """The table whose catalog entry names ``location`` (from :meth:`table_locations`).
+
+        Reuses the loaded table while it is still at that metadata file: a reader that already
+        knows the location skips the per-table catalog query, the JSON read and its parsing. Any
+        commit writes a new metadata file, so a changed table is always loaded again.
+        """
+        cached = self._tables.get(ident)
+        if cached is not None and cached.metadata_location == location:
+            return cached
+        table = self.catalog.load_table(ident)
+        self._tables[ident] = table
+        return table
+
     def exists(self, ident: str) -> bool:
         return self._metadata_location(ident) is not None
 
@@ -122,7 +152,7 @@ class Lake:
             if not self.exists(ident):
                 with contextlib.suppress(TableAlreadyExistsError):
                     self._tables[ident] = self.catalog.create_table(
-                        ident, schema=schema, properties=TABLE_PROPERTIES
+                        ident, schema=schema, properties={**TABLE_PROPERTIES, **DEFAULT_LAYOUT}
                     )
             table = self.table(ident)
             stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
@@ -133,7 +163,24 @@ class Lake:
             if any(f.name not in known for f in schema):
                 with table.update_schema() as update:
                     update.union_by_name(schema)
+            self._ensure_layout(table)
             return table
+
+    def _ensure_layout(self, table: Table) -> None:
+        """Give a table the default file layout once: sorted by its lookup key, bounded row groups.
+
+        Only fills what is missing: a sort order or row-group limit someone chose is kept.
+        """
+        try:
+            missing = layout_properties(table)
+            if missing:
+                with _writes.transaction(table) as tx:
+                    tx.set_properties(missing)
+            default_sort_order(table)
+        except CommitFailedException:
+            # Another process changed the table first (likely the same defaults): drop our copy so
+            # the next use reloads it; a default still missing is applied on a later pass.
+            self._tables.pop(".".join(table.name()), None)
 
     def append(self, ident: str, data: pa.Table, *, batch_id: str | None = None) -> int | None:
         """Append rows in one atomic commit; returns the new snapshot id (None for no rows)."""
@@ -177,12 +224,15 @@ class Lake:
             return _writes.replace_all(self.table(ident), data, _props(batch_id))
 
     def compact(self, ident: str, target_file_rows: int = 1_000_000) -> CompactResult:
-        """Rewrite small data files into bigger ones in one atomic ``replace`` snapshot; rows unchanged.
+        """Rewrite small (or unsorted) data files into bigger ones sorted by the table's lookup key,
+        in one atomic ``replace`` snapshot; rows unchanged (see sciti.lake.layout).
 
         Old snapshots (and their batch ids) stay in the history: time travel and has_batch still work.
         """
         with self._guard(ident):
-            return _writes.compact(self.table(ident), target_file_rows, {})
+            table = self.table(ident)
+            self._ensure_layout(table)  # a table from before sorted layouts is sorted by this pass
+            return _writes.compact(table, target_file_rows, {})
 
     def expire_snapshots(self, ident: str, older_than: timedelta, *, retain_last: int = 100) -> int:
         """Forget snapshots older than ``older_than`` (keeping at least the newest ``retain_last``).

@@ -24,6 +24,7 @@ from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
 
 from sciti.lake.errors import LakeError
+from sciti.lake.layout import mark_sorted, sort_rows
 
 # Tables whose files were written without Iceberg field ids carry this property; their columns are
 # matched by name, which only pyiceberg's reader does.
@@ -103,10 +104,13 @@ def write_data_files(table: Table, data: pa.Table, *, max_rows: int | None = Non
     """Write ``data`` (already in the table's schema) as new data files; nothing is committed.
 
     ``max_rows`` caps the rows per file (compaction's target); pyiceberg otherwise packs files by
-    its target size in bytes.
+    its target size in bytes. Rows are sorted by the table's sort order first (so consecutive files
+    hold consecutive key ranges) and each file records that order (see :mod:`sciti.lake.layout`);
+    row groups follow the table's ``write.parquet.row-group-limit``.
     """
     if data.num_rows == 0:
         return []
+    data, order_id = sort_rows(table, data)
     write_uuid = uuid.uuid4()
     counter = itertools.count(0)
     step = max_rows or data.num_rows
@@ -121,6 +125,7 @@ def write_data_files(table: Table, data: pa.Table, *, max_rows: int | None = Non
                 counter=counter,
             )
         )
+    mark_sorted(files, order_id)
     return files
 
 

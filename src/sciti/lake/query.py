@@ -5,7 +5,8 @@ fresh in-memory DuckDB connection, create one schema per zone and one view per t
 mentions (see :mod:`sciti.lake.views`), then lock the connection down: external access off,
 only the views' own files readable, configuration locked. A query therefore cannot read arbitrary
 files, attach databases or load extensions, and concurrent queries at different snapshots never
-share state. Opening a connection costs a few milliseconds; planning a snapshot's files is cached.
+share state. Creating the database costs ~20 ms; tables are loaded only when their metadata file
+changed, and a snapshot's plan is cached (decision 0062).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ def connect(
     _check_statement(sql, select_only=rules is not None)
     if rules is not None:
         tables = set(rules) if tables is None else tables & set(rules)
-    loaded = _referenced_tables(lake, sql, tables)
+    locations = _table_locations(lake)
+    loaded = _referenced_tables(lake, locations, sql, tables)
     if rules is not None:
-        loaded = _with_dependencies(lake, loaded, rules)
+        loaded = _with_dependencies(lake, locations, loaded, rules)
     snapshots = _pick_snapshots(loaded, as_of)
     views = [table_view(ident, table, snapshots[ident]) for ident, table in loaded.items()]
 
@@ -149,7 +151,9 @@ def _create_view(conn: duckdb.DuckDBPyConnection, view: TableView, rule: ViewRul
         conn.execute(f"CREATE VIEW {target} AS {ruled_select(view.select_sql or '', view.columns, rule)}")
 
 
-def _with_dependencies(lake: Lake, loaded: dict[str, Table], rules: Rules) -> dict[str, Table]:
+def _with_dependencies(
+    lake: Lake, locations: dict[str, str], loaded: dict[str, Table], rules: Rules
+) -> dict[str, Table]:
     """Add the tables the rules' row filters read, ordered so each comes before its readers."""
     ordered: dict[str, Table] = {}
 
@@ -158,10 +162,9 @@ def _with_dependencies(lake: Lake, loaded: dict[str, Table], rules: Rules) -> di
             return
         for dep in rules[ident].depends:
             if dep in rules and dep not in ordered:
-                try:
-                    visit(dep, loaded.get(dep) or lake.catalog.load_table(dep), (*path, ident))
-                except (NoSuchTableError, NoSuchNamespaceError):
-                    continue
+                dep_table = loaded.get(dep) or _load(lake, locations, dep)
+                if dep_table is not None:
+                    visit(dep, dep_table, (*path, ident))
         if table is not None:
             ordered[ident] = table
 
@@ -187,25 +190,41 @@ def _check_statement(sql: str, *, select_only: bool = False) -> None:
         )
 
 
-def _referenced_tables(lake: Lake, sql: str, allowed: set[str] | None) -> dict[str, Table]:
-    """Lake tables the SQL mentions (only these get views: a lake may hold hundreds)."""
+def _table_locations(lake: Lake) -> dict[str, str]:
+    """Each table's current metadata file: one catalog query per connection, whatever the tables."""
     try:
-        zones = {ns[0] for ns in lake.catalog.list_namespaces()}
+        return lake.table_locations()
     except Exception as exc:  # the catalog database is unreachable: say so, in one line
         raise QueryError(
             f"cannot read the lake catalog: {exc}", remedy="check catalog_uri in the settings"
         ) from exc
+
+
+def _load(lake: Lake, locations: dict[str, str], ident: str) -> Table | None:
+    """The table at its current metadata; loaded tables are reused until a commit moves it on."""
+    location = locations.get(ident)
+    if location is None:
+        return None
+    try:
+        return lake.table_at(ident, location)
+    except (NoSuchTableError, NoSuchNamespaceError):  # dropped since the catalog was read
+        return None
+
+
+def _referenced_tables(
+    lake: Lake, locations: dict[str, str], sql: str, allowed: set[str] | None
+) -> dict[str, Table]:
+    """Lake tables the SQL mentions (only these get views: a lake may hold hundreds)."""
     found: dict[str, Table] = {}
     for m in _QUALIFIED.finditer(sql):
         zone = m.group(1) or m.group(2).lower()
         name = m.group(3) or m.group(4).lower()
         ident = f"{zone}.{name}"
-        if zone not in zones or ident in found or (allowed is not None and ident not in allowed):
+        if ident in found or (allowed is not None and ident not in allowed):
             continue
-        try:
-            found[ident] = lake.catalog.load_table(ident)
-        except (NoSuchTableError, NoSuchNamespaceError):
-            continue
+        table = _load(lake, locations, ident)
+        if table is not None:
+            found[ident] = table
     return found
 
 

@@ -26,6 +26,7 @@ from pyparsing import ParseException
 from sciti.lake.errors import LakeError
 from sciti.lake.files import conform, read_tasks, snapshot_files, write_data_files
 from sciti.lake.history import OPERATION_PROPERTY
+from sciti.lake.layout import is_sorted, sort_columns
 
 _KEY_SEPARATOR = "\x1f"
 
@@ -137,16 +138,23 @@ def replace_all(table: Table, data: pa.Table, props: dict[str, str]) -> int | No
 
 
 def compact(table: Table, target_file_rows: int, props: dict[str, str]) -> CompactResult:
-    """Rewrite small data files into files of up to ``target_file_rows`` rows, rows unchanged.
+    """Rewrite small or unsorted data files into files of up to ``target_file_rows`` rows, rows unchanged.
 
-    A file counts as small below 80 % of the target. Small files are packed greedily into groups
-    of at most ``target_file_rows`` rows; each group of two or more files (or one file with delete
-    files to apply) becomes new files. One ``replace`` snapshot commits it all.
+    A file counts as small below 80 % of the target; a file not written in the table's sort order
+    (ingest files, files from before the order was set) is rewritten whatever its size, once.
+    These are packed greedily into groups of at most ``target_file_rows`` rows; each group of two
+    or more files (or one file with delete files to apply, or not yet sorted) becomes new files,
+    sorted by the table's lookup key with bounded row groups (sciti.lake.layout). One ``replace``
+    snapshot commits it all.
     """
     if target_file_rows < 1:
         raise LakeError("target_file_rows must be at least 1", remedy="use the target_file_rows setting")
     files = snapshot_files(table, table.current_snapshot())
-    small = [t for t in files.tasks if t.file.record_count < 0.8 * target_file_rows or t.delete_files]
+    small = [
+        t
+        for t in files.tasks
+        if t.file.record_count < 0.8 * target_file_rows or t.delete_files or not is_sorted(table, t.file)
+    ]
     groups: list[list[FileScanTask]] = []
     rows = target_file_rows + 1
     for task in small:
@@ -155,7 +163,7 @@ def compact(table: Table, target_file_rows: int, props: dict[str, str]) -> Compa
             rows = 0
         groups[-1].append(task)
         rows += task.file.record_count
-    groups = [g for g in groups if len(g) > 1 or g[0].delete_files]
+    groups = [g for g in groups if len(g) > 1 or g[0].delete_files or not is_sorted(table, g[0].file)]
     if not groups:
         n = len(files.tasks)
         return CompactResult(n, n, 0, files.snapshot_id)
@@ -271,7 +279,13 @@ def append(table: Table, data: pa.Table, props: dict[str, str]) -> int | None:
         return None
     try:
         with transaction(table) as tx:
-            tx.append(data, snapshot_properties=props)
+            if sort_columns(table) is None:
+                tx.append(data, snapshot_properties=props)
+            else:  # pyiceberg's append neither sorts nor records the order: write the files ourselves
+                added = write_data_files(table, data)
+                with tx.update_snapshot(snapshot_properties=props).fast_append() as producer:
+                    for f in added:
+                        producer.append_data_file(f)
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
     snap = table.current_snapshot()

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from sciti.risk.features import build_reference_from, compute_batch
 from sciti.risk.models.fit import fit
@@ -119,6 +119,45 @@ def _interval(values: list[float]) -> list[float]:
     if finite.size == 0:
         return [float("nan"), float("nan")]
     return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
+
+
+CURVE_POINTS = 101  # per curve: small enough to keep in the registry entry and draw as is
+
+
+def _thin(xs: np.ndarray, ys: np.ndarray, points: int) -> list[list[float]]:
+    """At most ``points`` (x, y) pairs of a curve, evenly spaced along it, ends kept, 4 decimals."""
+    n = len(xs)
+    idx = np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int)) if n else np.array([], int)
+    return [[round(float(xs[i]), 4), round(float(ys[i]), 4)] for i in idx]
+
+
+def curves(y: np.ndarray, s: np.ndarray, *, points: int = CURVE_POINTS) -> dict[str, Any]:
+    """Curves of how the scores rank, for charts: each a list of at most ``points`` [x, y] pairs.
+
+    ``precision_at_k``: [k, precision among the top k % scored] for k = 1..100 (the targeting
+    view: inspect the top k %); ``roc``: [false positive rate, true positive rate];
+    ``precision_recall``: [recall, precision]. ROC and precision-recall are None when the rows hold
+    a single class (they are undefined then); ``base_rate`` is the share of positives, the
+    precision of inspecting at random.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    if len(y) == 0:
+        return {"n": 0, "base_rate": None, "precision_at_k": [], "roc": None, "precision_recall": None}
+    ys = y[np.argsort(-s, kind="stable")]
+    hits = np.cumsum(ys)
+    ks = np.arange(1, 101)
+    tops = np.asarray([_top(len(y), int(k)) for k in ks])
+    at_k = _thin(ks.astype(float), hits[tops - 1] / tops, points)
+    out: dict[str, Any] = {"n": int(len(y)), "base_rate": round(float(y.mean()), 4), "precision_at_k": at_k}
+    if 0 < y.sum() < len(y):
+        fpr, tpr, _ = roc_curve(y, s)
+        precision, recall, _ = precision_recall_curve(y, s)
+        out["roc"] = _thin(fpr, tpr, points)
+        out["precision_recall"] = _thin(recall[::-1], precision[::-1], points)  # recall rising
+    else:
+        out["roc"] = out["precision_recall"] = None
+    return out
 
 
 # --- KCS ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import yaml
 
 from sciti.errors import ConfigError
@@ -36,6 +37,9 @@ def more_severe(a: str, b: str) -> str:
 class KindLanes:
     thresholds: dict[str, float]  # lane -> lowest score that reaches it
     over_capacity: str = "yellow"
+    # lane -> share of records a calibrated model's score puts at or above the lane's threshold
+    # (frozen into each model at training: see models/calibrate.py)
+    model_shares: dict[str, float] = field(default_factory=dict)
 
     def lane(self, score: float) -> str:
         chosen = "green"
@@ -87,18 +91,35 @@ class LanePolicy:
         digest = hashlib.sha256(f"{self.sample_seed}\x1f{record_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
-    def in_sample_many(self, record_ids: list[str]) -> np.ndarray:
-        """Vectorised :meth:`in_sample`: the same answers (uint64 / 2**64 rounds as Python's int / int)."""
-        if not record_ids:
-            return np.zeros(0, dtype=bool)
-        seeded = hashlib.sha256(f"{self.sample_seed}\x1f".encode())
-        digests = bytearray()
-        for record_id in record_ids:
-            h = seeded.copy()
-            h.update(record_id.encode())
-            digests += h.digest()[:8]
-        scores = np.frombuffer(bytes(digests), dtype=">u8").astype(np.float64) / 2.0**64
-        return scores < self.sample_share
+    def in_sample_many(self, record_ids: list[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Vectorised :meth:`in_sample`: the same answers (uint64 / 2**64 rounds as Python's int / int).
+
+        The SHA-256 runs in DuckDB (C++, every core) instead of one Python call per record: the
+        first 16 hex digits of ``sha256(seed + "\\x1f" + record_id)`` are the same first 8 bytes.
+        """
+        n = len(record_ids)
+        if n == 0 or self.sample_share <= 0.0:
+            return np.zeros(n, dtype=bool)
+        ids = (
+            record_ids
+            if isinstance(record_ids, pa.Array | pa.ChunkedArray)
+            else pa.array(record_ids, pa.string())
+        )
+        if ids.null_count:
+            raise ValueError("record ids for the compliance sample must not be null")
+        import duckdb  # here, not at import: the policy itself needs no query engine
+
+        con = duckdb.connect()
+        try:
+            con.register("__ids", pa.table({"id": ids}))
+            hashed = con.sql(
+                "SELECT ('0x' || left(sha256($seed || id), 16))::UBIGINT AS h FROM __ids",
+                params={"seed": f"{self.sample_seed}\x1f"},
+            ).to_arrow_table()
+        finally:
+            con.close()
+        words = np.asarray(hashed.column(0).to_numpy(), dtype=np.uint64)
+        return words.astype(np.float64) / 2.0**64 < self.sample_share
 
 
 def parse_policy(doc: dict[str, Any], origin: str = POLICY_FILE) -> LanePolicy:
@@ -117,7 +138,9 @@ def parse_policy(doc: dict[str, Any], origin: str = POLICY_FILE) -> LanePolicy:
         over = spec.get("over_capacity", "yellow")
         if over not in LANES or over == "red":
             raise ConfigError(f"{origin}: kind {kind!r} over_capacity {over!r} is not a lane below red")
-        kinds[kind] = KindLanes({k: float(v) for k, v in thresholds.items()}, over)
+        kinds[kind] = KindLanes(
+            {k: float(v) for k, v in thresholds.items()}, over, _model_shares(origin, kind, spec, thresholds)
+        )
     capacity = doc.get("capacity") or {}
     sample = doc.get("sample") or {}
     share = float(sample.get("share", 0.0))
@@ -134,6 +157,37 @@ def parse_policy(doc: dict[str, Any], origin: str = POLICY_FILE) -> LanePolicy:
         sample_seed=str(sample.get("seed", "")),
         sample_lane=lane,
     )
+
+
+def _model_shares(
+    origin: str, kind: str, spec: dict[str, Any], thresholds: dict[str, Any]
+) -> dict[str, float]:
+    """``model_shares``: each named lane has a threshold; a more severe lane holds a smaller share."""
+    raw = spec.get("model_shares") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: kind {kind!r} model_shares is not a mapping of lane to share")
+    shares: dict[str, float] = {}
+    for lane, value in raw.items():
+        if lane not in thresholds:
+            raise ConfigError(
+                f"{origin}: kind {kind!r} has a model share for {lane!r} but no threshold for it",
+                remedy="give model_shares only for lanes listed under thresholds",
+            )
+        share = float(value)
+        if not 0.0 < share < 1.0:
+            raise ConfigError(
+                f"{origin}: kind {kind!r} model share of {lane} is {share}, not between 0 and 1"
+            )
+        shares[lane] = share
+    ordered = sorted(shares.items(), key=lambda kv: float(thresholds[kv[0]]))
+    for (low, s_low), (high, s_high) in zip(ordered, ordered[1:], strict=False):
+        if not s_high < s_low:
+            raise ConfigError(
+                f"{origin}: kind {kind!r} model share of {high} ({s_high}) is not below "
+                f"that of {low} ({s_low})",
+                remedy="a lane with a higher threshold must hold a smaller share of records",
+            )
+    return shares
 
 
 def load_policy(home: Path | None = None) -> LanePolicy:

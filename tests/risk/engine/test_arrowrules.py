@@ -94,3 +94,22 @@ def test_rule_set_matrix_equals_all_sql() -> None:
     hit_some = fast.any(axis=0).tolist()
     assert hit_some == [True, True, True, True, False, True, True]  # x / 0 is missing: never true
     assert not fast.all(axis=0).any()
+
+
+def test_repeated_sub_conditions_are_computed_once_and_give_the_same_answer() -> None:
+    rng = random.Random(21)
+    table = random_table(rng, 800)
+    texts = [
+        "net_mass_kg > 1000 and country_of_origin = 'CN'",
+        "country_of_origin = 'CN' or net_mass_kg > 1000",
+        "not (net_mass_kg > 1000) and   country_of_origin = 'CN'",  # same parts, other positions
+        "net_mass_kg > 1000.5 and country_of_origin = 'CN'",  # another constant: not shared
+    ]
+    shared = TableRules(table)
+    trees = [parse_condition(t) for t in texts]
+    got = [shared.condition(t, referenced_types(t, TYPES)) for t in trees]
+    for text, tree, mask in zip(texts, trees, got, strict=True):
+        alone = TableRules(table).condition(tree, referenced_types(tree, TYPES))
+        assert np.array_equal(mask, alone), text
+    # 3 distinct comparisons, 4 distinct and/or nodes (one per condition), 1 not
+    assert len(shared._done) == 3 + 4 + 1

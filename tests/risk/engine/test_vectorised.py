@@ -31,3 +31,16 @@ def test_scores_combine_the_same_way_in_both_paths() -> None:
     one = [combine(r, None if np.isnan(m) else float(m)) for r, m in zip(rules, model, strict=True)]
     assert together.tolist() == one
     assert together.max() <= 100.0 and (together >= np.minimum(rules, 100.0)).all()
+
+
+def test_sample_many_reads_arrow_columns_and_refuses_missing_ids() -> None:
+    import pyarrow as pa
+
+    policy = LanePolicy(
+        kinds={"declaration": KindLanes({"red": 80.0})}, sample_share=0.3, sample_seed="s\x1f2"
+    )
+    ids = [f"decl-{i}" for i in range(2000)]
+    chunked = pa.chunked_array([ids[:700], ids[700:]])
+    assert policy.in_sample_many(chunked).tolist() == [policy.in_sample(i) for i in ids]
+    with pytest.raises(ValueError, match="must not be null"):
+        policy.in_sample_many(pa.array(["a", None]))

@@ -63,6 +63,17 @@ def test_condition_errors_say_where_and_what_to_write(when, line, column, messag
         ({"title": None}, "title", "is missing"),
         ({"reason": "Ratio {ratio}"}, "reason", "mentions {ratio}"),
         ({"reason": "Ratio {unit_value_ratio"}, "reason", "malformed"),
+        # Reasons are shown unmasked on the queue: no person's data in them.
+        (
+            {"kind": "passenger", "when": "watchlist_hit", "reason": "Passenger {surname} {given_names}"},
+            "reason",
+            "{surname}, which is personal data",
+        ),
+        (
+            {"kind": "currency_declaration", "when": "just_below_threshold", "reason": "{document_number}"},
+            "reason",
+            "{document_number}, which is personal data",
+        ),
         ({"colour": "red"}, "colour", "is not a rule field"),
         ({"scope": {"offices": ["A"]}, "kind": "consignment", "when": "packages > 1"}, "scope", "no offices"),
         ({"scope": {"ports": ["A"]}}, "scope", "unknown scope 'ports'"),

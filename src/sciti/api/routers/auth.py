@@ -28,6 +28,9 @@ from sciti.access import (
     verify_login,
 )
 from sciti.access.audit import audit
+from sciti.access.login_csrf import LOGIN_CSRF_COOKIE, LOGIN_CSRF_FIELD, check_login_csrf
+from sciti.access.sessions import CSRF_HEADER
+from sciti.access.sso import LOGOUT_COOKIE, single_logout_url
 from sciti.api.deps import CurrentUser, SessionDep, SettingsDep
 from sciti.api.routers import sso_routes
 from sciti.ops import session_scope
@@ -186,6 +189,25 @@ def set_session_cookie(request: Request, response: Response, session_id: str, ma
     )
 
 
+async def _check_login_csrf(request: Request, settings: Settings) -> None:
+    """Login CSRF (decision 0057) for the browser-session login.
+
+    A body sent as ``application/json`` cannot come from a cross-site page without a CORS
+    preflight, which SCITI never grants, so it needs nothing more. Anything a cross-site form can
+    send (form-encoded, multipart, text/plain) must carry the signed login token: the
+    ``sciti_login_csrf`` cookie the login page sets, echoed as ``csrf_token`` or ``X-CSRF-Token``.
+    """
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json":
+        return
+    submitted = request.headers.get(CSRF_HEADER)
+    if submitted is None and ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await request.form()).get(LOGIN_CSRF_FIELD)
+        submitted = value if isinstance(value, str) else None
+    key = await run_in_threadpool(load_instance_key, settings.home)
+    check_login_csrf(key, request.cookies.get(LOGIN_CSRF_COOKIE), submitted)
+
+
 def _session_login(settings: Settings, creds: Credentials, client: str, replaces: str | None):
     with session_scope(settings.resolved_ops_db_url) as session:
         user = verify_login(
@@ -210,12 +232,16 @@ def _session_login(settings: Settings, creds: Credentials, client: str, replaces
 async def session_login(request: Request, response: Response, settings: SettingsDep) -> SessionResponse:
     """Same credentials and refusals as ``/auth/token``. The session id is new at every login
     (whatever cookie the browser came with is ended), and requests that change state with the
-    cookie must send the returned CSRF token as ``X-CSRF-Token``."""
+    cookie must send the returned CSRF token as ``X-CSRF-Token``. Send the body as
+    ``application/json``; a form post must also carry the login page's anti-forgery token
+    (``sciti_login_csrf`` cookie echoed as ``csrf_token``), else 403 ``csrf_failed``."""
+    await _check_login_csrf(request, settings)
     creds = await _credentials(request)
     started = await run_in_threadpool(
         _session_login, settings, creds, client_address(request), request.cookies.get(SESSION_COOKIE)
     )
     set_session_cookie(request, response, started.session_id, settings.token_ttl_minutes * 60)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     log.info("login", extra={"user": started.username})
     return SessionResponse(
         username=started.username, csrf_token=started.csrf_token, expires_at=started.expires_at
@@ -292,19 +318,36 @@ def password(
     return {"changed": True, "username": user.username, "next": "log in again with POST /api/v1/auth/token"}
 
 
+def _provider_logout(request: Request, settings: Settings, sid: str) -> str | None:
+    """The identity provider's end-session URL, when this browser session came from SSO."""
+    try:
+        sso = sso_routes.sso_settings(request)
+    except Exception:  # a broken [sso] section must not stop anyone logging out
+        return None
+    key = load_instance_key(settings.home)
+    return single_logout_url(sso, key, sid, request.cookies.get(LOGOUT_COOKIE), str(request.base_url))
+
+
 @router.post("/auth/logout", summary="Revoke the bearer token (or end the browser session) of this request")
 def logout(
-    request: Request, response: Response, principal: CurrentUser, session: SessionDep
+    request: Request, response: Response, principal: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
+    """For a browser session that came from single sign-on, the answer also holds
+    ``end_session_url``: send the browser there so the identity provider ends its session too."""
     sid = request.cookies.get(SESSION_COOKIE)
+    extra: dict[str, Any] = {}
     if principal.session_id is not None and sid:
         revoked = end_session(session, sid)
         response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(LOGOUT_COOKIE, path="/")
+        url = _provider_logout(request, settings, sid)
+        if url:
+            extra["end_session_url"] = url
     else:
         revoked = revoke_token(session, principal.token_id) if principal.token_id is not None else False
     audit(session, actor=principal.username, action="logout", source=client_address(request))
     log.info("logout", extra={"user": principal.username})
-    return {"revoked": revoked}
+    return {"revoked": revoked, **extra}
 
 
 @router.get("/me", summary="The account behind the bearer token", response_model=Me)

@@ -26,7 +26,7 @@ from sciti.access.privacy import (
     unset_retention,
     withdraw_consent,
 )
-from sciti.api.deps import LakeDep, SessionDep, SettingsDep
+from sciti.api.deps import LakeDep, RowId, SessionDep, SettingsDep
 
 router = APIRouter(tags=["privacy"])
 Manager = Annotated[Principal, Depends(require("privacy.manage"))]
@@ -171,7 +171,7 @@ def post_consent(body: ConsentIn, session: SessionDep, principal: Manager) -> Co
 @router.post(
     "/privacy/consents/{consent_id}/withdraw", summary="Withdraw a consent", response_model=ConsentOut
 )
-def post_withdraw(consent_id: int, session: SessionDep, principal: Manager) -> ConsentOut:
+def post_withdraw(consent_id: RowId, session: SessionDep, principal: Manager) -> ConsentOut:
     row = withdraw_consent(session, consent_id, actor=principal.username)
     session.flush()
     return ConsentOut.model_validate(row)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from sciti.access import Principal, require
-from sciti.api.deps import PagingDep, SessionDep, SettingsDep
+from sciti.api.deps import PagingDep, RowId, SessionDep, SettingsDep
 from sciti.api.errors import NotAvailable
 from sciti.errors import NotFound
 from sciti.ops import QuarantineRecord, session_scope
@@ -100,14 +100,14 @@ def _load(session: Any, record_id: int) -> QuarantineRecord:
     summary="One quarantined record with its raw content",
     response_model=QuarantineDetail,
 )
-def get_quarantine(record_id: int, _: Reader, session: SessionDep) -> QuarantineOut:
+def get_quarantine(record_id: RowId, _: Reader, session: SessionDep) -> QuarantineOut:
     rec = _load(session, record_id)
     return _out(rec, QuarantineDetail, raw=rec.raw, details=rec.details or {})
 
 
 @router.post("/quarantine/{record_id}/resubmit", summary="Submit a corrected version of a quarantined record")
 async def resubmit(
-    record_id: int, body: Resubmission, principal: Resubmitter, settings: SettingsDep
+    record_id: RowId, body: Resubmission, principal: Resubmitter, settings: SettingsDep
 ) -> dict[str, Any]:
     """Runs the correction through the connector's own checks; the outcome (stored, or quarantined
     again with a new reason) is a new batch that points back at this record."""

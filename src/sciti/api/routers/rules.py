@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from sciti.access import Principal, require
-from sciti.api.deps import SessionDep, SettingsDep
+from sciti.api.deps import RowId, SessionDep, SettingsDep
 from sciti.errors import InvalidInput
 from sciti.ops import session_scope
 from sciti.ops.rules_tables import Rule, RuleDryRun, RuleVersion
@@ -270,7 +270,7 @@ def add_version(rule_id: str, body: RuleIn, who: Writer, session: SessionDep) ->
     summary="One version, with its compiled SQL",
     response_model=VersionDetail,
 )
-def get_version(rule_id: str, version: int, _: Reader, session: SessionDep) -> VersionOut:
+def get_version(rule_id: str, version: RowId, _: Reader, session: SessionDep) -> VersionOut:
     row = rules_api.get_version(session, rule_id, version)
     compiled = rules_api.compile_rule(rules_api.parse_rule(row.text), row.version)
     return version_out(row, VersionDetail, sql=compiled.sql, scope_sql=compiled.scope_sql)
@@ -310,7 +310,7 @@ def rule_history(rule_id: str, _: Reader, session: SessionDep) -> HistoryOut:
     summary="Submit a draft for approval",
     response_model=VersionOut,
 )
-def submit(rule_id: str, version: int, body: Decision, who: Writer, session: SessionDep) -> VersionOut:
+def submit(rule_id: str, version: RowId, body: Decision, who: Writer, session: SessionDep) -> VersionOut:
     return version_out(rules_api.submit(session, rule_id, version, actor=who.username, comment=body.comment))
 
 
@@ -319,7 +319,7 @@ def submit(rule_id: str, version: int, body: Decision, who: Writer, session: Ses
     summary="Approve a submitted version (four eyes: not its author)",
     response_model=VersionOut,
 )
-def approve(rule_id: str, version: int, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
+def approve(rule_id: str, version: RowId, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
     # Own transaction: a refused approval must still leave its audit entry behind.
     try:
         with session_scope(settings.resolved_ops_db_url) as session:
@@ -336,7 +336,7 @@ def approve(rule_id: str, version: int, body: Decision, who: Approver, settings:
     summary="Reject a submitted version (four eyes: not its author)",
     response_model=VersionOut,
 )
-def reject(rule_id: str, version: int, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
+def reject(rule_id: str, version: RowId, body: Decision, who: Approver, settings: SettingsDep) -> VersionOut:
     try:
         with session_scope(settings.resolved_ops_db_url) as session:
             return version_out(

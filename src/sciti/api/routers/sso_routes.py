@@ -14,9 +14,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import SecretStr
 
-from sciti.access import SESSION_COOKIE, SsoError, login_session
+from sciti.access import SESSION_COOKIE, SsoError, load_instance_key, login_session
 from sciti.access.audit import audit
-from sciti.access.sso import REQUEST_MINUTES, STATE_COOKIE, SsoSettings, finish_login, start_login
+from sciti.access.sso import (
+    LOGOUT_COOKIE,
+    REQUEST_MINUTES,
+    STATE_COOKIE,
+    SsoSettings,
+    finish_login,
+    seal_logout_hint,
+    start_login,
+)
 from sciti.api.deps import SettingsDep
 from sciti.ops import session_scope
 from sciti.settings import Settings
@@ -104,7 +112,8 @@ def _finish(
         started = login_session(
             session, result.user, settings.token_ttl_minutes, method="sso", client=client, replaces=replaces
         )
-        return result.next_url, started
+    hint = seal_logout_hint(load_instance_key(settings.home), started.session_id, result.id_token)
+    return result.next_url, started, hint
 
 
 def _audit_refusal(settings: Settings, client: str, reason: str) -> None:
@@ -146,7 +155,7 @@ async def sso_callback(
     sso = sso_settings(request)
     client = request.client.host if request.client else "unknown"
     try:
-        next_url, started = await run_in_threadpool(
+        next_url, started, hint = await run_in_threadpool(
             _finish,
             settings,
             sso,
@@ -172,6 +181,16 @@ async def sso_callback(
     response.set_cookie(
         SESSION_COOKIE,
         started.session_id,
+        max_age=settings.token_ttl_minutes * 60,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    # The id_token, sealed and bound to this session, for the id_token_hint of single logout.
+    response.set_cookie(
+        LOGOUT_COOKIE,
+        hint,
         max_age=settings.token_ttl_minutes * 60,
         path="/",
         httponly=True,

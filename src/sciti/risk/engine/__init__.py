@@ -12,7 +12,7 @@ from sciti.risk.engine.errors import (
     WorkflowConflict,
 )
 from sciti.risk.engine.feedback import InspectionInput, record_inspection
-from sciti.risk.engine.flusher import Flusher
+from sciti.risk.engine.flusher import Flusher, FlusherProcess
 from sciti.risk.engine.report import hit_report
 from sciti.risk.engine.ruleset import RuleHit, RuleSet
 from sciti.risk.engine.scoring import ScoreResult, score_since
@@ -33,6 +33,7 @@ __all__ = [
     "EngineError",
     "FactorOut",
     "Flusher",
+    "FlusherProcess",
     "InspectionInput",
     "KindParts",
     "QueueItemNotFound",

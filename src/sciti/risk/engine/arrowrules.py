@@ -11,6 +11,7 @@ SQL one. tests/risk/engine/test_arrowrules.py checks both agree rule by rule.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import reduce
 from typing import Any
 
@@ -49,12 +50,18 @@ def condition_of(rule: Any) -> tuple[Any, dict[str, str]]:
 
 
 class TableRules:
-    """Evaluates conditions over one table; normalised columns are cached across rules."""
+    """Evaluates conditions over one table; normalised columns and sub-conditions are shared by rules.
+
+    Rule sets repeat themselves ("net_mass_kg > 1000", "trader_declarations_365d > 5" in dozens of
+    rules): each distinct sub-expression (same shape, names, types and constants, wherever it is
+    written) is computed once per table.
+    """
 
     def __init__(self, table: pa.Table):
         self.table = table
         self.n = table.num_rows
         self._columns: dict[tuple[str, str], Any] = {}
+        self._done: dict[Any, Any] = {}
 
     def hits(self, rule: Any, tree: Any, types: dict[str, str]) -> np.ndarray:
         """Rows where the condition is TRUE and the record is in the rule's scope."""
@@ -104,6 +111,16 @@ class TableRules:
     def _eval(self, n: Any, types: dict[str, str]) -> Any:
         from sciti.risk.rules import condition as c
 
+        if isinstance(n, c.Literal | c.Name):
+            return self._eval_node(n, types)
+        key = _shape(n, types)
+        if key not in self._done:
+            self._done[key] = self._eval_node(n, types)
+        return self._done[key]
+
+    def _eval_node(self, n: Any, types: dict[str, str]) -> Any:
+        from sciti.risk.rules import condition as c
+
         ev = self._eval
         if isinstance(n, c.Literal):
             value = float(n.value) if n.type == "number" else n.value
@@ -138,7 +155,10 @@ class TableRules:
             x = ev(n.operand, types)
             if isinstance(x, pa.Scalar):
                 raise Unsupported("text test on a constant")
-            lowered = pc.utf8_lower(x)
+            key = ("lower", _shape(n.operand, types))  # one lower-casing per column, for every test on it
+            if key not in self._done:
+                self._done[key] = pc.utf8_lower(x)
+            lowered = self._done[key]
             if n.op == "starts_with":
                 return pc.starts_with(lowered, pattern=n.text.lower())
             return pc.match_substring(lowered, pattern=n.text.lower())
@@ -148,6 +168,27 @@ class TableRules:
         if isinstance(n, c.Not):
             return pc.invert(ev(n.operand, types))
         raise Unsupported(f"node {type(n).__name__}")
+
+
+def _shape(n: Any, types: dict[str, str]) -> Any:
+    """A node's identity for sharing: its kind and fields without the source position."""
+    from sciti.risk.rules import condition as c
+
+    if isinstance(n, c.Name):
+        return ("name", n.name, types[n.name])
+    if isinstance(n, c.Literal):
+        return ("literal", n.type, type(n.value).__name__, n.value)
+    if isinstance(n, tuple):
+        return tuple(_shape(x, types) for x in n)
+    if not isinstance(n, c.Node):
+        return n
+    return (
+        type(n).__name__,
+        *(_shape(getattr(n, f.name), types) for f in fields(n) if f.name not in _POSITION),
+    )
+
+
+_POSITION = frozenset({"line", "column"})
 
 
 def _scope_of(rule: Any) -> list[tuple[str, frozenset[str]]]:

@@ -15,7 +15,7 @@ The compliance sample and the red-lane capacity then give ``lane`` (what the off
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,14 @@ class FactorOut:
     value: Any
     contribution: float
     text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "value": self.value,
+            "contribution": self.contribution,
+            "text": self.text,
+        }
 
 
 @dataclass
@@ -60,18 +68,21 @@ class Assessment:
         return self.lane != "green" or self.sampled
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The answer as JSON-ready data (built field by field: ``asdict`` deep-copies, slowly)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["factors"] = [f.to_dict() for f in self.factors]
         out["assessed_at"] = self.assessed_at.isoformat()
         return out
 
     def to_row(self) -> dict[str, Any]:
         """One row of ``risk.assessments``."""
         row = {name: getattr(self, name) for name in ROW_FIELDS}
-        row["factors"] = json.dumps([asdict(f) for f in self.factors], default=str)
+        row["factors"] = json.dumps([f.to_dict() for f in self.factors], default=str)
         row["items"] = json.dumps(self.items, default=str)
         return row
 
 
+_FIELDS = tuple(f.name for f in fields(Assessment))
 ASSESSMENTS_TABLE = "risk.assessments"
 ASSESSMENTS_SCHEMA = pa.schema(
     [

@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 
 from sciti.risk.engine import parts
-from sciti.risk.engine.assessment import Assessment, percent
-from sciti.risk.engine.decide import RowResult, decide, factors_of
+from sciti.risk.engine.assessment import Assessment
+from sciti.risk.engine.decide import RowResult, decide, factors_of, model_scores
 from sciti.risk.engine.errors import AssessmentInputError
 from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, RULES_RELOADS
 from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
@@ -101,6 +101,11 @@ class Assessor:
                 f"record kind {kind!r} is not assessed here", remedy=f"use one of: {', '.join(self.parts)}"
             ) from None
 
+    @property
+    def refresh_due(self) -> bool:
+        """True when the next ``refresh_rules`` would read the database."""
+        return self.rules_loader is not None and time.monotonic() - self._checked >= self.reload_seconds
+
     def refresh_rules(self, *, force: bool = False) -> bool:
         """Re-read the active rules if ``reload_seconds`` passed (or ``force``); True when any changed."""
         if self.rules_loader is None:
@@ -143,7 +148,7 @@ class Assessor:
             results = []
             probs = None
             if p.model is not None:
-                probs = percent(p.model.score(feats[0] if len(feats) == 1 else feats))  # one row: no table
+                probs = model_scores(p.model, p.model.score(feats[0] if len(feats) == 1 else feats))
             for i, f in enumerate(feats):
                 hits = p.rules.hits_one(f)
                 model_score = None if probs is None else float(probs[i])

@@ -1,9 +1,10 @@
 """Batch assessment: a whole table at once, the numbers vectorised, the words only where needed.
 
-Features come from ``features.compute_batch``, every rule is a column of one DuckDB statement,
-the model scores the whole matrix. Records with a rule hit, an unknown code, several goods items
-or a model explanation go through the same ``decide`` as a single record; every other record is
-plain (score, lane and the model line) and is written column-wise, which is where the speed is.
+Features come from ``features.compute_batch``, rules are evaluated on Arrow columns (see
+``arrowrules``), the model scores the whole matrix in a second thread while the rules run. Records
+with a rule hit, an unknown code, several goods items or a model explanation go through the same
+``decide`` as a single record; every other record is plain (score, lane and the model line) and is
+written column-wise, which is where the speed is.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gc
 import json
 import os
 import string
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,8 +24,16 @@ import pyarrow.compute as pc
 
 from sciti.model import make_record_id
 from sciti.risk.engine import parts
-from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, combine_many, percent
-from sciti.risk.engine.decide import RowResult, decide, factors_of, model_line, unknown_codes
+from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, combine_many
+from sciti.risk.engine.decide import (
+    RowResult,
+    calibration_of,
+    decide,
+    factors_of,
+    model_line,
+    model_scores,
+    unknown_codes,
+)
 from sciti.risk.engine.metrics import ASSESSED
 from sciti.risk.engine.subjects import REALTIME_SOURCE, spec
 from sciti.risk.lanes import LANES, SEVERITY
@@ -32,29 +42,48 @@ if TYPE_CHECKING:
     from sciti.risk.engine.assessor import Assessor
 
 _LANE_ARRAY = np.array(LANES, dtype=object)
+# Arrow columns decide is handed and gives back unchanged (the unit's top row's office included).
+_GIVEN = frozenset({"assessment_id", "record_id", "subject_ref", "office_code"})
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _unit_ids(kind: str, feats: pa.Table) -> list[str]:
+def _assessment_ids(prefix: str, m: int) -> pa.Array:
+    """``f"{prefix}{i:08x}"`` for i < m, written into one buffer (no Python string per row)."""
+    head = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    width = len(head) + 8
+    if m >= 2**32 or (m + 1) * width >= 2**31:
+        raise ValueError(f"{m} assessments in one batch: split the table")
+    buf = np.empty((m, width), dtype=np.uint8)
+    buf[:, : len(head)] = head
+    i = np.arange(m, dtype=np.uint64)
+    for k in range(8):
+        buf[:, len(head) + k] = _HEX[(i >> np.uint64(4 * (7 - k))) & np.uint64(15)]
+    offsets = np.arange(0, (m + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(buf))
+
+
+def _unit_ids(kind: str, feats: pa.Table) -> pa.Array | pa.ChunkedArray:
     """The assessment's record id per row: the declaration's for goods items, else the row's own."""
     if kind != "declaration":
-        return feats["record_id"].to_pylist()
+        return pc.cast(feats["record_id"], pa.string())
     for name in ("declaration_record_id", "parent_record_id"):  # lake rows carry the header's id
         if name in feats.column_names and feats[name].null_count == 0:
-            return feats[name].to_pylist()
+            return pc.cast(feats[name], pa.string())
     sources = feats["source"].to_pylist() if "source" in feats.column_names else [None] * feats.num_rows
     ids = feats["declaration_id"].to_pylist()
     versions = feats["version"].to_pylist()
-    return [
+    made = [
         make_record_id("declaration", s or REALTIME_SOURCE, d, v)
         for s, d, v in zip(sources, ids, versions, strict=True)
     ]
+    return pa.array(made, pa.string())
 
 
-def _refs(kind: str, feats: pa.Table) -> list[str]:
+def _refs(kind: str, feats: pa.Table) -> pa.Array | pa.ChunkedArray:
     cols = [pc.fill_null(pc.cast(feats[f], pa.string()), "") for f in spec(kind).ref_fields]
     if len(cols) == 1:
-        return cols[0].to_pylist()
-    return pc.binary_join_element_wise(*cols, "/").to_pylist()
+        return cols[0]
+    return pc.binary_join_element_wise(*cols, "/")
 
 
 def _has_unknown(feats: pa.Table) -> np.ndarray:
@@ -89,16 +118,95 @@ def _units(
     return unit, top, best, counts[order]
 
 
-def _model_lines(kind: str, version: str | None, error: str | None, scores: list[Any]) -> list[list[str]]:
-    """``[model_line(...)]`` per record, built column-wise (the same text, see decide.model_line)."""
+def _model_lines(
+    kind: str, version: str | None, error: str | None, scores: np.ndarray, calibration: Any
+) -> pa.Array:
+    """``model_line(...)`` per record: the line of each whole score made once, then looked up.
+
+    decide.model_line writes ``f"{score:.0f}"`` (round half to even, as ``np.rint``), and the
+    line depends on nothing else, so the 101 possible lines are all there is to format.
+    """
     if version is None:
-        line = model_line(kind, None, None, error)
-        return [[line] for _ in scores]
-    whole = np.rint(np.asarray([s or 0.0 for s in scores], dtype=np.float64)).astype(np.int64)
-    texts = pc.binary_join_element_wise(
-        f"Model {version} gives ", pc.cast(pa.array(whole), pa.string()), " out of 100", ""
-    ).to_pylist()
-    return [[t] for t in texts]
+        return pa.repeat(pa.scalar(model_line(kind, None, None, error), pa.string()), len(scores))
+    lines = pa.array(
+        [model_line(kind, version, float(k), error, calibration) for k in range(101)], pa.string()
+    )
+    whole = np.clip(np.rint(np.nan_to_num(scores, nan=0.0)), 0, 100).astype(np.int64)
+    return lines.take(pa.array(whole))
+
+
+class _LazyTexts:
+    """``texts[u]`` as a Python string only for the units that ask (Arrow keeps the rest)."""
+
+    def __init__(self, arr: pa.Array):
+        self.arr = arr
+
+    def __getitem__(self, u: int) -> str:
+        return str(self.arr[u].as_py())
+
+
+class _Sparse:
+    """A per-unit column where few units differ from a default: only those are Python objects.
+
+    ``col[u]`` materialises unit u's value (from ``make(u)``) so it can be changed in place;
+    :meth:`list_array` / :meth:`text_array` build the Arrow column with every other unit's
+    default written by Arrow, not by a Python object per row.
+    """
+
+    def __init__(self, m: int, make: Any, base: pa.Array | None = None):
+        self.m, self.make, self.base = m, make, base  # base: each unit's one default item (or none)
+        self.own: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return self.m
+
+    def __getitem__(self, u: Any) -> Any:
+        u = int(u)
+        if u not in self.own:
+            self.own[u] = self.make(u)
+        return self.own[u]
+
+    def __setitem__(self, u: Any, value: Any) -> None:
+        self.own[int(u)] = value
+
+    def list_array(self) -> pa.Array:
+        """list<string>: ``[base[u]]`` (or ``[]`` without a base) except where a unit has its own."""
+        touched = np.asarray(sorted(self.own), dtype=np.int64)
+        lengths = np.full(self.m, 0 if self.base is None else 1, dtype=np.int64)
+        own_lengths = np.asarray([len(self.own[u]) for u in touched.tolist()], dtype=np.int64)
+        lengths[touched] = own_lengths
+        offsets = np.zeros(self.m + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        own_values = pa.array([v for u in touched.tolist() for v in self.own[u]], pa.string())
+        if self.base is None:
+            values = own_values
+        else:
+            pool = pa.concat_arrays([self.base.cast(pa.string()), own_values])
+            idx = np.empty(int(offsets[-1]), dtype=np.int64)
+            plain = np.ones(self.m, dtype=bool)
+            plain[touched] = False
+            idx[offsets[:-1][plain]] = np.flatnonzero(plain)
+            if own_lengths.sum():
+                starts = np.repeat(offsets[touched], own_lengths)
+                within = np.arange(int(own_lengths.sum())) - np.repeat(
+                    np.cumsum(own_lengths) - own_lengths, own_lengths
+                )
+                idx[starts + within] = self.m + np.arange(int(own_lengths.sum()))
+            values = pool.take(pa.array(idx))
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+
+    def text_array(self, default: str) -> pa.Array:
+        touched = sorted(self.own)
+        idx = np.zeros(self.m, dtype=np.int64)
+        idx[np.asarray(touched, dtype=np.int64)] = np.arange(1, len(touched) + 1)
+        return pa.array([default] + [self.own[u] for u in touched], pa.string()).take(pa.array(idx))
+
+
+def _model_arr(model: Any, feats: pa.Table) -> np.ndarray:
+    """The model's 0-100 score per row (a whole table: LightGBM on every core)."""
+    booster = getattr(model, "booster", None)
+    probs = booster.predict(model.matrix(feats)) if booster is not None else model.score(feats)
+    return np.asarray(model_scores(model, probs), dtype=np.float64)
 
 
 def assess_table(
@@ -125,43 +233,62 @@ def _assess_table(
         return ASSESSMENTS_SCHEMA.empty_table()
     feats = table if with_features else parts.compute_batch(kind, table, assessor.reference)
     n = feats.num_rows
-    hits = p.rules.hit_matrix(feats)
-    rule_scores, direct = np.zeros(n), np.full(n, -1, dtype=np.int64)
-    row_hit = hits.any(axis=1)
-    hit_rows = np.flatnonzero(row_hit)  # few rows hit anything: work on those only
-    if hit_rows.size:
-        sub = hits[hit_rows]
-        rule_scores[hit_rows] = np.minimum(sub.astype(np.float64) @ p.rules.weights, 100.0)
-        direct[hit_rows] = np.where(sub, p.rules.severity, -1).max(axis=1)
-    model_arr = np.full(n, np.nan)
-    if p.model is not None:
-        booster = getattr(p.model, "booster", None)  # a whole table: LightGBM on every core
-        probs = booster.predict(p.model.matrix(feats)) if booster is not None else p.model.score(feats)
-        model_arr = percent(probs)
+    # The model runs in another thread while this one evaluates the rules (and a third hashes the sample):
+    # LightGBM and Arrow release the GIL, and the single-threaded rule work would otherwise leave
+    # a core idle. LightGBM keeps its own thread count (all cores), as in the anchor.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sciti-batch") as pool:
+        scored = pool.submit(_model_arr, p.model, feats) if p.model is not None else None
+        unit_of_row = _unit_ids(kind, feats)
+        one_per_row = pc.count_distinct(unit_of_row).as_py() == n
+        # The sample's hashes (DuckDB, GIL released) do not depend on scores when units are rows.
+        sample_job = pool.submit(policy.in_sample_many, unit_of_row) if one_per_row else None
+        hits = p.rules.hit_matrix(feats)
+        rule_scores, direct = np.zeros(n), np.full(n, -1, dtype=np.int64)
+        row_hit = hits.any(axis=1)
+        hit_rows = np.flatnonzero(row_hit)  # few rows hit anything: work on those only
+        if hit_rows.size:
+            sub = hits[hit_rows]
+            rule_scores[hit_rows] = np.minimum(sub.astype(np.float64) @ p.rules.weights, 100.0)
+            direct[hit_rows] = np.where(sub, p.rules.severity, -1).max(axis=1)
+        refs_all = _refs(kind, feats)
+        office_field = spec(kind).office_field
+        offices = (
+            pc.cast(feats[office_field], pa.string())
+            if office_field and office_field in feats.column_names
+            else pa.nulls(n, pa.string())
+        )
+        unknown_rows = _has_unknown(feats)
+        model_arr = scored.result() if scored is not None else np.full(n, np.nan)
+        early_sample = sample_job.result() if sample_job is not None else None
     score_arr = combine_many(rule_scores, model_arr)
 
     # Units: one per declaration (its items), else one per row. top = row with the highest score.
-    unit_of_row = _unit_ids(kind, feats)
-    if len(set(unit_of_row)) == n:  # one row per record (every kind but multi-item declarations)
+    # Identifiers, references and offices stay Arrow columns: only decide's few units read them.
+    if one_per_row:  # one row per record (all but multi-item declarations)
         m, unit, top, best, items_per_unit = n, np.arange(n), np.arange(n), score_arr, np.ones(n, np.int64)
         unit_direct = direct
+        unit_ids = unit_of_row
     else:
-        unit, top, best, items_per_unit = _units(unit_of_row, score_arr)
+        unit, top, best, items_per_unit = _units(unit_of_row.to_pylist(), score_arr)
         m = len(top)
         unit_direct = np.full(m, -1)
         np.maximum.at(unit_direct, unit, direct)
-    unit_ids = [unit_of_row[i] for i in top] if m != n else unit_of_row
+        unit_ids = pc.take(unit_of_row, pa.array(top))
     sev = np.full(m, SEVERITY["green"], dtype=np.int64)
     for lane, threshold in sorted(policy.for_kind(kind).thresholds.items(), key=lambda kv: SEVERITY[kv[0]]):
         sev[best >= threshold] = SEVERITY[lane]  # as policy.lanes: more severe lanes overwrite
     sev = np.maximum(sev, unit_direct)
     risk = _LANE_ARRAY[sev]
-    sampled = policy.in_sample_many(unit_ids)
-    flagged = (risk != "green") | sampled
+    sampled = early_sample if early_sample is not None else policy.in_sample_many(unit_ids)
+    lane_sev = np.where(sampled, np.maximum(sev, SEVERITY[policy.sample_lane]), sev)
+    flagged = (sev != SEVERITY["green"]) | sampled
 
-    row_rich = row_hit | _has_unknown(feats)
-    unit_rich = np.zeros(m, dtype=bool)
-    np.logical_or.at(unit_rich, unit, row_rich)
+    row_rich = row_hit | unknown_rows
+    if m == n:
+        unit_rich = row_rich.copy()
+    else:
+        unit_rich = np.zeros(m, dtype=bool)
+        np.logical_or.at(unit_rich, unit, row_rich)
     multi = np.zeros(m, dtype=bool)
     if kind == "declaration":
         multi = items_per_unit > 1  # several goods items: reasons name the item, through decide
@@ -173,38 +300,34 @@ def _assess_table(
     batch_ms = int(at.timestamp() * 1000)
     salt = os.urandom(6).hex()
     prefix = f"{batch_ms:012x}{salt}"
-    ids = [f"{prefix}{i:08x}" for i in range(m)]
-    refs_all = _refs(kind, feats)
-    office_field = spec(kind).office_field
-    offices = (
-        pc.cast(feats[office_field], pa.string()).to_pylist()
-        if office_field and office_field in feats.column_names
-        else [None] * n
-    )
+    ids = _assessment_ids(prefix, m)
+    top_idx = pa.array(top)
     top_model = model_arr[top]
-    model_col = [None] * m if p.model is None else top_model.tolist()
+    model_col: Any = [None] * m if p.model is None else top_model
+    lines = _model_lines(kind, p.model_version, p.model_error, top_model, calibration_of(p.model))
+    line_of = _LazyTexts(lines)
     cols: dict[str, Any] = {
         "assessment_id": ids,
         "kind": [kind] * m,
         "record_id": unit_ids,
-        "subject_ref": [refs_all[i] for i in top] if m != n else refs_all,
-        "office_code": [offices[i] for i in top] if m != n else offices,
+        "subject_ref": pc.take(refs_all, top_idx) if m != n else refs_all,
+        "office_code": pc.take(offices, top_idx) if m != n else offices,
         "score": best.astype(np.float64),  # numpy columns go to Arrow without Python floats
         "rule_score": rule_scores[top],
         "model_score": model_col,
-        "risk_lane": risk.tolist(),
-        "lane": np.where(sampled, _LANE_ARRAY[np.maximum(sev, SEVERITY[policy.sample_lane])], risk).tolist(),
+        "risk_lane": risk,  # object arrays: Arrow reads them as they are, decide may overwrite items
+        "lane": _LANE_ARRAY[lane_sev],
         "sampled": sampled.copy(),
-        "reasons": _model_lines(kind, p.model_version, p.model_error, model_col),
-        "rule_ids": [[] for _ in range(m)],
+        "reasons": _Sparse(m, lambda u: [line_of[u]], lines),
+        "rule_ids": _Sparse(m, lambda u: []),
         "model_version": [p.model_version] * m,
-        "factors": ["[]"] * m,
-        "unknown_codes": [[] for _ in range(m)],
+        "factors": _Sparse(m, lambda u: "[]"),
+        "unknown_codes": _Sparse(m, lambda u: []),
         "rules_version": [p.rules.stamp] * m,
         "reference_snapshot": [assessor.reference_snapshot] * m,
         "assessed_at": [at] * m,
         "path": ["batch"] * m,
-        "items": ["[]"] * m,
+        "items": _Sparse(m, lambda u: "[]"),
     }
     single = np.flatnonzero(unit_rich & ~multi)
     if single.size:  # one row per record: its words column by column, as decide would write them
@@ -229,12 +352,16 @@ def _assess_table(
             explain_units,
             cols,
         )
-    for lane, count in zip(
-        *np.unique(np.asarray(cols["lane"], dtype=object), return_counts=True), strict=True
-    ):
-        ASSESSED.labels(kind=kind, lane=lane, path="batch").inc(int(count))
+    counts = np.bincount(lane_sev, minlength=len(LANES))  # decide gives the rich units the same lanes
+    for lane, count in zip(LANES, counts.tolist(), strict=True):
+        if count:
+            ASSESSED.labels(kind=kind, lane=lane, path="batch").inc(int(count))
     for name in ("kind", "model_version", "rules_version", "reference_snapshot", "assessed_at", "path"):
         cols[name] = pa.repeat(pa.scalar(cols[name][0], ASSESSMENTS_SCHEMA.field(name).type), m)
+    for name in ("reasons", "rule_ids", "unknown_codes"):
+        cols[name] = cols[name].list_array()
+    for name in ("factors", "items"):
+        cols[name] = cols[name].text_array("[]")
     return pa.table(cols, schema=ASSESSMENTS_SCHEMA)
 
 
@@ -412,18 +539,19 @@ def _fill_rich(
         a = decide(
             assessor,
             kind,
-            record_id=cols["record_id"][u],
-            ref=cols["subject_ref"][u],
+            record_id=cols["record_id"][u].as_py(),
+            ref=cols["subject_ref"][u].as_py(),
             results=results,
             top=rows.index(int(top[u])),
             factors=factors.get(u, []),
             assessed_at=cols["assessed_at"][u],
-            assessment_id=cols["assessment_id"][u],
+            assessment_id=cols["assessment_id"][u].as_py(),
             path="batch",
         )
         row = a.to_row()
         for name in cols:
-            cols[name][u] = row[name]
+            if name not in _GIVEN:
+                cols[name][u] = row[name]
 
 
 __all__ = ["assess_table"]

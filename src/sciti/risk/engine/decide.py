@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sciti.risk.engine.assessment import Assessment, FactorOut, combine
+from sciti.risk.engine.assessment import Assessment, FactorOut, combine, percent
 from sciti.risk.engine.ruleset import RuleHit
 from sciti.risk.engine.subjects import spec
 from sciti.risk.lanes import more_severe
@@ -55,11 +55,36 @@ def hit_text(hit: RuleHit) -> str:
     return f"{hit.reason} (rule {hit.rule_id} v{hit.version}, {effect})"
 
 
-def model_line(kind: str, version: str | None, model_score: float | None, error: str | None) -> str:
+def model_line(
+    kind: str, version: str | None, model_score: float | None, error: str | None, calibration: Any = None
+) -> str:
+    """The model's reason line; with a calibrated model it says what the score means in traffic."""
     if version is None:
         why = f": {error}" if error else ""
         return f"No model for {kind}{why}; scored with rules only"
-    return f"Model {version} gives {model_score or 0.0:.0f} out of 100"
+    whole = f"{model_score or 0.0:.0f}"
+    line = f"Model {version} gives {whole} out of 100"
+    if calibration is not None:
+        line += f": {calibration.share_text(int(whole))}"
+    return line
+
+
+def calibration_of(model: Any) -> Any:
+    """The model's score calibration (models/calibrate.py), None without a model or calibration."""
+    if model is None or not (getattr(model, "meta", None) or {}).get("calibration"):
+        return None
+    from sciti.risk.models.calibrate import calibration_of as of_model
+
+    return of_model(model)
+
+
+def model_scores(model: Any, probabilities: Any) -> Any:
+    """0-100 model scores for both paths: calibrated when the model carries a calibration, else 100 x p."""
+    if calibration_of(model) is None:
+        return percent(probabilities)
+    from sciti.risk.models.calibrate import model_scores as scores
+
+    return scores(model, probabilities)
 
 
 def decide(
@@ -96,10 +121,11 @@ def decide(
                 unknown.append(name)
         if r.direct_lane:
             direct = r.direct_lane if direct is None else more_severe(direct, r.direct_lane)
-    model_scores = [r.model_score for r in results if r.model_score is not None]
-    model_score = max(model_scores) if model_scores else None
+    scored = [r.model_score for r in results if r.model_score is not None]
+    model_score = max(scored) if scored else None
     top_prefix = f"Item {best.row.get('item_number')}: " if is_decl and len(results) > 1 else ""
-    reasons.append(top_prefix + model_line(kind, p.model_version, best.model_score, p.model_error))
+    line = model_line(kind, p.model_version, best.model_score, p.model_error, calibration_of(p.model))
+    reasons.append(top_prefix + line)
     reasons.extend(top_prefix + f.text for f in factors)
     score = best.score
     risk_lane = policy.lane(kind, score)
@@ -148,4 +174,13 @@ def decide(
     )
 
 
-__all__ = ["RowResult", "decide", "factors_of", "hit_text", "model_line", "unknown_codes"]
+__all__ = [
+    "RowResult",
+    "calibration_of",
+    "decide",
+    "factors_of",
+    "hit_text",
+    "model_line",
+    "model_scores",
+    "unknown_codes",
+]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,6 +37,14 @@ def _row(payload: str) -> dict[str, Any]:
     return row
 
 
+def pending(url: str) -> int:
+    """Assessments in the outbox, not yet in the lake."""
+    with session_scope(url) as session:
+        n = session.scalar(select(func.count()).select_from(RiskOutbox)) or 0
+    BUFFER_PENDING.set(n)
+    return n
+
+
 class Flusher:
     def __init__(
         self,
@@ -55,10 +66,7 @@ class Flusher:
 
     # -- counts ----------------------------------------------------------------------------------
     def pending(self) -> int:
-        with session_scope(self.url) as session:
-            n = session.scalar(select(func.count()).select_from(RiskOutbox)) or 0
-        BUFFER_PENDING.set(n)
-        return n
+        return pending(self.url)
 
     # -- one pass --------------------------------------------------------------------------------
     def flush(self) -> int:
@@ -135,13 +143,13 @@ class Flusher:
             self._thread.join(timeout=60)
             self._thread = None
         if final_flush:
-            self._safe_flush()
+            self.flush_logged()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.max_seconds):
-            self._safe_flush()
+            self.flush_logged()
 
-    def _safe_flush(self) -> None:
+    def flush_logged(self) -> None:
         try:
             self.flush()
         except Exception as exc:  # the rows stay in the outbox; the next pass retries them
@@ -149,4 +157,48 @@ class Flusher:
             log.error("flushing assessments to the lake failed (will retry): %s", exc, exc_info=exc)
 
 
-__all__ = ["Flusher"]
+class FlusherProcess:
+    """The flusher in its own process (``python -m sciti.risk.engine.flush_worker``), as the server runs it.
+
+    Writing Parquet and committing to the catalogue is heavy Python work; on a thread of the
+    server it holds the interpreter lock for long stretches and every real-time answer waits
+    behind it. In a child process it uses the other core instead. Same outbox, same exactly-once
+    protocol: a crash of either process loses nothing. The settings go to the child on its stdin
+    (never in its command line); closing stdin tells it to make a last pass and stop, so it also
+    stops when the server dies.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def pending(self) -> int:
+        return pending(self.settings.resolved_ops_db_url)
+
+    def start(self) -> None:
+        if self._process is not None:
+            return
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "sciti.risk.engine.flush_worker"], stdin=subprocess.PIPE
+        )
+        assert self._process.stdin is not None
+        data = pickle.dumps(self.settings)
+        self._process.stdin.write(len(data).to_bytes(8, "big") + data)
+        self._process.stdin.flush()
+
+    def stop(self, *, final_flush: bool = True) -> None:
+        """Stop the child after its last pass (it always makes one: ``final_flush`` is implied)."""
+        proc, self._process = self._process, None
+        if proc is None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # the rows stay in the outbox for the next start
+            log.error("the assessment flusher did not stop in time; terminating it")
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+__all__ = ["Flusher", "FlusherProcess"]

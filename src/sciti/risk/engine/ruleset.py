@@ -76,7 +76,7 @@ class RuleSet:
         rules); a rule that module cannot run exactly as its SQL runs in one DuckDB statement.
         """
         n = table.num_rows
-        hits = np.zeros((n, len(self.rules)), dtype=bool)
+        hits = np.zeros((n, len(self.rules)), dtype=bool, order="F")  # filled column by column
         if not self.rules or n == 0:
             return hits
         evaluator = TableRules(table)

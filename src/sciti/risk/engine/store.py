@@ -11,6 +11,7 @@ records on the queue.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -127,19 +128,33 @@ class AssessmentStore:
         self._thread = threading.Thread(target=self._run, name="risk-store", daemon=True)
         self._thread.start()
 
+    def submit(self, assessments: list[Assessment]) -> Future[None]:
+        """Hand assessments to the writer; the future completes when they are durable."""
+        done: Future[None] = Future()
+        if not assessments:
+            done.set_result(None)
+        else:
+            self._queue.put((assessments, done))
+        return done
+
     def save(self, assessments: list[Assessment]) -> None:
         """Commit (capacity, outbox, queue); returns when durable. Lanes may change (capacity)."""
-        if not assessments:
-            return
-        done: Future[None] = Future()
-        self._queue.put((assessments, done))
         try:
-            done.result(timeout=self.timeout)
+            self.submit(assessments).result(timeout=self.timeout)
         except TimeoutError:
-            raise StoreUnavailable(
-                f"the operational database did not take {len(assessments)} assessment(s) "
-                f"in {self.timeout:.0f} s"
-            ) from None
+            raise self.unavailable(assessments) from None
+
+    async def save_async(self, assessments: list[Assessment]) -> None:
+        """``save`` for the event loop: waits for the commit without holding a thread."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.submit(assessments)), self.timeout)
+        except TimeoutError:
+            raise self.unavailable(assessments) from None
+
+    def unavailable(self, assessments: list[Assessment]) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"the operational database did not take {len(assessments)} assessment(s) in {self.timeout:.0f} s"
+        )
 
     def close(self) -> None:
         self._queue.put(None)

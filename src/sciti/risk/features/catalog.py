@@ -41,6 +41,7 @@ class ColumnInfo:
     derived: bool = False
     explain: str | None = None  # template for explanations (derived features only)
     explain_no: str | None = None  # template when a yes/no feature is false
+    classification: str = "internal"  # the field's data classification (model YAML)
 
 
 @lru_cache(maxsize=1)
@@ -72,7 +73,9 @@ def _columns(kind: str) -> dict[str, ColumnInfo]:
         for f in get_kind(base).fields:
             if f.name in _LINKS:
                 continue
-            out[f.name] = ColumnInfo(f.name, _TYPES[f.type], f.description.strip())
+            out[f.name] = ColumnInfo(
+                f.name, _TYPES[f.type], f.description.strip(), classification=f.classification
+            )
     for feat in cfg["features"]:
         out[feat["name"]] = ColumnInfo(
             feat["name"],
@@ -92,4 +95,9 @@ def columns(kind: str) -> dict[str, ColumnInfo]:
 
 def feature_names(kind: str) -> list[str]:
     """The derived features of ``kind`` (in features.yaml order)."""
-    return [f["name"] for f in _kind_config(kind)["features"]]
+    return list(_feature_names(kind))
+
+
+@lru_cache(maxsize=16)  # real time asks per record
+def _feature_names(kind: str) -> tuple[str, ...]:
+    return tuple(f["name"] for f in _kind_config(kind)["features"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sciti.risk.features.catalog import _kind_config, config, feature_names
+from sciti.risk.features.catalog import _feature_names, _kind_config, config
 from sciti.risk.features.prepare import (
     py_date,
     py_hs_prefix,
@@ -115,6 +115,6 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
             unknown.append(name)
     f["unknown_codes"] = ",".join(unknown)
     f["unknown_code_count"] = float(len(unknown))
-    for name in feature_names(kind):
+    for name in _feature_names(kind):
         out[name] = f[name]
     return out

@@ -54,13 +54,15 @@ def base_fields(kind: str) -> tuple[tuple[str, str, str | None], ...]:
     return tuple(out.values())
 
 
-def coded_fields(kind: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=16)  # features.yaml does not change while running; real time asks per record
+def coded_fields(kind: str) -> tuple[tuple[str, str], ...]:
     """(field, code list) checked for unknown codes (HS, countries, currencies)."""
-    return [(n, cl) for n, _, cl in base_fields(kind) if cl in ("hs", "country", "currency")]
+    return tuple((n, cl) for n, _, cl in base_fields(kind) if cl in ("hs", "country", "currency"))
 
 
-def features_of(kind: str) -> set[str]:
-    return {f["name"] for f in _kind_config(kind)["features"]}
+@lru_cache(maxsize=16)
+def features_of(kind: str) -> frozenset[str]:
+    return frozenset(f["name"] for f in _kind_config(kind)["features"])
 
 
 def complete(kind: str, table: pa.Table) -> pa.Table:

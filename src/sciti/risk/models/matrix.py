@@ -47,25 +47,87 @@ def fit_categories(table: pa.Table, categorical: list[str]) -> dict[str, list[st
     return out
 
 
+_BLOCK_ROWS = 8192  # rows filled at a time: one block of the matrix stays in cache while columns land
+
+
 def to_matrix(table: pa.Table, numeric: list[str], categories: dict[str, list[str]]) -> np.ndarray:
-    """Rows x (numeric + categorical) float matrix; absent columns are all-missing."""
+    """Rows x (numeric + categorical) float matrix (C order, as LightGBM reads it); absent columns are NaN.
+
+    Each column becomes one contiguous float64 vector straight from its Arrow buffers (no Python
+    per row): numbers as they are (NULL -> NaN), text through one ``index_in`` per chunk (or, for a
+    dictionary-encoded chunk, one lookup of its dictionary). The vectors are then copied into the
+    matrix a block of rows at a time: writing a whole column at once would stride across the
+    entire matrix once per column.
+    """
     n = table.num_rows
-    cols: list[np.ndarray] = []
-    for col in numeric:
-        if col not in table.column_names:
-            cols.append(np.full(n, np.nan))
-            continue
-        arr = table[col]
-        if pa.types.is_boolean(arr.type):
-            arr = pc.cast(arr, pa.int8())
-        cols.append(np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64))
-    for col, vocab in categories.items():
-        if col not in table.column_names or not vocab:
-            cols.append(np.full(n, np.nan))
-            continue
-        idx = pc.index_in(pc.cast(table[col], pa.string()), value_set=pa.array(vocab, pa.string()))
-        cols.append(np.asarray(pc.cast(idx, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64))
-    return np.column_stack(cols) if cols else np.empty((n, 0))
+    names = set(table.column_names)
+    vectors: list[np.ndarray | None] = [
+        _numeric_vector(table[col]) if col in names else None for col in numeric
+    ]
+    vectors += [
+        _code_vector(table[col], vocab) if col in names and vocab else None
+        for col, vocab in categories.items()
+    ]
+    out = np.empty((n, len(vectors)), dtype=np.float64)
+    for j, vec in enumerate(vectors):
+        if vec is None:
+            out[:, j] = np.nan
+    present = [(j, vec) for j, vec in enumerate(vectors) if vec is not None]
+    for start in range(0, n, _BLOCK_ROWS):
+        stop = min(n, start + _BLOCK_ROWS)
+        block = out[start:stop]
+        for j, vec in present:
+            block[:, j] = vec[start:stop]
+    return out
+
+
+def _numeric_vector(col: pa.ChunkedArray) -> np.ndarray:
+    """One column as float64, NULL (and anything NaN) as NaN; booleans as 0/1."""
+    t = col.type
+    if pa.types.is_boolean(t):
+        col = pc.cast(col, pa.int8())
+    elif not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
+        col = pc.cast(col, pa.float64())  # decimals, text holding numbers: Arrow's own cast, as before
+    if col.num_chunks == 1:
+        return _chunk_floats(col.chunk(0))
+    if col.num_chunks == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.concatenate([_chunk_floats(c) for c in col.chunks])
+
+
+def _chunk_floats(chunk: pa.Array) -> np.ndarray:
+    if pa.types.is_null(chunk.type):
+        return np.full(len(chunk), np.nan)
+    if chunk.null_count == 0 and pa.types.is_float64(chunk.type):
+        return chunk.to_numpy(zero_copy_only=True)  # a view of the Arrow buffer: no copy
+    # Integers and floats with NULLs: Arrow writes NaN for NULL while it converts (one pass).
+    return np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _code_vector(col: pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
+    """Category codes (position in ``vocab``) as float64; NULL and unseen values are NaN."""
+    value_set = pa.array(vocab, pa.string())
+    parts = [_chunk_codes(c, value_set) for c in col.chunks]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+
+
+def _chunk_codes(chunk: pa.Array, value_set: pa.Array) -> np.ndarray:
+    if pa.types.is_dictionary(chunk.type):
+        # One lookup per distinct value, then a gather by the chunk's indices.
+        words = _chunk_codes(chunk.dictionary, value_set)
+        idx = chunk.indices
+        if idx.null_count == 0:
+            return words[idx.to_numpy(zero_copy_only=True)]
+        safe = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = words[safe] if len(words) else np.full(len(chunk), np.nan)
+        codes[np.asarray(pc.is_null(idx).to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+        return codes
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        chunk = pc.cast(chunk, pa.string())
+    idx = pc.index_in(chunk, value_set=value_set.cast(chunk.type))
+    return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.float64)  # NULL (not found) -> NaN
 
 
 def row_matrix(row: dict[str, Any], numeric: list[str], vocab: dict[str, dict[str, int]]) -> np.ndarray:

@@ -84,15 +84,13 @@ class ScoringModel:
             c = contrib[i, :-1]
             order = np.argsort(-np.abs(c), kind="stable")[:top]
             factors = []
+            filled = _filled(row)
             for j in order:
                 if c[j] == 0.0:
                     continue
-                name = names[j]
-                factors.append(
-                    Factor(
-                        name, _plain(row.get(name)), float(c[j]), describe(self.kind, name, row, float(c[j]))
-                    )
-                )
+                name, value = names[j], float(c[j])
+                text = describe(self.kind, name, row, value, filled)
+                factors.append(Factor(name, _plain(row.get(name)), value, text))
             out.append(factors)
         return out
 
@@ -136,7 +134,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def describe(kind: str, name: str, row: dict[str, Any], contribution: float) -> str:
+def _filled(row: dict[str, Any]) -> dict[str, Any]:
+    """The record's values for the templates (a missing one reads "?")."""
+    return {k: ("?" if v is None else v) for k, v in row.items()}
+
+
+def describe(
+    kind: str, name: str, row: dict[str, Any], contribution: float, filled: dict[str, Any] | None = None
+) -> str:
     """One factor in words: the feature's template filled from the record, then its effect."""
     info = columns(kind).get(name)
     value = row.get(name)
@@ -149,8 +154,7 @@ def describe(kind: str, name: str, row: dict[str, Any], contribution: float) -> 
         template = info.explain_no if info and info.explain_no else None
     if template:
         try:
-            filled = {k: ("?" if v is None else v) for k, v in row.items()}
-            return f"{template.format(**filled, value=value)} {effect}"
+            return f"{template.format(**(filled or _filled(row)), value=value)} {effect}"
         except (ValueError, TypeError, KeyError, IndexError):
             pass
     label = name.replace("_", " ").capitalize()

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sciti.risk.errors import ModelError
-from sciti.risk.evaluate import metrics
+from sciti.risk.evaluate import curves, metrics
 from sciti.risk.features import build_reference, compute_batch, lake_records, save_reference
+from sciti.risk.models.calibrate import calibrate_from_lake
 from sciti.risk.models.fit import fit
 from sciti.risk.models.registry import new_version_id, promote, register
 from sciti.settings import Settings
@@ -110,6 +111,7 @@ def train(
             pc.fill_null(valid_part["revenue_raised"], 0.0).to_numpy(zero_copy_only=False), float
         )
         report["validation"] = metrics(y_va, s, rev, bootstrap=100)
+        report["validation"]["curves"] = curves(y_va, s)  # drawn on the models page
         random = np.asarray(
             pc.fill_null(pc.equal(valid_part["selection_reason"], "random"), False).to_numpy(
                 zero_copy_only=False
@@ -118,10 +120,12 @@ def train(
         )
         if random.sum():
             report["validation_random"] = metrics(y_va[random], s[random], rev[random], bootstrap=100)
+            report["validation_random"]["curves"] = curves(y_va[random], s[random])
     # The registered model learns from every labelled row, with the tree count validation chose.
     rounds = int(probe.meta.get("best_iteration") or 0) or None
     final_params = {**(params or {}), **({"num_boost_round": rounds} if rounds else {})}
     model = fit(kind, feats, y_all, label=label, params=final_params, version=new_version_id(kind, label))
+    calibrate_from_lake(settings, model, ref, since=cut, until=until)  # lane shares: models/calibrate.py
     save_reference(settings, ref)
     entry = register(
         settings,

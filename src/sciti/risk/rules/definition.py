@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sciti.risk.rules.columns import SCOPE_FIELDS, SUBJECT_KINDS, column_types
+from sciti.risk.rules.columns import SCOPE_FIELDS, SUBJECT_KINDS, column_infos, column_types
 from sciti.risk.rules.condition import Node, check_types, parse_condition, syntax_error
 from sciti.risk.rules.errors import RuleSyntaxError
 
@@ -38,6 +38,7 @@ KEYS = (
 )
 # Names a reason may use beyond the columns: who and what the record is.
 REASON_EXTRA = ("record_id",)
+PROTECTED_CLASSES = ("personal", "restricted")  # never quoted in a reason
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ def _check_reason(reason: str, kind: str, columns: dict[str, str], lines: dict[s
             "write {name} or {name:.0%}; use {{ for a brace",
             lines,
         ) from None
+    infos = column_infos(kind)
     for _, name, _, _ in parts:
         if name is None:
             continue
@@ -231,6 +233,18 @@ def _check_reason(reason: str, kind: str, columns: dict[str, str], lines: dict[s
                 "reason",
                 f"the reason mentions {{{name}}}, which is not a field or feature of this kind",
                 f"use a field or feature of {kind} records (GET /api/v1/rule-columns/{kind})",
+                lines,
+            )
+        # Reasons are stored with every assessment and shown to everyone who works the queue,
+        # unmasked: a person's name or document number must not travel in them.
+        info = infos.get(name)
+        if info is not None and info.classification in PROTECTED_CLASSES:
+            raise _field_error(
+                "reason",
+                f"the reason mentions {{{name}}}, which is {info.classification} data: reasons are "
+                "shown unmasked to everyone who works the queue",
+                "name the record by its reference instead; officers open the record to see the person "
+                "(masked unless their role may unmask)",
                 lines,
             )
 

@@ -39,6 +39,17 @@
         ],
       });
     }
+    if (spec.kind === "xy") {  // numeric x and y: evaluation curves ([x, y] pairs), dashed references
+      return Object.assign(base, {
+        animation: false,  // a curve is read as a whole: draw it at once
+        title: spec.title ? { text: spec.title, left: "center", textStyle: { fontSize: 13 } } : undefined,
+        legend: { bottom: 0 }, grid: { left: 56, right: 16, top: spec.title ? 36 : 16, bottom: 64, containLabel: true },
+        xAxis: { type: "value", name: spec.xName, nameLocation: "middle", nameGap: 26, min: spec.xMin, max: spec.xMax },
+        yAxis: { type: "value", name: spec.yName, nameLocation: "middle", nameGap: 40, min: 0, max: spec.yMax },
+        series: spec.series.map((s) => ({ name: s.name, type: "line", data: s.data, showSymbol: false,
+          lineStyle: s.dashed ? { type: "dashed", width: 1 } : undefined })),
+      });
+    }
     const horizontal = spec.kind === "hbar";
     const cat = { type: "category", data: spec.x }, val = { type: "value" };
     return Object.assign(base, {
@@ -152,6 +163,8 @@
       form.querySelector("[name=sql]").value = editor ? editor.value : "";
       const purpose = document.querySelector("#sql-form [name=purpose]"), mine = form.querySelector("[name=purpose]");
       if (purpose && mine) mine.value = purpose.value;
+      const unmask = document.querySelector("#sql-form [name=unmask]"), asked = form.querySelector("[name=unmask]");
+      if (asked) asked.value = unmask && unmask.checked ? "true" : "false";  // export as the run shows
     }
   }, true);
 

@@ -22,7 +22,8 @@ from sciti.access import (
     verify_login,
 )
 from sciti.access.audit import audit
-from sciti.access.sso import SsoSettings, safe_next
+from sciti.access.login_csrf import LOGIN_CSRF_COOKIE, check_login_csrf, issue_login_csrf
+from sciti.access.sso import LOGOUT_COOKIE, SsoSettings, safe_next, single_logout_url
 from sciti.errors import SCITIError
 from sciti.ops import session_scope
 from sciti.ops.web_tables import UserPreference
@@ -38,15 +39,19 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "web"
 
 
-def _sso_configured(request: Request) -> bool:
+def _sso(request: Request) -> SsoSettings | None:
     parent_ref = getattr(request.app.state, "parent", None)
     parent = parent_ref() if parent_ref else None
     sso = getattr(parent.state, "sso_settings", None) if parent is not None else None
     try:
-        sso = sso or SsoSettings()
+        return sso or SsoSettings()
     except Exception:  # a broken [sso] section hides the button; the API reports the error
-        return False
-    return bool(sso.configured)
+        return None
+
+
+def _sso_configured(request: Request) -> bool:
+    sso = _sso(request)
+    return bool(sso and sso.configured)
 
 
 def _next(value: str | None, root: str) -> str:
@@ -54,9 +59,30 @@ def _next(value: str | None, root: str) -> str:
     return nxt if nxt.startswith(root + "/") else root + "/"
 
 
+async def _login_form(request: Request, **context: Any) -> Response:
+    """The login (or password change) page with a fresh login-CSRF token in a cookie and the form."""
+    token = issue_login_csrf(load_instance_key(settings_of(request).home))
+    response = await render(request, "login.html", None, login_csrf=token, **context)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _check_login_csrf(request: Request, submitted: str) -> None:
+    """Login CSRF (decision 0057): the form must echo the signed cookie the login page set."""
+    key = load_instance_key(settings_of(request).home)
+    check_login_csrf(key, request.cookies.get(LOGIN_CSRF_COOKIE), submitted)
+
+
 @router.get("/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
-    return await render(request, "login.html", None, next=next or "", sso=_sso_configured(request))
+    return await _login_form(request, next=next or "", sso=_sso_configured(request))
 
 
 def _start(
@@ -93,6 +119,7 @@ def _logged_in(request: Request, started: Any, lang: str | None, target: str) ->
     )
     if lang in LANGUAGES:  # the person's saved choice wins over whatever this browser had
         response.set_cookie(LANG_COOKIE, lang, max_age=YEAR, path="/", samesite="lax")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")  # used: the session has its own token now
     return response
 
 
@@ -103,11 +130,13 @@ async def login_submit(
     password: Annotated[str, Form()] = "",
     totp: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     root = str(request.scope.get("root_path", "")).rstrip("/")
     form = {"username": username.strip(), "password": password, "totp": totp.strip()}
     ask_totp = change = False
     try:
+        _check_login_csrf(request, csrf_token)
         started, lang = await run_in_threadpool(
             _start, settings_of(request), form, _client(request), request.cookies.get(SESSION_COOKIE)
         )
@@ -119,11 +148,9 @@ async def login_submit(
         error = f"error.{exc.code}"
     else:
         return _logged_in(request, started, lang, _next(next, root))
-    return await render(
+    return await _login_form(
         request,
-        "login.html",
-        None,
-        status_code=401 if not change else 200,
+        status_code=403 if error == "error.csrf_failed" else 401 if not change else 200,
         next=next,
         error=error,
         username=form["username"],
@@ -155,21 +182,21 @@ async def password_submit(
     new_password: Annotated[str, Form()] = "",
     totp: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """First login with a one-time password: set your own, then you are logged in."""
     root = str(request.scope.get("root_path", "")).rstrip("/")
     form = {"username": username.strip(), "password": password, "new_password": new_password, "totp": totp}
     try:
+        _check_login_csrf(request, csrf_token)
         started, lang = await run_in_threadpool(_change, settings_of(request), form, _client(request))
     except MfaRequired:
         # The new password is set; an account with MFA logs in with it and a code.
-        return await render(request, "login.html", None, username=form["username"], ask_totp=True, next=next)
+        return await _login_form(request, username=form["username"], ask_totp=True, next=next)
     except SCITIError as exc:
-        return await render(
+        return await _login_form(
             request,
-            "login.html",
-            None,
-            status_code=422,
+            status_code=403 if exc.code == "csrf_failed" else 422,
             error=f"error.{exc.code}",
             detail=exc.message,
             username=form["username"],
@@ -185,15 +212,28 @@ def _end(settings: Settings, sid: str, username: str, client: str) -> None:
         audit(session, actor=username, action="logout", source=client)
 
 
+def _single_logout(request: Request, sid: str) -> str | None:
+    """The identity provider's end-session URL when this was an SSO session (decision 0058)."""
+    key = load_instance_key(settings_of(request).home)
+    cookie = request.cookies.get(LOGOUT_COOKIE)
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    back = f"{request.url.scheme}://{request.url.netloc}{root}/login"
+    return single_logout_url(_sso(request), key, sid, cookie, back)
+
+
 @router.post("/logout")
 async def logout(request: Request, principal: Annotated[Principal, Depends(page())]) -> Response:
     """A POST with the CSRF token (the guard checks it): a link elsewhere cannot log you out."""
     sid = request.cookies.get(SESSION_COOKIE)
+    provider_logout = None
     if sid:
         await run_in_threadpool(_end, settings_of(request), sid, principal.username, _client(request))
+        provider_logout = await run_in_threadpool(_single_logout, request, sid)
     root = str(request.scope.get("root_path", "")).rstrip("/")
-    response = RedirectResponse(f"{root}/login", status_code=303)
+    # After an SSO session, on to the identity provider: it ends its own session too.
+    response = RedirectResponse(provider_logout or f"{root}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(LOGOUT_COOKIE, path="/")
     return response
 
 

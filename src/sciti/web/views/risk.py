@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from pyiceberg.expressions import EqualTo
 from sqlalchemy import select
 
-from sciti.access import DataPolicy, Principal
+from sciti.access import Principal
+from sciti.access.sqlpath import audited_query
 from sciti.errors import NotFound
-from sciti.lake import Lake, open_lake
+from sciti.lake import open_lake
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
 from sciti.ops.rules_tables import Rule, RuleDecision, RuleDryRun, RuleVersion
@@ -67,40 +68,48 @@ async def queue(
 
 RECORD_TABLES = ("std.declarations", "std.declaration_items", "std.declaration_parties")
 ASSESSMENTS = "risk.assessments"
+PARTIES = "std.declaration_parties"
+_ITEM_PREFIX = re.compile(r"^Item [^:]{1,40}: ")
 
 
-def _assessment(lake: Lake, principal: Principal, assessment_id: str) -> dict[str, Any] | None:
-    """One assessment by id. The policy shows ``risk.assessments`` to this caller as stored (no row
-    filter, no masks), so a filtered Iceberg scan is the same view, and file statistics spare
-    reading the whole table (its list columns would make the SQL view read all of it)."""
-    policy = DataPolicy(principal)
-    if not policy.can_read(ASSESSMENTS) or not lake.exists(ASSESSMENTS):
-        return None
-    rule = policy.rule(ASSESSMENTS)
-    if rule.row_filter or rule.columns:  # a policy that shows less: through the view
-        with lake_view(lake, principal, [ASSESSMENTS]) as view:
-            sql = f"SELECT * FROM risk.assessments WHERE assessment_id = {quote_literal(assessment_id)}"
-            rows = view.rows(ASSESSMENTS, sql)
-    else:
-        only = EqualTo("assessment_id", assessment_id)  # type: ignore[call-arg,misc]
-        rows = lake.catalog.load_table(ASSESSMENTS).scan(row_filter=only).to_arrow().to_pylist()
-    return rows[0] if rows else None
+def _shown_reasons(reasons: list[str] | None, factors: list[dict[str, Any]]) -> list[str]:
+    """The reasons without the model's factor lines: the page shows those once, under the chart."""
+    texts = {str(f.get("text")) for f in factors}
+    return [r for r in reasons or [] if _ITEM_PREFIX.sub("", r) not in texts]
+
+
+def _parties_sql(record_id: str) -> str:
+    return (
+        f"SELECT * FROM {PARTIES} WHERE parent_record_id = {quote_literal(record_id)}"  # noqa: S608
+        " ORDER BY role, sequence"
+    )
 
 
 def _record(settings: Settings, principal: Principal, assessment_id: str) -> dict[str, Any]:
     """The assessment, and for a declaration its items, parties and importer's history, through the
-    caller's policy: a table the caller may not read shows as hidden, masked fields stay masked."""
+    caller's policy: a table the caller may not read shows as hidden, masked fields stay masked.
+
+    One DuckDB connection serves every read, and each query filters by id inside the Parquet scan
+    (``risk.assessments`` included: its list columns map to DuckDB lists, see sciti.lake.views).
+    """
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
-    a = _assessment(lake, principal, assessment_id)
-    if a is None:
-        raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
-    with lake_view(lake, principal, RECORD_TABLES) as view:
+    with lake_view(lake, principal, (ASSESSMENTS, *RECORD_TABLES)) as view:
+        found = view.rows(
+            ASSESSMENTS,
+            f"SELECT * FROM {ASSESSMENTS} WHERE assessment_id = {quote_literal(assessment_id)}",  # noqa: S608
+        )
+        if not found:
+            raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
+        a = found[0]
+        factors = json.loads(a.get("factors") or "[]")
         out: dict[str, Any] = {
             "assessment": a,
-            "factors": json.loads(a.get("factors") or "[]"),
+            "reasons": _shown_reasons(a.get("reasons"), factors),
+            "factors": factors,
             "items": None,
             "parties": None,
             "record": None,
+            "unmasked": False,
         }
         if a["kind"] != "declaration":
             return out
@@ -111,10 +120,7 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
             "std.declaration_items",
             f"SELECT * FROM std.declaration_items WHERE parent_record_id = {rid} ORDER BY item_number",
         )
-        out["parties"] = view.rows(
-            "std.declaration_parties",
-            f"SELECT * FROM std.declaration_parties WHERE parent_record_id = {rid} ORDER BY role, sequence",
-        )
+        out["parties"] = view.rows(PARTIES, _parties_sql(a["record_id"]))
         importer = (out["record"] or {}).get("importer_id")
         if importer:
             out["trader"] = view.rows(
@@ -126,12 +132,62 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
     return out
 
 
+def _unmasked_parties(
+    settings: Settings, principal: Principal, record_id: str, assessment_id: str, purpose: str, client: str
+) -> list[dict[str, Any]]:
+    """The declaration's parties with personal fields in clear: the SQL path's unmask, which checks
+    ``personal.unmask`` and the purpose and writes the audit entry (action ``unmask``)."""
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    with audited_query(
+        settings.resolved_ops_db_url,
+        lake,
+        principal,
+        _parties_sql(record_id),
+        action="unmask",
+        source=client,
+        unmask=True,
+        purpose=purpose,
+        extra={"record_id": record_id, "assessment_id": assessment_id, "via": "web"},
+    ) as result:
+        rows = result.reader.read_all().to_pylist()
+        result.rows = len(rows)
+    return rows
+
+
 @router.get("/risk/records/{assessment_id}", response_class=HTMLResponse)
 async def record(
     request: Request, assessment_id: str, principal: Annotated[Principal, Depends(page("risk.queue"))]
 ) -> HTMLResponse:
     data = await run_in_threadpool(_record, settings_of(request), principal, assessment_id)
     return await render(request, "risk_record.html", principal, active="risk", data=data)
+
+
+@router.post("/risk/records/{assessment_id}/unmask", response_class=HTMLResponse)
+async def record_unmasked(
+    request: Request,
+    assessment_id: str,
+    principal: Annotated[Principal, Depends(page("personal.unmask"))],
+    purpose: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """The record page with the parties' personal fields in clear, for a stated purpose (audited).
+
+    A POST, so the purpose never lands in a URL or history; the answer is never cached."""
+    settings = settings_of(request)
+    data = await run_in_threadpool(_record, settings, principal, assessment_id)
+    if data["parties"] is not None:
+        data["parties"] = await run_in_threadpool(
+            _unmasked_parties,
+            settings,
+            principal,
+            data["assessment"]["record_id"],
+            assessment_id,
+            purpose.strip(),
+            request.client.host if request.client else "web",
+        )
+        data["unmasked"] = True
+    response = await render(request, "risk_record.html", principal, active="risk", data=data)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _rules(settings: Settings) -> list[dict[str, Any]]:
@@ -241,9 +297,49 @@ async def new_rule(
     return await render(request, "rule_new.html", principal, active="rules")
 
 
+# Headline figures of a version's validation, in the order the table shows them.
+HEADLINE = ("precision@1%", "precision@5%", "precision@10%", "roc_auc", "average_precision")
+CURVE_SETS = ("validation", "validation_random")  # all inspected records; random inspections only
+
+
+def _headline(metrics: dict[str, Any] | None) -> list[tuple[str, float]]:
+    """Figures to show beside a version: its validation's headline metrics (finite ones only)."""
+    found = ((metrics or {}).get("validation") or {}).get("metrics") or {}
+    out = [(k, float(found[k])) for k in HEADLINE if isinstance(found.get(k), (int, float))]
+    return [(k, v) for k, v in out if v == v]  # NaN (undefined) is left out
+
+
+def _curve_sets(entry: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The curves recorded at training, per evaluated set; None when the version has none."""
+    metrics = entry.get("metrics") or {}
+    sets = []
+    for key in CURVE_SETS:
+        part = metrics.get(key) or {}
+        if isinstance(part.get("curves"), dict):
+            sets.append(
+                {"key": key, "n": part.get("n"), "positives": part.get("positives"), **part["curves"]}
+            )
+    return sets or None
+
+
+def _models(settings: Settings, version: str) -> dict[str, Any]:
+    versions = list_versions(settings)
+    for v in versions:
+        v["headline"] = _headline(v.get("metrics"))
+    chosen = None
+    if version:
+        chosen = next((v for v in versions if v["version"] == version), None)
+        if chosen is None:
+            raise NotFound(f"no model version {version}", remedy="pick a version from the list of models")
+    elif versions:  # the champion's curves first, else the newest version's
+        chosen = next((v for v in versions if v["status"] == "champion"), versions[0])
+    curves = _curve_sets(chosen) if chosen else None
+    return {"versions": versions, "chosen": chosen, "curves": curves}
+
+
 @router.get("/models", response_class=HTMLResponse)
 async def models(
-    request: Request, principal: Annotated[Principal, Depends(page("models.read"))]
+    request: Request, principal: Annotated[Principal, Depends(page("models.read"))], version: str = ""
 ) -> HTMLResponse:
-    versions = await run_in_threadpool(list_versions, settings_of(request))
-    return await render(request, "models.html", principal, active="models", versions=versions)
+    data = await run_in_threadpool(_models, settings_of(request), version.strip())
+    return await render(request, "models.html", principal, active="models", **data)

@@ -3,8 +3,10 @@ export as CSV or Parquet. Runs, refusals and exports are audited exactly as ``PO
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
+import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -52,8 +54,11 @@ async def workbench(
 
 
 def _cell(value: Any) -> Any:
+    """A result value as the table shows it and the chart's JSON can carry."""
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, (dt.date, dt.time, dt.timedelta, uuid.UUID)):  # datetime is a date
+        return str(value)
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, (dict, list)):
@@ -116,7 +121,9 @@ async def run(
     return await render(request, "sql_result.html", principal, result=result)
 
 
-def _export(settings: Settings, principal: Principal, sql: str, fmt: str, purpose: str, client: str) -> str:
+def _export(
+    settings: Settings, principal: Principal, sql: str, fmt: str, unmask: bool, purpose: str, client: str
+) -> str:
     fd, path = tempfile.mkstemp(prefix="sciti-export-", suffix=f".{fmt}")
     os.close(fd)
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
@@ -128,6 +135,7 @@ def _export(settings: Settings, principal: Principal, sql: str, fmt: str, purpos
             sql,
             action="export",
             source=client,
+            unmask=unmask,
             purpose=purpose or None,
             extra={"format": fmt, "via": "web"},
         ) as result:
@@ -153,15 +161,17 @@ async def export(
     principal: Annotated[Principal, Depends(page("sql.export"))],
     sql: Annotated[str, Form()] = "",
     format: Annotated[str, Form()] = "csv",
+    unmask: Annotated[bool, Form()] = False,
     purpose: Annotated[str, Form()] = "",
 ) -> Response:
-    """The whole result as a file (masked as on screen); audited as ``export``."""
+    """The whole result as a file, masked as on screen unless unmasked (``personal.unmask`` and a
+    purpose, as for a run); audited as ``export``, with what was unmasked."""
     if format not in ("csv", "parquet"):
         raise InvalidInput(f"unknown export format {format!r}", remedy="choose csv or parquet")
     if not sql.strip():
         raise InvalidInput("there is no query to export", remedy="write a SELECT statement first")
     path = await run_in_threadpool(
-        _export, settings_of(request), principal, sql, format, purpose.strip(), _client(request)
+        _export, settings_of(request), principal, sql, format, unmask, purpose.strip(), _client(request)
     )
     media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
     return FileResponse(

@@ -1,0 +1,38 @@
+"""The assessment flusher's own process: ``python -m sciti.risk.engine.flush_worker``.
+
+Started by :class:`sciti.risk.engine.flusher.FlusherProcess`, which sends the settings on stdin
+and closes stdin to stop it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import threading
+
+from sciti.logs import setup_logging
+from sciti.risk.engine.flusher import Flusher
+from sciti.settings import Settings
+
+
+def main() -> int:
+    """The child: flush every ``buffer_max_seconds`` until stdin closes, then once more."""
+    size = int.from_bytes(sys.stdin.buffer.read(8), "big")
+    settings: Settings = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (from our own parent)
+    setup_logging(settings)
+    flusher = Flusher(settings)
+    stop = threading.Event()
+
+    def watch_parent() -> None:  # stdin closes when the server stops or dies
+        sys.stdin.buffer.read()
+        stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    while not stop.wait(flusher.max_seconds):
+        flusher.flush_logged()
+    flusher.flush_logged()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

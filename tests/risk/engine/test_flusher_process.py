@@ -1,0 +1,36 @@
+"""The server's flusher runs in its own process: assessments reach the lake, and stopping the
+server (or the server dying) ends the child after a last pass, losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psutil
+
+from sciti.risk.engine import FlusherProcess, RiskService
+from tests.risk.engine.test_store import heavy_cheap, lake_rows
+
+
+def test_the_server_flusher_process_moves_every_answer_to_the_lake_and_stops(kcs, assessor) -> None:
+    before = lake_rows(kcs)
+    flusher = FlusherProcess(kcs)
+    svc = RiskService(kcs, assessor, flusher=flusher)
+    child = psutil.Process(flusher._process.pid)  # type: ignore[union-attr]
+    try:
+        answers = [svc.assess("declaration", [r])[0] for r in heavy_cheap("FP1", 3)]
+        answers += asyncio.run(svc.assess_async("declaration", heavy_cheap("FP1", 2)))
+        assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    finally:
+        svc.stop()  # closes the child's stdin: it makes its last pass and exits
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert lake_rows(kcs) == before + len(answers) == before + 5
+    assert svc.flusher.pending() == 0
+
+
+def test_the_flusher_child_stops_by_itself_when_the_server_goes_away(kcs) -> None:
+    flusher = FlusherProcess(kcs)
+    flusher.start()
+    proc = flusher._process
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()  # what the kernel does when the server process dies
+    assert proc.wait(timeout=120) == 0
