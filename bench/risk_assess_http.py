@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +64,8 @@ for dependency in (optional_principal, current_principal, permission):
 """
 
 
-def setup(home: Path) -> tuple[object, str]:
+def setup(home: Path, database: str | None = None) -> tuple[object, str]:
+    """The instance; ``database``: a PostgreSQL URL for the operational database and catalogue."""
     from sciti.access import create_user, issue_token
     from sciti.acquire import Runner, load_connector
     from sciti.ops import migrate, session_scope
@@ -69,6 +73,8 @@ def setup(home: Path) -> tuple[object, str]:
 
     home.mkdir(parents=True)
     s = settings_for(home)
+    if database:
+        s = s.model_copy(update={"ops_db_url": database, "catalog_uri": database})
     migrate(s.resolved_ops_db_url)
     Runner(s).ingest_path(load_connector(s, "kcs"), SHARED / "kcs" / "valid.csv")
     with session_scope(s.resolved_ops_db_url) as session:
@@ -177,15 +183,15 @@ def load(port: int, token: str, bodies_file: str, clients: int, seconds: float, 
     print(json.dumps(stats))
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds used so far by the server process and its children (the lake flusher)."""
+def server_cpu(pid: int, *, children: bool = True) -> float:
+    """CPU seconds used so far by the server process and (``children``) the lake flusher."""
     proc = psutil.Process(pid)
-    procs = [proc, *proc.children(recursive=True)]
+    procs = [proc, *proc.children(recursive=True)] if children else [proc]
     return sum(p.cpu_times().user + p.cpu_times().system for p in procs if p.is_running())
 
 
 def phase(port, token, bodies_file, clients, seconds, rate, pid) -> dict:
-    cpu0 = server_cpu(pid)
+    cpu0, api0 = server_cpu(pid), server_cpu(pid, children=False)
     out = subprocess.run(
         [sys.executable, __file__, "--load", str(port), token, str(bodies_file), str(clients), str(seconds),
          str(rate)],
@@ -193,6 +199,7 @@ def phase(port, token, bodies_file, clients, seconds, rate, pid) -> dict:
     )  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["cpu_ms"] = (server_cpu(pid) - cpu0) * 1000 / max(1, result["n_all"])
+    result["api_cpu_ms"] = (server_cpu(pid, children=False) - api0) * 1000 / max(1, result["n_all"])
     return result
 
 
@@ -202,11 +209,34 @@ def show(label: str, r: dict) -> None:
           f"p99 {r['p99']:6.1f}  max {r['max']:6.1f} ms  errors {r['errors']}")  # fmt: skip
 
 
+@contextlib.contextmanager
+def scratch_database(server: str | None) -> Iterator[str | None]:
+    """A fresh PostgreSQL database on ``server`` for one run (None: the embedded SQLite)."""
+    if not server:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"sciti_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def start_server(s, port: int, *, authorisation: bool = True) -> subprocess.Popen:
     """The real API server in its own process, listening when this returns."""
     env = {**os.environ, "SCITI_LOG_LEVEL": "WARNING"}
     for name in ("home", "codelists_dir", "wco_schema_dir", "edifact_dir", "connectors_dir"):
         env[f"SCITI_{name.upper()}"] = str(getattr(s, name))
+    for name in ("ops_db_url", "catalog_uri"):
+        if getattr(s, name):
+            env[f"SCITI_{name.upper()}"] = str(getattr(s, name))
     script = SERVER.format(port=port, overrides="" if authorisation else AUTH_OFF)
     server = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.DEVNULL, cwd=ROOT)
     for _ in range(600):
@@ -225,6 +255,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0, help="per phase")
     ap.add_argument("--rates", default="50,100,150,200,300", help="paced phases: requests/s offered")
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 seconds per phase")
+    ap.add_argument(
+        "--postgres",
+        metavar="SERVER",
+        help="operational database and catalogue on this PostgreSQL server, e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432 (a fresh database, dropped afterwards)",
+    )
     ap.add_argument("--load", nargs=6, help=argparse.SUPPRESS)  # internal: run as the load process
     args = ap.parse_args()
     if args.load:
@@ -236,8 +272,8 @@ def main() -> int:
 
     from sciti.lake import open_lake, query
 
-    with tempfile.TemporaryDirectory() as tmp:
-        s, token = setup(Path(tmp) / "instance")
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.postgres) as database:
+        s, token = setup(Path(tmp) / "instance", database)
         bodies_file = Path(tmp) / "bodies.json"
         bodies_file.write_text(json.dumps([b.decode() for b in payloads(s, 2000)]))
         port = free_port()
@@ -254,8 +290,12 @@ def main() -> int:
         stored = query(lake, "SELECT count(*) FROM risk.assessments").column(0)[0].as_py()
 
     answered = saturated["n"] + sum(r["n"] for _, r in paced)
-    print(f"ours    POST /api/v1/risk/assess, {args.clients} concurrent clients, {seconds:.0f} s per phase")
-    print(f"        server CPU per answer {saturated['cpu_ms']:.2f} ms (API process + lake flusher process)")
+    where = "PostgreSQL" if args.postgres else "SQLite (embedded)"
+    print(f"ours    POST /api/v1/risk/assess, {args.clients} concurrent clients, {seconds:.0f} s per phase, "
+          f"operational database {where}")  # fmt: skip
+    cpu, api = saturated["cpu_ms"], saturated["api_cpu_ms"]
+    print(f"        server CPU per answer {cpu:.2f} ms: API process {api:.2f} ms, "
+          "the rest the lake flusher process")  # fmt: skip
     show("saturation (no pause)", saturated)
     for rate, r in paced:
         show(f"paced at {rate:,.0f}/s", r)

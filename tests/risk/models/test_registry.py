@@ -105,3 +105,21 @@ def test_refusals_name_the_problem(sqlite_instance) -> None:
         train(instance, "declaration", actor="ana", label="nonsense")
     with pytest.raises(ModelError, match="inspection labels"):
         train(instance, "passenger", actor="ana")
+
+
+def test_metrics_that_cannot_be_computed_are_stored_as_null(instance) -> None:
+    """KCS has no revenue: revenue@k% is NaN, which JSON (and PostgreSQL) cannot hold."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from sciti.risk.models.registry import register
+    from sciti.risk.models.scoring import ScoringModel
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 2)), rng.integers(0, 2, 200)
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), num_boost_round=3)
+    model = ScoringModel("declaration-fraud-nan", "declaration", "fraud", ["a", "b"], {}, booster)
+    metrics = {"validation": {"metrics": {"revenue@1%": float("nan"), "auc": 0.7, "x": [float("inf")]}}}
+    register(instance, model, metrics=metrics, snapshot_id="s", since=None, until=None, rows=200, actor="ana")
+    stored = get_version(instance, "declaration-fraud-nan")["metrics"]["validation"]["metrics"]
+    assert stored == {"revenue@1%": None, "auc": 0.7, "x": [None]}

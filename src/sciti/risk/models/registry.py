@@ -8,6 +8,7 @@ appends a ``model_events`` row and an audit entry.
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,18 @@ def new_version_id(kind: str, label: str) -> str:
     return f"{kind}-{label}-{now:%Y%m%d-%H%M%S}-{now.microsecond:06d}"
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers and PostgreSQL refuses
+    them (a metric that cannot be computed, such as revenue@k% without revenue data, is NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def register(
     settings: Settings,
     model: ScoringModel,
@@ -76,7 +89,7 @@ def register(
             status="candidate",
             features=model.feature_names,
             params=model.meta.get("params", {}),
-            metrics=metrics,
+            metrics=json_safe(metrics),
             snapshot_id=snapshot_id,
             train_since=since,
             train_until=until,
