@@ -67,7 +67,7 @@ def test_meta_round_trip_gives_the_same_scores() -> None:
 @pytest.mark.parametrize(
     ("whole", "text"),
     [
-        (0, "top 100% of declarations scored in P"),
+        (0, "100% of declarations scored in P score as high or higher"),
         (40, "top 20% of declarations scored in P"),
         (60, "top 8.0% of declarations scored in P"),
         (80, "top 2.0% of declarations scored in P"),

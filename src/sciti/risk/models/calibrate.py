@@ -69,7 +69,10 @@ class Calibration:
     def share_text(self, whole: int) -> str:
         """What a whole score means, e.g. "top 1.2% of declarations scored in 2026-01-01 to 2026-03-31"."""
         k = min(100, max(0, int(whole)))
-        return f"top {_percent(self.share[k])} of {self.unit} scored in {self.period}"
+        share = self.share[k]
+        if share > 0.5:  # "top 96%" reads as praise: say plainly that most records score higher
+            return f"{_percent(share)} of {self.unit} scored in {self.period} score as high or higher"
+        return f"top {_percent(share)} of {self.unit} scored in {self.period}"
 
     def to_meta(self) -> dict[str, Any]:
         return {
