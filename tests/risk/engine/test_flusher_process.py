@@ -34,3 +34,19 @@ def test_the_flusher_child_stops_by_itself_when_the_server_goes_away(kcs) -> Non
     assert proc is not None and proc.stdin is not None
     proc.stdin.close()  # what the kernel does when the server process dies
     assert proc.wait(timeout=120) == 0
+
+
+def test_a_flusher_child_that_died_is_started_again(kcs) -> None:
+    flusher = FlusherProcess(kcs)
+    flusher.start()
+    try:
+        assert flusher.check() is False  # alive: nothing to do
+        first = flusher._process
+        assert first is not None
+        first.kill()
+        first.wait(timeout=30)
+        assert flusher.check() is True
+        assert flusher._process is not None and flusher._process is not first
+        assert flusher._process.poll() is None
+    finally:
+        flusher.stop()

@@ -186,6 +186,17 @@ class FlusherProcess:
         self._process.stdin.write(len(data).to_bytes(8, "big") + data)
         self._process.stdin.flush()
 
+    def check(self) -> bool:
+        """Start the child again if it died (its rows wait in the outbox meanwhile); True if it had."""
+        proc = self._process
+        if proc is None or proc.poll() is None:
+            return False
+        log.error("the assessment flusher process ended (exit code %s); starting it again", proc.returncode)
+        FLUSH_FAILURES.inc()
+        self._process = None
+        self.start()
+        return True
+
     def stop(self, *, final_flush: bool = True) -> None:
         """Stop the child after its last pass (it always makes one: ``final_flush`` is implied)."""
         proc, self._process = self._process, None

@@ -45,6 +45,8 @@ class RiskService:
         keep being answered meanwhile."""
         if self.assessor.refresh_due:  # a database read: not on the event loop
             await run_in_threadpool(self.assessor.refresh_rules)
+            if isinstance(self.flusher, FlusherProcess):
+                self.flusher.check()
         if len(records) <= INLINE_RECORDS:
             assessments = self.assessor.assess(kind, records)
         else:
