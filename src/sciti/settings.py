@@ -23,6 +23,17 @@ from pydantic_settings import (
 TOML_FILE = "sciti.toml"
 
 
+@lru_cache(maxsize=64)
+def _resolve(path: Path, cwd: str) -> Path:
+    return path.resolve()
+
+
+def _absolute(path: Path) -> Path:
+    """``path.resolve()``, remembered: the operational database's URL is read on every request,
+    and resolving walks the file system each time. A relative path is keyed by the working directory."""
+    return _resolve(path, "" if path.is_absolute() else str(Path.cwd()))
+
+
 class _TomlFile(TomlConfigSettingsSource):
     """sciti.toml in the working directory: the whole file, or one table of it (``[sso]``)."""
 
@@ -134,15 +145,15 @@ class Settings(BaseSettings):
     # Derived locations: one place computes them so no caller rebuilds a path by hand.
     @property
     def resolved_catalog_uri(self) -> str:
-        return self.catalog_uri or f"sqlite:///{self.home.resolve() / 'catalog.db'}"
+        return self.catalog_uri or f"sqlite:///{_absolute(self.home) / 'catalog.db'}"
 
     @property
     def resolved_warehouse(self) -> str:
-        return self.warehouse or (self.home.resolve() / "warehouse").as_uri()
+        return self.warehouse or (_absolute(self.home) / "warehouse").as_uri()
 
     @property
     def resolved_ops_db_url(self) -> str:
-        return self.ops_db_url or f"sqlite:///{self.home.resolve() / 'ops.db'}"
+        return self.ops_db_url or f"sqlite:///{_absolute(self.home) / 'ops.db'}"
 
     @property
     def resolved_object_store(self) -> Path:

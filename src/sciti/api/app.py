@@ -127,13 +127,18 @@ def create_app(settings: Settings | None = None, *, start_transports: bool = Tru
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, batches, quarantine, sql):
-        api.include_router(module.router)
-    for name in OPTIONAL_ROUTERS:
-        optional = _optional_module(f"sciti.api.routers.{name}")
-        if optional is not None:
+    optional = {name: _optional_module(f"sciti.api.routers.{name}") for name in OPTIONAL_ROUTERS}
+    # FastAPI tries routers in order, scanning each one's routes: the real-time assessment that
+    # clearance systems call before every release goes first (no other router's paths overlap /risk).
+    order = [optional.pop("risk"), auth, batches, quarantine, sql, *optional.values()]
+    for module in order:
+        if module is None:
+            continue
+        if module.__name__.rsplit(".", 1)[-1] in OPTIONAL_ROUTERS:
             # Authentication enforced here as well, whatever the router itself declares.
-            api.include_router(optional.router, dependencies=[Depends(current_principal)])
+            api.include_router(module.router, dependencies=[Depends(current_principal)])
+        else:
+            api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
     app.add_api_route("/", _to_web_app, methods=["GET"], include_in_schema=False)

@@ -108,7 +108,7 @@ def test_a_flush_interrupted_after_the_lake_commit_is_not_written_twice(kcs, ass
     lost = assessor.assess("declaration", heavy_cheap("CRASH", 2))
     with session_scope(kcs.resolved_ops_db_url) as session:
         write(session, assessor.policy, done)
-    landed = flusher._claim()  # crash 1: claimed and committed to the lake, not yet settled
+    landed, _ = flusher._claim()  # crash 1: claimed and committed to the lake, not yet settled
     assert landed is not None
     from sciti.risk.engine.assessment import rows_to_table
     from sciti.risk.engine.flusher import _row
@@ -117,12 +117,35 @@ def test_a_flush_interrupted_after_the_lake_commit_is_not_written_twice(kcs, ass
     lake.append(ASSESSMENTS_TABLE, rows_to_table([_row(_payload(a)) for a in done]), batch_id=landed)
     with session_scope(kcs.resolved_ops_db_url) as session:
         write(session, assessor.policy, lost)
-    assert flusher._claim() is not None  # crash 2: claimed, never reached the lake
+    assert flusher._claim()[0] is not None  # crash 2: claimed, never reached the lake
     assert lake_rows(kcs) == before + 3
     assert flusher.flush() == 2  # only the two that never landed are written
     assert lake_rows(kcs) == before + 5 and flusher.pending() == 0
     ids = query(lake, "SELECT assessment_id FROM risk.assessments WHERE office_code = 'CRASH'").column(0)
     assert len(set(ids.to_pylist())) == len(ids) >= 5
+
+
+def test_rows_arriving_during_a_flush_wait_for_the_next_pass(kcs, assessor, monkeypatch) -> None:
+    """Steady traffic must not turn one pass into a commit per handful of rows, back to back."""
+    flusher = Flusher(kcs, max_rows=3)
+    flusher.flush()
+    with session_scope(kcs.resolved_ops_db_url) as session:
+        write(session, assessor.policy, assessor.assess("declaration", heavy_cheap("PASS", 4)))
+    move, commits = flusher._move, []
+
+    def move_while_traffic_arrives(batch: str) -> int:
+        commits.append(batch)
+        with session_scope(kcs.resolved_ops_db_url) as session:  # a request answered meanwhile
+            write(session, assessor.policy, assessor.assess("declaration", heavy_cheap("LATE", 1)))
+        return move(batch)
+
+    monkeypatch.setattr(flusher, "_move", move_while_traffic_arrives)
+    # A full batch (3) calls for another round at once; that one (the 4th row and 1 late) is not
+    # full, so the pass ends with it and the row that came meanwhile waits for the next pass.
+    assert flusher.flush() == 5
+    assert len(commits) == 2 and flusher.pending() == 1
+    monkeypatch.setattr(flusher, "_move", move)
+    assert flusher.flush() == 1 and flusher.pending() == 0
 
 
 def _payload(a) -> str:

@@ -50,6 +50,22 @@ def test_every_score_has_factors_in_words(kcs_model) -> None:
     assert np.allclose(1 / (1 + np.exp(-c.sum(axis=1))), p, atol=1e-9)
 
 
+def test_one_row_gives_exactly_what_booster_predict_gives(kcs_model) -> None:
+    """A single row goes through LightGBM's single-row C API, a batch's contributions use every
+    core: the same numbers, to the last bit, for the score and every TreeSHAP contribution (also
+    for a model read back from its artefact)."""
+    model, _, _, feats = kcs_model
+    for m in (model, ScoringModel.from_artefact(model.to_artefact())):
+        x = m.matrix(feats)
+        scores = m.booster.predict(x, num_threads=1)
+        contrib = m.booster.predict(x, pred_contrib=True, num_threads=1)
+        one_score = np.array([m.score(x[i : i + 1])[0] for i in range(len(x))])
+        one_contrib = np.vstack([m.contributions(x[i : i + 1]) for i in range(len(x))])
+        assert np.array_equal(one_score, scores)
+        assert np.array_equal(one_contrib, contrib)
+        assert len(x) >= 256 and np.array_equal(m.contributions(x), contrib)  # a batch, on every core
+
+
 @pytest.mark.parametrize(
     ("feature", "row", "text"),
     [

@@ -57,11 +57,20 @@ class TableRules:
     written) is computed once per table.
     """
 
-    def __init__(self, table: pa.Table):
+    def __init__(self, table: pa.Table, shapes: dict[tuple[int, int], tuple[Any, Any, Any]] | None = None):
         self.table = table
         self.n = table.num_rows
         self._columns: dict[tuple[str, str], Any] = {}
         self._done: dict[Any, Any] = {}
+        # Each node's sharing key, kept by the rule set from table to table (the trees do not change).
+        self._shapes = {} if shapes is None else shapes
+
+    def _key(self, n: Any, types: dict[str, str]) -> Any:
+        found = self._shapes.get((id(n), id(types)))
+        if found is None or found[0] is not n or found[1] is not types:  # (a copied rule set)
+            found = (n, types, _shape(n, types))  # the node and types are held so their ids stay theirs
+            self._shapes[(id(n), id(types))] = found
+        return found[2]
 
     def hits(self, rule: Any, tree: Any, types: dict[str, str]) -> np.ndarray:
         """Rows where the condition is TRUE and the record is in the rule's scope."""
@@ -80,7 +89,10 @@ class TableRules:
     def _mask(self, value: Any) -> np.ndarray:
         if isinstance(value, pa.Scalar):
             return np.full(self.n, value.as_py() is True)
-        return np.asarray(pc.fill_null(value, False).to_numpy(zero_copy_only=False), dtype=bool)
+        chunks = value.chunks if isinstance(value, pa.ChunkedArray) else [value]
+        if not pa.types.is_boolean(value.type) or not chunks:
+            return np.asarray(pc.fill_null(value, False).to_numpy(zero_copy_only=False), dtype=bool)
+        return _true_bits(chunks[0]) if len(chunks) == 1 else np.concatenate([_true_bits(c) for c in chunks])
 
     def column(self, name: str, kind: str) -> Any:
         key = (name, kind)
@@ -113,7 +125,7 @@ class TableRules:
 
         if isinstance(n, c.Literal | c.Name):
             return self._eval_node(n, types)
-        key = _shape(n, types)
+        key = self._key(n, types)
         if key not in self._done:
             self._done[key] = self._eval_node(n, types)
         return self._done[key]
@@ -155,7 +167,7 @@ class TableRules:
             x = ev(n.operand, types)
             if isinstance(x, pa.Scalar):
                 raise Unsupported("text test on a constant")
-            key = ("lower", _shape(n.operand, types))  # one lower-casing per column, for every test on it
+            key = ("lower", self._key(n.operand, types))  # one lower-casing per column, for every test on it
             if key not in self._done:
                 self._done[key] = pc.utf8_lower(x)
             lowered = self._done[key]
@@ -168,6 +180,20 @@ class TableRules:
         if isinstance(n, c.Not):
             return pc.invert(ev(n.operand, types))
         raise Unsupported(f"node {type(n).__name__}")
+
+
+def _true_bits(arr: pa.Array) -> np.ndarray:
+    """Rows of a boolean array that are TRUE (not FALSE, not NULL), read from its bits."""
+    buffers = arr.buffers()
+    if len(arr) == 0 or len(buffers) < 2 or buffers[1] is None:
+        return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+    validity, data = buffers[:2]
+    end = arr.offset + len(arr)
+    nbytes = (end + 7) // 8
+    bits = np.frombuffer(data, dtype=np.uint8, count=nbytes)
+    if validity is not None and arr.null_count:
+        bits = bits & np.frombuffer(validity, dtype=np.uint8, count=nbytes)
+    return np.unpackbits(bits, count=end, bitorder="little")[arr.offset :].view(bool)
 
 
 def _shape(n: Any, types: dict[str, str]) -> Any:

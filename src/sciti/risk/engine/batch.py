@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from sciti.model import make_record_id
 from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, combine_many
+from sciti.risk.engine.columns import Lanes, LazyTexts, Sparse, all_distinct, assessment_ids
 from sciti.risk.engine.decide import (
     RowResult,
     calibration_of,
@@ -44,22 +45,6 @@ if TYPE_CHECKING:
 _LANE_ARRAY = np.array(LANES, dtype=object)
 # Arrow columns decide is handed and gives back unchanged (the unit's top row's office included).
 _GIVEN = frozenset({"assessment_id", "record_id", "subject_ref", "office_code"})
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def _assessment_ids(prefix: str, m: int) -> pa.Array:
-    """``f"{prefix}{i:08x}"`` for i < m, written into one buffer (no Python string per row)."""
-    head = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
-    width = len(head) + 8
-    if m >= 2**32 or (m + 1) * width >= 2**31:
-        raise ValueError(f"{m} assessments in one batch: split the table")
-    buf = np.empty((m, width), dtype=np.uint8)
-    buf[:, : len(head)] = head
-    i = np.arange(m, dtype=np.uint64)
-    for k in range(8):
-        buf[:, len(head) + k] = _HEX[(i >> np.uint64(4 * (7 - k))) & np.uint64(15)]
-    offsets = np.arange(0, (m + 1) * width, width, dtype=np.int32)
-    return pa.StringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(buf))
 
 
 def _unit_ids(kind: str, feats: pa.Table) -> pa.Array | pa.ChunkedArray:
@@ -131,75 +116,8 @@ def _model_lines(
     lines = pa.array(
         [model_line(kind, version, float(k), error, calibration) for k in range(101)], pa.string()
     )
-    whole = np.clip(np.rint(np.nan_to_num(scores, nan=0.0)), 0, 100).astype(np.int64)
-    return lines.take(pa.array(whole))
-
-
-class _LazyTexts:
-    """``texts[u]`` as a Python string only for the units that ask (Arrow keeps the rest)."""
-
-    def __init__(self, arr: pa.Array):
-        self.arr = arr
-
-    def __getitem__(self, u: int) -> str:
-        return str(self.arr[u].as_py())
-
-
-class _Sparse:
-    """A per-unit column where few units differ from a default: only those are Python objects.
-
-    ``col[u]`` materialises unit u's value (from ``make(u)``) so it can be changed in place;
-    :meth:`list_array` / :meth:`text_array` build the Arrow column with every other unit's
-    default written by Arrow, not by a Python object per row.
-    """
-
-    def __init__(self, m: int, make: Any, base: pa.Array | None = None):
-        self.m, self.make, self.base = m, make, base  # base: each unit's one default item (or none)
-        self.own: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return self.m
-
-    def __getitem__(self, u: Any) -> Any:
-        u = int(u)
-        if u not in self.own:
-            self.own[u] = self.make(u)
-        return self.own[u]
-
-    def __setitem__(self, u: Any, value: Any) -> None:
-        self.own[int(u)] = value
-
-    def list_array(self) -> pa.Array:
-        """list<string>: ``[base[u]]`` (or ``[]`` without a base) except where a unit has its own."""
-        touched = np.asarray(sorted(self.own), dtype=np.int64)
-        lengths = np.full(self.m, 0 if self.base is None else 1, dtype=np.int64)
-        own_lengths = np.asarray([len(self.own[u]) for u in touched.tolist()], dtype=np.int64)
-        lengths[touched] = own_lengths
-        offsets = np.zeros(self.m + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        own_values = pa.array([v for u in touched.tolist() for v in self.own[u]], pa.string())
-        if self.base is None:
-            values = own_values
-        else:
-            pool = pa.concat_arrays([self.base.cast(pa.string()), own_values])
-            idx = np.empty(int(offsets[-1]), dtype=np.int64)
-            plain = np.ones(self.m, dtype=bool)
-            plain[touched] = False
-            idx[offsets[:-1][plain]] = np.flatnonzero(plain)
-            if own_lengths.sum():
-                starts = np.repeat(offsets[touched], own_lengths)
-                within = np.arange(int(own_lengths.sum())) - np.repeat(
-                    np.cumsum(own_lengths) - own_lengths, own_lengths
-                )
-                idx[starts + within] = self.m + np.arange(int(own_lengths.sum()))
-            values = pool.take(pa.array(idx))
-        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
-
-    def text_array(self, default: str) -> pa.Array:
-        touched = sorted(self.own)
-        idx = np.zeros(self.m, dtype=np.int64)
-        idx[np.asarray(touched, dtype=np.int64)] = np.arange(1, len(touched) + 1)
-        return pa.array([default] + [self.own[u] for u in touched], pa.string()).take(pa.array(idx))
+    whole = np.clip(np.rint(np.nan_to_num(scores, nan=0.0)), 0, 100).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(whole), lines)  # no string copied per record
 
 
 def _model_arr(model: Any, feats: pa.Table) -> np.ndarray:
@@ -239,17 +157,25 @@ def _assess_table(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sciti-batch") as pool:
         scored = pool.submit(_model_arr, p.model, feats) if p.model is not None else None
         unit_of_row = _unit_ids(kind, feats)
-        one_per_row = pc.count_distinct(unit_of_row).as_py() == n
+        one_per_row = all_distinct(unit_of_row)
         # The sample's hashes (DuckDB, GIL released) do not depend on scores when units are rows.
         sample_job = pool.submit(policy.in_sample_many, unit_of_row) if one_per_row else None
         hits = p.rules.hit_matrix(feats)
         rule_scores, direct = np.zeros(n), np.full(n, -1, dtype=np.int64)
         row_hit = hits.any(axis=1)
-        hit_rows = np.flatnonzero(row_hit)  # few rows hit anything: work on those only
-        if hit_rows.size:
-            sub = hits[hit_rows]
-            rule_scores[hit_rows] = np.minimum(sub.astype(np.float64) @ p.rules.weights, 100.0)
-            direct[hit_rows] = np.where(sub, p.rules.severity, -1).max(axis=1)
+        unknown_rows = _has_unknown(feats)
+        # Few rows hit anything or have an unknown code: work on those only.
+        word_rows = np.flatnonzero(row_hit | unknown_rows)
+        word_hits = hits[word_rows]
+        if word_rows.size:
+            # (row, rule) of each hit, row by row and in rule order: the weights add up in the
+            # order the single-record path's sum() adds them.
+            hit_at, hit_rule = np.nonzero(word_hits)
+            summed = np.bincount(hit_at, weights=p.rules.weights[hit_rule], minlength=word_rows.size)
+            rule_scores[word_rows] = np.minimum(summed, 100.0)
+            most = np.full(word_rows.size, -1, dtype=np.int64)
+            np.maximum.at(most, hit_at, p.rules.severity[hit_rule])
+            direct[word_rows] = most
         refs_all = _refs(kind, feats)
         office_field = spec(kind).office_field
         offices = (
@@ -257,7 +183,11 @@ def _assess_table(
             if office_field and office_field in feats.column_names
             else pa.nulls(n, pa.string())
         )
-        unknown_rows = _has_unknown(feats)
+        # While the model runs: the words of the rule hits and unknown codes (Python work that
+        # needs no score), for every row that has any.
+        words = (
+            _rule_words(assessor, kind, feats, word_hits, unknown_rows, word_rows) if one_per_row else None
+        )
         model_arr = scored.result() if scored is not None else np.full(n, np.nan)
         early_sample = sample_job.result() if sample_job is not None else None
     score_arr = combine_many(rule_scores, model_arr)
@@ -278,7 +208,6 @@ def _assess_table(
     for lane, threshold in sorted(policy.for_kind(kind).thresholds.items(), key=lambda kv: SEVERITY[kv[0]]):
         sev[best >= threshold] = SEVERITY[lane]  # as policy.lanes: more severe lanes overwrite
     sev = np.maximum(sev, unit_direct)
-    risk = _LANE_ARRAY[sev]
     sampled = early_sample if early_sample is not None else policy.in_sample_many(unit_ids)
     lane_sev = np.where(sampled, np.maximum(sev, SEVERITY[policy.sample_lane]), sev)
     flagged = (sev != SEVERITY["green"]) | sampled
@@ -300,12 +229,12 @@ def _assess_table(
     batch_ms = int(at.timestamp() * 1000)
     salt = os.urandom(6).hex()
     prefix = f"{batch_ms:012x}{salt}"
-    ids = _assessment_ids(prefix, m)
+    ids = assessment_ids(prefix, m)
     top_idx = pa.array(top)
     top_model = model_arr[top]
     model_col: Any = [None] * m if p.model is None else top_model
     lines = _model_lines(kind, p.model_version, p.model_error, top_model, calibration_of(p.model))
-    line_of = _LazyTexts(lines)
+    line_of = LazyTexts(lines)
     cols: dict[str, Any] = {
         "assessment_id": ids,
         "kind": [kind] * m,
@@ -315,26 +244,34 @@ def _assess_table(
         "score": best.astype(np.float64),  # numpy columns go to Arrow without Python floats
         "rule_score": rule_scores[top],
         "model_score": model_col,
-        "risk_lane": risk,  # object arrays: Arrow reads them as they are, decide may overwrite items
-        "lane": _LANE_ARRAY[lane_sev],
+        "risk_lane": Lanes(sev.copy()),  # decide may set a unit's lane
+        "lane": Lanes(lane_sev.copy()),
         "sampled": sampled.copy(),
-        "reasons": _Sparse(m, lambda u: [line_of[u]], lines),
-        "rule_ids": _Sparse(m, lambda u: []),
+        "reasons": Sparse(m, lambda u: [line_of[u]], lines),
+        "rule_ids": Sparse(m, lambda u: []),
         "model_version": [p.model_version] * m,
-        "factors": _Sparse(m, lambda u: "[]"),
-        "unknown_codes": _Sparse(m, lambda u: []),
+        "factors": Sparse(m, lambda u: "[]"),
+        "unknown_codes": Sparse(m, lambda u: []),
         "rules_version": [p.rules.stamp] * m,
         "reference_snapshot": [assessor.reference_snapshot] * m,
         "assessed_at": [at] * m,
         "path": ["batch"] * m,
-        "items": _Sparse(m, lambda u: "[]"),
+        "items": Sparse(m, lambda u: "[]"),
     }
     single = np.flatnonzero(unit_rich & ~multi)
     if single.size:  # one row per record: its words column by column, as decide would write them
-        _fill_single(assessor, kind, feats, hits, top, single, explain_units, cols)
+        if words is None:
+            words = _rule_words(assessor, kind, feats, hits[top[single]], unknown_rows, top[single])
+        _fill_single(assessor, kind, feats, words, top, single, explain_units, cols)
     sample_line = f"Selected by the random compliance sample ({policy.sample_share:.1%} of records)"
-    for u in np.flatnonzero(sampled & ~multi):  # decide adds it itself for the multi-item ones
-        cols["reasons"][u].append(sample_line)
+    reasons = cols["reasons"]
+    in_sample = np.flatnonzero(sampled & ~multi)  # decide adds it itself for the multi-item ones
+    own = np.isin(in_sample, np.fromiter(reasons.own, dtype=np.int64, count=len(reasons.own)))
+    for u in in_sample[own].tolist():
+        reasons[u].append(sample_line)
+    reasons.add(
+        in_sample[~own], pa.repeat(pa.scalar(sample_line, pa.string()), int((~own).sum())), after=True
+    )
 
     rich = np.flatnonzero(multi & unit_rich)
     if rich.size:
@@ -362,84 +299,177 @@ def _assess_table(
         cols[name] = cols[name].list_array()
     for name in ("factors", "items"):
         cols[name] = cols[name].text_array("[]")
+    for name in ("risk_lane", "lane"):
+        cols[name] = cols[name].arrow()
     return pa.table(cols, schema=ASSESSMENTS_SCHEMA)
+
+
+class _Words:
+    """The words of rule hits and unknown codes, as Arrow pieces: (rows, one item per row) each.
+
+    Pieces are in the order decide writes them (rule order, then unknown codes), so a row's
+    items, gathered piece by piece, are its lines in order.
+    """
+
+    def __init__(self) -> None:
+        self.reasons: list[tuple[np.ndarray, pa.Array]] = []
+        self.rule_ids: list[tuple[np.ndarray, pa.Array]] = []
+        self.unknown: list[tuple[np.ndarray, pa.Array]] = []
+
+    def python(self, rows: np.ndarray) -> dict[int, tuple[list[str], list[str], list[str]]]:
+        """Row -> (lines, rule ids, unknown fields) as Python lists, for these rows (those with any)."""
+        out: dict[int, tuple[list[str], list[str], list[str]]] = {}
+        wanted = np.zeros(max(int(rows.max()) + 1, 1) if rows.size else 1, dtype=bool)
+        wanted[rows] = True
+        for which, pieces in enumerate((self.reasons, self.rule_ids, self.unknown)):
+            for at, values in pieces:
+                inside = at < len(wanted)
+                keep = np.zeros(len(at), dtype=bool)
+                keep[inside] = wanted[at[inside]]
+                if not keep.any():
+                    continue
+                for row, v in zip(at[keep].tolist(), values.filter(pa.array(keep)).to_pylist(), strict=True):
+                    out.setdefault(row, ([], [], []))[which].append(v)
+        return out
+
+
+def _rule_words(
+    assessor: Assessor,
+    kind: str,
+    feats: pa.Table,
+    sub: np.ndarray,
+    unknown_rows: np.ndarray,
+    rows: np.ndarray,
+) -> _Words:
+    """The rule and unknown-code lines, rule ids and unknown fields of ``rows``: the same words as decide.
+
+    Reasons are made rule by rule over the rows the rule hit (one column read per template
+    field, from the few rows' own copy), not record by record. Nothing here depends on the model's score.
+    ``sub`` is the hit matrix's rows ``rows``.
+    """
+    p = assessor.kind_parts(kind)
+    out = _Words()
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return out
+    fields = p.rules.reason_fields() | {"item_number"}
+    fields |= {name for r in p.rules.rules for name in _template_names(r)}  # as _reason_texts reads them
+    narrow = feats.select([c for c in feats.column_names if c in fields]).take(pa.array(rows))
+    narrow = narrow.combine_chunks()
+    if kind == "declaration":
+        if "item_number" in narrow.column_names:
+            prefix_arr = _formatted(narrow["item_number"], lambda v: f"Item {v}: ")
+        else:
+            prefix_arr = pa.repeat(pa.scalar("Item None: ", pa.string()), len(rows))
+    else:
+        prefix_arr = pa.repeat(pa.scalar("", pa.string()), len(rows))
+    for j in np.flatnonzero(sub.any(axis=0)).tolist():  # rule order, so each row's lines are too
+        rule = p.rules.rules[j]
+        at = np.flatnonzero(sub[:, j])
+        effect = f"lane {rule.lane}" if rule.lane else f"+{float(rule.weight or 0.0):g}"
+        tail = f" (rule {rule.rule_id} v{rule.version}, {effect})"
+        at_arr = pa.array(at)
+        texts = _reason_texts(rule, narrow, at_arr, prefix_arr.take(at_arr), tail)
+        if texts is None:  # not a compiled rule: its own reason, row by row
+            names = [n for n in _template_fields(rule) if n in narrow.column_names]
+            values = [narrow[n].take(at_arr).to_pylist() for n in names]
+            prefixes = prefix_arr.take(at_arr).to_pylist()
+            texts = pa.array(
+                [
+                    prefix + rule.reason(dict(zip(names, vals, strict=True))) + tail
+                    for prefix, vals in zip(
+                        prefixes, zip(*values, strict=True) if values else [()] * len(at), strict=True
+                    )
+                ],
+                pa.string(),
+            )
+        out.reasons.append((rows[at], texts))
+        out.rule_ids.append((rows[at], pa.repeat(pa.scalar(rule.rule_id, pa.string()), len(at))))
+    unknown = unknown_rows[rows]
+    if unknown.any():
+        at = np.flatnonzero(unknown)
+        narrow_u = feats.select(_words_columns(kind, p.rules, feats, rows[at]))
+        prefixes = prefix_arr.take(pa.array(at)).to_pylist()
+        line_rows: list[int] = []
+        lines: list[str] = []
+        code_rows: list[int] = []
+        codes: list[str] = []
+        records = narrow_u.take(pa.array(rows[at])).to_pylist()
+        for row, prefix, record in zip(rows[at].tolist(), prefixes, records, strict=True):
+            names = unknown_codes(record)
+            lines.extend(f"{prefix}Unknown code in {c} ({record.get(c)!s}): scored as unknown" for c in names)
+            line_rows.extend([row] * len(names))
+            distinct = list(dict.fromkeys(names))
+            codes.extend(distinct)
+            code_rows.extend([row] * len(distinct))
+        out.reasons.append((np.asarray(line_rows, dtype=np.int64), pa.array(lines, pa.string())))
+        out.unknown.append((np.asarray(code_rows, dtype=np.int64), pa.array(codes, pa.string())))
+    return out
+
+
+def _formatted(col: pa.Array | pa.ChunkedArray, fmt: Any) -> pa.Array:
+    """``fmt(value)`` per row as Arrow text, each distinct value (and NULL) formatted once."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    try:
+        enc = col.dictionary_encode()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([fmt(v) for v in col.to_pylist()], pa.string())
+    words = pa.array([fmt(v) for v in enc.dictionary.to_pylist()], pa.string())
+    return pc.fill_null(pc.take(words, enc.indices), fmt(None))
 
 
 def _fill_single(
     assessor: Assessor,
     kind: str,
     feats: pa.Table,
-    hits: np.ndarray,
+    words: _Words,
     top: np.ndarray,
     units: np.ndarray,
     explain_units: np.ndarray,
     cols: dict[str, Any],
 ) -> None:
-    """Rule reasons, unknown codes and model factors of single-row units, the same words as decide.
+    """Reasons, rule ids, unknown codes and model factors of single-row units, the same words as decide.
 
-    Reasons are made rule by rule over the rows the rule hit (one column read per template field),
-    not record by record; each unit's list is then: hits (rule order), unknown codes, the model
-    line already there, factors (the sample line is appended by the caller).
+    Each unit's list is: its row's ``words`` (rule hits, unknown codes), the model line already
+    there, factors (the sample line is appended by the caller). Units with factors are built in
+    Python; the others get their words as Arrow pieces, in front of the model line.
     """
     p = assessor.kind_parts(kind)
-    rows = top[units]
-    is_decl = kind == "declaration"
-    front: list[list[str]] = [[] for _ in range(len(units))]  # per unit: rule and unknown-code lines
-    ids_of: list[list[str]] = [[] for _ in range(len(units))]
-    prefixes: list[str] = [""] * len(units)
-    if is_decl:
-        numbers = (
-            feats["item_number"].take(pa.array(rows)).to_pylist()
-            if "item_number" in feats.column_names
-            else [None] * len(units)
-        )
-        prefixes = [f"Item {v}: " for v in numbers]
-    prefix_arr = pa.array(prefixes, pa.string())
-    sub = hits[rows]
-    for j in np.flatnonzero(sub.any(axis=0)).tolist():  # rule order, so each unit's lines are too
-        rule = p.rules.rules[j]
-        at = np.flatnonzero(sub[:, j])
-        names = [n for n in _template_fields(rule) if n in feats.column_names]
-        effect = f"lane {rule.lane}" if rule.lane else f"+{float(rule.weight or 0.0):g}"
-        tail = f" (rule {rule.rule_id} v{rule.version}, {effect})"
-        rule_id, reason = rule.rule_id, rule.reason
-        texts = _reason_texts(rule, feats, rows[at], prefix_arr.take(pa.array(at)), tail)
-        if texts is not None:
-            for k, text in zip(at.tolist(), texts, strict=True):
-                front[k].append(text)
-                ids_of[k].append(rule_id)
-            continue
-        values = [feats[n].take(pa.array(rows[at])).to_pylist() for n in names]
-        for k, vals in zip(at.tolist(), zip(*values, strict=True) if values else [()] * len(at), strict=True):
-            front[k].append(prefixes[k] + reason(dict(zip(names, vals, strict=True))) + tail)
-            ids_of[k].append(rule_id)
-    unknown = _has_unknown(feats)[rows]
-    if unknown.any():
-        at = np.flatnonzero(unknown)
-        narrow = feats.select(_words_columns(kind, p.rules, feats, rows[at]))
-        for k, record in zip(at.tolist(), narrow.take(pa.array(rows[at])).to_pylist(), strict=True):
-            names = unknown_codes(record)
-            front[k].extend(
-                f"{prefixes[k]}Unknown code in {c} ({record.get(c)!s}): scored as unknown" for c in names
-            )
-            cols["unknown_codes"][int(units[k])] = list(dict.fromkeys(names))
-    reasons, rule_ids = cols["reasons"], cols["rule_ids"]
-    for k, u in enumerate(units.tolist()):
-        if front[k]:
-            reasons[u] = front[k] + reasons[u]
-            rule_ids[u] = ids_of[k]
-    to_explain = units[explain_units[units]]
-    if to_explain.size and p.model is not None:
-        explained = p.model.explain(feats.take(pa.array(top[to_explain])), top=assessor.explain_top)
-        for u, factors in zip(to_explain.tolist(), explained, strict=True):
-            out = factors_of(factors)
-            cols["reasons"][u].extend(f.text for f in out)
-            cols["factors"][u] = json.dumps([asdict(f) for f in out], default=str)
+    to_explain = units[explain_units[units]] if p.model is not None else units[:0]
+    unit_of_row = np.full(feats.num_rows, -1, dtype=np.int64)
+    unit_of_row[top[units]] = units
+    for name, pieces in (
+        ("reasons", words.reasons),
+        ("rule_ids", words.rule_ids),
+        ("unknown_codes", words.unknown),
+    ):
+        for rows, values in pieces:
+            to = unit_of_row[rows]  # -1: a row that is no single-row unit's top
+            if (to < 0).any():
+                keep = to >= 0
+                to, values = to[keep], values.filter(pa.array(keep))
+            cols[name].add(to, values)  # units built in Python below ignore these
+    if not to_explain.size or p.model is None:
+        return
+    found_of = words.python(top[to_explain])
+    explained = p.model.explain(feats.take(pa.array(top[to_explain])), top=assessor.explain_top)
+    for u, factors in zip(to_explain.tolist(), explained, strict=True):
+        found = found_of.get(int(top[u]))
+        if found is not None:
+            lines, ids, unknown = found
+            cols["reasons"][u] = lines + cols["reasons"][u]
+            cols["rule_ids"][u] = ids
+            if unknown:
+                cols["unknown_codes"][u] = unknown
+        out = factors_of(factors)
+        cols["reasons"][u].extend(f.text for f in out)
+        cols["factors"][u] = json.dumps([asdict(f) for f in out], default=str)
 
 
 def _reason_texts(
-    rule: Any, feats: pa.Table, rows: np.ndarray, prefixes: pa.Array, tail: str
-) -> list[str] | None:
+    rule: Any, feats: pa.Table, idx: pa.Array, prefixes: pa.Array, tail: str
+) -> pa.Array | None:
     """``prefix + rule.reason(row) + tail`` for these rows, each distinct value formatted once.
 
     Each field is formatted with the rules package's own ``render_reason`` (so a value reads
@@ -450,7 +480,6 @@ def _reason_texts(
 
     if not isinstance(rule, CompiledRule):
         return None
-    idx = pa.array(rows)
     pieces: list[Any] = [prefixes]
     for literal, name, fmt, conversion in string.Formatter().parse(rule.reason_template or ""):
         if literal:
@@ -471,7 +500,12 @@ def _reason_texts(
         words = pa.array([render_reason(field, {name: v}) for v in enc.dictionary.to_pylist()], pa.string())
         pieces.append(pc.fill_null(pc.take(words, enc.indices), missing))
     pieces.append(tail)
-    return pc.binary_join_element_wise(*pieces, "").to_pylist()
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _template_names(rule: Any) -> list[str]:
+    template = getattr(rule, "reason_template", "") or ""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
 def _template_fields(rule: Any) -> list[str]:

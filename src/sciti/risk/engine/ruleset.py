@@ -54,6 +54,7 @@ class RuleSet:
         self.severity = np.array([SEVERITY[r.lane] if r.lane else -1 for r in self.rules], dtype=np.int64)
         ids = ",".join(f"{r.rule_id}@{r.version}" for r in sorted(self.rules, key=lambda r: r.rule_id))
         self.stamp = hashlib.sha256(ids.encode()).hexdigest()[:16] if ids else "none"
+        self._shapes: dict[tuple[int, int], tuple[Any, Any, Any]] = {}  # see TableRules
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -79,7 +80,7 @@ class RuleSet:
         hits = np.zeros((n, len(self.rules)), dtype=bool, order="F")  # filled column by column
         if not self.rules or n == 0:
             return hits
-        evaluator = TableRules(table)
+        evaluator = TableRules(table, self._shapes)
         in_sql: list[int] = []
         for j, rule in enumerate(self.rules):
             tree = self._trees.get(j)

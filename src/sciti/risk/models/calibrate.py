@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +52,7 @@ class Calibration:
         if any(b < a for a, b in zip(self.raw, self.raw[1:], strict=False)):
             raise ModelError("calibration knots must not decrease", remedy="retrain the model")
 
-    @property
+    @cached_property  # the knots never change; a real-time answer should not re-sort them
     def _xy(self) -> tuple[np.ndarray, np.ndarray]:
         # A run of equal knots (many records with one probability) keeps its lowest score: a
         # record's score never claims a smaller share of traffic than records like it hold.

@@ -53,46 +53,59 @@ _BLOCK_ROWS = 8192  # rows filled at a time: one block of the matrix stays in ca
 def to_matrix(table: pa.Table, numeric: list[str], categories: dict[str, list[str]]) -> np.ndarray:
     """Rows x (numeric + categorical) float matrix (C order, as LightGBM reads it); absent columns are NaN.
 
-    Each column becomes one contiguous float64 vector straight from its Arrow buffers (no Python
-    per row): numbers as they are (NULL -> NaN), text through one ``index_in`` per chunk (or, for a
-    dictionary-encoded chunk, one lookup of its dictionary). The vectors are then copied into the
-    matrix a block of rows at a time: writing a whole column at once would stride across the
-    entire matrix once per column.
+    The table is read one record batch at a time (its columns' chunks side by side): each column
+    of the batch becomes a float64 vector straight from its Arrow buffers (no Python per row):
+    numbers as they are (NULL -> NaN), text through one ``index_in`` (or, for a dictionary-encoded
+    chunk, one lookup of its dictionary). The vectors are copied into the matrix a block of rows
+    at a time: writing a whole column at once would stride across the entire matrix once per
+    column. No whole-column vector is ever made, so no column is copied twice.
     """
     n = table.num_rows
     names = set(table.column_names)
-    vectors: list[np.ndarray | None] = [
-        _numeric_vector(table[col]) if col in names else None for col in numeric
+    readers: list[tuple[int, str, pa.Array | None]] = [
+        (j, col, None) for j, col in enumerate(numeric) if col in names
     ]
-    vectors += [
-        _code_vector(table[col], vocab) if col in names and vocab else None
-        for col, vocab in categories.items()
+    readers += [
+        (len(numeric) + k, col, pa.array(vocab, pa.string()))
+        for k, (col, vocab) in enumerate(categories.items())
+        if col in names and vocab
     ]
-    out = np.empty((n, len(vectors)), dtype=np.float64)
-    for j, vec in enumerate(vectors):
-        if vec is None:
+    out = np.empty((n, len(numeric) + len(categories)), dtype=np.float64)
+    present = {j for j, _, _ in readers}
+    for j in range(out.shape[1]):
+        if j not in present:
             out[:, j] = np.nan
-    present = [(j, vec) for j, vec in enumerate(vectors) if vec is not None]
-    for start in range(0, n, _BLOCK_ROWS):
-        stop = min(n, start + _BLOCK_ROWS)
-        block = out[start:stop]
-        for j, vec in present:
-            block[:, j] = vec[start:stop]
+    if not readers:
+        return out
+    at = 0
+    for batch in table.select(list(dict.fromkeys(col for _, col, _ in readers))).to_batches():
+        k = batch.num_rows
+        vectors = [
+            (
+                j,
+                _array_floats(batch.column(col))
+                if value_set is None
+                else _chunk_codes(batch.column(col), value_set),
+            )
+            for j, col, value_set in readers
+        ]
+        for start in range(0, k, _BLOCK_ROWS):
+            stop = min(k, start + _BLOCK_ROWS)
+            block = out[at + start : at + stop]
+            for j, vec in vectors:
+                block[:, j] = vec[start:stop]
+        at += k
     return out
 
 
-def _numeric_vector(col: pa.ChunkedArray) -> np.ndarray:
-    """One column as float64, NULL (and anything NaN) as NaN; booleans as 0/1."""
-    t = col.type
+def _array_floats(arr: pa.Array) -> np.ndarray:
+    """One column's values as float64, NULL (and anything NaN) as NaN; booleans as 0/1."""
+    t = arr.type
     if pa.types.is_boolean(t):
-        col = pc.cast(col, pa.int8())
+        arr = pc.cast(arr, pa.int8())
     elif not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
-        col = pc.cast(col, pa.float64())  # decimals, text holding numbers: Arrow's own cast, as before
-    if col.num_chunks == 1:
-        return _chunk_floats(col.chunk(0))
-    if col.num_chunks == 0:
-        return np.empty(0, dtype=np.float64)
-    return np.concatenate([_chunk_floats(c) for c in col.chunks])
+        arr = pc.cast(arr, pa.float64())  # decimals, text holding numbers: Arrow's own cast, as before
+    return _chunk_floats(arr)
 
 
 def _chunk_floats(chunk: pa.Array) -> np.ndarray:
@@ -102,15 +115,6 @@ def _chunk_floats(chunk: pa.Array) -> np.ndarray:
         return chunk.to_numpy(zero_copy_only=True)  # a view of the Arrow buffer: no copy
     # Integers and floats with NULLs: Arrow writes NaN for NULL while it converts (one pass).
     return np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _code_vector(col: pa.ChunkedArray, vocab: list[str]) -> np.ndarray:
-    """Category codes (position in ``vocab``) as float64; NULL and unseen values are NaN."""
-    value_set = pa.array(vocab, pa.string())
-    parts = [_chunk_codes(c, value_set) for c in col.chunks]
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
 def _chunk_codes(chunk: pa.Array, value_set: pa.Array) -> np.ndarray:
