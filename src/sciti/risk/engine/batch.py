@@ -14,7 +14,6 @@ import json
 import os
 import string
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -464,7 +463,7 @@ def _fill_single(
                 cols["unknown_codes"][u] = unknown
         out = factors_of(factors)
         cols["reasons"][u].extend(f.text for f in out)
-        cols["factors"][u] = json.dumps([asdict(f) for f in out], default=str)
+        cols["factors"][u] = json.dumps([f.to_dict() for f in out], default=str)
 
 
 def _reason_texts(
