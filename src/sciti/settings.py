@@ -130,6 +130,21 @@ class Settings(BaseSettings):
     retention_every_hours: float = Field(
         24.0, ge=0, description="How often the server runs personal-data retention (0: never; use cron)."
     )
+    lake_upkeep_every_hours: float = Field(
+        1.0,
+        ge=0,
+        description="How often the server compacts lake tables and expires old snapshots "
+        "(`sciti lake maintain`; 0: never, run it from cron).",
+    )
+    lake_keep_days: float = Field(
+        7.0, ge=0, description="Lake upkeep: time travel reaches this many days back (to the hour)."
+    )
+    lake_keep_all_hours: float = Field(
+        1.0,
+        ge=0,
+        description="Lake upkeep: every commit of this many last hours is kept; older ones "
+        "are thinned to one per hour.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -236,3 +236,26 @@ def test_an_empty_instance_shows_empty_states(settings):
         assert "No risk assessments yet." in panels and "No seizures recorded yet." in panels
         for page in ("/ui/sources", "/ui/risk/queue", "/ui/rules", "/ui/models"):
             assert c.get(page).status_code == 200, page
+
+
+def test_a_form_or_address_the_page_cannot_take_gets_an_html_page(web_app, as_user):
+    """Wrong types and NUL characters: a 422 page naming the fields, never echoing what was typed,
+    and nothing behind the page runs (no login attempt is made or counted)."""
+    secret = "Lantern-\x00-Orbit-secret"
+    with TestClient(web_app) as c:
+        form = {"username": "tom", "password": secret, "csrf_token": login_csrf(c)}
+        page = c.post("/ui/login", data=form, follow_redirects=False)
+        assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+        assert "Some fields are not valid" in page.text and "not valid: password" in page.text
+        assert "Lantern-" not in page.text and "\x00" not in page.text
+        assert "sciti_session" not in page.cookies
+        login(c, "tom")  # the refused form counted as no failed login
+    sec = as_user("sec")
+    page = sec.get("/ui/admin/audit", params={"offset": "several"})
+    assert page.status_code == 422
+    message = page.text.split('class="state error"', 1)[1].split("</section>", 1)[0]
+    assert "not valid: offset" in message and "several" not in message
+    assert "<nav" in page.text  # the site's own page, not the framework's JSON
+    fragment = sec.get("/ui/admin/audit", params={"actor": "a\x00b"}, headers={"HX-Request": "true"})
+    assert fragment.status_code == 422 and fragment.text.startswith('<div class="notice error"')
+    assert "actor" in fragment.text

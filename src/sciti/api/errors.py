@@ -147,6 +147,8 @@ async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
 # Bodies taken as files (raw data as received, kept byte for byte): a NUL there is data, not text.
 RAW_BODY_PREFIXES = ("/api/v1/ingest/",)
 _NUL_ERROR = {"msg": "must not contain a NUL character (\\x00)", "type": "string_nul"}
+PAGES_PREFIX = "/ui/"  # the web app (sciti.web), which answers in HTML
+NUL_SCOPE_KEY = "sciti.nul_fields"  # where RejectNul leaves its findings for the web app
 
 
 def _nul_locations(value: Any, loc: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -192,8 +194,12 @@ class RejectNul:
             receive = _replay(body, more, receive)
         if found:
             errors = [{"loc": loc, **_NUL_ERROR} for loc in found]
-            await _invalid(errors)(scope, receive, send)
-            return
+            if scope.get("path", "").startswith(PAGES_PREFIX):
+                # The web app refuses it before any page runs, as an HTML page in the user's language.
+                scope[NUL_SCOPE_KEY] = errors
+            else:
+                await _invalid(errors)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from sciti.cli.common import console, err_console, fail, lake
+from sciti.cli.common import console, err_console, fail, lake, settings
 from sciti.errors import SCITIError
-from sciti.lake.catalog import KEEP_DAYS, KEEP_LAST
+from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST
 
 
 def maintain(
@@ -24,18 +24,35 @@ def maintain(
     keep_last: Annotated[
         int, typer.Option("--keep-last", min=1, help="Always keep at least this many newest snapshots.")
     ] = KEEP_LAST,
+    keep_all_hours: Annotated[
+        float,
+        typer.Option(
+            "--keep-all-hours",
+            min=0,
+            help=(
+                "Keep every snapshot of this many recent hours; older ones (up to --keep-days) "
+                "keep only the last snapshot of each hour, so time travel there is accurate to the hour."
+            ),
+        ),
+    ] = KEEP_ALL_HOURS,
     target_rows: Annotated[
         int, typer.Option("--target-rows", min=1, help="Rows per data file after compaction.")
     ] = 1_000_000,
 ) -> None:
     """Compact small files and expire snapshots older than the retention, table by table.
 
+    Recent history is kept whole; older history keeps one snapshot per hour (the hour's last).
+    Snapshots registered models were trained on are always kept.
+
     Run it periodically (e.g. nightly): every snapshot kept makes the next commit slower, and
     time travel reaches back only as far as the snapshots kept.
     """
+    from sciti.risk.models import trained_on_snapshots
+
     the_lake = lake()
     try:
         idents = table or [info.ident for info in the_lake.list_tables()]
+        trained_on = trained_on_snapshots(settings())  # what registered models learnt from stays
     except SCITIError as exc:
         fail(exc)
     out = RichTable("table", "files before", "files after", "snapshots expired", "snapshots kept")
@@ -43,7 +60,12 @@ def maintain(
     for ident in idents:
         try:
             result = the_lake.maintain(
-                ident, keep_days=keep_days, keep_last=keep_last, target_file_rows=target_rows
+                ident,
+                keep_days=keep_days,
+                keep_last=keep_last,
+                keep_all_hours=keep_all_hours,
+                target_file_rows=target_rows,
+                protected=trained_on.get(ident, ()),
             )
         except SCITIError as exc:  # one bad table does not stop the others
             err_console.print(f"[red]{ident}:[/] {exc}", highlight=False)

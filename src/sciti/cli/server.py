@@ -6,6 +6,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.panel import Panel
@@ -20,6 +21,9 @@ from sciti.errors import SCITIError
 from sciti.logs import setup_logging
 from sciti.ops import User, get_engine, migrate, session_scope
 from sciti.settings import Settings
+
+if TYPE_CHECKING:
+    from sciti.lake.upkeep import LakeUpkeep
 
 log = logging.getLogger("sciti.cli")
 ADMIN_USER = "admin"
@@ -170,6 +174,7 @@ def serve(
     from sciti.access.privacy import start_retention_schedule
 
     retention = start_retention_schedule(s, lake(s))
+    upkeep = _start_lake_upkeep(s)
     try:
         uvicorn.run(
             create_app(s),
@@ -180,8 +185,22 @@ def serve(
             server_header=False,
         )
     finally:
+        if upkeep is not None:
+            upkeep.stop()
         if retention is not None:
             retention.stop()
+
+
+def _start_lake_upkeep(s: Settings) -> LakeUpkeep | None:
+    """Compaction and snapshot expiry of every lake table, every ``lake_upkeep_every_hours``;
+    snapshots registered models were trained on are kept (0 hours: left to cron)."""
+    from sciti.lake.upkeep import UpkeepPolicy, start_lake_upkeep
+    from sciti.risk.models import trained_on_snapshots
+
+    policy = UpkeepPolicy(keep_days=s.lake_keep_days, keep_all_hours=s.lake_keep_all_hours)
+    return start_lake_upkeep(
+        lake(s), s.lake_upkeep_every_hours, policy, protected=lambda: trained_on_snapshots(s)
+    )
 
 
 def register(app: typer.Typer) -> None:

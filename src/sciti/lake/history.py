@@ -60,7 +60,7 @@ def history(table: Table) -> list[SnapshotInfo]:
     infos = []
     for entry in table.history():
         snap = table.snapshot_by_id(entry.snapshot_id)
-        if snap is not None:  # expired snapshots stay in the log without their metadata
+        if snap is not None:  # a log entry may outlive its snapshot's metadata (older pyiceberg)
             infos.append(snapshot_info(snap))
     return infos
 
@@ -99,13 +99,19 @@ def _lost_snapshots(table: Table) -> bool:
 def snapshot_at(table: Table, ts: datetime | int) -> int | None:
     """Id of the snapshot current at ``ts`` (the latest at or before it), None if the table was empty then.
 
-    ``ts`` is a datetime (naive = UTC) or milliseconds since the epoch.
+    ``ts`` is a datetime (naive = UTC) or milliseconds since the epoch. Expiry drops snapshots from
+    the log too, so after hourly thinning (Lake.maintain) this is the latest snapshot kept at or
+    before ``ts``: the table as it was at most an hour earlier. None also when ``ts`` is older
+    than every snapshot kept.
     """
     if isinstance(ts, datetime):
         aware = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
         ts = int(aware.timestamp() * 1000)
-    snap = table.snapshot_as_of_timestamp(ts, inclusive=True)
-    return snap.snapshot_id if snap else None
+    for entry in reversed(table.history()):
+        # Skips a log entry whose snapshot is gone, where pyiceberg's lookup would answer None.
+        if entry.timestamp_ms <= ts and (snap := table.snapshot_by_id(entry.snapshot_id)) is not None:
+            return snap.snapshot_id
+    return None
 
 
 def table_info(ident: str, table: Table) -> TableInfo:

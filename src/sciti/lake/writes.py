@@ -8,7 +8,8 @@ earlier snapshots, which is what makes time travel and ``has_batch`` work after 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,13 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, Summary
-from pyiceberg.table.update.snapshot import ExpireSnapshots, _OverwriteFiles
+from pyiceberg.table.update import (
+    RemoveSnapshotsUpdate,
+    RemoveStatisticsUpdate,
+    _apply_table_update,
+    _TableMetadataUpdateContext,
+)
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 from pyparsing import ParseException
 
 from sciti.lake.errors import LakeError
@@ -29,6 +36,9 @@ from sciti.lake.history import OPERATION_PROPERTY
 from sciti.lake.layout import is_sorted, sort_columns
 
 _KEY_SEPARATOR = "\x1f"
+# Compaction and expiry, when another writer commits first, re-check and commit again this often.
+COMMIT_ATTEMPTS = 5
+_HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -168,16 +178,68 @@ def compact(table: Table, target_file_rows: int, props: dict[str, str]) -> Compa
         n = len(files.tasks)
         return CompactResult(n, n, 0, files.snapshot_id)
 
-    removed: list[DataFile] = []
+    removed = [t for group in groups for t in group]
     added: list[DataFile] = []
-    for group in groups:
-        # One group at a time: memory stays around one target file's rows.
-        removed.extend(t.file for t in group)
-        added.extend(write_data_files(table, read_tasks(table, group), max_rows=target_file_rows))
-    snapshot_id = commit_files(table, removed, added, {**props, OPERATION_PROPERTY: "compact"}, replace=True)
-    return CompactResult(
-        len(files.tasks), len(files.tasks) - len(removed) + len(added), len(removed), snapshot_id
-    )
+    committed = False
+    try:
+        for group in groups:
+            # One group at a time: memory stays around one target file's rows.
+            added.extend(write_data_files(table, read_tasks(table, group), max_rows=target_file_rows))
+        snapshot_id = _commit_compaction(table, removed, added, {**props, OPERATION_PROPERTY: "compact"})
+        committed = True
+    finally:
+        if not committed:  # nothing refers to the files written: remove them rather than leave orphans
+            _delete_files(table, added)
+    # Counted from the new snapshot: files other writers added meanwhile are in the table too.
+    snap = table.current_snapshot()
+    after = snap.summary.additional_properties.get("total-data-files") if snap and snap.summary else None
+    files_after = int(after) if after is not None else len(files.tasks) - len(removed) + len(added)
+    return CompactResult(len(files.tasks), files_after, len(removed), snapshot_id)
+
+
+def _commit_compaction(
+    table: Table, removed: list[FileScanTask], added: list[DataFile], props: dict[str, str]
+) -> int | None:
+    """Commit compaction's file swap, on top of whatever other writers committed meanwhile.
+
+    Rewriting takes a while and real-time feeds commit every few seconds from other processes, so
+    the first commit often loses the race. The swap stays valid as long as every file it removes is
+    still live, with the same delete files, in the table's new current snapshot: rows appended
+    meanwhile live in other files and are kept. Otherwise (someone compacted, deleted or updated
+    those rows) it gives up rather than resurrect or duplicate rows.
+    """
+    files = [t.file for t in removed]
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return _swap_files(table, files, added, props, replace=True)
+        except (CommitFailedException, ValidationException) as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise _conflict(exc) from None
+            # In place, so the caller's cached table object follows the catalog too.
+            table.refresh()
+            if not _still_live(table, removed):
+                raise _conflict(exc) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _still_live(table: Table, removed: list[FileScanTask]) -> bool:
+    """Whether every file in ``removed`` is a data file of the current snapshot with the same deletes."""
+    current = {t.file.file_path: t for t in snapshot_files(table, table.current_snapshot()).tasks}
+    for task in removed:
+        now = current.get(task.file.file_path)
+        if now is None or _delete_paths(now) != _delete_paths(task):
+            return False
+    return True
+
+
+def _delete_paths(task: FileScanTask) -> set[str]:
+    return {d.file_path for d in task.delete_files}
+
+
+def _delete_files(table: Table, files: list[DataFile]) -> None:
+    for f in files:
+        with contextlib.suppress(OSError):  # already gone, or the store refused: only an orphan
+            table.io.delete(f.file_path)
 
 
 class LakeTransaction(Transaction):
@@ -212,24 +274,108 @@ def transaction(table: Table) -> LakeTransaction:
     return LakeTransaction(table)
 
 
-def expire(table: Table, cutoff: datetime, keep_last: int) -> int:
-    """Expire snapshots committed before ``cutoff``, except the newest ``keep_last`` and the current one.
+def snapshots_to_expire(
+    snapshots: Iterable[tuple[int, int]],
+    *,
+    cutoff_ms: int,
+    keep_last: int,
+    keep_all_after_ms: int | None = None,
+    protected: Collection[int] = (),
+) -> list[int]:
+    """Which snapshots to expire, given ``(timestamp_ms, snapshot_id)`` pairs in commit order.
+
+    - older than ``cutoff_ms``: expired;
+    - from ``cutoff_ms`` up to ``keep_all_after_ms``: only the newest of each UTC hour is kept
+      (time travel to any moment lands at most an hour early); None means no thinning;
+    - from ``keep_all_after_ms`` on: all kept (the cutoff wins when it is the later of the two);
+    - whatever their age: the newest ``keep_last`` and every id in ``protected``.
+
+    Returns snapshot ids oldest first.
+    """
+    ordered = sorted(snapshots, key=lambda s: s[0])  # stable: equal times keep commit order
+    keep = set(protected)
+    if keep_last > 0:
+        keep.update(sid for _, sid in ordered[-keep_last:])
+    thin_before = cutoff_ms if keep_all_after_ms is None else max(cutoff_ms, keep_all_after_ms)
+    hour_heads: dict[int, int] = {}
+    for ts, sid in ordered:
+        if cutoff_ms <= ts < thin_before:
+            hour_heads[ts // _HOUR_MS] = sid  # later ones overwrite: the hour's newest stays
+    keep.update(hour_heads.values())
+    return [sid for ts, sid in ordered if ts < thin_before and sid not in keep]
+
+
+def expire(
+    table: Table,
+    cutoff: datetime,
+    keep_last: int,
+    *,
+    keep_all_after: datetime | None = None,
+    protected: Collection[int] = (),
+) -> int:
+    """Expire snapshots as :func:`snapshots_to_expire` selects them; branch and tag heads (the
+    current snapshot among them) are always kept, like ``protected``.
 
     Returns how many were expired. Data files stay on disk (orphan clean-up is separate).
     """
-    snaps = sorted(table.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
-    kept = {s.snapshot_id for s in snaps[-keep_last:]} if keep_last > 0 else set()
-    cutoff_ms = int(cutoff.timestamp() * 1000)
-    doomed = [
-        s.snapshot_id
-        for s in snaps
-        if s.timestamp_ms < cutoff_ms and s.snapshot_id not in kept and s.snapshot_id not in protected
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        meta = table.metadata
+        ordered = sorted(meta.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+        heads = {ref.snapshot_id for ref in meta.refs.values()}
+        doomed = snapshots_to_expire(
+            ((s.timestamp_ms, s.snapshot_id) for s in ordered),
+            cutoff_ms=_millis(cutoff),
+            keep_last=keep_last,
+            keep_all_after_ms=None if keep_all_after is None else _millis(keep_all_after),
+            protected=heads | set(protected),
+        )
+        if not doomed:
+            return 0
+        try:
+            # Our transaction: pyiceberg's would rebuild the metadata twice per expired snapshot.
+            LakeTransaction(table, autocommit=True)._apply((_RemoveSnapshots(snapshot_ids=doomed),))
+            return len(doomed)
+        except CommitFailedException as exc:
+            # A real-time writer committed meanwhile (pyiceberg does not retry metadata-only
+            # commits): choose again from the table's new state.
+            if attempt == COMMIT_ATTEMPTS:
+                raise _conflict(exc) from None
+            table.refresh()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _RemoveSnapshots(RemoveSnapshotsUpdate):
+    """pyiceberg's remove-snapshots update (same wire form), applied in time linear in the snapshots.
+
+    pyiceberg 0.12 checks each id against every snapshot, twice (ExpireSnapshots.by_ids, then the
+    update itself): thinning a week of 5-second commits (~120,000 snapshots) for the first time
+    would take about half an hour per application, twice per commit, and a real-time writer
+    commits in between, so it could never land. Ids already gone (another upkeep expired them)
+    are skipped rather than failing the commit, and so are branch and tag heads.
+    """
+
+
+@_apply_table_update.register(_RemoveSnapshots)
+def _apply_remove_snapshots(
+    update: _RemoveSnapshots, base: TableMetadata, context: _TableMetadataUpdateContext
+) -> TableMetadata:
+    # Branch and tag heads as the catalog sees them now (a tag made meanwhile) are never removed.
+    doomed = set(update.snapshot_ids) - {r.snapshot_id for r in base.refs.values()}
+    snapshots = [
+        s.model_copy(update={"parent_snapshot_id": None}) if s.parent_snapshot_id in doomed else s
+        for s in base.snapshots
+        if s.snapshot_id not in doomed
     ]
-    if doomed:
-        # Our transaction: pyiceberg's would rebuild the metadata twice per expired snapshot.
-        ExpireSnapshots(LakeTransaction(table, autocommit=True)).by_ids(doomed).commit()
-    return len(doomed)
+    snapshot_log = [e for e in base.snapshot_log if e.snapshot_id not in doomed]
+    new = base
+    for sid in {f.snapshot_id for f in base.statistics} & doomed:  # as pyiceberg: stats go too
+        new = _apply_table_update(RemoveStatisticsUpdate(snapshot_id=sid), new, context)
+    context.add_update(update)
+    return new.model_copy(update={"snapshots": snapshots, "snapshot_log": snapshot_log})
+
+
+def _millis(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
 
 
 class _ReplaceFiles(_OverwriteFiles):
@@ -254,20 +400,26 @@ def commit_files(
 ) -> int | None:
     """Swap data files in one snapshot (one catalog commit)."""
     try:
-        with transaction(table) as tx:
-            if replace:
-                producer: _OverwriteFiles = _ReplaceFiles(
-                    operation=Operation.OVERWRITE, transaction=tx, io=table.io, snapshot_properties=props
-                )
-            else:
-                producer = tx.update_snapshot(snapshot_properties=props).overwrite()
-            with producer:
-                for f in removed:
-                    producer.delete_data_file(f)
-                for f in added:
-                    producer.append_data_file(f)
+        return _swap_files(table, removed, added, props, replace=replace)
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
+
+
+def _swap_files(
+    table: Table, removed: list[DataFile], added: list[DataFile], props: dict[str, str], *, replace: bool
+) -> int | None:
+    with transaction(table) as tx:
+        if replace:
+            producer: _OverwriteFiles = _ReplaceFiles(
+                operation=Operation.OVERWRITE, transaction=tx, io=table.io, snapshot_properties=props
+            )
+        else:
+            producer = tx.update_snapshot(snapshot_properties=props).overwrite()
+        with producer:
+            for f in removed:
+                producer.delete_data_file(f)
+            for f in added:
+                producer.append_data_file(f)
     # The commit leaves ``table`` holding the new metadata: no reload needed.
     snap = table.current_snapshot()
     return snap.snapshot_id if snap else None

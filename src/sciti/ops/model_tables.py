@@ -35,6 +35,8 @@ class ModelVersion(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     snapshot_id: Mapped[str] = mapped_column(String(64))
+    # The Iceberg snapshot of each source table it was trained on: lake upkeep keeps these.
+    lake_snapshots: Mapped[dict[str, Any]] = mapped_column(default=dict)
     train_since: Mapped[str | None] = mapped_column(String(10))
     train_until: Mapped[str | None] = mapped_column(String(10))
     rows: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,7 +2,8 @@
 
 One sub-application is built per parent app (tests make many apps with different settings) and
 shares the parent's settings. Its error handlers answer in HTML: no session -> the login page,
-no permission -> a 403 page in the user's language, anything else -> an error page with the
+no permission -> a 403 page in the user's language, a form or address it cannot take (a
+NUL character included) -> a 422 page naming the fields, anything else -> an error page with the
 request id. The API keeps its JSON envelope.
 """
 
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from sciti.api.errors import NUL_SCOPE_KEY
 from sciti.errors import SCITIError
 from sciti.logs import request_id_var
 from sciti.settings import Settings
@@ -74,6 +77,22 @@ async def _http(request: Request, exc: Exception) -> Response:
     return await _error_page(request, exc.status_code, message, None)
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """A form or address the page cannot take: which fields, never what was typed (a password)."""
+    assert isinstance(exc, RequestValidationError)
+    names = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "?" for e in exc.errors()})
+    problems = sorted({str(e.get("msg", "invalid")) for e in exc.errors()})
+    message = f"not valid: {', '.join(names)} ({'; '.join(problems)})"
+    return await _error_page(request, 422, message, "go back, correct these fields and send again")
+
+
+def _refuse_nul(request: Request) -> None:
+    """Every page: text PostgreSQL cannot hold, found by the API's RejectNul, stops here."""
+    errors = request.scope.get(NUL_SCOPE_KEY)
+    if errors:
+        raise RequestValidationError(errors)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.error("unhandled page error: %s", type(exc).__name__, exc_info=exc)
     return await _error_page(request, 500, "an unexpected error occurred on the server", None)
@@ -82,10 +101,11 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 def create_web_app(settings: Settings) -> FastAPI:
     from sciti.web.views import ROUTERS  # the views import render; keep module import light
 
-    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(_refuse_nul)])
     web.state.settings = settings
     web.add_exception_handler(SCITIError, _scitierror)
     web.add_exception_handler(StarletteHTTPException, _http)
+    web.add_exception_handler(RequestValidationError, _invalid)
     web.add_exception_handler(Exception, _unhandled)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:

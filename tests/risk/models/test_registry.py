@@ -7,12 +7,14 @@ import shutil
 import pytest
 from sqlalchemy import select
 
+from sciti.lake import open_lake
 from sciti.ops import migrate, session_scope
 from sciti.ops.model_tables import ModelEvent
 from sciti.ops.policy_tables import AuditEntry
 from sciti.risk.errors import ModelError, ModelLoadError, ModelNotFound
 from sciti.risk.features import Reference, compute_batch, lake_records
-from sciti.risk.models import get_version, list_versions, load_model, promote, train
+from sciti.risk.features.reference import lake_snapshots, snapshot_hash
+from sciti.risk.models import get_version, list_versions, load_model, promote, train, trained_on_snapshots
 from tests.conftest import make_settings
 
 
@@ -44,6 +46,14 @@ def test_train_register_promote_load(instance) -> None:
     assert m["split_date"] and m["validation"]["n"] > 0
     assert "precision@5%" in m["validation"]["metrics"] and "revenue@5%" in m["validation"]["metrics"]
     assert m["validation_random"]["n"] < m["validation"]["n"]  # the unbiased subset, reported apart
+    # The exact lake state it learnt from, table by table: the snapshots lake upkeep keeps.
+    lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
+    trained_on = entry["lake_snapshots"]
+    assert set(trained_on) >= {"std.declarations", "std.declaration_items"}
+    for ident, snapshot_id in trained_on.items():
+        assert lake.table(ident).current_snapshot().snapshot_id == snapshot_id
+    assert snapshot_hash(lake_snapshots(instance)) == entry["snapshot_id"]
+    assert trained_on_snapshots(instance) == {i: {sid} for i, sid in trained_on.items()}
 
     promote(instance, entry["version"], "champion", actor="sup", reason="first model")
     model = load_model(instance, "declaration")

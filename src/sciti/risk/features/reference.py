@@ -66,6 +66,7 @@ class Reference:
     known: dict[str, frozenset[str]] = field(default_factory=dict)  # code list name -> codes
     events: pa.Table | None = None  # labelled prepared rows (kept when built, for point-in-time)
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    snapshots: dict[str, int] = field(default_factory=dict)  # source table -> snapshot (when built)
 
     @cached_property
     def lookups(self) -> dict[str, Any]:
@@ -229,18 +230,28 @@ def _history(
 # --- from the lake -----------------------------------------------------------------------------
 
 
-def lake_snapshot_id(settings: Settings, as_of: Any = None) -> str:
-    """Identifies the lake state the features see: the snapshots of the source tables."""
+def lake_snapshots(settings: Settings, as_of: Any = None) -> dict[str, int]:
+    """The snapshot of each source table the features see (0: a table with no commit yet)."""
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
-    parts = []
+    found: dict[str, int] = {}
     for ident in _SOURCE_TABLES:
         if lake.exists(ident):
             table = lake.table(ident)
             snap = table.current_snapshot()
             if isinstance(as_of, datetime):
                 snap = table.snapshot_as_of_timestamp(int(as_of.timestamp() * 1000), inclusive=True)
-            parts.append(f"{ident}@{snap.snapshot_id if snap else 0}")
-    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:16]
+            found[ident] = snap.snapshot_id if snap else 0
+    return found
+
+
+def snapshot_hash(snapshots: dict[str, int]) -> str:
+    """One short id for a lake state (what a reference and a model were built from)."""
+    return hashlib.sha256(";".join(f"{i}@{s}" for i, s in snapshots.items()).encode()).hexdigest()[:16]
+
+
+def lake_snapshot_id(settings: Settings, as_of: Any = None) -> str:
+    """Identifies the lake state the features see: the snapshots of the source tables."""
+    return snapshot_hash(lake_snapshots(settings, as_of))
 
 
 def known_codes(settings: Settings) -> dict[str, frozenset[str]]:
@@ -260,11 +271,12 @@ def build_reference(settings: Settings, as_of: date | datetime | None = None) ->
     day = as_of.date() if isinstance(as_of, datetime) else (as_of or datetime.now(UTC).date())
     until = day + timedelta(days=1)
     records = lake_records(settings, "declaration", until=until, labels=True)
+    snapshots = lake_snapshots(settings)
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     ref = build_reference_from(
         records,
         as_of=day,
-        snapshot_id=lake_snapshot_id(settings),
+        snapshot_id=snapshot_hash(snapshots),
         known=known_codes(settings),
         parties=_parties(lake),
         watchlist=_watchlist(lake),
@@ -272,6 +284,7 @@ def build_reference(settings: Settings, as_of: date | datetime | None = None) ->
     cash = _cash_history(lake, day)
     if cash.num_rows:
         ref.history = pa.concat_tables([ref.history, cash.cast(ref.history.schema)])
+    ref.snapshots = snapshots
     return ref
 
 

@@ -10,6 +10,7 @@ from sciti.risk.models.registry import (
     load_version,
     promote,
     register,
+    trained_on_snapshots,
 )
 from sciti.risk.models.scoring import Factor, ScoringModel, describe
 from sciti.risk.models.train import LABELS, time_split, train
@@ -31,4 +32,5 @@ __all__ = [
     "register",
     "time_split",
     "train",
+    "trained_on_snapshots",
 ]

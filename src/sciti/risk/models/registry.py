@@ -41,6 +41,7 @@ def version_dict(row: ModelVersion) -> dict[str, Any]:
         "params": row.params,
         "metrics": row.metrics,
         "snapshot_id": row.snapshot_id,
+        "lake_snapshots": row.lake_snapshots or {},
         "train_since": row.train_since,
         "train_until": row.train_until,
         "rows": row.rows,
@@ -77,6 +78,7 @@ def register(
     until: str | None,
     rows: int,
     actor: str,
+    lake_snapshots: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Store the artefact and the registry row (status ``candidate``); returns the row as a dict."""
     key = _store(settings).put(model.to_artefact())
@@ -91,6 +93,7 @@ def register(
             params=model.meta.get("params", {}),
             metrics=json_safe(metrics),
             snapshot_id=snapshot_id,
+            lake_snapshots={k: v for k, v in (lake_snapshots or {}).items() if v},
             train_since=since,
             train_until=until,
             rows=rows,
@@ -109,6 +112,18 @@ def register(
         )
         s.flush()
         return version_dict(row)
+
+
+def trained_on_snapshots(settings: Settings) -> dict[str, set[int]]:
+    """Per lake table, the snapshots registered models were trained on: lake upkeep keeps them,
+    so a model's training data can be read back as it was (privacy retention still deletes)."""
+    migrate(settings.resolved_ops_db_url)
+    found: dict[str, set[int]] = {}
+    with session_scope(settings.resolved_ops_db_url) as s:
+        for snapshots in s.scalars(select(ModelVersion.lake_snapshots)):
+            for ident, snapshot_id in (snapshots or {}).items():
+                found.setdefault(ident, set()).add(int(snapshot_id))
+    return found
 
 
 def list_versions(settings: Settings, kind: str | None = None) -> list[dict[str, Any]]:

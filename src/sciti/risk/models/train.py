@@ -132,6 +132,7 @@ def train(
         model,
         metrics=report,
         snapshot_id=ref.snapshot_id,
+        lake_snapshots=ref.snapshots,
         since=_as_date(since).isoformat() if since else None,
         until=_as_date(until).isoformat() if until else None,
         rows=feats.num_rows,

@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("snapshot_id", sa.String(length=64), nullable=False),
+        sa.Column("lake_snapshots", sa.JSON(), nullable=False),
         sa.Column("train_since", sa.String(length=10), nullable=True),
         sa.Column("train_until", sa.String(length=10), nullable=True),
         sa.Column("rows", sa.Integer(), nullable=False),

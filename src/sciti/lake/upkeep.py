@@ -1,0 +1,149 @@
+"""Lake upkeep on a schedule, inside the server: compaction and snapshot expiry of every table.
+
+Real-time feeds commit every few seconds, and every snapshot kept makes the next commit of that
+table slower; files written by ingest are unsorted until compacted. ``sciti lake maintain`` does the
+work by hand; a server runs it by itself every ``lake_upkeep_every_hours`` so nobody has to
+remember a cron entry (0 turns it off, for a site that prefers its own scheduler).
+
+One failed table never stops the others or the schedule: it is logged, counted on ``/metrics``
+and tried again at the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge
+
+from sciti.errors import SCITIError
+from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST, Lake, MaintainResult
+
+log = logging.getLogger("sciti.lake.upkeep")
+
+PASSES = Counter("sciti_lake_upkeep_passes", "Scheduled lake upkeep passes run by this server.")
+FAILURES = Counter(
+    "sciti_lake_upkeep_failures", "Tables whose scheduled upkeep failed (tried again next pass).", ["table"]
+)
+SNAPSHOTS = Gauge("sciti_lake_snapshots", "Snapshots a table keeps after the last upkeep pass.", ["table"])
+LAST_PASS = Gauge("sciti_lake_upkeep_last_pass_seconds", "Unix time the last upkeep pass ended.")
+
+# Snapshot ids per table that upkeep must keep (e.g. what registered models were trained on).
+Protected = Callable[[], Mapping[str, Collection[int]]]
+
+
+@dataclass(frozen=True)
+class UpkeepPolicy:
+    """What a pass keeps: as ``sciti lake maintain``'s options of the same names."""
+
+    keep_days: float = KEEP_DAYS
+    keep_last: int = KEEP_LAST
+    keep_all_hours: float = KEEP_ALL_HOURS
+    target_file_rows: int = 1_000_000
+
+
+def upkeep_pass(
+    lake: Lake,
+    policy: UpkeepPolicy,
+    protected: Protected | None = None,
+    halt: threading.Event | None = None,
+) -> tuple[list[MaintainResult], list[str]]:
+    """Maintain every table once: (results, tables that failed). ``halt`` set: stop between tables."""
+    try:
+        keep = protected() if protected else {}
+    except Exception as exc:  # without the list, expiring could drop a snapshot someone relies on
+        log.error("lake upkeep skipped: protected snapshots unknown", extra={"error": str(exc)})
+        raise
+    results: list[MaintainResult] = []
+    failed: list[str] = []
+    for info in lake.list_tables():
+        if halt is not None and halt.is_set():
+            break
+        try:
+            result = lake.maintain(
+                info.ident,
+                keep_days=policy.keep_days,
+                keep_last=policy.keep_last,
+                keep_all_hours=policy.keep_all_hours,
+                target_file_rows=policy.target_file_rows,
+                protected=keep.get(info.ident, ()),
+            )
+        except (SCITIError, OSError) as exc:  # one bad table does not stop the others
+            log.error("lake upkeep failed", extra={"table": info.ident, "error": str(exc)})
+            FAILURES.labels(table=info.ident).inc()
+            failed.append(info.ident)
+            continue
+        SNAPSHOTS.labels(table=info.ident).set(result.snapshots_left)
+        if result.expired or result.compact.files_before != result.compact.files_after:
+            log.info(
+                "lake table maintained",
+                extra={
+                    "table": info.ident,
+                    "files_before": result.compact.files_before,
+                    "files_after": result.compact.files_after,
+                    "snapshots_expired": result.expired,
+                    "snapshots_left": result.snapshots_left,
+                },
+            )
+        results.append(result)
+    PASSES.inc()
+    LAST_PASS.set(time.time())
+    return results, failed
+
+
+class LakeUpkeep(threading.Thread):
+    """Runs :func:`upkeep_pass` every ``every_hours`` (the first pass ``first_delay`` s after start)."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        every_hours: float,
+        policy: UpkeepPolicy | None = None,
+        *,
+        protected: Protected | None = None,
+        first_delay: float = 300.0,
+    ):
+        super().__init__(name="sciti-lake-upkeep", daemon=True)
+        self.lake, self.every_hours, self.first_delay = lake, every_hours, first_delay
+        self.policy = policy or UpkeepPolicy()
+        self.protected = protected
+        self.passes = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        delay = self.first_delay
+        while not self._halt.wait(delay):
+            try:
+                upkeep_pass(self.lake, self.policy, self.protected, self._halt)
+            except Exception as exc:  # a failed pass is tried again at the next period, never fatal
+                log.error("lake upkeep pass failed", extra={"error": str(exc)})
+            self.passes += 1
+            delay = self.every_hours * 3600
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the table being maintained now (never in the middle of a table's commit)."""
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)
+
+
+def start_lake_upkeep(
+    lake: Lake,
+    every_hours: float,
+    policy: UpkeepPolicy | None = None,
+    *,
+    protected: Protected | None = None,
+    first_delay: float = 300.0,
+) -> LakeUpkeep | None:
+    """Start the upkeep thread (None when ``every_hours`` is 0); the server stops it."""
+    if every_hours <= 0:
+        return None
+    upkeep = LakeUpkeep(lake, every_hours, policy, protected=protected, first_delay=first_delay)
+    upkeep.start()
+    return upkeep
+
+
+__all__ = ["LakeUpkeep", "UpkeepPolicy", "start_lake_upkeep", "upkeep_pass"]
