@@ -86,3 +86,21 @@ def test_request_id_is_taken_from_the_caller_when_sane(app_with_faults, sent, ke
     response = client.get("/api/v1/me", headers={"X-Request-ID": sent})
     err = assert_envelope(response, 401, "authentication_required")
     assert (err["request_id"] == sent) is kept
+
+
+def test_invalid_json_is_a_body_error_with_its_position(app_with_faults):
+    client, token = app_with_faults
+    body = b'{"sql": "SELECT 1", "limit": hunter2hunter2}'
+    headers = bearer(token) | {"Content-Type": "application/json"}
+    response = client.post("/api/v1/sql", content=body, headers=headers)
+    err = assert_envelope(response, 422, "validation_error")
+    assert err["details"]["fields"] == [
+        {
+            "location": "body",
+            "field": "body",
+            "problem": "not valid JSON (at character 29): Expecting value",
+            "type": "json_invalid",
+        }
+    ]
+    assert err["message"] == "the request is invalid: body"
+    assert "hunter2" not in response.text

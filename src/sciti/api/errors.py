@@ -120,12 +120,17 @@ def _invalid(errors: Any) -> JSONResponse:
     fields = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
+        problem = err.get("msg", "invalid")
+        if err.get("type") == "json_invalid" and loc[:1] == ["body"]:
+            # FastAPI puts the character position where a field name goes: ("body", 8).
+            problem = _json_problem(loc[1:], err.get("ctx"))
+            loc = loc[:1]
         # Never echo the submitted value back: it may be a password.
         fields.append(
             {
                 "location": loc[0] if loc else "",
                 "field": ".".join(loc[1:]) or (loc[0] if loc else ""),
-                "problem": err.get("msg", "invalid"),
+                "problem": problem,
                 "type": err.get("type", ""),
             }
         )
@@ -137,6 +142,13 @@ def _invalid(errors: Any) -> JSONResponse:
         remedy="correct the listed fields; the expected shapes are in /api/v1/docs",
         details={"fields": fields},
     )
+
+
+def _json_problem(position: list[str], ctx: Any) -> str:
+    """``not valid JSON (at character 8): Expecting value`` (the decoder's words hold no input)."""
+    where = f" (at character {position[0]})" if position else ""
+    reason = ctx.get("error") if isinstance(ctx, dict) else None
+    return f"not valid JSON{where}: {reason}" if reason else f"not valid JSON{where}"
 
 
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,8 @@
 ``make run`` calls it after loading the demo world so the web app opens on a working risk queue.
 It does, with real accounts and the real four-eyes flow, what a new administration would do by
 hand: an analyst drafts the starter rules and trains a model, a supervisor approves and promotes.
-Accounts get one-time passwords, printed once here; run it again and it changes nothing.
+Accounts get one-time passwords, printed once here; run it again and it changes nothing (it scores
+only records that have no assessment yet, unless it approved rules or promoted a model this time).
 """
 
 from __future__ import annotations
@@ -86,16 +87,21 @@ def setup() -> None:
             approved = _rules(s)
         with console.status("training a declaration model ..."):
             version = _model(s)
-        with console.status("scoring every record ..."):
+        # Same rules and champion as the last run: score only records without an assessment (new
+        # ones); otherwise score everything again (each new assessment supersedes the old queue item).
+        again = approved == 0 and version is None
+        with console.status("scoring new records ..." if again else "scoring every record ..."):
             assessor = Assessor.load(s, kinds=KINDS)
-            scored = {k: score_since(s, k, assessor=assessor) for k in KINDS}
+            scored = {k: score_since(s, k, assessor=assessor, unassessed_only=again) for k in KINDS}
     except SCITIError as exc:
         fail(exc)
     console.print(f"starter rules approved: {approved}; champion model: {version or 'unchanged'}")
     for kind, result in scored.items():
         lanes = ", ".join(f"{lane} {n:,}" for lane, n in sorted(result.lanes.items()))
+        skipped = f", {result.skipped:,} already assessed" if result.skipped else ""
         console.print(
-            f"  {kind}: {result.records:,} scored, {result.queued:,} queued ({lanes})", highlight=False
+            f"  {kind}: {result.records:,} scored, {result.queued:,} queued ({lanes}){skipped}",
+            highlight=False,
         )
     if created:
         table = Table(title="Demo accounts (one-time passwords, shown once: each must be changed at login)")

@@ -129,6 +129,10 @@ def report(
     console.print(
         f"Random compliance sample: {cs['inspected']} inspected, {cs['frauds']} frauds, hit rate {rate}"
     )
+    src = data["inspections"]
+    console.print(
+        f"Inspection results: {src['posted']} posted to SCITI, {src['acquired']} acquired with the data"
+    )
 
 
 def flush() -> None:

@@ -34,7 +34,10 @@ class RiskOutbox(Base):
 
 
 class RiskQueueItem(Base):
-    """A flagged record (lane other than green, or sampled) waiting for an officer."""
+    """A flagged record (lane other than green, or sampled) waiting for an officer.
+
+    Rows are never deleted: a re-assessment marks the open item ``superseded`` (risk.engine.enqueue).
+    """
 
     __tablename__ = "risk_queue"
     __table_args__ = (
@@ -54,9 +57,13 @@ class RiskQueueItem(Base):
     rule_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     model_version: Mapped[str | None] = mapped_column(String(80))
     assessed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open|assigned|done
+    # open|assigned|done|superseded: a record has at most one open or assigned item per kind
+    status: Mapped[str] = mapped_column(String(12), default="open")
     assigned_to: Mapped[str | None] = mapped_column(String(150))
     assigned_at: Mapped[datetime | None]
+    # A later assessment of the record: the one that superseded this item, or, on an item an
+    # officer already worked (kept, not replaced), the re-assessment the officer should look at.
+    newer_assessment_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class RiskOverride(Base):

@@ -7,11 +7,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
-from sciti.ops.risk_tables import RiskQueueItem
+from sciti.ops.risk_tables import RiskInspection, RiskQueueItem
 from sciti.risk.engine import Flusher, RiskService
 from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
 from tests.risk.engine.conftest import approve
@@ -207,3 +207,89 @@ def test_a_rule_whose_hits_are_all_innocent_is_flagged(api, kcs) -> None:
     by_rule = {r["rule_id"]: r for r in report["rules"]}
     assert by_rule["T-CN-DUTY"]["flag"] == "only_false_positives"
     assert by_rule["T-CN-DUTY"]["hit_rate"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "fields", "kind"),
+    [
+        ({}, ["declaration.record", "declaration.records"], "missing"),
+        ({"record": "one", "records": "many"}, ["declaration.record", "declaration.records"],
+         "record_or_records"),
+        ({"records": "none"}, ["declaration.records"], "too_short"),
+    ],
+)  # fmt: skip
+def test_exactly_one_of_record_and_records_is_required(api, extra, fields, kind) -> None:
+    client, tokens = api
+    (record,) = heavy_cheap("SHAPE")
+    sent = {"one": record, "many": [record], "none": []}
+    body = {"kind": "declaration"} | {k: sent[v] for k, v in extra.items()}
+    r = client.post("/api/v1/risk/assess", json=body, headers=bearer(tokens("clearance_system")))
+    err = assert_envelope(r, 422, "validation_error")
+    assert [f["field"] for f in err["details"]["fields"]] == fields
+    assert {f["type"] for f in err["details"]["fields"]} == {kind}
+    assert record["declaration_id"] not in r.text  # the record is not echoed
+
+
+def test_the_request_schema_says_record_or_records(api) -> None:
+    client, _ = api
+    schemas = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert schemas["AssessDeclaration"]["oneOf"] == [{"required": ["record"]}, {"required": ["records"]}]
+
+
+def test_invalid_json_names_the_body_and_the_character(api) -> None:
+    client, tokens = api
+    headers = bearer(tokens("clearance_system")) | {"Content-Type": "application/json"}
+    body = b'{"kind": "declaration", "record": secret-x}'
+    r = client.post("/api/v1/risk/assess", content=body, headers=headers)
+    err = assert_envelope(r, 422, "validation_error")
+    (field,) = err["details"]["fields"]
+    assert field == {"location": "body", "field": "body", "type": "json_invalid",
+                     "problem": "not valid JSON (at character 34): Expecting value"}  # fmt: skip
+    assert "secret" not in r.text
+
+
+def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> None:
+    from sciti.risk.engine import hit_report
+
+    client, tokens = api
+    officer = bearer(tokens("targeting_officer"))
+    (record,) = heavy_cheap("ONCE")
+    (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
+                       headers=officer).json()["assessments"]  # fmt: skip
+    result = {"assessment_id": a["assessment_id"], "outcome": "discrepancy", "inspected_on": "2026-02-07",
+              "inspection_type": "documentary", "revenue_raised": 300.0,
+              "findings": "undervalued"}  # fmt: skip
+    first = client.post("/api/v1/risk/inspections", headers=officer, json=result)
+    assert first.status_code == 201, first.text
+    stored = first.json()
+
+    for retry in (result, result | {"inspection_id": stored["inspection_id"]}):
+        again = client.post("/api/v1/risk/inspections", headers=bearer(tokens("supervisor")), json=retry)
+        assert again.status_code == 200, again.text
+        assert again.json() == stored
+
+    for changed in (
+        {"outcome": "no_discrepancy"},
+        {"inspection_type": "physical"},  # kept in the lake row only
+        {"inspection_id": "INS-OTHER-ONE"},
+        {"fraud": False},
+    ):
+        err = assert_envelope(client.post("/api/v1/risk/inspections", headers=officer,
+                                          json=result | changed), 409, "conflict")  # fmt: skip
+        assert "already recorded" in err["message"] and stored["inspection_id"] in err["message"]
+        assert err["details"]["inspection_id"] == stored["inspection_id"] and err["remedy"]
+
+    with session_scope(kcs.resolved_ops_db_url) as session:
+        rows = session.scalars(
+            select(RiskInspection).where(RiskInspection.assessment_id == a["assessment_id"])
+        )
+        assert len(list(rows)) == 1
+    lake = open_lake(kcs.resolved_catalog_uri, kcs.resolved_warehouse)
+    (n,) = query(lake, "SELECT count(*) FROM std.inspection_results WHERE inspected_on = DATE '2026-02-07'"
+                 ).column(0).to_pylist()  # fmt: skip
+    assert n == 1
+    report = hit_report(
+        kcs, since=datetime(2026, 2, 7).date(), until=datetime(2026, 2, 8).date(), period="day"
+    )
+    (line,) = [r for r in report["rules_over_time"] if r["rule_id"] == "T-HEAVY-CHEAP"]
+    assert (line["inspected"], line["frauds"]) == (1, 1)

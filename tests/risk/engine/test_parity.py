@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+
 from sciti.risk import features
 
 COMPARED = (
@@ -76,3 +78,30 @@ def test_single_equals_batch_for_declarations_with_several_items(kcs, assessor) 
             assert mine[name] == other[name], (name, single.subject_ref, mine[name], other[name])
         assert json.loads(mine["factors"]) == json.loads(other["factors"])
         assert single.lane == "red" and any(r.startswith("Item 2: ") for r in single.reasons)
+
+
+def test_rates_of_groups_never_inspected_are_said_to_be_assumed(kcs, assessor) -> None:
+    """HS 999999 from XQ has no history: its rates are the overall ones, and the words say so
+    (not "was found fraudulent in 23% of past inspections"), in real time and in batch alike."""
+    row = features.lake_records(kcs, "declaration").slice(0, 1).to_pylist()[0]
+    row = {**row, "hs_code": "999999", "country_of_origin": "XQ", "importer_id": "NEVER-SEEN-01"}
+    (single,) = assessor.assess("declaration", [header_with_items(row)])
+    feats = features.compute_one("declaration", row, assessor.reference)
+    fallbacks = assessor.reference.fallbacks
+    model = assessor.kind_parts("declaration").model
+    texts = {f.feature: f.text for f in model.explain(feats, top=100, fallbacks=fallbacks)[0]}
+    for name in ("hs_origin_risk", "trader_hit_rate", "hs_critical_rate"):
+        assert feats[name] == fallbacks[name], name
+        if name in texts:  # a feature the model uses
+            assert "has no past inspections" in texts[name] or "have no past inspections" in texts[name]
+            assert "assumed" in texts[name] and "found" not in texts[name]
+    assert any("no past inspections" in t for t in texts.values())
+    seen = features.lake_records(kcs, "declaration").slice(0, 1).to_pylist()[0]
+    known = {
+        f.feature: f.text
+        for f in model.explain(features.compute_one("declaration", seen, assessor.reference), top=100,
+                               fallbacks=fallbacks)[0]
+    }  # fmt: skip
+    assert any("found fraud" in t or "were found fraudulent" in t for t in known.values())
+    batch = assessor.assess_batch("declaration", pa.Table.from_pylist([row]), explain="all").to_pylist()[0]
+    assert json.loads(single.to_row()["factors"]) == json.loads(batch["factors"])

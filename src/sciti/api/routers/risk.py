@@ -21,9 +21,10 @@ from sciti.risk.engine import (
     hit_report,
     list_queue,
     override,
-    record_inspection,
     service_for,
 )
+from sciti.risk.engine.enqueue import refuse_superseded
+from sciti.risk.engine.feedback import submit_inspection
 from sciti.risk.engine.inputs import records_of, request_models
 from sciti.risk.lanes import LANES
 
@@ -131,6 +132,9 @@ class QueueItemOut(BaseModel):
     assigned_to: str | None
     assigned_at: datetime | None
     overrides: list[dict[str, Any]] | None = None
+    newer_assessment_id: str | None = Field(
+        None, description="Set when the record was assessed again after this item was queued."
+    )
 
 
 class QueuePageOut(BaseModel):
@@ -145,7 +149,7 @@ def queue(
     kind: str | None = None,
     office: str | None = None,
     lane: Annotated[Lane | None, Query()] = None,
-    status: Annotated[Literal["open", "assigned", "done"] | None, Query()] = None,
+    status: Annotated[Literal["open", "assigned", "done", "superseded"] | None, Query()] = None,
     mine: bool = False,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -165,6 +169,7 @@ def queue(
 
 @router.post("/queue/{assessment_id}/assign", response_model=QueueItemOut, summary="Take a flagged record")
 def take(assessment_id: str, session: SessionDep, principal: Worker) -> dict[str, Any]:
+    refuse_superseded(session, assessment_id)
     return assign(session, assessment_id, actor=principal.username)
 
 
@@ -177,6 +182,7 @@ class OverrideIn(BaseModel):
 def change_lane(
     assessment_id: str, body: OverrideIn, session: SessionDep, principal: Worker
 ) -> dict[str, Any]:
+    refuse_superseded(session, assessment_id)
     return override(session, assessment_id, lane=body.lane, reason=body.reason, actor=principal.username)
 
 
@@ -196,9 +202,25 @@ class InspectionIn(BaseModel):
     inspection_id: str | None = Field(None, description="Your reference; one is made when left out.")
 
 
-@router.post("/inspections", status_code=201, summary="Record an inspection result (feedback)")
-def inspection(body: InspectionIn, session: SessionDep, lake: LakeDep, principal: Worker) -> dict[str, Any]:
-    return record_inspection(session, lake, InspectionInput(**body.model_dump()), actor=principal.username)
+@router.post(
+    "/inspections",
+    status_code=201,
+    summary="Record an inspection result (feedback)",
+    responses={
+        200: {"description": "The same result was already recorded (a retry): the stored one, unchanged."},
+        409: {"description": "A different result is already recorded for this assessment."},
+    },
+)
+def inspection(
+    body: InspectionIn, response: Response, session: SessionDep, lake: LakeDep, principal: Worker
+) -> dict[str, Any]:
+    """One result per assessment. Sending the very same result again answers 200 with the stored
+    one (a retry stores nothing twice); a different result for an assessment that has one is 409."""
+    data = InspectionInput(**body.model_dump())
+    stored, created = submit_inspection(session, lake, data, actor=principal.username)
+    if not created:
+        response.status_code = 200
+    return stored
 
 
 @router.get("/report", summary="Hit rates per rule and per model over time")

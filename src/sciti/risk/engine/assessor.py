@@ -2,11 +2,13 @@
 
 Both paths share every decision after the numbers (:mod:`sciti.risk.engine.decide`), so for the
 same record, rules and model they give the same answer. Rules are re-read when their versions
-change (polled every ``reload_seconds``), without a restart.
+change, and a kind's champion model when the registry names another one (both polled every
+``reload_seconds``), without a restart.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import threading
@@ -22,7 +24,7 @@ from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.decide import RowResult, decide, factors_of, model_scores
 from sciti.risk.engine.errors import AssessmentInputError
-from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, RULES_RELOADS
+from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, MODEL_RELOADS, RULES_RELOADS
 from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
 from sciti.risk.engine.subjects import SUBJECTS, rows_of, subject_ref
 from sciti.risk.lanes import LanePolicy, load_policy
@@ -30,13 +32,16 @@ from sciti.settings import Settings
 
 log = logging.getLogger("sciti.risk.engine")
 RulesLoader = Callable[[str, datetime], list[Any]]
+Champion = tuple[str, str]  # (version, artefact key) in the model registry
+ChampionsLoader = Callable[[], dict[str, Champion]]  # per kind
+ModelLoader = Callable[[str, Champion], tuple[Any | None, str | None]]  # (model, why it is missing)
 
 
 @dataclass
 class KindParts:
     rules: RuleSet
     model: Any | None
-    model_error: str | None  # why the champion is missing when one failed to load
+    model_error: str | None  # why the champion is missing (or not the newest) when one failed to load
 
     @property
     def model_version(self) -> str | None:
@@ -55,11 +60,19 @@ class Assessor:
         rules_loader: RulesLoader | None = None,
         reload_seconds: float = 5.0,
         explain_top: int = 5,
+        champions_loader: ChampionsLoader | None = None,
+        model_loader: ModelLoader | None = None,
+        champions: dict[str, str | None] | None = None,
     ):
         self.policy = policy
         self.reference = reference
         self.parts = parts_by_kind
         self.rules_loader = rules_loader
+        self.champions_loader = champions_loader
+        self.model_loader = model_loader
+        # Per kind, the registry's champion version its parts were loaded from (None: there was
+        # none). A kind missing here has not loaded its champion yet: it is tried at every check.
+        self._champions: dict[str, str | None] = dict(champions or {})
         self.reload_seconds = reload_seconds
         self.explain_top = explain_top
         self._checked = time.monotonic()
@@ -69,10 +82,20 @@ class Assessor:
     def load(cls, settings: Settings, kinds: tuple[str, ...] = tuple(SUBJECTS), **options: Any) -> Assessor:
         """Active rules and champion model per kind, the lane policy and the feature reference."""
         loader: RulesLoader = lambda kind, at: parts.active_rules(settings, kind, at)  # noqa: E731
+        model_loader: ModelLoader = lambda kind, champion: parts.load_model(settings, kind, champion)  # noqa: E731
         now = datetime.now(UTC)
-        by_kind = {}
+        champions = parts.champions(settings, migrate_first=True)  # None: no model registry installed
+        by_kind, loaded = {}, {}
         for kind in kinds:
-            model, error = parts.load_model(settings, kind)
+            champion = None if champions is None else champions.get(kind)
+            if champions is None:
+                model, error = parts.load_model(settings, kind)  # says what is missing
+            else:
+                model, error = (None, None) if champion is None else model_loader(kind, champion)
+            if error is None:
+                loaded[kind] = None if champion is None else champion[0]
+            else:
+                log.error("champion model for %s failed to load: %s", kind, error)
             MODEL_ALERT.labels(kind=kind).set(1 if error else 0)
             by_kind[kind] = KindParts(RuleSet(kind, loader(kind, now)), model, error)
         return cls(
@@ -80,6 +103,9 @@ class Assessor:
             reference=parts.load_reference(settings),
             parts_by_kind=by_kind,
             rules_loader=loader,
+            champions_loader=None if champions is None else lambda: parts.champions(settings) or {},
+            model_loader=model_loader,
+            champions=loaded,
             **options,
         )
 
@@ -107,7 +133,8 @@ class Assessor:
         return self.rules_loader is not None and time.monotonic() - self._checked >= self.reload_seconds
 
     def refresh_rules(self, *, force: bool = False) -> bool:
-        """Re-read the active rules if ``reload_seconds`` passed (or ``force``); True when any changed."""
+        """Re-read the active rules and the champion versions if ``reload_seconds`` passed (or
+        ``force``), loading a newly promoted champion; True when any rules or model changed."""
         if self.rules_loader is None:
             return False
         now = time.monotonic()
@@ -127,13 +154,55 @@ class Assessor:
             if changed:
                 RULES_RELOADS.inc()
                 log.info("active rules reloaded", extra={"rules_version": self.rules_version})
-            return changed
+            return self._refresh_models() or changed
+
+    def _refresh_models(self) -> bool:
+        """Load the champion of every kind whose champion changed in the registry (lock held)."""
+        if self.champions_loader is None or self.model_loader is None:
+            return False
+        try:
+            champions = self.champions_loader()
+        except Exception as exc:  # the registry unreadable for a moment: keep the models, ask again
+            log.warning("champion model versions could not be read: %s", exc)
+            return False
+        changed = False
+        for kind in self.parts:
+            champion = champions.get(kind)
+            version = None if champion is None else champion[0]
+            if kind in self._champions and self._champions[kind] == version:
+                continue
+            changed = self._swap_model(kind, champion) or changed
+        return changed
+
+    def _swap_model(self, kind: str, champion: Champion | None) -> bool:
+        """Swap in ``kind``'s new champion (None: retired without a successor, rules only)."""
+        assert self.model_loader is not None
+        p = self.parts[kind]
+        model, error = (None, None) if champion is None else self.model_loader(kind, champion)
+        version = None if champion is None else champion[0]
+        if error is not None:
+            MODEL_ALERT.labels(kind=kind).set(1)
+            if p.model is not None:  # a broken new artefact must not take down a working model
+                error = f"champion {version} failed to load, still serving {p.model_version}: {error}"
+            if error != p.model_error:  # said once; tried again at every check
+                log.error("champion model for %s: %s", kind, error)
+                self.parts[kind] = KindParts(p.rules, p.model, error)
+            return False
+        # Replaced whole, as for rules. Not gc.freeze()d as at start-up: a model is mostly LightGBM's
+        # own memory, out of the collector's sight, and the frozen old one is freed by refcounting.
+        self.parts[kind] = KindParts(p.rules, model, None)
+        self._champions[kind] = version
+        MODEL_ALERT.labels(kind=kind).set(0)
+        MODEL_RELOADS.labels(kind=kind).inc()
+        log.info("champion model of %s is now %s", kind, version or "none (rules only)")
+        return True
 
     # -- one record at a time --------------------------------------------------------------------
     def assess(self, kind: str, records: list[dict[str, Any]]) -> list[Assessment]:
         """Assess records as sent (a declaration with its ``items``). Nothing is stored here."""
         self.refresh_rules()
-        p = self.kind_parts(kind)
+        pinned = self.pinned(kind)
+        p = pinned.kind_parts(kind)
         at = datetime.now(UTC)
         out = []
         for record in records:
@@ -164,9 +233,11 @@ class Assessor:
             top = max(range(len(results)), key=lambda i: results[i].score)
             factors = []
             if p.model is not None:
-                factors = factors_of(p.model.explain(feats[top], top=self.explain_top)[0])
+                fallbacks = self.reference.fallbacks  # a rate over no inspections is said to be assumed
+                explained = p.model.explain(feats[top], top=self.explain_top, fallbacks=fallbacks)
+                factors = factors_of(explained[0])
             assessment = decide(
-                self,
+                pinned,
                 kind,
                 record_id=record_id,
                 ref=subject_ref(kind, record),
@@ -194,7 +265,14 @@ class Assessor:
         from sciti.risk.engine.batch import assess_table
 
         self.refresh_rules()
-        return assess_table(self, kind, table, explain=explain, with_features=with_features)
+        return assess_table(self.pinned(kind), kind, table, explain=explain, with_features=with_features)
+
+    def pinned(self, kind: str) -> Assessor:
+        """This assessor with ``kind``'s parts fixed, for one call: a swap by another thread
+        meanwhile cannot make an answer name a model or rules other than the ones that scored it."""
+        view = copy.copy(self)
+        view.parts = {kind: self.kind_parts(kind)}
+        return view
 
 
 def new_assessment_id() -> str:

@@ -452,7 +452,11 @@ def _fill_single(
     if not to_explain.size or p.model is None:
         return
     found_of = words.python(top[to_explain])
-    explained = p.model.explain(feats.take(pa.array(top[to_explain])), top=assessor.explain_top)
+    explained = p.model.explain(
+        feats.take(pa.array(top[to_explain])),
+        top=assessor.explain_top,
+        fallbacks=assessor.reference.fallbacks,
+    )
     for u, factors in zip(to_explain.tolist(), explained, strict=True):
         found = found_of.get(int(top[u]))
         if found is not None:
@@ -553,7 +557,9 @@ def _fill_rich(
     to_explain = [int(u) for u in rich if explain_units[u]]
     if to_explain and p.model is not None:
         explained = p.model.explain(
-            feats.take(pa.array([int(top[u]) for u in to_explain])), top=assessor.explain_top
+            feats.take(pa.array([int(top[u]) for u in to_explain])),
+            top=assessor.explain_top,
+            fallbacks=assessor.reference.fallbacks,
         )
         factors = {u: factors_of(f) for u, f in zip(to_explain, explained, strict=True)}
     lanes = list(LANES)

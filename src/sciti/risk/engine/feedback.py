@@ -2,7 +2,11 @@
 
 The lake row goes to ``std.inspection_results`` like any acquired inspection result (source
 ``sciti-risk``), keyed by inspection id, so retraining and evaluation find API feedback and
-connector feedback in one table. Writing it is an upsert: sending the same result twice is harmless.
+connector feedback in one table.
+
+An assessment has at most one result, so the hit-rate report counts each inspection once. The very
+same result sent again (a client retrying after a lost answer) gets the stored one back and stores
+nothing; a different result for an assessment that has one is a conflict (409).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
+from pyiceberg.expressions import EqualTo
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sciti.access.audit import audit
@@ -42,18 +48,47 @@ class InspectionInput:
 
 def record_inspection(session: Session, lake: Lake, data: InspectionInput, *, actor: str) -> dict[str, Any]:
     """Store the result, close the queue item, write the lake row; returns what was stored."""
-    item = session.get(RiskQueueItem, data.assessment_id)
+    return submit_inspection(session, lake, data, actor=actor)[0]
+
+
+def submit_inspection(
+    session: Session, lake: Lake, data: InspectionInput, *, actor: str
+) -> tuple[dict[str, Any], bool]:
+    """Like :func:`record_inspection`, and whether the result is new (False: the same result was
+    already recorded, and what was stored then is returned)."""
+    # Locked (on PostgreSQL) so that two results posted at once for one assessment cannot both pass
+    # the check below.
+    item = session.get(RiskQueueItem, data.assessment_id, with_for_update=True)
     if item is None:
         raise AssessmentNotFound(
             f"no flagged record with assessment id {data.assessment_id!r}",
             details={"assessment_id": data.assessment_id},
+        )
+    fraud = data.fraud if data.fraud is not None else data.outcome in FRAUD_OUTCOMES
+    earlier = session.scalars(
+        select(RiskInspection)
+        .where(RiskInspection.assessment_id == item.assessment_id)
+        .order_by(RiskInspection.created_at)
+        .limit(1)
+    ).first()
+    if earlier is not None:
+        # A retry is answered, not refused: the client cannot tell whether its first try got
+        # through, and an error would make it think the result is lost.
+        if _same(earlier, data, fraud, lake):
+            return _answer(earlier, item), False
+        raise WorkflowConflict(
+            f"an inspection result is already recorded for assessment {item.assessment_id}: "
+            f"inspection {earlier.inspection_id}, outcome {earlier.outcome}, "
+            f"inspected on {earlier.inspected_on.isoformat()}",
+            remedy="an assessment takes one result and a recorded result cannot be changed through the "
+            "API; if it is wrong, report it to an administrator with its inspection id",
+            details={"assessment_id": item.assessment_id, "inspection_id": earlier.inspection_id},
         )
     inspection_id = data.inspection_id or f"INS-{uuid.uuid4().hex[:16]}"
     if session.get(RiskInspection, inspection_id) is not None:
         raise WorkflowConflict(
             f"inspection {inspection_id} is already recorded", remedy="use a new inspection id"
         )
-    fraud = data.fraud if data.fraud is not None else data.outcome in FRAUD_OUTCOMES
     selection = _selection(item)
     row = RiskInspection(
         inspection_id=inspection_id,
@@ -82,17 +117,43 @@ def record_inspection(session: Session, lake: Lake, data: InspectionInput, *, ac
     )
     session.flush()
     _write_lake(lake, item, data, inspection_id, fraud, selection, actor)
+    return _answer(row, item), True
+
+
+def _answer(row: RiskInspection, item: RiskQueueItem) -> dict[str, Any]:
     return {
-        "inspection_id": inspection_id,
+        "inspection_id": row.inspection_id,
         "assessment_id": item.assessment_id,
         "kind": item.kind,
         "record_id": item.record_id,
-        "outcome": data.outcome,
-        "fraud": fraud,
-        "selection_reason": selection,
-        "rule_ids": row.rule_ids,
-        "model_version": item.model_version,
+        "outcome": row.outcome,
+        "fraud": row.fraud,
+        "selection_reason": row.selection_reason,
+        "rule_ids": list(row.rule_ids or []),
+        "model_version": row.model_version,
     }
+
+
+# Kept only in the lake row, so a retry is compared with that too.
+_LAKE_ONLY = ("inspection_type", "fraud_severity", "discrepancy_type", "revenue_currency")
+
+
+def _same(row: RiskInspection, data: InspectionInput, fraud: bool, lake: Lake) -> bool:
+    """Whether ``data`` is the result already stored as ``row`` (an inspection id left out matches)."""
+    if data.inspection_id not in (None, row.inspection_id):
+        return False
+    stored = (row.outcome, row.fraud, row.inspected_on, row.findings, row.revenue_raised)
+    if stored != (data.outcome, fraud, data.inspected_on, data.findings, data.revenue_raised):
+        return False
+    kind = get_kind("inspection_result")
+    if not lake.exists(kind.ident):
+        return False
+    key = make_record_id(kind.name, FEEDBACK_SOURCE, row.inspection_id)
+    # pyiceberg's own __init__ takes (term, literal); mypy sees only the pydantic fields.
+    this_row = EqualTo("record_id", key)  # type: ignore[call-arg, arg-type, misc]
+    scan = lake.table(kind.ident).scan(row_filter=this_row, selected_fields=_LAKE_ONLY, limit=1)
+    found = scan.to_arrow().to_pylist()
+    return bool(found) and all(found[0][f] == getattr(data, f) for f in _LAKE_ONLY)
 
 
 def _selection(item: RiskQueueItem) -> str:
@@ -154,4 +215,4 @@ def _write_lake(
     lake.upsert(kind.ident, table, "record_id", batch_id=f"feedback-{inspection_id}")
 
 
-__all__ = ["FEEDBACK_SOURCE", "InspectionInput", "record_inspection"]
+__all__ = ["FEEDBACK_SOURCE", "InspectionInput", "record_inspection", "submit_inspection"]

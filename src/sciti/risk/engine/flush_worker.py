@@ -1,12 +1,13 @@
 """The assessment flusher's own process: ``python -m sciti.risk.engine.flush_worker``.
 
 Started by :class:`sciti.risk.engine.flusher.FlusherProcess`, which sends the settings on stdin
-and closes stdin to stop it.
+and closes stdin to stop it (also when the parent dies); SIGINT is ignored.
 """
 
 from __future__ import annotations
 
 import pickle
+import signal
 import sys
 import threading
 
@@ -17,6 +18,9 @@ from sciti.settings import Settings
 
 def main() -> int:
     """The child: flush every ``buffer_max_seconds`` until stdin closes, then once more."""
+    # Stopping is the parent's job (it closes stdin): a SIGINT that still reaches us (a worker
+    # started by hand, a signal sent to a whole group) must not skip the last pass.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     size = int.from_bytes(sys.stdin.buffer.read(8), "big")
     settings: Settings = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (from our own parent)
     setup_logging(settings)

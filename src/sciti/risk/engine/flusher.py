@@ -171,7 +171,8 @@ class FlusherProcess:
     behind it. In a child process it uses the other core instead. Same outbox, same exactly-once
     protocol: a crash of either process loses nothing. The settings go to the child on its stdin
     (never in its command line); closing stdin tells it to make a last pass and stop, so it also
-    stops when the server dies.
+    stops when the server dies. It runs in its own process group and ignores SIGINT: stdin is its
+    only stop signal (decision 0061).
     """
 
     def __init__(self, settings: Settings):
@@ -184,8 +185,10 @@ class FlusherProcess:
     def start(self) -> None:
         if self._process is not None:
             return
+        # Its own process group: Ctrl+C on the server (SIGINT to the terminal's foreground group)
+        # must not interrupt the child mid-pass; the server's shutdown closes its stdin instead.
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "sciti.risk.engine.flush_worker"], stdin=subprocess.PIPE
+            [sys.executable, "-m", "sciti.risk.engine.flush_worker"], stdin=subprocess.PIPE, process_group=0
         )
         assert self._process.stdin is not None
         data = pickle.dumps(self.settings)

@@ -1,7 +1,8 @@
 """Input models per assessed kind, derived from the record kinds' YAML (one source of field names).
 
 Unknown field names are refused (a typo would otherwise be scored as a missing value), types are
-checked, required fields are required: a malformed request is answered 422 naming each field.
+checked, required fields are required, and a request holds exactly one of ``record`` and
+``records``: a malformed request is answered 422 naming each field.
 A declaration is its header fields plus ``items``, each a goods item.
 """
 
@@ -11,7 +12,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sciti.model import get_kind
 from sciti.risk.engine.subjects import SUBJECTS
@@ -32,6 +34,31 @@ _FROM_HEADER = frozenset({"declaration_id", "declaration_version"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Assess(_Strict):
+    """A request: exactly one of ``record`` and ``records`` (the schema says so too, for clients)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["record"]}, {"required": ["records"]}]}
+    )
+
+    @model_validator(mode="after")
+    def _one_of_record_or_records(self) -> _Assess:
+        # Without this, neither would assess nothing (200, empty) and both would drop ``records``.
+        one, many = getattr(self, "record", None), getattr(self, "records", None)
+        if (one is None) != (many is None):
+            return self
+        if one is None:
+            code, msg = "missing", "Field required: send record (one record) or records (a batch)"
+        else:
+            code, msg = "record_or_records", "send record or records, not both"
+        errors = [
+            InitErrorDetails(type=PydanticCustomError(code, msg), loc=(name,), input=None)
+            for name in ("record", "records")
+        ]
+        # A ValidationError raised here keeps its field locations (a ValueError would name none).
+        raise ValidationError.from_exception_data(type(self).__name__, errors)
 
 
 def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
@@ -69,20 +96,26 @@ def record_model(kind: str) -> type[BaseModel]:
 
 
 def request_models() -> list[type[BaseModel]]:
-    """One request model per kind: ``{"kind", "record": {...}}`` or ``{"kind", "records": [...]}``."""
+    """One request model per kind: ``{"kind", "record": {...}}`` or ``{"kind", "records": [...]}``
+    (exactly one of the two)."""
     out: list[type[BaseModel]] = []
     for kind in SUBJECTS:
         model = record_model(kind)
         name = "".join(p.capitalize() for p in kind.split("_"))
         fields: dict[str, Any] = {
             "kind": (Literal[kind], Field(description="Record kind.")),
-            "record": (model | None, Field(None, description="One record.")),
+            "record": (model | None, Field(None, description="One record (or send `records`).")),
             "records": (
                 list[model] | None,  # type: ignore[valid-type]
-                Field(None, min_length=1, max_length=MAX_RECORDS, description="A batch of records."),
+                Field(
+                    None,
+                    min_length=1,
+                    max_length=MAX_RECORDS,
+                    description="A batch of records (or send `record`).",
+                ),
             ),
         }
-        out.append(create_model(f"Assess{name}", __base__=_Strict, **fields))
+        out.append(create_model(f"Assess{name}", __base__=_Assess, **fields))
     return out
 
 

@@ -17,7 +17,13 @@ BUFFER_PENDING = Gauge("sciti_risk_buffer_pending", "Assessments in the buffer n
 FLUSH_FAILURES = Counter("sciti_risk_buffer_flush_failures", "Flushes to the lake that failed (retried).")
 MODEL_ALERT = Gauge(
     "sciti_risk_model_unavailable",
-    "1 when the engine serves a kind with rules only because its champion model failed to load.",
+    "1 when a kind's champion model failed to load: served with rules only, or with the previous "
+    "champion while a newly promoted one cannot be loaded.",
+    ["kind"],
+)
+MODEL_RELOADS = Counter(
+    "sciti_risk_model_reloads",
+    "Times the engine swapped a kind's champion model (one promoted, or retired without a successor).",
     ["kind"],
 )
 RULES_RELOADS = Counter("sciti_risk_rules_reloads", "Times the engine reloaded the active rules.")
@@ -29,5 +35,6 @@ __all__ = [
     "BUFFER_RECEIVED",
     "FLUSH_FAILURES",
     "MODEL_ALERT",
+    "MODEL_RELOADS",
     "RULES_RELOADS",
 ]

@@ -10,7 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sciti.ops import session_scope
+from sciti.ops import migrate, session_scope
 from sciti.risk.engine.errors import EngineError
 from sciti.settings import Settings
 
@@ -25,17 +25,49 @@ def active_rules(settings: Settings, kind: str, at: datetime) -> list[Any]:
         return list(rules.active_rules(session, kind, at))
 
 
-def load_model(settings: Settings, kind: str) -> tuple[Any | None, str | None]:
-    """(champion model or None, why it is missing when it should be there)."""
+def champions(settings: Settings, *, migrate_first: bool = False) -> dict[str, tuple[str, str]] | None:
+    """Per kind, the champion's (version, artefact key) in the model registry; None without one.
+
+    ``migrate_first`` at start-up only: the periodic check must stay one query."""
+    try:
+        from sciti.risk.models import registry
+    except ImportError:
+        return None
+    if migrate_first:
+        migrate(settings.resolved_ops_db_url)
+    return registry.champions(settings)
+
+
+def load_model(
+    settings: Settings, kind: str, champion: tuple[str, str] | None = None
+) -> tuple[Any | None, str | None]:
+    """(the champion of ``kind``, or the given (version, artefact key), or None; why it is missing
+    when it should be there). Failures are for the caller to log: it knows whether they are news.
+
+    The model comes ready to score one row, so its first real-time answer does not pay the setup."""
     try:
         from sciti.risk import models
     except ImportError as exc:
         return None, f"the model registry is not installed ({exc})"
     try:
-        return models.load_model(settings, kind, role="champion"), None
+        if champion is None:
+            model = models.load_model(settings, kind, role="champion")
+        else:
+            model = models.load_artefact(settings, *champion)
+        if model is not None:
+            prepare(model)
+        return model, None
     except Exception as exc:  # a broken artefact must not stop the engine: rules only, and say so
-        log.error("champion model for %s failed to load: %s", kind, exc, exc_info=exc)
         return None, str(exc)
+
+
+def prepare(model: Any) -> None:
+    """Set up the model's one-row calls (score and contributions) now, off the real-time path."""
+    import numpy as np
+
+    row = np.zeros((1, len(model.feature_names)))
+    model.score(row)
+    model.contributions(row)
 
 
 def load_reference(settings: Settings) -> Any:
@@ -73,4 +105,13 @@ def lake_records(settings: Settings, kind: str, since: Any = None, until: Any = 
     return features.lake_records(settings, kind, since=since, until=until)
 
 
-__all__ = ["active_rules", "compute_batch", "compute_one", "lake_records", "load_model", "load_reference"]
+__all__ = [
+    "active_rules",
+    "champions",
+    "compute_batch",
+    "compute_one",
+    "lake_records",
+    "load_model",
+    "load_reference",
+    "prepare",
+]

@@ -11,14 +11,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from sciti.lake import open_lake
+from sciti.lake import open_lake, query
+from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
-from sciti.ops.risk_tables import RiskCapacityUse, RiskQueueItem
+from sciti.ops.risk_tables import RiskCapacityUse
 from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.assessor import Assessor
+from sciti.risk.engine.batch import _unit_ids
+from sciti.risk.engine.enqueue import enqueue
 from sciti.risk.engine.store import NO_OFFICE
 from sciti.risk.lanes import LANE_MEANING, LanePolicy, ration_red
 from sciti.settings import Settings
@@ -32,6 +35,8 @@ class ScoreResult:
     lanes: dict[str, int] = field(default_factory=dict)
     sampled: int = 0
     queued: int = 0
+    superseded: int = 0  # open queue items of these records replaced by the new assessments
+    skipped: int = 0  # records left alone because they already had an assessment (unassessed_only)
     over_capacity: int = 0
     batch_id: str | None = None
     model_version: str | None = None
@@ -109,6 +114,15 @@ def queue_rows(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
+def assessed_ids(settings: Settings, kind: str) -> pa.Array:
+    """The record ids of ``kind`` that have at least one assessment in the lake."""
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    if not lake.exists(ASSESSMENTS_TABLE):
+        return pa.array([], pa.string())
+    sql = f"SELECT DISTINCT record_id FROM {ASSESSMENTS_TABLE} WHERE kind = {quote_literal(kind)}"  # noqa: S608
+    return query(lake, sql)["record_id"].combine_chunks()
+
+
 def score_since(
     settings: Settings,
     kind: str,
@@ -117,10 +131,22 @@ def score_since(
     until: date | datetime | None = None,
     assessor: Assessor | None = None,
     explain: str = "flagged",
+    unassessed_only: bool = False,
 ) -> ScoreResult:
-    """Score the records of ``kind`` in the window; write ``risk.assessments``; queue the flagged."""
+    """Score the records of ``kind`` in the window; write ``risk.assessments``; queue the flagged.
+
+    A record's new assessment supersedes its open queue item. ``unassessed_only`` scores only the
+    records that have no assessment yet (a repeated set-up with unchanged rules and model).
+    """
     assessor = assessor or Assessor.load(settings, kinds=(kind,))
     records = parts.lake_records(settings, kind, since=since, until=until)
+    skipped = 0
+    if unassessed_only and records.num_rows:
+        before = records.num_rows
+        # by the assessment's record id: for goods items, their declaration's
+        done = pc.is_in(_unit_ids(kind, records), assessed_ids(settings, kind))
+        records = records.filter(pc.invert(done))
+        skipped = before - records.num_rows
     table = assessor.assess_batch(kind, records, explain=explain)
     table, over = apply_capacity_batch(settings, assessor.policy, table)
     p = assessor.kind_parts(kind)
@@ -131,6 +157,7 @@ def score_since(
         model_version=p.model_version,
         rules_version=p.rules.stamp,
         over_capacity=over,
+        skipped=skipped,
     )
     if table.num_rows == 0:
         return result
@@ -141,13 +168,19 @@ def score_since(
     lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
     lake.append(ASSESSMENTS_TABLE, table, batch_id=batch_id)
     rows = queue_rows(table)
-    if rows:
-        with session_scope(settings.resolved_ops_db_url) as session:
-            for start in range(0, len(rows), 5000):
-                session.execute(insert(RiskQueueItem), rows[start : start + 5000])
+    assessed = list(
+        zip(
+            table["kind"].to_pylist(),
+            table["record_id"].to_pylist(),
+            table["assessment_id"].to_pylist(),
+            strict=True,
+        )
+    )
+    with session_scope(settings.resolved_ops_db_url) as session:
+        result.superseded = enqueue(session, assessed, rows)
     result.queued = len(rows)
     result.batch_id = batch_id
     return result
 
 
-__all__ = ["ScoreResult", "apply_capacity_batch", "queue_rows", "score_since"]
+__all__ = ["ScoreResult", "apply_capacity_batch", "assessed_ids", "queue_rows", "score_since"]

@@ -6,7 +6,7 @@ together are committed together by one writer thread (group commit): one transac
 disk flush for many answers, which keeps real-time latency flat under concurrency.
 
 The same transaction hands out red-lane places (capacity per office and day) and puts flagged
-records on the queue.
+records on the queue, superseding a record's older open item (see ``enqueue``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sciti.ops import session_scope
-from sciti.ops.risk_tables import RiskCapacityUse, RiskOutbox, RiskQueueItem
+from sciti.ops.risk_tables import RiskCapacityUse, RiskOutbox
 from sciti.risk.engine.assessment import Assessment
+from sciti.risk.engine.enqueue import enqueue
 from sciti.risk.engine.errors import StoreUnavailable
 from sciti.risk.engine.metrics import BUFFER_PENDING, BUFFER_RECEIVED
 from sciti.risk.lanes import LANE_MEANING, LanePolicy
@@ -109,9 +110,8 @@ def write(session: Session, policy: LanePolicy, assessments: list[Assessment]) -
     for a in assessments:
         apply_capacity(session, policy, a)
     session.execute(insert(RiskOutbox), [outbox_row(a) for a in assessments])
-    flagged = [queue_row(a) for a in assessments if a.flagged]
-    if flagged:
-        session.execute(insert(RiskQueueItem), flagged)
+    assessed = [(a.kind, a.record_id, a.assessment_id) for a in assessments]
+    enqueue(session, assessed, [queue_row(a) for a in assessments if a.flagged])
 
 
 class AssessmentStore:

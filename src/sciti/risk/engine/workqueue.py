@@ -63,6 +63,7 @@ def item_dict(item: RiskQueueItem) -> dict[str, Any]:
         "status": item.status,
         "assigned_to": item.assigned_to,
         "assigned_at": item.assigned_at,
+        "newer_assessment_id": item.newer_assessment_id,
     }
 
 

@@ -41,6 +41,7 @@ class ColumnInfo:
     derived: bool = False
     explain: str | None = None  # template for explanations (derived features only)
     explain_no: str | None = None  # template when a yes/no feature is false
+    explain_unseen: str | None = None  # template when a rate has no past inspections behind it
     classification: str = "internal"  # the field's data classification (model YAML)
 
 
@@ -84,6 +85,7 @@ def _columns(kind: str) -> dict[str, ColumnInfo]:
             derived=True,
             explain=feat.get("explain"),
             explain_no=feat.get("explain_no"),
+            explain_unseen=feat.get("explain_unseen"),
         )
     return out
 

@@ -69,6 +69,18 @@ class Reference:
     snapshots: dict[str, int] = field(default_factory=dict)  # source table -> snapshot (when built)
 
     @cached_property
+    def fallbacks(self) -> dict[str, float]:
+        """Per rate feature, its value for a group with no past inspections: the overall rate."""
+        out: dict[str, float] = {"hs_risk": self.prior, "origin_risk": self.prior}  # cargo kinds
+        for g in history_groups():
+            for stat, name in g["outputs"].items():
+                if stat == "hit_rate":
+                    out[name] = self.prior
+                elif stat == "critical_rate":
+                    out[name] = self.prior_critical
+        return out
+
+    @cached_property
     def lookups(self) -> dict[str, Any]:
         """Dicts for the single-record path, built once."""
         bands: dict[str, dict[str, tuple[float, float, float]]] = {lvl: {} for lvl, _ in BAND_LEVELS}

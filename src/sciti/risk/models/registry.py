@@ -210,6 +210,22 @@ def load_model(settings: Settings, kind: str, role: str = "champion") -> Scoring
     return load_artefact(settings, version, key)
 
 
+def champions(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Per kind, the champion's (version, artefact key), the newest as ``load_model`` picks it.
+
+    One indexed query and no schema check, so a running engine can ask it every few seconds."""
+    found: dict[str, tuple[str, str]] = {}
+    with session_scope(settings.resolved_ops_db_url) as s:
+        rows = s.execute(
+            select(ModelVersion.kind, ModelVersion.version, ModelVersion.artefact_key)
+            .where(ModelVersion.status == "champion")
+            .order_by(ModelVersion.created_at.desc())
+        )
+        for kind, version, key in rows:
+            found.setdefault(kind, (version, key))
+    return found
+
+
 def load_version(settings: Settings, version: str) -> ScoringModel:
     info = get_version(settings, version)
     return load_artefact(settings, version, info["artefact_key"])

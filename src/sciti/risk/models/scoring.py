@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -89,9 +91,15 @@ class ScoringModel:
         return found
 
     def explain(
-        self, data: pa.Table | list[dict[str, Any]] | dict[str, Any], top: int = 5
+        self,
+        data: pa.Table | list[dict[str, Any]] | dict[str, Any],
+        top: int = 5,
+        fallbacks: Mapping[str, float] | None = None,
     ) -> list[list[Factor]]:
-        """Top ``top`` factors per row, largest effect first, each in words an officer can act on."""
+        """Top ``top`` factors per row, largest effect first, each in words an officer can act on.
+
+        ``fallbacks``: per rate feature, its value for a group never inspected (the reference's
+        overall rates), so the words do not claim a history that does not exist."""
         rows = _rows(data)
         contrib = self.contributions(data)
         names = self.feature_names
@@ -105,7 +113,7 @@ class ScoringModel:
                 if c[j] == 0.0:
                     continue
                 name, value = names[j], float(c[j])
-                text = describe(self.kind, name, row, value, filled)
+                text = describe(self.kind, name, row, value, filled, (fallbacks or {}).get(name))
                 factors.append(Factor(name, _plain(row.get(name)), value, text))
             out.append(factors)
         return out
@@ -212,9 +220,18 @@ def _filled(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe(
-    kind: str, name: str, row: dict[str, Any], contribution: float, filled: dict[str, Any] | None = None
+    kind: str,
+    name: str,
+    row: dict[str, Any],
+    contribution: float,
+    filled: dict[str, Any] | None = None,
+    fallback: float | None = None,
 ) -> str:
-    """One factor in words: the feature's template filled from the record, then its effect."""
+    """One factor in words: the feature's template filled from the record, then its effect.
+
+    ``fallback``: the value a rate takes when its group has no past inspections (the overall
+    rate, see Reference.fallbacks); such a rate is said to be assumed, not found.
+    """
     info = columns(kind).get(name)
     value = row.get(name)
     effect = f"(contributes {contribution:+.2f})"
@@ -224,6 +241,8 @@ def describe(
     template = info.explain if info and info.explain else None
     if isinstance(value, bool) and not value:
         template = info.explain_no if info and info.explain_no else None
+    elif info and info.explain_unseen and _unseen(value, fallback):
+        template = info.explain_unseen
     if template:
         try:
             return f"{template.format(**(filled or _filled(row)), value=value)} {effect}"
@@ -231,3 +250,8 @@ def describe(
             pass
     label = name.replace("_", " ").capitalize()
     return f"{label} is {value} {effect}"
+
+
+def _unseen(value: Any, fallback: float | None) -> bool:
+    # A smoothed rate over no inspections is exactly the overall rate, give or take rounding in SQL.
+    return fallback is not None and isinstance(value, float) and math.isclose(value, fallback, rel_tol=1e-9)

@@ -215,6 +215,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("assigned_to", sa.String(length=150), nullable=True),
         sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("newer_assessment_id", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("assessment_id"),
     )
     with op.batch_alter_table("risk_queue", schema=None) as batch_op:

@@ -1,0 +1,156 @@
+"""A running engine picks up a promoted champion without a restart (real registry, real models).
+
+A promotion is seen at the next rules check; a new champion whose artefact is broken leaves the
+previous one serving, with the reason shown, until it loads; a retired champion leaves rules only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from sciti.risk import features
+from sciti.risk.engine import Assessor, RiskService
+from sciti.risk.models import promote, register
+from sciti.settings import Settings
+from tests.api.conftest import bearer, make_client, token_factory
+from tests.risk.engine.conftest import build_instance, train_model
+from tests.risk.engine.test_store import heavy_cheap
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory, shared_data) -> Settings:
+    """A KCS instance of its own: these tests promote and retire champions in its registry."""
+    return build_instance(tmp_path_factory.mktemp("reload") / "instance", shared_data)
+
+
+@pytest.fixture(scope="module")
+def trained(instance):
+    return train_model(instance, features.load_reference(instance))
+
+
+def registered(settings: Settings, model, version: str) -> dict:
+    """``model`` stored in the registry as ``version`` (a candidate, its own artefact)."""
+    return register(
+        settings,
+        dataclasses.replace(model, version=version),
+        metrics={},
+        snapshot_id="test",
+        since=None,
+        until=None,
+        rows=1,
+        actor="ana",
+    )
+
+
+def artefact_path(settings: Settings, key: str):
+    return next(settings.resolved_object_store.rglob(key))
+
+
+def reloads() -> float:
+    return REGISTRY.get_sample_value("sciti_risk_model_reloads_total", {"kind": "declaration"}) or 0.0
+
+
+def alert() -> float | None:
+    return REGISTRY.get_sample_value("sciti_risk_model_unavailable", {"kind": "declaration"})
+
+
+def assess_one(assessor: Assessor):
+    (a,) = assessor.assess("declaration", heavy_cheap("RELOAD"))
+    return a
+
+
+def test_promotion_broken_artefact_and_retirement_without_restart(instance, trained) -> None:
+    first = registered(instance, trained, "declaration-reload-1")
+    promote(instance, first["version"], actor="sup")
+    assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.3)
+    assert assess_one(assessor).model_version == "declaration-reload-1"
+
+    second = registered(instance, trained, "declaration-reload-2")
+    promote(instance, second["version"], actor="sup")
+    before = reloads()
+    time.sleep(0.35)  # the next check
+    a = assess_one(assessor)
+    assert a.model_version == "declaration-reload-2" and a.model_score is not None
+    assert any(r.startswith("Model declaration-reload-2 gives") for r in a.reasons)
+    assert a.rules_version == assessor.parts["declaration"].rules.stamp
+    assert reloads() == before + 1 and alert() == 0
+
+    # A new champion whose artefact is damaged: the previous one keeps serving, and says why.
+    third = registered(instance, trained, "declaration-reload-3")
+    path = artefact_path(instance, third["artefact_key"])
+    good = path.read_bytes()
+    path.write_bytes(b"not a model")
+    promote(instance, third["version"], actor="sup")
+    assessor.reload_seconds = 0.0
+    a = assess_one(assessor)
+    assert a.model_version == "declaration-reload-2" and a.model_score is not None
+    p = assessor.parts["declaration"]
+    assert p.model_error and "declaration-reload-3" in p.model_error and "still serving" in p.model_error
+    assert alert() == 1 and reloads() == before + 1
+    assert assess_one(assessor).model_version == "declaration-reload-2"  # tried again, still broken
+
+    path.write_bytes(good)  # repaired: loaded at the next check
+    assert assess_one(assessor).model_version == "declaration-reload-3"
+    assert assessor.parts["declaration"].model_error is None and alert() == 0
+    assert reloads() == before + 2
+
+    # Retired without a successor: rules only, as at start-up, and no alert.
+    promote(instance, third["version"], "retired", actor="sup")
+    a = assess_one(assessor)
+    assert a.model_version is None and a.model_score is None and a.factors == []
+    assert a.lane == "red" and a.rule_ids == ["T-HEAVY-CHEAP"]
+    assert "No model for declaration; scored with rules only" in a.reasons
+    assert alert() == 0 and reloads() == before + 3
+
+
+def test_a_broken_first_champion_is_retried_until_it_loads(instance, trained) -> None:
+    entry = registered(instance, trained, "declaration-reload-4")
+    path = artefact_path(instance, entry["artefact_key"])
+    good = path.read_bytes()
+    path.write_bytes(b"damaged")
+    promote(instance, entry["version"], actor="sup")
+    try:
+        assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0)
+        a = assess_one(assessor)
+        assert a.model_version is None and alert() == 1
+        assert any("declaration-reload-4" in r and "rules only" in r for r in a.reasons)
+        path.write_bytes(good)
+        assert assess_one(assessor).model_version == "declaration-reload-4" and alert() == 0
+    finally:
+        path.write_bytes(good)
+        promote(instance, entry["version"], "retired", actor="sup")
+
+
+def test_the_api_shows_a_promotion_without_a_restart(instance, trained) -> None:
+    entry = registered(instance, trained, "declaration-reload-5")
+    client = make_client(instance)
+    svc = RiskService(instance, Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0))
+    client.app.state.risk_service = svc
+    tokens = token_factory(instance)
+    viewer, supervisor = bearer(tokens("viewer")), bearer(tokens("supervisor"))
+    clearance = bearer(tokens("clearance_system"))
+    try:
+        status = client.get("/api/v1/risk/status", headers=viewer).json()
+        assert status["kinds"]["declaration"]["model_version"] is None
+
+        promoted = client.post(
+            f"/api/v1/models/{entry['version']}/promote",
+            json={"role": "champion", "reason": "walkthrough"},
+            headers=supervisor,
+        )
+        assert promoted.status_code == 200, promoted.text
+        (record,) = heavy_cheap("APIR")
+        r = client.post(
+            "/api/v1/risk/assess", json={"kind": "declaration", "record": record}, headers=clearance
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["assessments"][0]["model_version"] == "declaration-reload-5"
+        kind = client.get("/api/v1/risk/status", headers=viewer).json()["kinds"]["declaration"]
+        assert kind["model_version"] == "declaration-reload-5" and kind["model_alert"] is None
+    finally:
+        svc.stop()
+        promote(instance, entry["version"], "retired", actor="sup")
