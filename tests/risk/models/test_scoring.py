@@ -85,7 +85,16 @@ def test_one_row_gives_exactly_what_booster_predict_gives(kcs_model) -> None:
             "Importer IMP1 is not an Authorised Economic Operator (contributes +0.21)",
         ),
         ("office_code", {"office_code": "30"}, "Office code is 30 (contributes +0.21)"),
-        ("unit_value_ratio", {"unit_value_ratio": None}, "Missing: Declared unit value divided by"),
+        (
+            "unit_value_ratio",
+            {"unit_value_ratio": None},
+            "Missing: Declared unit value divided by the reference median for HS6 x origin (contributes",
+        ),
+        (
+            "unit_value_band_z",
+            {"unit_value_band_z": None},
+            "Missing: Robust z-score of the log unit value against the reference band (contributes +0.21)",
+        ),
     ],
 )
 def test_factor_text(feature: str, row: dict, text: str) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -236,7 +237,8 @@ def describe(
     value = row.get(name)
     effect = f"(contributes {contribution:+.2f})"
     if value is None:
-        label = info.description.rstrip(".") if info else name.replace("_", " ")
+        # The description's first clause: its formula and examples are for analysts, not officers.
+        label = _CLAUSE.split(info.description, maxsplit=1)[0].rstrip(".") if info else name.replace("_", " ")
         return f"Missing: {label} {effect}"
     template = info.explain if info and info.explain else None
     if isinstance(value, bool) and not value:
@@ -250,6 +252,9 @@ def describe(
             pass
     label = name.replace("_", " ").capitalize()
     return f"{label} is {value} {effect}"
+
+
+_CLAUSE = re.compile(r": | \(|; ")
 
 
 def _unseen(value: Any, fallback: float | None) -> bool:
