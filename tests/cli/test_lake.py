@@ -59,3 +59,60 @@ def test_maintain_of_an_unknown_table_fails_with_a_reason(app: typer.Typer, inst
     result = CliRunner().invoke(app, ["lake", "maintain", "--table", "std.nope"])
     assert result.exit_code == 1
     assert "no lake table 'std.nope'" in result.output
+
+
+def test_maintain_with_a_keep_all_window(app: typer.Typer, instance: Lake) -> None:
+    result = CliRunner().invoke(app, ["lake", "maintain", "--keep-all-hours", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "std.a" in result.output
+    assert len(instance.history("std.a")) == 5  # 4 appends + compaction, all in the last half hour
+
+
+def test_maintain_thins_what_is_older_than_the_window(app: typer.Typer, instance: Lake) -> None:
+    args = ["lake", "maintain", "--keep-all-hours", "0", "--keep-last", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    left = instance.table("std.a").metadata.snapshots
+    # One per UTC hour the commits fell in (the newest of each; almost always one hour).
+    assert len(left) == len({s.timestamp_ms // 3_600_000 for s in left})
+    assert left[-1].snapshot_id == instance.table("std.a").metadata.current_snapshot_id
+    assert instance.has_batch("std.a", "b0")
+
+
+def test_maintain_rejects_a_negative_keep_all_window(app: typer.Typer, instance: Lake) -> None:
+    result = CliRunner().invoke(app, ["lake", "maintain", "--keep-all-hours", "-1"])
+    assert result.exit_code == 2
+
+
+def test_help_explains_hourly_thinning(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["lake", "maintain", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--keep-all-hours" in result.output and "each hour" in result.output
+
+
+def test_maintain_keeps_what_a_registered_model_was_trained_on(
+    app: typer.Typer, instance: Lake, settings: Settings
+) -> None:
+    from sciti.ops import migrate, session_scope
+    from sciti.ops.model_tables import ModelVersion
+
+    trained_on = instance.table("std.a").metadata.snapshots[1].snapshot_id
+    migrate(settings.resolved_ops_db_url)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        s.add(
+            ModelVersion(
+                version="declaration-fraud-1",
+                kind="declaration",
+                label="fraud",
+                snapshot_id="h",
+                lake_snapshots={"std.a": trained_on},
+                rows=2,
+                artefact_key="k",
+                created_by="ana",
+            )
+        )
+    args = ["lake", "maintain", "--keep-days", "0", "--keep-all-hours", "0", "--keep-last", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    left = {s.snapshot_id for s in instance.table("std.a").metadata.snapshots}
+    assert left == {trained_on, instance.table("std.a").metadata.current_snapshot_id}
