@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sciti.lake import open_lake, query
@@ -22,7 +24,10 @@ from tests.risk.engine.test_store import heavy_cheap
 @pytest.mark.postgres
 def test_assess_queue_override_feedback_and_flush_on_postgres(tmp_path, pg_database, shared_data) -> None:
     s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
-    svc = RiskService(s, Assessor.load(s, kinds=("declaration",)), flusher=Flusher(s, max_seconds=3600))
+    assessor = Assessor.load(s, kinds=("declaration",))
+    # No compliance sample: a sampled record's inspection would count as random, not the override.
+    assessor.policy = dataclasses.replace(assessor.policy, sample_share=0.0)
+    svc = RiskService(s, assessor, flusher=Flusher(s, max_seconds=3600))
     try:
         answers = [svc.assess("declaration", [r])[0] for r in heavy_cheap("PG1", 3)]
     finally:
