@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
-from sciti.errors import SCITIError
 from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST, Lake, MaintainResult
 
 log = logging.getLogger("sciti.lake.upkeep")
@@ -71,7 +70,7 @@ def upkeep_pass(
                 target_file_rows=policy.target_file_rows,
                 protected=keep.get(info.ident, ()),
             )
-        except (SCITIError, OSError) as exc:  # one bad table does not stop the others
+        except Exception as exc:  # one bad table (whatever the cause) does not stop the others
             log.error("lake upkeep failed", extra={"table": info.ident, "error": str(exc)})
             FAILURES.labels(table=info.ident).inc()
             failed.append(info.ident)
