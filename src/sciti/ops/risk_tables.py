@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sciti.ops.models import Base, utcnow
+
+ONE_OPEN_WHERE = "status IN ('open', 'assigned')"  # the statuses of work still to do on a record
 
 
 class RiskOutbox(Base):
@@ -43,6 +45,17 @@ class RiskQueueItem(Base):
     __table_args__ = (
         Index("ix_risk_queue_order", "score", "assessment_id"),
         Index("ix_risk_queue_filter", "kind", "office_code", "lane"),
+        # At most one open or assigned item per record: enqueue supersedes before it inserts, and
+        # this index makes two writers racing on the same record (batch and real time on
+        # PostgreSQL) fail and retry instead of leaving two items.
+        Index(
+            "ux_risk_queue_one_open",
+            "kind",
+            "record_id",
+            unique=True,
+            sqlite_where=text(ONE_OPEN_WHERE),
+            postgresql_where=text(ONE_OPEN_WHERE),
+        ),
     )
     assessment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))

@@ -3,19 +3,23 @@ an item an officer already worked is kept (and told), and the report counts the 
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from sciti.access import create_user, issue_token
 from sciti.lake import open_lake
-from sciti.ops import session_scope
+from sciti.ops import migrate, session_scope
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine import Assessor, Flusher, RiskService, hit_report, list_queue, score_since
 from sciti.risk.engine.assessment import Assessment
+from sciti.risk.engine.enqueue import committed, enqueue
 from sciti.risk.engine.feedback import InspectionInput, record_inspection
-from sciti.risk.engine.store import write
+from sciti.risk.engine.store import queue_row, write
 from sciti.risk.engine.workqueue import assign, override
 from sciti.risk.lanes import parse_policy
 from tests.api.conftest import assert_envelope, bearer, make_client
@@ -232,3 +236,64 @@ def test_supersede_on_postgres(tmp_path, pg_database, shared_data) -> None:
     assert result.superseded > 0
     items_open, records_open = queue_counts(s)["open"]
     assert items_open == records_open == result.queued + 1  # + the real-time record above
+
+
+def test_the_database_refuses_a_second_open_item_for_a_record(kcs, rules_only) -> None:
+    """The one-open-item rule is also the database's: a writer that skipped enqueue cannot break it."""
+    (record,) = heavy_cheap(office())
+    first, second = (assess_and_store(kcs, rules_only, [record])[0] for _ in range(2))
+    with pytest.raises(IntegrityError), session_scope(kcs.resolved_ops_db_url) as session:
+        session.execute(insert(RiskQueueItem), [{**queue_row(first), "assessment_id": uuid.uuid4().hex}])
+    assert items(kcs, first.record_id)[second.assessment_id] == ("open", None)
+
+
+def wait_for_lock_wait(url: str, seconds: float = 30.0) -> bool:
+    """True once a session of this database waits for a lock (the racer's insert on the index)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + seconds
+    with session_scope(url) as session:
+        while time.monotonic() < deadline:
+            if session.execute(waiting).scalar_one():
+                return True
+            session.rollback()  # a fresh snapshot of the activity view
+            time.sleep(0.02)
+    return False
+
+
+@pytest.mark.postgres
+def test_two_writers_queueing_one_record_at_once_leave_one_open_item(pg_database, rules_only) -> None:
+    """On PostgreSQL neither writer sees the other's uncommitted item: the index refuses the second
+    insert, and its retry supersedes the first writer's item."""
+    migrate(pg_database)
+    (record,) = heavy_cheap(office())
+    first, second = (rules_only.assess("declaration", [record])[0] for _ in range(2))
+    inserted, release = threading.Event(), threading.Event()
+
+    def queue(a: Assessment, hold: bool = False):
+        def work(session):
+            enqueue(session, [(a.kind, a.record_id, a.assessment_id)], [queue_row(a)])
+            if hold:  # the first writer's item is written, not yet committed
+                inserted.set()
+                assert release.wait(30)
+
+        return lambda: committed(pg_database, work)
+
+    holder = threading.Thread(target=queue(first, hold=True))
+    holder.start()
+    assert inserted.wait(30)
+    racer = threading.Thread(target=queue(second))
+    racer.start()  # it finds no open item (the first is uncommitted) and inserts: the index waits
+    assert wait_for_lock_wait(pg_database), "the second writer never waited on the first"
+    release.set()
+    holder.join(30)
+    racer.join(30)
+    with session_scope(pg_database) as session:
+        rows = session.scalars(select(RiskQueueItem).where(RiskQueueItem.record_id == first.record_id))
+        found = {r.assessment_id: (r.status, r.newer_assessment_id) for r in rows}
+    assert found == {
+        first.assessment_id: ("superseded", second.assessment_id),
+        second.assessment_id: ("open", None),
+    }

@@ -10,24 +10,63 @@ A record already inspected (its item ``done``) is not queued again by a re-asses
 record: it was cleared or acted on; an amended declaration is another record and is queued.
 
 Real-time (``store.write``) and batch scoring (``scoring.score_since``) both come through here, in
-the transaction that stores the new assessments.
+the transaction that stores the new assessments, run by ``committed``: a unique index allows one
+open item per record, so two writers that queue the same record at the same instant cannot both
+succeed; the one refused tries again and then sees, and supersedes, the other's item.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.errors import WorkflowConflict
+
+T = TypeVar("T")
+ATTEMPTS = 3
 
 OPEN = ("open", "assigned")
 WORKED = ("assigned", "done")  # an officer has it in hand, or it was inspected
 CHUNK = 1000  # record ids per lookup: well under every database's bound-parameter limit
 
 Key = tuple[str, str]  # (kind, record_id)
+
+# Core statements built once, not the ORM's: this runs in every real-time group commit, mostly
+# finding nothing, and building and handling the statements cost more than the database's work.
+_T = cast(Table, RiskQueueItem.__table__)
+_FIND = select(_T.c.assessment_id, _T.c.record_id, _T.c.status, _T.c.lane, _T.c.assigned_lane).where(
+    _T.c.kind == bindparam("kind"),
+    _T.c.record_id.in_(bindparam("ids", expanding=True)),
+    _T.c.status.in_((*OPEN, "done")),
+)
+_SUPERSEDE = (
+    update(_T)
+    .where(_T.c.assessment_id == bindparam("item"))
+    .values(status="superseded", newer_assessment_id=bindparam("newer"))
+)
+_REFRESH = (
+    update(_T).where(_T.c.assessment_id == bindparam("item")).values(newer_assessment_id=bindparam("newer"))
+)
+_INSERT = insert(_T)
+
+
+def committed(url: str, work: Callable[[Session], T]) -> T:
+    """``work`` in one transaction, tried again when the database refused it for a conflict (the
+    one-open-item index: another writer queued one of its records first)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with session_scope(url) as session:
+                return work(session)
+        except IntegrityError:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def enqueue(session: Session, assessed: list[tuple[str, str, str]], flagged: list[dict[str, Any]]) -> int:
@@ -44,10 +83,11 @@ def enqueue(session: Session, assessed: list[tuple[str, str, str]], flagged: lis
         if newest != row["assessment_id"]:  # an older assessment of the same record in this batch
             rows.append({**row, "status": "superseded", "newer_assessment_id": newest})
         elif key not in worked:
-            rows.append({**row, "status": "open"})
+            rows.append({**row, "status": "open", "newer_assessment_id": None})
         # else: the officer's item stays the record's one item and names this assessment
+    conn = session.connection()
     for start in range(0, len(rows), 5000):
-        session.execute(insert(RiskQueueItem), rows[start : start + 5000])
+        conn.execute(_INSERT, rows[start : start + 5000])
     return replaced
 
 
@@ -57,31 +97,22 @@ def _supersede_open(session: Session, latest: dict[Key, str]) -> tuple[set[Key],
     for kind, record_id in latest:
         by_kind.setdefault(kind, []).append(record_id)
     worked: set[Key] = set()
-    changes: list[dict[str, Any]] = []
-    # Core, not the ORM: this runs in every real-time group commit, mostly finding nothing, and the
-    # ORM's statement handling doubles its cost.
-    t, conn = RiskQueueItem.__table__, session.connection()
+    superseded: list[dict[str, str]] = []
+    refreshed: list[dict[str, str]] = []
+    conn = session.connection()
     for kind, ids in by_kind.items():
         for start in range(0, len(ids), CHUNK):
-            q = select(t.c.assessment_id, t.c.record_id, t.c.status, t.c.lane, t.c.assigned_lane).where(
-                t.c.kind == kind,
-                t.c.record_id.in_(ids[start : start + CHUNK]),
-                t.c.status.in_((*OPEN, "done")),
-            )
-            for aid, record_id, status, lane, assigned_lane in conn.execute(q):
-                newer = latest[(kind, record_id)]
+            found = conn.execute(_FIND, {"kind": kind, "ids": ids[start : start + CHUNK]})
+            for aid, record_id, status, lane, assigned_lane in found:
+                change = {"item": aid, "newer": latest[(kind, record_id)]}
                 if status in WORKED or lane != assigned_lane:
                     worked.add((kind, record_id))
-                    changes.append({"assessment_id": aid, "newer_assessment_id": newer})
+                    refreshed.append(change)
                 else:
-                    changes.append(
-                        {"assessment_id": aid, "status": "superseded", "newer_assessment_id": newer}
-                    )
-    superseded = [c for c in changes if "status" in c]
-    refreshed = [c for c in changes if "status" not in c]
-    for group in (superseded, refreshed):  # ORM bulk update by primary key: same keys per call
+                    superseded.append(change)
+    for statement, group in ((_SUPERSEDE, superseded), (_REFRESH, refreshed)):
         for start in range(0, len(group), 5000):
-            session.execute(update(RiskQueueItem), group[start : start + 5000])
+            conn.execute(statement, group[start : start + 5000])
     return worked, len(superseded)
 
 
@@ -97,4 +128,4 @@ def refuse_superseded(session: Session, assessment_id: str) -> None:
         )
 
 
-__all__ = ["enqueue", "refuse_superseded"]
+__all__ = ["committed", "enqueue", "refuse_superseded"]

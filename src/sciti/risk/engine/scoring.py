@@ -21,7 +21,7 @@ from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.assessor import Assessor
 from sciti.risk.engine.batch import _unit_ids
-from sciti.risk.engine.enqueue import enqueue
+from sciti.risk.engine.enqueue import committed, enqueue
 from sciti.risk.engine.store import NO_OFFICE
 from sciti.risk.lanes import LANE_MEANING, LanePolicy, ration_red
 from sciti.settings import Settings
@@ -176,8 +176,8 @@ def score_since(
             strict=True,
         )
     )
-    with session_scope(settings.resolved_ops_db_url) as session:
-        result.superseded = enqueue(session, assessed, rows)
+    url = settings.resolved_ops_db_url
+    result.superseded = committed(url, lambda session: enqueue(session, assessed, rows))
     result.queued = len(rows)
     result.batch_id = batch_id
     return result

@@ -18,16 +18,15 @@ import queue
 import threading
 from concurrent.futures import Future
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskCapacityUse, RiskOutbox
 from sciti.risk.engine.assessment import Assessment
-from sciti.risk.engine.enqueue import enqueue
+from sciti.risk.engine.enqueue import committed, enqueue
 from sciti.risk.engine.errors import StoreUnavailable
 from sciti.risk.engine.metrics import BUFFER_PENDING, BUFFER_RECEIVED
 from sciti.risk.lanes import LANE_MEANING, LanePolicy
@@ -105,11 +104,16 @@ def outbox_row(a: Assessment) -> dict[str, Any]:
     return {"assessment_id": a.assessment_id, "payload": json.dumps(a.to_row(), default=str)}
 
 
+# Built once: Core statements made per call cost more than the database's own work (every
+# real-time group commit comes through here).
+_OUTBOX_INSERT = insert(cast(Table, RiskOutbox.__table__))
+
+
 def write(session: Session, policy: LanePolicy, assessments: list[Assessment]) -> None:
     """Capacity, outbox and queue for these assessments, in the session's transaction."""
     for a in assessments:
         apply_capacity(session, policy, a)
-    session.execute(insert(RiskOutbox), [outbox_row(a) for a in assessments])
+    session.connection().execute(_OUTBOX_INSERT, [outbox_row(a) for a in assessments])
     assessed = [(a.kind, a.record_id, a.assessment_id) for a in assessments]
     enqueue(session, assessed, [queue_row(a) for a in assessments if a.flagged])
 
@@ -183,9 +187,9 @@ class AssessmentStore:
                 return
 
     def _commit(self, group: list[tuple[list[Assessment], Future[None]]]) -> None:
+        assessments = [a for items, _ in group for a in items]
         try:
-            with session_scope(self.url) as session:
-                write(session, self.policy, [a for items, _ in group for a in items])
+            committed(self.url, lambda session: write(session, self.policy, assessments))
         except Exception as exc:  # each waiting request answers with the failure, none is lost silently
             log.error("assessments could not be stored: %s", exc, exc_info=exc)
             for _, fut in group:

@@ -222,6 +222,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_risk_queue_filter", ["kind", "office_code", "lane"], unique=False)
         batch_op.create_index("ix_risk_queue_order", ["score", "assessment_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_risk_queue_record_id"), ["record_id"], unique=False)
+        batch_op.create_index(
+            "ux_risk_queue_one_open",
+            ["kind", "record_id"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('open', 'assigned')"),
+            postgresql_where=sa.text("status IN ('open', 'assigned')"),
+        )
 
     op.create_table(
         "rules",
@@ -595,6 +602,11 @@ def downgrade() -> None:
 
     op.drop_table("rules")
     with op.batch_alter_table("risk_queue", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ux_risk_queue_one_open",
+            sqlite_where=sa.text("status IN ('open', 'assigned')"),
+            postgresql_where=sa.text("status IN ('open', 'assigned')"),
+        )
         batch_op.drop_index(batch_op.f("ix_risk_queue_record_id"))
         batch_op.drop_index("ix_risk_queue_order")
         batch_op.drop_index("ix_risk_queue_filter")
