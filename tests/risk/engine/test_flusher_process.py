@@ -4,10 +4,12 @@ server (or the server dying) ends the child after a last pass, losing nothing.""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psutil
 
 from sciti.risk.engine import FlusherProcess, RiskService
+from sciti.risk.engine.flush_worker import NICENESS
 from tests.risk.engine.test_store import heavy_cheap, lake_rows
 
 
@@ -20,6 +22,11 @@ def test_the_server_flusher_process_moves_every_answer_to_the_lake_and_stops(kcs
         answers = [svc.assess("declaration", [r])[0] for r in heavy_cheap("FP1", 3)]
         answers += asyncio.run(svc.assess_async("declaration", heavy_cheap("FP1", 2)))
         assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        ours = psutil.Process().nice()
+        deadline = time.monotonic() + 30
+        while child.nice() == ours and time.monotonic() < deadline:  # set as the child starts
+            time.sleep(0.05)
+        assert child.nice() == min(19, ours + NICENESS)  # background priority: answers come first
     finally:
         svc.stop()  # closes the child's stdin: it makes its last pass and exits
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE

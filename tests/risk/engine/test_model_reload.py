@@ -6,7 +6,9 @@ previous one serving, with the reason shown, until it loads; a retired champion 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 import time
 
 import pytest
@@ -154,3 +156,27 @@ def test_the_api_shows_a_promotion_without_a_restart(instance, trained) -> None:
     finally:
         svc.stop()
         promote(instance, entry["version"], "retired", actor="sup")
+
+
+def test_the_server_checks_for_new_rules_and_models_off_the_event_loop(instance) -> None:
+    """Loading a promoted model takes a while: the real-time path must never do it on the loop."""
+    assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0)
+    checked_on: list[str] = []
+    check = assessor.refresh_rules
+
+    def spy(**kw):
+        checked_on.append(threading.current_thread().name)
+        return check(**kw)
+
+    assessor.refresh_rules = spy  # type: ignore[method-assign]
+    svc = RiskService(instance, assessor)
+    try:
+
+        async def answers() -> None:
+            for _ in range(3):
+                await svc.assess_async("declaration", heavy_cheap("LOOP"))
+
+        asyncio.run(answers())
+    finally:
+        svc.stop()
+    assert len(checked_on) == 3 and threading.main_thread().name not in checked_on, checked_on

@@ -198,9 +198,13 @@ class Assessor:
         return True
 
     # -- one record at a time --------------------------------------------------------------------
-    def assess(self, kind: str, records: list[dict[str, Any]]) -> list[Assessment]:
-        """Assess records as sent (a declaration with its ``items``). Nothing is stored here."""
-        self.refresh_rules()
+    def assess(self, kind: str, records: list[dict[str, Any]], *, refresh: bool = True) -> list[Assessment]:
+        """Assess records as sent (a declaration with its ``items``). Nothing is stored here.
+
+        ``refresh`` False: the caller checks rules and champions itself (the server does so on a
+        worker thread, so that loading a new model never holds up the event loop)."""
+        if refresh:
+            self.refresh_rules()
         pinned = self.pinned(kind)
         p = pinned.kind_parts(kind)
         at = datetime.now(UTC)

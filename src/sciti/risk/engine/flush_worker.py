@@ -6,6 +6,7 @@ and closes stdin to stop it (also when the parent dies); SIGINT is ignored.
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import sys
@@ -15,12 +16,18 @@ from sciti.logs import setup_logging
 from sciti.risk.engine.flusher import Flusher
 from sciti.settings import Settings
 
+NICENESS = 10  # added to the server's: a background priority, still scheduled on an idle core
+
 
 def main() -> int:
     """The child: flush every ``buffer_max_seconds`` until stdin closes, then once more."""
     # Stopping is the parent's job (it closes stdin): a SIGINT that still reaches us (a worker
     # started by hand, a signal sent to a whole group) must not skip the last pass.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Writing Parquet and committing to the catalogue comes in bursts of CPU. The answers to
+    # clearance systems come first: a lower priority gives this process the cores only when the
+    # server does not need them. Rows wait safely in the outbox meanwhile.
+    os.nice(NICENESS)
     size = int.from_bytes(sys.stdin.buffer.read(8), "big")
     settings: Settings = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (from our own parent)
     setup_logging(settings)

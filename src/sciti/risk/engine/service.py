@@ -47,10 +47,11 @@ class RiskService:
             await run_in_threadpool(self.assessor.refresh_rules)
             if isinstance(self.flusher, FlusherProcess):
                 self.flusher.check()
+        # The check above is the only one: a check falling due just now waits for the next request.
         if len(records) <= INLINE_RECORDS:
-            assessments = self.assessor.assess(kind, records)
+            assessments = self.assessor.assess(kind, records, refresh=False)
         else:
-            assessments = await run_in_threadpool(self.assessor.assess, kind, records)
+            assessments = await run_in_threadpool(lambda: self.assessor.assess(kind, records, refresh=False))
         await self.store.save_async(assessments)
         return assessments
 
