@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -31,6 +30,7 @@ from sciti.lake import Lake
 from sciti.model import ModelError, get_kind, load_kinds
 from sciti.ops import session_scope
 from sciti.ops.privacy_tables import Consent, RetentionOverride, TransferRule
+from sciti.periodic import Periodic
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.privacy")
@@ -253,29 +253,18 @@ def run_retention(
     return results
 
 
-class RetentionSchedule(threading.Thread):
+class RetentionSchedule(Periodic):
     """Runs :func:`run_retention` every ``settings.retention_every_hours`` in the server process."""
 
     def __init__(self, settings: Settings, lake: Lake, *, first_delay: float = 60.0):
-        super().__init__(name="sciti-retention", daemon=True)
-        self.settings, self.lake, self.first_delay = settings, lake, first_delay
-        self.runs = 0
-        self._halt = threading.Event()
+        super().__init__("sciti-retention", first_delay=first_delay, what="retention run", log=log)
+        self.settings, self.lake = settings, lake
 
-    def run(self) -> None:
-        delay = self.first_delay
-        while not self._halt.wait(delay):
-            try:
-                run_retention(self.settings, self.lake, actor="retention-schedule", source="server")
-            except Exception as exc:  # a failed run is retried at the next period, never fatal
-                log.error("retention run failed", extra={"error": str(exc)})
-            self.runs += 1
-            delay = self.settings.retention_every_hours * 3600
+    def job(self) -> None:
+        run_retention(self.settings, self.lake, actor="retention-schedule", source="server")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join(timeout)
+    def period(self) -> float:
+        return self.settings.retention_every_hours * 3600
 
 
 def start_retention_schedule(

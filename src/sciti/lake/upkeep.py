@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST, Lake, MaintainResult
+from sciti.periodic import Periodic
 
 log = logging.getLogger("sciti.lake.upkeep")
 
@@ -93,8 +94,10 @@ def upkeep_pass(
     return results, failed
 
 
-class LakeUpkeep(threading.Thread):
-    """Runs :func:`upkeep_pass` every ``every_hours`` (the first pass ``first_delay`` s after start)."""
+class LakeUpkeep(Periodic):
+    """Runs :func:`upkeep_pass` every ``every_hours`` (the first pass ``first_delay`` s after start).
+
+    ``stop`` waits for the table being maintained now (never stops in the middle of a commit)."""
 
     def __init__(
         self,
@@ -105,28 +108,20 @@ class LakeUpkeep(threading.Thread):
         protected: Protected | None = None,
         first_delay: float = 300.0,
     ):
-        super().__init__(name="sciti-lake-upkeep", daemon=True)
-        self.lake, self.every_hours, self.first_delay = lake, every_hours, first_delay
+        super().__init__("sciti-lake-upkeep", first_delay=first_delay, what="lake upkeep pass", log=log)
+        self.lake, self.every_hours = lake, every_hours
         self.policy = policy or UpkeepPolicy()
         self.protected = protected
-        self.passes = 0
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        delay = self.first_delay
-        while not self._halt.wait(delay):
-            try:
-                upkeep_pass(self.lake, self.policy, self.protected, self._halt)
-            except Exception as exc:  # a failed pass is tried again at the next period, never fatal
-                log.error("lake upkeep pass failed", extra={"error": str(exc)})
-            self.passes += 1
-            delay = self.every_hours * 3600
+    @property
+    def passes(self) -> int:
+        return self.runs
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop after the table being maintained now (never in the middle of a table's commit)."""
-        self._halt.set()
-        if self.is_alive():
-            self.join(timeout)
+    def job(self) -> None:
+        upkeep_pass(self.lake, self.policy, self.protected, self.halt)
+
+    def period(self) -> float:
+        return self.every_hours * 3600
 
 
 def start_lake_upkeep(
