@@ -82,10 +82,26 @@ def train_cmd(
         f"registered [bold]{entry['version']}[/] ({entry['status']}), {entry['rows']} labelled rows"
     )
     m = entry["metrics"]
+    for line in sources_lines(m.get("sources") or {}):
+        console.print(line, highlight=False)
     if "validation" in m:
         console.print(_metrics_table(f"validation from {m['split_date']}", m["validation"]))
     if "validation_random" in m:
         console.print(_metrics_table("random-inspection subset (unbiased)", m["validation_random"]))
+
+
+def sources_lines(sources: dict[str, int]) -> list[str]:
+    """What the model learnt from, per source system, and a warning when there are several."""
+    if not sources:
+        return []
+    lines = ["learnt from: " + ", ".join(f"{src} {n:,}" for src, n in sources.items())]
+    if len(sources) > 1:
+        lines.append(
+            "[yellow]note:[/] the labelled records come from several source systems; if their fields or "
+            "fraud rates differ, the model may learn the system, not fraud (see the top factors): "
+            "train on one with --since/--until (docs/risk-models.md)"
+        )
+    return lines
 
 
 def list_cmd(kind: Annotated[str | None, typer.Argument()] = None, as_json: Json = False) -> None:

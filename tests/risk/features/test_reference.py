@@ -112,3 +112,26 @@ def test_reference_from_the_lake_saves_and_loads(world_lake, tmp_path) -> None:
     assert back.snapshot_id == ref.snapshot_id and back.as_of == ref.as_of and back.prior == ref.prior
     assert back.bands.num_rows == ref.bands.num_rows and back.history.num_rows == ref.history.num_rows
     assert back.events is None  # the real-time path needs only the aggregates
+
+
+def test_unit_value_is_the_customs_value_per_kg_whatever_the_invoice_currency() -> None:
+    """Invoices in yen and in dollars for the same goods: the band and the ratio are taken on the
+    customs value (national currency), so an undervalued item stands out whatever its currency;
+    a source without a customs value (as KCS) keeps the item price."""
+    honest = [{"item_price": p, "customs_value": 780.0} for p in (100, 15_000, 100, 15_000, 100, 15_000)]
+    ref = ref_of(rows(honest))
+    cheap = {"hs_code": "851712", "country_of_origin": "CN", "net_mass_kg": 1}
+    records = [
+        {**cheap, "item_price": 3_000, "customs_value": 156.0},  # yen invoice, a fifth of the value
+        {**cheap, "item_price": 100, "customs_value": 780.0},  # dollar invoice, the usual value
+        {**cheap, "item_price": 780, "customs_value": None},  # no customs value: the item price
+        {**cheap, "item_price": 100, "customs_value": 0},  # a zero customs value is no value
+    ]
+    single = [compute_one("declaration", r, ref) for r in records]
+    assert [f["unit_value"] for f in single] == [156.0, 780.0, 780.0, 100.0]
+    assert single[0]["unit_value_ratio"] == pytest.approx(0.2) and single[0]["unit_value_band_z"] < -3
+    assert single[1]["unit_value_ratio"] == pytest.approx(1.0)
+    batch = compute_batch("declaration", pa.Table.from_pylist(records), ref).to_pylist()
+    for b, s in zip(batch, single, strict=True):
+        assert b["unit_value"] == pytest.approx(s["unit_value"])
+        assert b["unit_value_ratio"] == pytest.approx(s["unit_value_ratio"])

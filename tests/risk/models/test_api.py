@@ -43,3 +43,41 @@ def test_train_list_read_promote_over_http(world_lake, tmp_path) -> None:
         assert_envelope(client.get("/api/v1/models/nope", headers=supervisor), 404, "model_not_found")
         bad = client.post("/api/v1/models/train", json={"kind": "declaration", "label": "x"}, headers=analyst)
         assert bad.status_code == 422
+
+
+def test_train_on_the_command_line_says_which_source_systems_it_learnt_from(
+    world_lake, tmp_path, monkeypatch
+) -> None:
+    """The analyst is told how many labelled rows came from each source system, and warned when
+    there are several (a model can learn the system instead of fraud)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from sciti.access import create_user
+    from sciti.cli import risk_models
+    from sciti.ops import session_scope
+    from sciti.settings import get_settings
+
+    monkeypatch.setenv("SCITI_HOME", str(world_lake.home))
+    monkeypatch.setenv("SCITI_OPS_DB_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    monkeypatch.setenv("SCITI_OBJECT_STORE", str(tmp_path / "objects"))
+    monkeypatch.setenv("SCITI_CATALOG_URI", world_lake.resolved_catalog_uri)
+    monkeypatch.setenv("SCITI_WAREHOUSE", str(world_lake.resolved_warehouse))
+    for name in ("codelists_dir", "wco_schema_dir", "edifact_dir", "connectors_dir"):
+        monkeypatch.setenv(f"SCITI_{name.upper()}", str(getattr(world_lake, name)))
+    get_settings.cache_clear()
+    migrate(get_settings().resolved_ops_db_url)
+    with session_scope(get_settings().resolved_ops_db_url) as session:
+        create_user(session, "ana", ["analyst"], service=True)
+    app = typer.Typer()
+    app.command("noop")(lambda: None)  # a group needs a sibling to keep its name
+    risk_models.register(app)
+    try:
+        result = CliRunner().invoke(app, ["train", "declaration", "--user", "ana"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "learnt from: demo-clearance " in result.output  # the tiny world's labels: one channel
+    assert "several source systems" not in result.output
+    mixed = risk_models.sources_lines({"kcs": 43_576, "demo-clearance": 9_543})
+    assert mixed[0] == "learnt from: kcs 43,576, demo-clearance 9,543" and "several source" in mixed[1]

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from sciti.risk.features.catalog import _kind_config, config, feature_names
 from sciti.risk.features.prepare import (
+    UNIT_VALUE_FIELDS,
     sql_date,
     sql_float,
     sql_hs_prefix,
@@ -86,7 +87,7 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
             for name, n in (("hs6", 6), ("hs4", 4), ("hs_chapter", 2))
         ]
     if "unit_value" in wanted:
-        pre.append(f"{sql_unit_value('item_price', 'net_mass_kg')} AS unit_value")
+        pre.append(f"{sql_unit_value(*UNIT_VALUE_FIELDS)} AS unit_value")
     con.execute(f"CREATE TEMP VIEW __p AS SELECT *, {', '.join(pre)} FROM __in")
     cols: dict[str, str] = {"record_date": "p.record_date"}
     joins: list[str] = []

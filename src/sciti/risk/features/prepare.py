@@ -37,9 +37,16 @@ def sql_number(col: str) -> str:
     return f"TRY_CAST({col} AS DOUBLE)"
 
 
-def sql_unit_value(price: str, mass: str) -> str:
-    p, m = sql_number(price), sql_number(mass)
-    return f"CASE WHEN {m} > 0 AND {p} >= 0 THEN {p} / {m} END"
+# Unit value is the customs value (national currency) per kg where the declaration gives one: the
+# item price is in the invoice's currency, and prices in yuan, yen and dollars in one reference band
+# would hide an undervaluation. Sources without a customs value (KCS) fall back to the item price.
+UNIT_VALUE_FIELDS = ("customs_value", "item_price", "net_mass_kg")
+
+
+def sql_unit_value(value: str, price: str, mass: str) -> str:
+    v, p, m = sql_number(value), sql_number(price), sql_number(mass)
+    amount = f"coalesce(CASE WHEN {v} > 0 THEN {v} END, CASE WHEN {p} >= 0 THEN {p} END)"
+    return f"CASE WHEN {m} > 0 THEN {amount} / {m} END"
 
 
 def sql_date(date_col: str | None, ts_col: str | None) -> str:
@@ -96,11 +103,12 @@ def py_number(value: Any) -> float | None:
     return out
 
 
-def py_unit_value(price: Any, mass: Any) -> float | None:
-    p, m = py_number(price), py_number(mass)
-    if p is None or m is None or not (m > 0 and p >= 0):
+def py_unit_value(value: Any, price: Any, mass: Any) -> float | None:
+    v, p, m = py_number(value), py_number(price), py_number(mass)
+    amount = v if v is not None and v > 0 else (p if p is not None and p >= 0 else None)
+    if amount is None or m is None or not m > 0:
         return None
-    return p / m
+    return amount / m
 
 
 def py_date(value: Any, ts: Any = None) -> date | None:

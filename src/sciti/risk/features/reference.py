@@ -32,7 +32,14 @@ from sciti.lake import open_lake, query
 from sciti.model import load_codelists
 from sciti.risk.errors import FeatureError
 from sciti.risk.features.catalog import config
-from sciti.risk.features.prepare import sql_float, sql_hs_prefix, sql_key, sql_text, sql_unit_value
+from sciti.risk.features.prepare import (
+    UNIT_VALUE_FIELDS,
+    sql_float,
+    sql_hs_prefix,
+    sql_key,
+    sql_text,
+    sql_unit_value,
+)
 from sciti.risk.features.spec import CASH_GROUP, complete
 from sciti.settings import Settings
 
@@ -117,7 +124,7 @@ def prepared_sql(source: str) -> str:
         f"{sql_hs_prefix('hs_code', 6)} AS __hs6",
         f"{sql_hs_prefix('hs_code', 4)} AS __hs4",
         f"{sql_hs_prefix('hs_code', 2)} AS __hs_chapter",
-        f"{sql_unit_value('item_price', 'net_mass_kg')} AS __uv",
+        f"{sql_unit_value(*UNIT_VALUE_FIELDS)} AS __uv",
         "row_number() OVER (PARTITION BY declaration_id ORDER BY item_number) = 1 AS __first_item",
     ]
     return f"SELECT {', '.join(cols)} FROM {source}"

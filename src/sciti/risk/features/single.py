@@ -7,6 +7,7 @@ from typing import Any
 
 from sciti.risk.features.catalog import _feature_names, _kind_config, config
 from sciti.risk.features.prepare import (
+    UNIT_VALUE_FIELDS,
     py_date,
     py_hs_prefix,
     py_key,
@@ -43,7 +44,7 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
         hs6, hs4 = py_hs_prefix(r("hs_code"), 6), py_hs_prefix(r("hs_code"), 4)
         f |= {"hs6": hs6, "hs4": hs4, "hs_chapter": py_hs_prefix(r("hs_code"), 2)}
     if "unit_value" in wanted:
-        uv = py_unit_value(r("item_price"), r("net_mass_kg"))
+        uv = py_unit_value(*(r(c) for c in UNIT_VALUE_FIELDS))
         keys = {"hs6_origin": py_key([hs6, r("country_of_origin")]), "hs6": hs6, "hs4": hs4}
         band, basis = None, "none"
         for level, _ in BAND_LEVELS:

@@ -73,6 +73,15 @@ def labelled_features(settings: Settings, kind: str, since=None, until=None) -> 
     return compute_batch(kind, rows, ref, point_in_time=True), ref
 
 
+def source_counts(feats: pa.Table) -> dict[str, int]:
+    """Labelled rows per source system: what the analyst checks before promoting (a model trained
+    on several systems can learn which system a record came from instead of fraud)."""
+    if "source" not in feats.column_names:
+        return {}
+    counts = pc.value_counts(pc.fill_null(feats["source"], "unknown")).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
+
+
 def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
@@ -105,6 +114,7 @@ def train(
     y_tr, y_va = labels_of(train_part, label), labels_of(valid_part, label)
     probe = fit(kind, train_part, y_tr, label=label, params=params, valid=(valid_part, y_va))
     report: dict[str, Any] = {"split_date": cut.isoformat(), "train_rows": train_part.num_rows}
+    report["sources"] = source_counts(feats)
     if valid_part.num_rows:
         s = probe.score(valid_part)
         rev = np.asarray(
