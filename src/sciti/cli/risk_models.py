@@ -90,16 +90,24 @@ def train_cmd(
         console.print(_metrics_table("random-inspection subset (unbiased)", m["validation_random"]))
 
 
-def sources_lines(sources: dict[str, int]) -> list[str]:
-    """What the model learnt from, per source system, and a warning when there are several."""
+MIXED_RATES = 0.10  # label rates of two sources this far apart: the model may learn the source
+MIXED_MIN_ROWS = 100
+
+
+def sources_lines(sources: dict[str, dict[str, float]]) -> list[str]:
+    """What the model learnt from, per source system, and a warning when their label rates differ."""
     if not sources:
         return []
-    lines = ["learnt from: " + ", ".join(f"{src} {n:,}" for src, n in sources.items())]
-    if len(sources) > 1:
+    lines = [
+        "learnt from: "
+        + ", ".join(f"{src} {s['rows']:,} ({s['label_rate']:.0%} positive)" for src, s in sources.items())
+    ]
+    rates = [s["label_rate"] for s in sources.values() if s["rows"] >= MIXED_MIN_ROWS]
+    if len(rates) > 1 and max(rates) - min(rates) > MIXED_RATES:
         lines.append(
-            "[yellow]note:[/] the labelled records come from several source systems; if their fields or "
-            "fraud rates differ, the model may learn the system, not fraud (see the top factors): "
-            "train on one with --since/--until (docs/risk-models.md)"
+            "[yellow]note:[/] these source systems differ in their label rates; a model trained on them "
+            "together may learn which system a record came from, not fraud (check the top factors): "
+            "train on one administration's records with --since/--until (docs/risk-models.md)"
         )
     return lines
 

@@ -49,7 +49,7 @@ def test_train_on_the_command_line_says_which_source_systems_it_learnt_from(
     world_lake, tmp_path, monkeypatch
 ) -> None:
     """The analyst is told how many labelled rows came from each source system, and warned when
-    there are several (a model can learn the system instead of fraud)."""
+    their label rates differ (a model can learn the system instead of fraud)."""
     import typer
     from typer.testing import CliRunner
 
@@ -78,6 +78,11 @@ def test_train_on_the_command_line_says_which_source_systems_it_learnt_from(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "learnt from: demo-clearance " in result.output  # the tiny world's labels: one channel
-    assert "several source systems" not in result.output
-    mixed = risk_models.sources_lines({"kcs": 43_576, "demo-clearance": 9_543})
-    assert mixed[0] == "learnt from: kcs 43,576, demo-clearance 9,543" and "several source" in mixed[1]
+    assert "differ in their label rates" not in result.output
+    kcs, demo = {"rows": 43_576, "label_rate": 0.22}, {"rows": 9_543, "label_rate": 0.5}
+    mixed = risk_models.sources_lines({"kcs": kcs, "demo-clearance": demo})
+    assert mixed[0] == "learnt from: kcs 43,576 (22% positive), demo-clearance 9,543 (50% positive)"
+    assert "differ in their label rates" in mixed[1]
+    xml = {"rows": 519, "label_rate": 0.47}
+    channels = risk_models.sources_lines({"demo-clearance": demo, "wco-dec": xml})
+    assert len(channels) == 1  # two channels of one administration: nothing to warn about

@@ -46,7 +46,7 @@ def test_train_register_promote_load(instance) -> None:
     assert m["split_date"] and m["validation"]["n"] > 0
     assert "precision@5%" in m["validation"]["metrics"] and "revenue@5%" in m["validation"]["metrics"]
     assert m["validation_random"]["n"] < m["validation"]["n"]  # the unbiased subset, reported apart
-    assert sum(m["sources"].values()) == entry["rows"]  # labelled rows per source system
+    assert sum(src["rows"] for src in m["sources"].values()) == entry["rows"]  # per source system
     # The exact lake state it learnt from, table by table: the snapshots lake upkeep keeps.
     lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
     trained_on = entry["lake_snapshots"]

@@ -73,13 +73,18 @@ def labelled_features(settings: Settings, kind: str, since=None, until=None) -> 
     return compute_batch(kind, rows, ref, point_in_time=True), ref
 
 
-def source_counts(feats: pa.Table) -> dict[str, int]:
-    """Labelled rows per source system: what the analyst checks before promoting (a model trained
-    on several systems can learn which system a record came from instead of fraud)."""
+def by_source(feats: pa.Table, y: np.ndarray) -> dict[str, dict[str, float]]:
+    """Labelled rows and label rate per source system, largest first: what the analyst checks before
+    promoting (on systems whose fields or fraud rates differ, a model can learn which system a
+    record came from instead of fraud)."""
     if "source" not in feats.column_names:
         return {}
-    counts = pc.value_counts(pc.fill_null(feats["source"], "unknown")).to_pylist()
-    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
+    sources = np.asarray(pc.fill_null(feats["source"], "unknown").to_pylist(), dtype=object)
+    out = {}
+    for src in sorted(set(sources.tolist()), key=lambda v: -int((sources == v).sum())):
+        mask = sources == src
+        out[str(src)] = {"rows": int(mask.sum()), "label_rate": round(float(y[mask].mean()), 4)}
+    return out
 
 
 def _as_date(value: date | datetime) -> date:
@@ -114,7 +119,7 @@ def train(
     y_tr, y_va = labels_of(train_part, label), labels_of(valid_part, label)
     probe = fit(kind, train_part, y_tr, label=label, params=params, valid=(valid_part, y_va))
     report: dict[str, Any] = {"split_date": cut.isoformat(), "train_rows": train_part.num_rows}
-    report["sources"] = source_counts(feats)
+    report["sources"] = by_source(feats, y_all)
     if valid_part.num_rows:
         s = probe.score(valid_part)
         rev = np.asarray(
