@@ -250,6 +250,21 @@ def test_models_page_draws_the_curves_recorded_at_training(as_user, trained):
     assert drawn["kind"] == "xy" and drawn["series"][0]["data"] == curves["roc"]
 
 
+def test_models_page_says_which_source_systems_a_version_learnt_from(as_user, web_settings, trained):
+    page = as_user("dee").get(f"/ui/models?version={trained['version']}")
+    sources = trained["metrics"]["sources"]
+    assert 'id="sources"' in page.text and all(src in page.text for src in sources)
+    assert 'id="sources-differ"' not in page.text  # one administration's records (KCS)
+    mixed = train(web_settings, "declaration", actor="ana", params={"num_boost_round": 5})
+    other = {"rows": 9_543, "label_rate": 0.9}
+    with session_scope(web_settings.resolved_ops_db_url) as s:  # as if another system's rows were in
+        row = s.get(ModelVersion, mixed["version"])
+        row.metrics = {**row.metrics, "sources": {**sources, "demo-clearance": other}}
+    page = as_user("dee").get(f"/ui/models?version={mixed['version']}")
+    assert "demo-clearance: 9,543 (90 %)" in page.text and 'id="sources-differ"' in page.text
+    assert "may have learnt which system a record came from" in page.text
+
+
 def test_an_older_version_without_curves_says_so(as_user, web_settings, trained):
     older = train(web_settings, "declaration", actor="ana", params={"num_boost_round": 5})
     with session_scope(web_settings.resolved_ops_db_url) as s:  # as entries written before curves

@@ -90,10 +90,6 @@ def train_cmd(
         console.print(_metrics_table("random-inspection subset (unbiased)", m["validation_random"]))
 
 
-MIXED_RATES = 0.10  # label rates of two sources this far apart: the model may learn the source
-MIXED_MIN_ROWS = 100
-
-
 def sources_lines(sources: dict[str, dict[str, float]]) -> list[str]:
     """What the model learnt from, per source system, and a warning when their label rates differ."""
     if not sources:
@@ -102,8 +98,9 @@ def sources_lines(sources: dict[str, dict[str, float]]) -> list[str]:
         "learnt from: "
         + ", ".join(f"{src} {s['rows']:,} ({s['label_rate']:.0%} positive)" for src, s in sources.items())
     ]
-    rates = [s["label_rate"] for s in sources.values() if s["rows"] >= MIXED_MIN_ROWS]
-    if len(rates) > 1 and max(rates) - min(rates) > MIXED_RATES:
+    from sciti.risk.models import sources_differ
+
+    if sources_differ(sources):
         lines.append(
             "[yellow]note:[/] these source systems differ in their label rates; a model trained on them "
             "together may learn which system a record came from, not fraud (check the top factors): "

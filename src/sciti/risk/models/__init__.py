@@ -13,7 +13,7 @@ from sciti.risk.models.registry import (
     trained_on_snapshots,
 )
 from sciti.risk.models.scoring import Factor, ScoringModel, describe
-from sciti.risk.models.train import LABELS, time_split, train
+from sciti.risk.models.train import LABELS, sources_differ, time_split, train
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -30,6 +30,7 @@ __all__ = [
     "model_columns",
     "promote",
     "register",
+    "sources_differ",
     "time_split",
     "train",
     "trained_on_snapshots",

@@ -87,6 +87,17 @@ def by_source(feats: pa.Table, y: np.ndarray) -> dict[str, dict[str, float]]:
     return out
 
 
+MIXED_RATES = 0.10  # label rates of two sources this far apart: the model may learn the source
+MIXED_MIN_ROWS = 100
+
+
+def sources_differ(sources: dict[str, dict[str, float]]) -> bool:
+    """True when the source systems a model learnt from differ in their label rates (by more than
+    ``MIXED_RATES`` among those with ``MIXED_MIN_ROWS`` rows): it may have learnt the system."""
+    rates = [s["label_rate"] for s in sources.values() if s["rows"] >= MIXED_MIN_ROWS]
+    return len(rates) > 1 and max(rates) - min(rates) > MIXED_RATES
+
+
 def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 

@@ -26,7 +26,7 @@ from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
 from sciti.ops.rules_tables import Rule, RuleDecision, RuleDryRun, RuleVersion
 from sciti.risk.engine import list_queue
-from sciti.risk.models import list_versions
+from sciti.risk.models import list_versions, sources_differ
 from sciti.settings import Settings
 from sciti.web.lakeview import lake_view
 from sciti.web.render import page, render, settings_of
@@ -334,7 +334,14 @@ def _models(settings: Settings, version: str) -> dict[str, Any]:
     elif versions:  # the champion's curves first, else the newest version's
         chosen = next((v for v in versions if v["status"] == "champion"), versions[0])
     curves = _curve_sets(chosen) if chosen else None
-    return {"versions": versions, "chosen": chosen, "curves": curves}
+    sources = ((chosen or {}).get("metrics") or {}).get("sources") or {}
+    return {
+        "versions": versions,
+        "chosen": chosen,
+        "curves": curves,
+        "sources": sources,
+        "sources_differ": sources_differ(sources),
+    }
 
 
 @router.get("/models", response_class=HTMLResponse)
