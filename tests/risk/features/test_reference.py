@@ -117,8 +117,10 @@ def test_reference_from_the_lake_saves_and_loads(world_lake, tmp_path) -> None:
 def test_unit_value_is_the_customs_value_per_kg_whatever_the_invoice_currency() -> None:
     """Invoices in yen and in dollars for the same goods: the band and the ratio are taken on the
     customs value (national currency), so an undervalued item stands out whatever its currency;
-    a source without a customs value (as KCS) keeps the item price."""
+    an item without a customs value (as all of KCS) keeps the item price, against a band of item
+    prices: a source that gives customs values for some items only never mixes the two bases."""
     honest = [{"item_price": p, "customs_value": 780.0} for p in (100, 15_000, 100, 15_000, 100, 15_000)]
+    honest += [{"item_price": 50.0, "customs_value": None}] * 6  # same goods, no customs value given
     ref = ref_of(rows(honest))
     cheap = {"hs_code": "851712", "country_of_origin": "CN", "net_mass_kg": 1}
     records = [
@@ -129,9 +131,23 @@ def test_unit_value_is_the_customs_value_per_kg_whatever_the_invoice_currency() 
     ]
     single = [compute_one("declaration", r, ref) for r in records]
     assert [f["unit_value"] for f in single] == [156.0, 780.0, 780.0, 100.0]
+    assert [f["reference_unit_value"] for f in single] == pytest.approx([780.0, 780.0, 50.0, 50.0])
+    assert {f["reference_basis"] for f in single} == {"hs6_origin"}
     assert single[0]["unit_value_ratio"] == pytest.approx(0.2) and single[0]["unit_value_band_z"] < -3
     assert single[1]["unit_value_ratio"] == pytest.approx(1.0)
+    assert single[3]["unit_value_ratio"] == pytest.approx(2.0)
     batch = compute_batch("declaration", pa.Table.from_pylist(records), ref).to_pylist()
     for b, s in zip(batch, single, strict=True):
         assert b["unit_value"] == pytest.approx(s["unit_value"])
+        assert b["reference_unit_value"] == pytest.approx(s["reference_unit_value"])
         assert b["unit_value_ratio"] == pytest.approx(s["unit_value_ratio"])
+
+
+def test_a_reference_saved_before_bands_per_basis_says_to_rebuild(caplog: pytest.LogCaptureFixture) -> None:
+    ref = ref_of(rows([{}] * 6))
+    old_keys = pa.array([k.split("\x1f", 1)[1] for k in ref.bands["key"].to_pylist()])
+    with caplog.at_level("WARNING", logger="sciti.risk.features.reference"):
+        ref_of(rows([{}] * 6))
+        assert not caplog.records
+        Reference(**{**vars(ref), "bands": ref.bands.set_column(1, "key", old_keys)})
+    assert "rebuilt" in caplog.text and "sciti risk train" in caplog.text

@@ -20,6 +20,7 @@ from sciti.risk.features.prepare import (
     sql_text,
     sql_unit_value,
     sql_upper,
+    sql_uv_basis,
 )
 from sciti.risk.features.reference import BAND_LEVELS, DERIVED_KEYS, Reference, history_groups
 from sciti.risk.features.spec import (
@@ -88,6 +89,7 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
         ]
     if "unit_value" in wanted:
         pre.append(f"{sql_unit_value(*UNIT_VALUE_FIELDS)} AS unit_value")
+        pre.append(f"{sql_uv_basis(*UNIT_VALUE_FIELDS[:2])} AS uv_basis")
     con.execute(f"CREATE TEMP VIEW __p AS SELECT *, {', '.join(pre)} FROM __in")
     cols: dict[str, str] = {"record_date": "p.record_date"}
     joins: list[str] = []
@@ -176,7 +178,7 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
     select = [
         "p.* EXCLUDE (record_date"
         + (", hs6, hs4, hs_chapter" if "hs6" in wanted else "")
-        + (", unit_value" if "unit_value" in wanted else "")
+        + (", unit_value, uv_basis" if "unit_value" in wanted else "")
         + ")"
     ]
     select += [f"{expr} AS {name}" for name, expr in cols.items()]
@@ -184,9 +186,9 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
 
 
 def _bands(cols: dict[str, str], joins: list[str], min_mad: float) -> None:
-    keys = {"hs6_origin": sql_key(["p.hs6", "p.country_of_origin"]), "hs6": "p.hs6", "hs4": "p.hs4"}
-    for level, _ in BAND_LEVELS:
-        joins.append(f"LEFT JOIN __band_{level} b_{level} ON b_{level}.key = {keys[level]}")
+    for level, keys in BAND_LEVELS:
+        key = sql_key([f"p.{k}" for k in keys])
+        joins.append(f"LEFT JOIN __band_{level} b_{level} ON b_{level}.key = {key}")
     levels = [lvl for lvl, _ in BAND_LEVELS]
 
     def pick(col: str) -> str:

@@ -49,6 +49,13 @@ def sql_unit_value(value: str, price: str, mass: str) -> str:
     return f"CASE WHEN {m} > 0 THEN {amount} / {m} END"
 
 
+# The amount a unit value is on. Price bands are kept apart per basis: a source that gives customs
+# values for some items only would otherwise put national-currency values and invoice prices in
+# one band.
+def sql_uv_basis(value: str, price: str) -> str:
+    return f"CASE WHEN {sql_number(value)} > 0 THEN 'value' WHEN {sql_number(price)} >= 0 THEN 'price' END"
+
+
 def sql_date(date_col: str | None, ts_col: str | None) -> str:
     parts = []
     if date_col:
@@ -109,6 +116,13 @@ def py_unit_value(value: Any, price: Any, mass: Any) -> float | None:
     if amount is None or m is None or not m > 0:
         return None
     return amount / m
+
+
+def py_uv_basis(value: Any, price: Any) -> str | None:
+    v, p = py_number(value), py_number(price)
+    if v is not None and v > 0:
+        return "value"
+    return "price" if p is not None and p >= 0 else None
 
 
 def py_date(value: Any, ts: Any = None) -> date | None:

@@ -1,7 +1,8 @@
 """Reference tables behind the derived features, computed from the lake as of one snapshot.
 
 - price bands: robust statistics (median and MAD of the log unit value) per HS6 x origin, HS6 and
-  HS4, from past items not found fraudulent; a band needs ``min_band_count`` prices;
+  HS4, each per unit-value basis (customs value or item price), from past items not found
+  fraudulent; a band needs ``min_band_count`` prices;
 - history per group (importer, declarant, exporter, courier, office, HS, origin, pairs): past
   declarations (all and in the last 365 days), inspections and the smoothed fraud hit rate
   ``(frauds + m * prior) / (inspections + m)`` so a key seen once does not read as 0 % or 100 %;
@@ -33,21 +34,28 @@ from sciti.model import load_codelists
 from sciti.risk.errors import FeatureError
 from sciti.risk.features.catalog import config
 from sciti.risk.features.prepare import (
+    KEY_SEP,
     UNIT_VALUE_FIELDS,
     sql_float,
     sql_hs_prefix,
     sql_key,
     sql_text,
     sql_unit_value,
+    sql_uv_basis,
 )
 from sciti.risk.features.spec import CASH_GROUP, complete
 from sciti.settings import Settings
 
 # History keys derived from the commodity code (prefixed ``__`` in the prepared rows).
-DERIVED_KEYS = ("hs6", "hs4", "hs_chapter")
+DERIVED_KEYS = ("hs6", "hs4", "hs_chapter", "uv_basis")
 log = logging.getLogger(__name__)
 TABLES = ("meta", "bands", "history", "parties", "watchlist")
-BAND_LEVELS = (("hs6_origin", ["hs6", "country_of_origin"]), ("hs6", ["hs6"]), ("hs4", ["hs4"]))
+# Every band is per unit-value basis (customs value or item price) first; see prepare.sql_uv_basis.
+BAND_LEVELS = (
+    ("hs6_origin", ["uv_basis", "hs6", "country_of_origin"]),
+    ("hs6", ["uv_basis", "hs6"]),
+    ("hs4", ["uv_basis", "hs4"]),
+)
 _SOURCE_TABLES = (
     "std.declarations",
     "std.declaration_items",
@@ -74,6 +82,14 @@ class Reference:
     events: pa.Table | None = None  # labelled prepared rows (kept when built, for point-in-time)
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     snapshots: dict[str, int] = field(default_factory=dict)  # source table -> snapshot (when built)
+
+    def __post_init__(self) -> None:
+        if self.bands.num_rows and not _keyed_by_basis(self.bands):
+            log.warning(
+                "reference %s was built before price bands were kept per unit-value basis: no item "
+                "will find a band until it is rebuilt (sciti risk train, or sciti risk reference build)",
+                self.snapshot_id,
+            )
 
     @cached_property
     def fallbacks(self) -> dict[str, float]:
@@ -113,6 +129,14 @@ class Reference:
         return pa.table({"code": pa.array(sorted(self.known.get(name, ())), pa.string())})
 
 
+def _keyed_by_basis(bands: pa.Table) -> bool:
+    """Whether any band key starts with its unit-value basis (decision 0069)."""
+    keys = bands["key"]
+    return any(
+        pa.compute.any(pa.compute.starts_with(keys, basis + KEY_SEP)).as_py() for basis in ("value", "price")
+    )
+
+
 def history_groups() -> list[dict[str, Any]]:
     return list(config()["history"])
 
@@ -125,6 +149,7 @@ def prepared_sql(source: str) -> str:
         f"{sql_hs_prefix('hs_code', 4)} AS __hs4",
         f"{sql_hs_prefix('hs_code', 2)} AS __hs_chapter",
         f"{sql_unit_value(*UNIT_VALUE_FIELDS)} AS __uv",
+        f"{sql_uv_basis(*UNIT_VALUE_FIELDS[:2])} AS __uv_basis",
         "row_number() OVER (PARTITION BY declaration_id ORDER BY item_number) = 1 AS __first_item",
     ]
     return f"SELECT {', '.join(cols)} FROM {source}"

@@ -15,6 +15,7 @@ from sciti.risk.features.prepare import (
     py_text,
     py_unit_value,
     py_upper,
+    py_uv_basis,
 )
 from sciti.risk.features.reference import BAND_LEVELS, Reference, history_groups
 from sciti.risk.features.spec import (
@@ -45,10 +46,11 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
         f |= {"hs6": hs6, "hs4": hs4, "hs_chapter": py_hs_prefix(r("hs_code"), 2)}
     if "unit_value" in wanted:
         uv = py_unit_value(*(r(c) for c in UNIT_VALUE_FIELDS))
-        keys = {"hs6_origin": py_key([hs6, r("country_of_origin")]), "hs6": hs6, "hs4": hs4}
+        parts = {"uv_basis": py_uv_basis(r(UNIT_VALUE_FIELDS[0]), r(UNIT_VALUE_FIELDS[1]))}
+        parts |= {"hs6": hs6, "hs4": hs4, "country_of_origin": r("country_of_origin")}
         band, basis = None, "none"
-        for level, _ in BAND_LEVELS:
-            key = keys[level]
+        for level, keys in BAND_LEVELS:
+            key = py_key([parts[k] for k in keys])
             if key is not None and key in look["bands"][level]:
                 band, basis = look["bands"][level][key], level
                 break
