@@ -66,6 +66,29 @@ def test_one_row_gives_exactly_what_booster_predict_gives(kcs_model) -> None:
         assert len(x) >= 256 and np.array_equal(m.contributions(x), contrib)  # a batch, on every core
 
 
+def test_without_the_single_row_call_records_score_through_predict(
+    kcs_model, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The single-row call uses LightGBM internals (``Booster._handle``, ``lightgbm.basic._LIB``): when a
+    LightGBM release moves them, records are still scored and explained, with the same numbers."""
+    from sciti.risk.models import scoring
+
+    model, _, _, feats = kcs_model
+    fresh = ScoringModel.from_artefact(model.to_artefact())
+    x = fresh.matrix(feats.slice(0, 20))
+
+    def moved(*args, **kwargs):
+        raise AttributeError("'Booster' object has no attribute '_handle'")
+
+    monkeypatch.setattr(scoring, "_SingleRow", moved)
+    with caplog.at_level("WARNING", logger="sciti.risk.models.scoring"):
+        one_score = np.array([fresh.score(x[i : i + 1])[0] for i in range(len(x))])
+        one_contrib = np.vstack([fresh.contributions(x[i : i + 1]) for i in range(len(x))])
+    assert np.array_equal(one_score, model.booster.predict(x, num_threads=1))
+    assert np.array_equal(one_contrib, model.booster.predict(x, pred_contrib=True, num_threads=1))
+    assert caplog.text.count("single-row call is not available") == 2  # once per call type, not per row
+
+
 @pytest.mark.parametrize(
     ("feature", "row", "text"),
     [

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -25,6 +26,8 @@ import pyarrow as pa
 
 from sciti.risk.features.catalog import columns
 from sciti.risk.models.matrix import row_matrix, to_matrix
+
+log = logging.getLogger(__name__)
 
 ARTEFACT_FORMAT = "sciti-lightgbm/1"
 
@@ -84,11 +87,27 @@ class ScoringModel:
             return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=0), dtype=np.float64)
         return np.asarray(self.booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
 
-    def _single_row(self, predict_type: int, width: int) -> _SingleRow:
+    def _single_row(self, predict_type: int, width: int) -> Callable[[np.ndarray], np.ndarray]:
         key = f"_single_row_{predict_type}"
         found = self.__dict__.get(key)
         if found is None:
-            found = self.__dict__[key] = _SingleRow(self.booster, predict_type, width)
+            try:
+                found = _SingleRow(self.booster, predict_type, width)
+            except Exception as exc:  # the fast call rests on LightGBM internals: a release may move them
+                log.warning(
+                    "model %s: LightGBM's single-row call is not available (%s); single records are "
+                    "scored through Booster.predict, with the same results, more slowly",
+                    self.version,
+                    exc,
+                )
+                contrib = predict_type == _PREDICT_CONTRIB
+                booster = self.booster
+
+                def found(x: np.ndarray) -> np.ndarray:
+                    out = booster.predict(x, pred_contrib=contrib, num_threads=1)
+                    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+            self.__dict__[key] = found
         return found
 
     def explain(
