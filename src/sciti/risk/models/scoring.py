@@ -174,12 +174,17 @@ class _SingleRow:
     that costs more than scoring it. The C API's "fast" single-row call prepares all that once.
     Same predictor, same trees, same iterations as ``Booster.predict`` (tested to give the same
     numbers); one call at a time, as LightGBM asks of a prepared configuration.
+
+    The call keeps the GIL (the library seen through ``ctypes.PyDLL``; decision 0070): it is short.
+    Released, as ``ctypes.CDLL`` does, the event loop got the GIL back only when the assessment
+    writer's thread let go of it: more than a millisecond lost in about one answer in 25.
     """
 
     def __init__(self, booster: lgb.Booster, predict_type: int, width: int):
         from lightgbm.basic import _LIB, _c_str, _safe_call
 
         self._lib, self._check, self.width = _LIB, _safe_call, width
+        self._predict = ctypes.PyDLL(_LIB._name, handle=_LIB._handle).LGBM_BoosterPredictForMatSingleRowFast
         self._lock = threading.Lock()
         self._booster = booster  # the configuration points into it: keep it alive
         self._handle = ctypes.c_void_p()
@@ -202,7 +207,7 @@ class _SingleRow:
         length = ctypes.c_int64()
         with self._lock:
             self._check(
-                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                self._predict(
                     self._handle,
                     row.ctypes.data_as(ctypes.c_void_p),
                     ctypes.byref(length),
