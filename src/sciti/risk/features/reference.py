@@ -46,7 +46,7 @@ from sciti.risk.features.prepare import (
 from sciti.risk.features.spec import CASH_GROUP, complete
 from sciti.settings import Settings
 
-# History keys derived from the commodity code (prefixed ``__`` in the prepared rows).
+# Keys derived from the commodity code and the unit value (prefixed ``__`` in the prepared rows).
 DERIVED_KEYS = ("hs6", "hs4", "hs_chapter", "uv_basis")
 log = logging.getLogger(__name__)
 TABLES = ("meta", "bands", "history", "parties", "watchlist")
