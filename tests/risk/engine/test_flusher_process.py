@@ -4,7 +4,11 @@ server (or the server dying) ends the child after a last pass, losing nothing.""
 from __future__ import annotations
 
 import asyncio
+import pickle
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -57,3 +61,34 @@ def test_a_flusher_child_that_died_is_started_again(kcs) -> None:
         assert flusher._process.poll() is None
     finally:
         flusher.stop()
+
+
+# A server in miniature: the real app, one assessment (which starts the engine the way the server
+# does, freezing what it loaded), then the app's shutdown and the interpreter's exit.
+SERVE_ONE = """
+import pickle, sys
+from fastapi.testclient import TestClient
+from sciti.access import create_user, issue_token
+from sciti.api.app import create_app
+from sciti.ops import session_scope
+from tests.risk.engine.test_store import heavy_cheap
+with open(sys.argv[1], "rb") as f:
+    settings = pickle.load(f)
+with session_scope(settings.resolved_ops_db_url) as session:
+    user, _ = create_user(session, "exit-check", ["clearance_system"], service=True)
+    token = issue_token(session, user, 600).token
+with TestClient(create_app(settings, start_transports=False)) as client:
+    r = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": heavy_cheap("EXIT1")[0]},
+                    headers={"Authorization": f"Bearer {token}"})
+    print(r.status_code, flush=True)
+"""
+
+
+def test_a_stopped_server_exits_without_leak_reports(kcs, tmp_path) -> None:
+    settings = tmp_path / "settings.pickle"
+    settings.write_bytes(pickle.dumps(kcs))
+    done = subprocess.run([sys.executable, "-c", SERVE_ONE, str(settings)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "200"
+    assert "leaked" not in done.stderr, done.stderr[:2000]  # what officers saw after Ctrl+C
