@@ -76,6 +76,18 @@ def test_assess_a_batch_and_unknown_codes(api) -> None:
                                             "items": [{"item_number": 1}]}}, "hs_cod"),
         ({"kind": "spaceship", "record": {}}, "kind"),
         ({"kind": "currency_declaration", "record": {"declaration_number": "C1"}}, "declared_at"),
+        # Longer than the officers' queue holds (the database would refuse the whole commit).
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1, "office_code": "O" * 33,
+                                            "items": [{"item_number": 1}]}}, "office_code"),
+        ({"kind": "declaration", "record": {"declaration_id": "D" * 91, "version": 1,
+                                            "items": [{"item_number": 1}]}}, "declaration_id"),
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 10**30,
+                                            "items": [{"item_number": 1}]}}, "version"),
+        ({"kind": "declaration", "record": {"declaration_id": "X", "version": 1, "record_id": "r" * 65,
+                                            "items": [{"item_number": 1}]}}, "record_id"),
+        ({"kind": "currency_declaration", "record": {"declaration_number": "C" * 201,
+                                                     "declared_at": "2026-01-01T00:00:00Z"}},
+         "declaration_number"),
     ],
 )  # fmt: skip
 def test_malformed_requests_get_422_naming_the_field(api, body, field) -> None:

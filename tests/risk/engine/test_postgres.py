@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
 
 import pytest
 
@@ -17,6 +18,8 @@ from sciti.risk.engine import (
     override,
     record_inspection,
 )
+from sciti.risk.engine.errors import StoreUnavailable
+from sciti.risk.engine.store import AssessmentStore
 from tests.risk.engine.conftest import build_instance
 from tests.risk.engine.test_store import heavy_cheap
 
@@ -52,3 +55,27 @@ def test_assess_queue_override_feedback_and_flush_on_postgres(tmp_path, pg_datab
         .to_pylist()
     )
     assert sorted(ids) == sorted(a.assessment_id for a in answers)
+
+
+@pytest.mark.postgres
+def test_a_value_the_database_refuses_fails_only_its_own_request(tmp_path, pg_database, shared_data) -> None:
+    """Requests are committed together; when the database refuses one request's values (here an
+    office code longer than its column, which the API would refuse first), the others are stored."""
+    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    assessor = Assessor.load(s, kinds=("declaration",))
+    store = AssessmentStore(s, assessor.policy)
+    try:
+        (bad,) = heavy_cheap("PGX1")
+        bad["office_code"] = "O" * 40
+        requests = (heavy_cheap("PGX1"), [bad], heavy_cheap("PGX1"))
+        answers = [assessor.assess("declaration", r) for r in requests]
+        group: list[tuple[list, Future[None]]] = [(a, Future()) for a in answers]
+        store._commit(group)  # one group, as the writer forms it from requests arriving together
+        with pytest.raises(StoreUnavailable, match="too long"):
+            group[1][1].result(timeout=0)
+        assert group[0][1].result(timeout=0) is None and group[2][1].result(timeout=0) is None
+    finally:
+        store.close()
+    with session_scope(s.resolved_ops_db_url) as session:
+        queued = {i["assessment_id"] for i in list_queue(session, office="PGX1", limit=10).items}
+    assert queued == {answers[0][0].assessment_id, answers[2][0].assessment_id}

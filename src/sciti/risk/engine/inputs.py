@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from sqlalchemy import String
 
 from sciti.model import get_kind
+from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.subjects import SUBJECTS
 
 MAX_RECORDS = 1000
+
+
+def _width(column: str) -> int:
+    return int(cast(String, RiskQueueItem.__table__.c[column].type).length or 0)
+
+
+# The officers' queue holds the record id, the office and the reference a person reads. A value
+# longer than its column would make the database refuse the commit, so it is refused here, by name.
+RECORD_ID_MAX, OFFICE_MAX, REF_MAX = _width("record_id"), _width("office_code"), _width("subject_ref")
 _PY: dict[str, Any] = {
     "string": str,
     "int": int,
@@ -61,22 +72,45 @@ class _Assess(_Strict):
         raise ValidationError.from_exception_data(type(self).__name__, errors)
 
 
+def _max_lengths(kind: str) -> dict[str, int]:
+    """Longest text per field the queue can hold: the office, and the reference fields (joined by
+    "/" into the reference; a number in it takes at most 20 characters)."""
+    if kind not in SUBJECTS:
+        return {}
+    spec = SUBJECTS[kind]
+    ref = spec.ref_fields
+    out = {name: (REF_MAX - 20 * (len(ref) - 1)) // len(ref) for name in ref}
+    if spec.office_field:
+        out[spec.office_field] = OFFICE_MAX
+    return out
+
+
 def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "record_id": (str | None, Field(None, description="The record's lake id, when the sender knows it.")),
+        "record_id": (
+            str | None,
+            Field(
+                None, max_length=RECORD_ID_MAX, description="The record's lake id, when the sender knows it."
+            ),
+        ),
         "source": (
             str | None,
             Field(None, description="Source system; used for the record id when none is sent."),
         ),
     }
+    longest = _max_lengths(kind)
     for f in get_kind(kind).fields:
         if f.name in skip:
             continue
         typ = _PY[f.type]
-        if f.required and not optional:
-            out[f.name] = (typ, Field(..., description=f.description))
-        else:
-            out[f.name] = (typ | None, Field(None, description=f.description))
+        limit = longest.get(f.name) if typ is str else None
+        # Whole numbers as the lake keeps them (64 bits): at most 20 characters in a reference.
+        low, high = (-(2**63), 2**63 - 1) if typ is int else (None, None)
+        required = f.required and not optional
+        out[f.name] = (
+            typ if required else typ | None,
+            Field(... if required else None, description=f.description, max_length=limit, ge=low, le=high),
+        )
     return out
 
 

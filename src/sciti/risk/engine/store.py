@@ -190,10 +190,15 @@ class AssessmentStore:
         assessments = [a for items, _ in group for a in items]
         try:
             committed(self.url, lambda session: write(session, self.policy, assessments))
-        except Exception as exc:  # each waiting request answers with the failure, none is lost silently
+        except Exception as exc:
+            if len(group) > 1:
+                # One request's values may be what the database refused: each request on its own,
+                # so the others are still stored and only that one answers with the failure.
+                for one in group:
+                    self._commit([one])
+                return
             log.error("assessments could not be stored: %s", exc, exc_info=exc)
-            for _, fut in group:
-                fut.set_exception(StoreUnavailable(f"assessments could not be stored: {exc}"))
+            group[0][1].set_exception(StoreUnavailable(f"assessments could not be stored: {exc}"))
             return
         n = sum(len(items) for items, _ in group)
         BUFFER_RECEIVED.inc(n)
