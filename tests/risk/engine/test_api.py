@@ -97,6 +97,18 @@ def test_malformed_requests_get_422_naming_the_field(api, body, field) -> None:
     assert field in r.text, err
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_amounts_that_are_not_numbers_get_422(api, number) -> None:
+    """Python's JSON reader takes these (1e400 becomes Infinity); no amount or mass is one."""
+    client, tokens = api
+    body = ('{"kind": "declaration", "record": {"declaration_id": "X", "version": 1, "items": '
+            f'[{{"item_number": 1, "net_mass_kg": {number}}}]}}}}')  # fmt: skip
+    r = client.post("/api/v1/risk/assess", content=body, headers={
+        **bearer(tokens("clearance_system")), "Content-Type": "application/json"})  # fmt: skip
+    err = assert_envelope(r, 422, "validation_error")
+    assert "net_mass_kg" in r.text and "finite" in r.text, err
+
+
 def test_queue_pages_by_keyset_without_gaps_or_repeats(api, kcs) -> None:
     client, tokens = api
     rng = random.Random(4)

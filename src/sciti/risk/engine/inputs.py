@@ -106,10 +106,18 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
         limit = longest.get(f.name) if typ is str else None
         # Whole numbers as the lake keeps them (64 bits): at most 20 characters in a reference.
         low, high = (-(2**63), 2**63 - 1) if typ is int else (None, None)
+        finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
         out[f.name] = (
             typ if required else typ | None,
-            Field(... if required else None, description=f.description, max_length=limit, ge=low, le=high),
+            Field(
+                ... if required else None,
+                description=f.description,
+                max_length=limit,
+                ge=low,
+                le=high,
+                allow_inf_nan=finite,
+            ),
         )
     return out
 
