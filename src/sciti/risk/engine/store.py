@@ -21,7 +21,7 @@ from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from sciti.ops.risk_tables import RiskCapacityUse, RiskOutbox
@@ -191,14 +191,16 @@ class AssessmentStore:
         try:
             committed(self.url, lambda session: write(session, self.policy, assessments))
         except Exception as exc:
-            if len(group) > 1:
-                # One request's values may be what the database refused: each request on its own,
-                # so the others are still stored and only that one answers with the failure.
+            if len(group) > 1 and isinstance(exc, DataError | IntegrityError):
+                # The database refused values, maybe one request's: each request on its own, so the
+                # others are still stored and only that one answers with the failure. (Not for an
+                # outage: trying each request again would only keep the writer from new ones.)
                 for one in group:
                     self._commit([one])
                 return
             log.error("assessments could not be stored: %s", exc, exc_info=exc)
-            group[0][1].set_exception(StoreUnavailable(f"assessments could not be stored: {exc}"))
+            for _, fut in group:  # each waiting request answers with the failure, none is lost silently
+                fut.set_exception(StoreUnavailable(f"assessments could not be stored: {exc}"))
             return
         n = sum(len(items) for items, _ in group)
         BUFFER_RECEIVED.inc(n)
