@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime
@@ -24,7 +25,11 @@ def api(kcs, kcs_model):
     from tests.risk.engine.conftest import with_model
 
     client = make_client(kcs)
-    svc = RiskService(kcs, with_model(Assessor.load(kcs, kinds=("declaration",)), kcs_model))
+    assessor = with_model(Assessor.load(kcs, kinds=("declaration",)), kcs_model)
+    # No compliance sample: a sampled record's inspection counts as random, not as the override
+    # (records here get new ids each run, so a sample share would make the outcome a lottery).
+    assessor.policy = dataclasses.replace(assessor.policy, sample_share=0.0)
+    svc = RiskService(kcs, assessor)
     client.app.state.risk_service = svc  # the champion of this test world (no registry needed)
     tokens = token_factory(kcs)
     yield client, tokens
