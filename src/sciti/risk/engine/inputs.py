@@ -30,6 +30,8 @@ def _width(column: str) -> int:
 # The officers' queue holds the record id, the office and the reference a person reads. A value
 # longer than its column would make the database refuse the commit, so it is refused here, by name.
 RECORD_ID_MAX, OFFICE_MAX, REF_MAX = _width("record_id"), _width("office_code"), _width("subject_ref")
+INT64 = (-(2**63), 2**63 - 1)  # whole numbers as the lake keeps them
+INT_CHARS = len(str(INT64[0]))  # the most a whole number takes in a reference
 _PY: dict[str, Any] = {
     "string": str,
     "int": int,
@@ -74,12 +76,12 @@ class _Assess(_Strict):
 
 def _max_lengths(kind: str) -> dict[str, int]:
     """Longest text per field the queue can hold: the office, and the reference fields (joined by
-    "/" into the reference; a number in it takes at most 20 characters)."""
+    "/" into the reference, a number in it taking at most ``INT_CHARS``)."""
     if kind not in SUBJECTS:
         return {}
     spec = SUBJECTS[kind]
     ref = spec.ref_fields
-    out = {name: (REF_MAX - 20 * (len(ref) - 1)) // len(ref) for name in ref}
+    out = {name: (REF_MAX - INT_CHARS * (len(ref) - 1)) // len(ref) for name in ref}
     if spec.office_field:
         out[spec.office_field] = OFFICE_MAX
     return out
@@ -104,8 +106,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             continue
         typ = _PY[f.type]
         limit = longest.get(f.name) if typ is str else None
-        # Whole numbers as the lake keeps them (64 bits): at most 20 characters in a reference.
-        low, high = (-(2**63), 2**63 - 1) if typ is int else (None, None)
+        low, high = INT64 if typ is int else (None, None)
         finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
         out[f.name] = (
