@@ -94,6 +94,26 @@ def test_bad_values(every_kind: RecordKind, codelists: CodeLists, field: str, ra
     assert values[field] is None
 
 
+@pytest.mark.parametrize(
+    ("field", "raw", "reason"),
+    [
+        ("short", "a" * 1_000_000, "is 1000000 characters long; at most 5 are allowed"),
+        ("n", "9" * 1_000_000, "is too large for a whole-number field"),  # not a crash
+        ("n", "9.5" * 1_000_000, "is not a whole number"),
+        ("x", "9" * 1_000_000, "is not a finite number"),
+        ("amount", "9" * 1_000_000, "is too large for an amount field"),
+        ("country", "Z" * 1_000_000, "is not an ISO 3166 country code"),
+    ],
+)
+def test_a_hostile_value_is_quoted_short_in_its_reason(
+    every_kind: RecordKind, codelists: CodeLists, field: str, raw: str, reason: str
+) -> None:
+    """The reason a person reads quotes the start of the value; the whole value stays in the problem."""
+    _, (problem,) = validate_record(every_kind, {"ref": "R1", field: raw}, codelists)
+    assert problem.reason.startswith(f"'{raw[:60]}…' ") and reason in problem.reason
+    assert len(problem.reason) < 200 and problem.value == raw
+
+
 @pytest.mark.parametrize("empty", [None, "", "   ", "\u3000"])
 def test_required_and_empty(every_kind: RecordKind, codelists: CodeLists, empty) -> None:
     values, problems = validate_record(every_kind, {"ref": empty, "n": empty}, codelists)

@@ -63,6 +63,15 @@ class Invalid(ValueError):
     """A value does not fit its field; the message is the reason shown to people."""
 
 
+QUOTE_MAX = 60  # a reason quotes at most this much of a value: a hostile megabyte stays in `raw`
+
+
+def quoted(value: Any) -> str:
+    """The value as a reason quotes it: in quotes, cut short with "…" when long."""
+    text = _text(value)
+    return f"'{text}'" if len(text) <= QUOTE_MAX else f"'{text[:QUOTE_MAX]}…'"
+
+
 # ---- per-type coercion -------------------------------------------------------------------------
 
 
@@ -78,10 +87,14 @@ def _to_int(value: Any) -> int:
     else:
         m = _INT_RE.fullmatch(_text(value))
         if not m:
-            raise Invalid(f"'{value}' is not a whole number")
-        number = int(m.group(1))
+            raise Invalid(f"{quoted(value)} is not a whole number")
+        sign, digits = m.group(1)[:1], m.group(1).lstrip("+-").lstrip("0") or "0"
+        if len(digits) > len(str(INT_LIMIT)):
+            # too large in any case, and Python refuses to read more than 4,300 digits
+            raise Invalid(f"{quoted(value)} is too large for a whole-number field (limit 10^18)")
+        number = -int(digits) if sign == "-" else int(digits)
     if abs(number) >= INT_LIMIT:
-        raise Invalid(f"'{value}' is too large for a whole-number field (limit 10^18)")
+        raise Invalid(f"{quoted(value)} is too large for a whole-number field (limit 10^18)")
     return number
 
 
@@ -90,10 +103,10 @@ def _to_float(value: Any) -> float:
         number = float(value)
     else:
         if not _NUMBER_RE.fullmatch(_text(value)):
-            raise Invalid(f"'{value}' is not a number")
+            raise Invalid(f"{quoted(value)} is not a number")
         number = float(_text(value))
     if not math.isfinite(number):
-        raise Invalid(f"'{value}' is not a finite number")
+        raise Invalid(f"{quoted(value)} is not a finite number")
     return number
 
 
@@ -104,19 +117,19 @@ def _to_decimal(value: Any) -> Decimal:
         number = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
     else:
         if not _NUMBER_RE.fullmatch(_text(value)):
-            raise Invalid(f"'{value}' is not an amount (write it like 1234.56)")
+            raise Invalid(f"{quoted(value)} is not an amount (write it like 1234.56)")
         number = Decimal(_text(value))
     if not number.is_finite():
-        raise Invalid(f"'{value}' is not an amount (write it like 1234.56)")
+        raise Invalid(f"{quoted(value)} is not an amount (write it like 1234.56)")
     try:
         # Drop digits beyond 18 places first, as the vectorised path's decimal(38, 18) does.
         if number.as_tuple().exponent < -18:  # type: ignore[operator]
             number = number.quantize(_FRACTION_FLOOR, rounding=ROUND_DOWN)
         number = number.quantize(DECIMAL_PLACES, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
-        raise Invalid(f"'{value}' is too large for an amount field (limit 10^14)") from None
+        raise Invalid(f"{quoted(value)} is too large for an amount field (limit 10^14)") from None
     if abs(number) >= DECIMAL_LIMIT:
-        raise Invalid(f"'{value}' is too large for an amount field (limit 10^14)")
+        raise Invalid(f"{quoted(value)} is too large for an amount field (limit 10^14)")
     return number
 
 
@@ -128,7 +141,7 @@ def _to_bool(value: Any) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise Invalid(f"'{value}' is not a yes/no value (use true/false, yes/no or 1/0)")
+    raise Invalid(f"{quoted(value)} is not a yes/no value (use true/false, yes/no or 1/0)")
 
 
 def _to_date(value: Any) -> dt.date:
@@ -143,7 +156,7 @@ def _to_date(value: Any) -> dt.date:
         y, mo, d = (g for g in m.groups() if g is not None)
         return dt.date(int(y), int(mo), int(d))
     except ValueError:
-        raise Invalid(f"'{value}' is not a valid date (write it as YYYY-MM-DD or YYYYMMDD)") from None
+        raise Invalid(f"{quoted(value)} is not a valid date (write it as YYYY-MM-DD or YYYYMMDD)") from None
 
 
 def _zone(text: str | None) -> dt.timezone:
@@ -179,7 +192,7 @@ def _to_timestamp(value: Any) -> dt.datetime:
     except (ValueError, OverflowError):
         pass
     raise Invalid(
-        f"'{value}' is not a valid date and time (write it as ISO 8601, e.g. 2024-05-01T08:30:00Z, "
+        f"{quoted(value)} is not a valid date and time (write it as ISO 8601, e.g. 2024-05-01T08:30:00Z, "
         "or CCYYMMDDHHMM)"
     )
 
@@ -232,25 +245,26 @@ def check_code(field: FieldDef, value: str, codelists: CodeLists) -> None:
     name = field.codelist
     if name == "hs":
         if not (value.isascii() and value.isdigit()):
-            raise Invalid(f"HS code '{value}' must contain digits only")
+            raise Invalid(f"HS code {quoted(value)} must contain digits only")
         if len(value) < 6:
-            raise Invalid(f"HS code '{value}' has fewer than 6 digits")
+            raise Invalid(f"HS code {quoted(value)} has fewer than 6 digits")
         if value[:6] not in codelists.hs6:
-            raise Invalid(f"HS code '{value}' is not in the HS 2022 nomenclature")
+            raise Invalid(f"HS code {quoted(value)} is not in the HS 2022 nomenclature")
     elif name == "country" and value not in codelists.country:
-        raise Invalid(f"'{value}' is not an ISO 3166 country code")
+        raise Invalid(f"{quoted(value)} is not an ISO 3166 country code")
     elif name == "currency" and value not in codelists.currency:
-        raise Invalid(f"'{value}' is not an ISO 4217 currency code")
+        raise Invalid(f"{quoted(value)} is not an ISO 4217 currency code")
     elif name == "unlocode":
         if len(value) != 5 or not set(value[2:]) <= UNLOCODE_LOCATION_CHARS:
             raise Invalid(
-                f"'{value}' is not a UN/LOCODE (two-letter country and three-character place, e.g. CNSHA)"
+                f"{quoted(value)} is not a UN/LOCODE"
+                " (two-letter country and three-character place, e.g. CNSHA)"
             )
         if value[:2] not in codelists.unlocode:
-            raise Invalid(f"UN/LOCODE '{value}' names '{value[:2]}', which is not a UN/LOCODE country")
+            raise Invalid(f"UN/LOCODE {quoted(value)} names '{value[:2]}', which is not a UN/LOCODE country")
     if field.identifier and not IDENTIFIERS[field.identifier](value):
         raise Invalid(
-            f"'{value}' is not a valid {IDENTIFIER_NAMES[field.identifier]} (wrong form or check digit)"
+            f"{quoted(value)} is not a valid {IDENTIFIER_NAMES[field.identifier]} (wrong form or check digit)"
         )
 
 
@@ -261,7 +275,7 @@ def enumeration_value(field: FieldDef, value: str) -> str:
     for allowed in field.values:
         if allowed.translate(ASCII_LOWER) == folded:
             return allowed
-    raise Invalid(f"'{value}' is not one of: {', '.join(field.values)}")
+    raise Invalid(f"{quoted(value)} is not one of: {', '.join(field.values)}")
 
 
 def check_value(field: FieldDef, value: Any, codelists: CodeLists) -> tuple[Any, str | None]:
@@ -278,7 +292,7 @@ def check_value(field: FieldDef, value: Any, codelists: CodeLists) -> tuple[Any,
                 check_code(field, typed, codelists)
             if field.max_length is not None and len(typed) > field.max_length:
                 raise Invalid(
-                    f"'{typed}' is {len(typed)} characters long; at most {field.max_length} are allowed"
+                    f"{quoted(typed)} is {len(typed)} characters long; at most {field.max_length} are allowed"
                 )
     except Invalid as exc:
         return None, str(exc)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from sciti.model.codelists import CodeLists
 from sciti.model.columns import clean_text, validate_column
-from sciti.model.rules import Problem, check_value, is_empty
+from sciti.model.rules import Problem, check_value, is_empty, quoted
 from sciti.model.schema import PARENT_COLUMN, PROVENANCE_NAMES, RecordKind
 
 __all__ = ["Problem", "TableValidation", "validate_record", "validate_table"]
@@ -34,7 +34,7 @@ _IGNORED = frozenset(PROVENANCE_NAMES) | {PARENT_COLUMN[0]}
 
 
 def _unknown_reason(kind: RecordKind, key: str) -> str:
-    return f"'{key}' is not a field of record kind '{kind.name}'"
+    return f"{quoted(key)} is not a field of record kind '{kind.name}'"
 
 
 def validate_record(

@@ -7,6 +7,7 @@ from concurrent.futures import Future
 
 import pytest
 
+from sciti.acquire import Runner, list_quarantine, load_connector
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.risk.engine import (
@@ -17,6 +18,7 @@ from sciti.risk.engine import (
     list_queue,
     override,
     record_inspection,
+    score_since,
 )
 from sciti.risk.engine.errors import StoreUnavailable
 from sciti.risk.engine.store import AssessmentStore
@@ -79,3 +81,35 @@ def test_a_value_the_database_refuses_fails_only_its_own_request(tmp_path, pg_da
     with session_scope(s.resolved_ops_db_url) as session:
         queued = {i["assessment_id"] for i in list_queue(session, office="PGX1", limit=10).items}
     assert queued == {answers[0][0].assessment_id, answers[2][0].assessment_id}
+
+
+@pytest.mark.postgres
+def test_values_longer_than_the_queue_holds_are_quarantined_at_ingest(
+    tmp_path, pg_database, shared_data
+) -> None:
+    """The batch path queues what the lake holds. A source row with an office code or a declaration
+    id longer than the officers' queue keeps is quarantined when it arrives, saying why, so scoring
+    the rest on PostgreSQL never meets a value the database would refuse."""
+    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    source = shared_data / "kcs" / "valid.csv"
+    with source.open(encoding="utf-8") as fh:
+        head, *lines = [next(fh) for _ in range(4)]
+    fields = [line.split(",") for line in lines]
+    for f in fields:  # heavy and cheap: the red lane, so each would be queued
+        f[18], f[19] = "50000", "10"
+    fields[0][0] = "L" * 100  # declaration id
+    fields[1][0], fields[1][2] = "LONGOFFICE1", "O" * 40  # a new id, so it is not a correction
+    fields[2][0] = "LONGOFFICE2"
+    late = tmp_path / "late.csv"
+    late.write_text(head + "".join(",".join(f) for f in fields), encoding="utf-8")
+
+    (result,) = Runner(s).ingest_path(load_connector(s, "kcs"), late)
+    assert (result.status, result.received, result.stored, result.quarantined) == ("committed", 3, 1, 2)
+    entries = [e for e in list_quarantine(s) if e["batch_id"] == result.batch_id]
+    reasons = {e["field"]: e["reason"] for e in entries}
+    assert set(reasons) == {"declaration_id", "office_code"}
+    assert "100 characters long; at most" in reasons["declaration_id"]
+    assert "40 characters long; at most 32" in reasons["office_code"]
+
+    scored = score_since(s, "declaration")  # the whole lake, the late row among it
+    assert scored.assessments > 0 and scored.queued > 0

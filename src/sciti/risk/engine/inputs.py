@@ -23,15 +23,11 @@ from sciti.risk.engine.subjects import SUBJECTS
 MAX_RECORDS = 1000
 
 
-def _width(column: str) -> int:
-    return int(cast(String, RiskQueueItem.__table__.c[column].type).length or 0)
-
-
-# The officers' queue holds the record id, the office and the reference a person reads. A value
-# longer than its column would make the database refuse the commit, so it is refused here, by name.
-RECORD_ID_MAX, OFFICE_MAX, REF_MAX = _width("record_id"), _width("office_code"), _width("subject_ref")
+# The lake's record id, kept in the officers' queue: a longer one would make the database refuse
+# the commit, so it is refused here, by name. Text fields carry their own ``max_length`` in the
+# record kinds' YAML (ingest enforces it too); tests/risk/engine/test_widths.py checks they fit.
+RECORD_ID_MAX = int(cast(String, RiskQueueItem.__table__.c["record_id"].type).length or 0)
 INT64 = (-(2**63), 2**63 - 1)  # whole numbers as the lake keeps them
-INT_CHARS = len(str(INT64[0]))  # the most a whole number takes in a reference
 _PY: dict[str, Any] = {
     "string": str,
     "int": int,
@@ -74,19 +70,6 @@ class _Assess(_Strict):
         raise ValidationError.from_exception_data(type(self).__name__, errors)
 
 
-def _max_lengths(kind: str) -> dict[str, int]:
-    """Longest text per field the queue can hold: the office, and the reference fields (joined by
-    "/" into the reference, a number in it taking at most ``INT_CHARS``)."""
-    if kind not in SUBJECTS:
-        return {}
-    spec = SUBJECTS[kind]
-    ref = spec.ref_fields
-    out = {name: (REF_MAX - INT_CHARS * (len(ref) - 1)) // len(ref) for name in ref}
-    if spec.office_field:
-        out[spec.office_field] = OFFICE_MAX
-    return out
-
-
 def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "record_id": (
@@ -100,12 +83,10 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             Field(None, description="Source system; used for the record id when none is sent."),
         ),
     }
-    longest = _max_lengths(kind)
     for f in get_kind(kind).fields:
         if f.name in skip:
             continue
         typ = _PY[f.type]
-        limit = longest.get(f.name) if typ is str else None
         low, high = INT64 if typ is int else (None, None)
         finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
@@ -114,7 +95,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             Field(
                 ... if required else None,
                 description=f.description,
-                max_length=limit,
+                max_length=f.max_length,
                 ge=low,
                 le=high,
                 allow_inf_nan=finite,

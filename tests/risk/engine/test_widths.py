@@ -1,0 +1,46 @@
+"""What the officers' queue keeps of a record fits its columns, for every assessed kind.
+
+The record kinds' YAML bounds each reference and office field (``max_length``); ingest quarantines
+a longer value and the assessment API refuses it. These bounds must fit the operational tables,
+else a value the lake took would make PostgreSQL refuse a scoring run or a group commit.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import pytest
+from sqlalchemy import String, Table
+
+from sciti.model import get_kind
+from sciti.ops.models import User
+from sciti.ops.risk_tables import RiskCapacityUse, RiskQueueItem
+from sciti.risk.engine.inputs import INT64
+from sciti.risk.engine.subjects import SUBJECTS
+
+
+def width(model: type, column: str) -> int:
+    return int(cast(String, cast(Table, model.__table__).c[column].type).length)
+
+
+def longest(kind: str, name: str) -> int:
+    f = get_kind(kind).field(name)
+    if f.type == "int":
+        return len(str(INT64[0]))
+    assert f.type == "string" and f.max_length, f"{kind}.{name} needs a max_length in its YAML"
+    return f.max_length
+
+
+@pytest.mark.parametrize("kind", sorted(SUBJECTS))
+def test_the_longest_reference_fits_the_queue(kind: str) -> None:
+    parts = SUBJECTS[kind].ref_fields
+    joined = sum(longest(kind, name) for name in parts) + len(parts) - 1  # "/" between parts
+    assert joined <= width(RiskQueueItem, "subject_ref")
+
+
+@pytest.mark.parametrize("kind", sorted(SUBJECTS))
+def test_the_longest_office_fits_every_table_that_keeps_one(kind: str) -> None:
+    office = SUBJECTS[kind].office_field
+    assert office, f"{kind} has no office whose capacity a red lane uses"
+    for model in (RiskQueueItem, RiskCapacityUse, User):  # a user's office scopes what they see
+        assert longest(kind, office) <= width(model, "office_code"), model.__name__
