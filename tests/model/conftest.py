@@ -33,5 +33,9 @@ def every_kind() -> RecordKind:
         FieldDef("imo", "string", "Ship.", identifier="imo"),
         FieldDef("direction", "string", "Direction.", values=("IN", "OUT")),
         FieldDef("short", "string", "Short text.", max_length=5),
+        FieldDef("mass", "float", "A mass.", minimum=0),
+        FieldDef("count", "int", "A count.", minimum=0),
+        FieldDef("price", "decimal", "A price.", minimum=0),
+        FieldDef("lat", "float", "A latitude.", minimum=-90, maximum=90),
     )
     return RecordKind(name="every", table="every", description="Test kind.", key=("ref",), fields=fields)

@@ -82,6 +82,21 @@ def test_checked_fields(kind: str, field: str, rule: tuple[str, str]) -> None:
     assert getattr(get_kind(kind).field(field), rule[0]) == rule[1]
 
 
+@pytest.mark.parametrize(
+    ("kind", "field", "low", "high"),
+    [
+        ("declaration_item", "net_mass_kg", 0, None),
+        ("declaration_item", "item_price", 0, None),
+        ("currency_declaration", "amount", 0, None),
+        ("elock_fix", "latitude", -90, 90),
+        ("elock_fix", "battery_pct", 0, 100),
+    ],
+)
+def test_numbers_with_a_range(kind: str, field: str, low: float, high: float | None) -> None:
+    f = get_kind(kind).field(field)
+    assert (f.minimum, f.maximum) == (low, high)
+
+
 def test_enumerations_load_as_tuples() -> None:
     assert get_kind("conveyance_crossing").field("direction").values == ("IN", "OUT")
     assert get_kind("inspection_result").field("fraud").arrow_type == pa.bool_()
@@ -142,6 +157,24 @@ BROKEN = [
             "fields": [{"name": "a", "type": "string", "description": "d"}],
         },
         "no field",
+    ),
+    (
+        {
+            "kind": "k",
+            "table": "t",
+            "description": "d",
+            "fields": [{"name": "a", "type": "string", "minimum": 0, "description": "d"}],
+        },
+        "not a number",
+    ),
+    (
+        {
+            "kind": "k",
+            "table": "t",
+            "description": "d",
+            "fields": [{"name": "a", "type": "int", "maximum": 2.5, "description": "d"}],
+        },
+        "whole-number bounds",
     ),
     ({"kind": "k", "table": "t", "fields": []}, "malformed"),
 ]

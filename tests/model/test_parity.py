@@ -136,6 +136,10 @@ TRICKY = {
     "imo": ["9074729", "IMO 9074729", "9074728", "907472", "imo9176187"],
     "direction": ["IN", "out", "Out", "up", "İN"],
     "short": ["abc", "abcde", "abcdef", "ééééé", "éééééé"],
+    "mass": ["0", "-0", "-0.0", "0.5", "-0.5", "-1e-300", "1e300", "-inf", "heavy"],
+    "count": ["0", "-0", "3", "-1", "-000", "1.0", "-1.0"],
+    "price": ["0", "-0.00005", "-0.00015", "-0.0001", "12.5", "-12.5"],
+    "lat": ["90", "90.0", "90.0000001", "-90", "-90.5", "45.25", "180"],
 }
 
 
@@ -204,6 +208,8 @@ def test_generated_values(every_kind: RecordKind, codelists: CodeLists, ints, nu
     _compare(every_kind, codelists, "n", ints)
     _compare(every_kind, codelists, "x", numbers)
     _compare(every_kind, codelists, "amount", numbers)
+    for column in ("mass", "count", "price", "lat"):  # the same numbers against a range
+        _compare(every_kind, codelists, column, numbers)
     _compare(every_kind, codelists, "at", stamps)
     _compare(every_kind, codelists, "day", [s[:10] for s in stamps])
     for column in ("country", "hs", "flag", "short", "direction", "place"):
@@ -223,6 +229,10 @@ TYPED = [
     ("at", pa.array([dt.date(2024, 1, 2)], pa.date32())),
     ("at", pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, 6)], pa.timestamp("us", tz="America/New_York"))),
     ("ref", pa.array([1, 2], pa.int64())),
+    ("mass", pa.array([0.0, -0.0, -0.5, 3.5, None])),
+    ("count", pa.array([0, -1, 7], pa.int64())),
+    ("price", pa.array([0, -3, 12], pa.int64())),
+    ("lat", pa.array([-90.0, -90.5, 90.0, 91.0])),
 ]
 
 

@@ -59,6 +59,10 @@ FAST = {
     "place": ["CNSHA", "cn sha"],
     "direction": ["IN"],
     "short": ["abc"],
+    "mass": ["0", "108.5"],
+    "count": ["0", "12"],
+    "price": ["0", "372254.4"],
+    "lat": ["-90", "37.5", "90"],
 }
 
 

@@ -81,6 +81,12 @@ BAD = [
     ("imo", "9074728", "check digit"),
     ("direction", "sideways", "'sideways' is not one of: IN, OUT"),
     ("short", "abcdef", "is 6 characters long; at most 5 are allowed"),
+    ("mass", "-5", "'-5' is less than 0, the smallest allowed"),
+    ("mass", -0.5, "'-0.5' is less than 0, the smallest allowed"),
+    ("count", "-1", "'-1' is less than 0, the smallest allowed"),
+    ("price", "-0.0001", "'-0.0001' is less than 0, the smallest allowed"),
+    ("lat", "90.5", "'90.5' is more than 90, the largest allowed"),
+    ("lat", "-91", "'-91' is less than -90, the smallest allowed"),
 ]
 
 

@@ -297,6 +297,19 @@ def _direct(field: FieldDef, column: pa.Array) -> pa.Array | None:
     return None
 
 
+def _bound(values: pa.Array, bound: float) -> pa.Scalar:
+    # whole numbers against a whole bound: Arrow refuses to compare large int64 with a float
+    return pa.scalar(int(bound), values.type) if pa.types.is_integer(values.type) else pa.scalar(float(bound))
+
+
+def _out_of_range(field: FieldDef, values: pa.Array) -> pa.Array:
+    low = None if field.minimum is None else pc.less(values, _bound(values, field.minimum))
+    high = None if field.maximum is None else pc.greater(values, _bound(values, field.maximum))
+    if low is None or high is None:
+        return low if high is None else high
+    return pc.or_(low, high)
+
+
 def validate_column(
     field: FieldDef, column: pa.Array | pa.ChunkedArray, codelists: CodeLists
 ) -> ColumnResult:
@@ -318,6 +331,8 @@ def validate_column(
                 values = _null_where(values, failing)
         else:
             values = _PARSERS[field.type](text)
+    if field.minimum is not None or field.maximum is not None:
+        values = _null_where(values, _out_of_range(field, values))  # rules.check_range words why
     unparsed = pc.and_(present, pc.is_null(values)).to_numpy(zero_copy_only=False)
     bad_rows: list[int] = []
     reasons: list[str] = []

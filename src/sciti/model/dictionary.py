@@ -48,6 +48,12 @@ def _checks(f: FieldDef) -> str:
         parts.append("one of " + ", ".join(f"`{v}`" for v in f.values))
     if f.max_length is not None:
         parts.append(f"at most {f.max_length} characters")
+    if f.minimum is not None and f.maximum is not None:
+        parts.append(f"from {f.minimum:g} to {f.maximum:g}")
+    elif f.minimum is not None:
+        parts.append(f"at least {f.minimum:g}")
+    elif f.maximum is not None:
+        parts.append(f"at most {f.maximum:g}")
     return "; ".join(parts)
 
 
@@ -96,6 +102,10 @@ def render_markdown() -> str:
         "first six must be an HS 2022 subheading; `country` — ISO 3166-1 alpha-2; `currency` — ISO",
         "4217; `unlocode` — five characters whose first two are a UN/LOCODE country (the full list",
         "of locations is not shipped, so the place part is checked for form only).",
+        "",
+        "Checks (the column below): a record with a value that fails one is not stored; it is",
+        "quarantined with its locator and the reason, e.g. `net_mass_kg: '-5' is less than 0, the",
+        "smallest allowed`. Lengths of references and offices are what the officers' queue keeps.",
         "",
         "## Provenance columns",
         "",

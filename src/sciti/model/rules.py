@@ -294,6 +294,16 @@ def check_value(field: FieldDef, value: Any, codelists: CodeLists) -> tuple[Any,
                 raise Invalid(
                     f"{quoted(typed)} is {len(typed)} characters long; at most {field.max_length} are allowed"
                 )
+        elif field.minimum is not None or field.maximum is not None:
+            check_range(field, typed, value)
     except Invalid as exc:
         return None, str(exc)
     return typed, None
+
+
+def check_range(field: FieldDef, typed: Any, value: Any) -> None:
+    """A number outside the field's minimum or maximum (e.g. a negative mass) is refused."""
+    if field.minimum is not None and typed < field.minimum:
+        raise Invalid(f"{quoted(value)} is less than {field.minimum:g}, the smallest allowed")
+    if field.maximum is not None and typed > field.maximum:
+        raise Invalid(f"{quoted(value)} is more than {field.maximum:g}, the largest allowed")

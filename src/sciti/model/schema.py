@@ -31,6 +31,8 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
 
+NUMBER_TYPES = frozenset({"int", "float", "decimal"})
+
 # Classification labels a field may carry; access control reads them (masking, need-to-know).
 CLASSIFICATIONS = {"public", "internal", "personal", "restricted", "partner_shareable"}
 
@@ -60,6 +62,8 @@ class FieldDef:
     identifier: str | None = None
     classification: str = "internal"
     max_length: int | None = None
+    minimum: float | None = None  # numbers: the smallest and largest allowed, both included
+    maximum: float | None = None
     example: str | None = None
     values: tuple[str, ...] | None = None  # closed list of allowed spellings (matched regardless of case)
 
@@ -159,6 +163,11 @@ def _parse_kind(doc: dict[str, Any], origin: str) -> RecordKind:
                 f"{origin}: field {f.name!r} names unknown identifier {f.identifier!r}",
                 remedy=f"use {sorted(IDENTIFIER_NAMES)}",
             )
+        bounds = [b for b in (f.minimum, f.maximum) if b is not None]
+        if bounds and f.type not in NUMBER_TYPES:
+            raise ModelError(f"{origin}: field {f.name!r} has a minimum or maximum but is not a number")
+        if f.type == "int" and any(b != int(b) for b in bounds):
+            raise ModelError(f"{origin}: whole-number field {f.name!r} needs whole-number bounds")
         if (f.codelist or f.identifier or f.values) and f.type != "string":
             raise ModelError(
                 f"{origin}: field {f.name!r} has a code list, identifier or values but is not a string"

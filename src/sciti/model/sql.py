@@ -187,6 +187,10 @@ def field_sql(fd: FieldDef, t: str) -> FieldSQL:
     else:  # timestamp; the connection's TimeZone is UTC, so a value without a zone is UTC
         value = f"TRY_CAST({t} AS TIMESTAMPTZ)"
         cond = f"{_match(t, _TIMESTAMP)} AND {value} BETWEEN {_FIRST_TS} AND {_LAST_TS}"
+    if fd.minimum is not None:  # out of range: not certain, so the model decides and words it
+        cond = f"{cond} AND {value} >= {fd.minimum!r}"
+    if fd.maximum is not None:
+        cond = f"{cond} AND {value} <= {fd.maximum!r}"
     return FieldSQL(
         value=value, ok=f"(CASE WHEN {t} IS NULL THEN {empty_ok} ELSE coalesce({cond}, false) END)"
     )

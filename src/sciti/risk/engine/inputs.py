@@ -87,7 +87,9 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
         if f.name in skip:
             continue
         typ = _PY[f.type]
-        low, high = INT64 if typ is int else (None, None)
+        low, high = cast(tuple[float | None, float | None], INT64 if typ is int else (None, None))
+        low = low if f.minimum is None else f.minimum  # e.g. no negative mass (the YAML says)
+        high = high if f.maximum is None else f.maximum
         finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
         out[f.name] = (
