@@ -86,7 +86,10 @@ def _try(fn: Any, *args: Any) -> pa.Array | None:
 
 
 def _null_where(values: pa.Array, reject: pa.Array) -> pa.Array:
-    return pc.if_else(pc.fill_null(reject, False), pa.scalar(None, values.type), values)
+    reject = pc.fill_null(reject, False)
+    if not pc.any(reject).as_py():
+        return values  # the usual case: no copy of a clean column
+    return pc.if_else(reject, pa.scalar(None, values.type), values)
 
 
 def _strict_cast(text: pa.Array, pattern: str, target: pa.DataType) -> pa.Array:
