@@ -81,4 +81,4 @@ def test_values_no_declaration_can_hold_are_quarantined_with_a_short_reason(
     for line, (field, reason) in expect.items():
         entry = by_line[line]
         assert entry["field"] == field and reason in entry["reason"], entry
-        assert len(entry["reason"]) < 200
+        assert len(entry["reason"]) < 150 * 3  # a short sentence for each output holding the value

@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 from sqlalchemy import String, Table
 
-from sciti.model import get_kind
+from sciti.model import get_kind, load_kinds
 from sciti.ops.models import User
 from sciti.ops.risk_tables import RiskCapacityUse, RiskQueueItem
 from sciti.risk.engine.inputs import INT64
@@ -44,3 +44,16 @@ def test_the_longest_office_fits_every_table_that_keeps_one(kind: str) -> None:
     assert office, f"{kind} has no office whose capacity a red lane uses"
     for model in (RiskQueueItem, RiskCapacityUse, User):  # a user's office scopes what they see
         assert longest(kind, office) <= width(model, "office_code"), model.__name__
+
+
+def test_a_declaration_id_has_one_bound_in_every_kind() -> None:
+    """An item, party or inspection names its declaration by id: a longer id than a declaration may
+    hold could never be linked to a stored declaration, so it is quarantined on arrival too."""
+    bounds = {
+        name: kind.field("declaration_id").max_length
+        for name, kind in load_kinds().items()
+        if "declaration_id" in kind.field_names
+    }
+    assert len(bounds) >= 7 and set(bounds.values()) == {
+        get_kind("declaration").field("declaration_id").max_length
+    }
