@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -156,6 +156,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, toml_source(settings_cls))
+
+    @model_validator(mode="after")
+    def _two_sqlite_files(self) -> Settings:
+        # SQLite lets one writer at a time per file: batch scoring commits to the catalog while its
+        # operational transaction is open (docs/decisions/0074), which on one file waits for itself.
+        if (
+            self.resolved_catalog_uri.startswith("sqlite")
+            and self.resolved_catalog_uri == self.resolved_ops_db_url
+        ):
+            raise ValueError(
+                "catalog_uri and ops_db_url name the same SQLite file: give each its own file "
+                "(the defaults do), or put both on PostgreSQL"
+            )
+        return self
 
     # Derived locations: one place computes them so no caller rebuilds a path by hand.
     @property

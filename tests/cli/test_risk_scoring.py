@@ -71,3 +71,21 @@ def test_score_since_writes_assessments_and_fills_the_queue(cli, instance) -> No
 )
 def test_bad_arguments_fail_with_a_reason(cli, args, message) -> None:
     assert message in cli(*args, code=1)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"SCITI_LAKE_KEEP_DAYS": "-1"},
+            "lake_keep_days (SCITI_LAKE_KEEP_DAYS or sciti.toml): Input",
+        ),
+        ({"SCITI_OPS_DB_URL": "{catalog}"}, "catalog_uri and ops_db_url name the same SQLite file"),
+    ],
+)
+def test_wrong_settings_fail_with_a_line_naming_them(cli, instance, monkeypatch, env, message) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.format(catalog=instance.resolved_catalog_uri))
+    get_settings.cache_clear()
+    out = cli("risk", "score", code=1)
+    assert message in out and "Traceback" not in out

@@ -223,3 +223,23 @@ def test_expire_snapshots_keeps_the_newest(lake: Lake) -> None:
     # No batch_id column here, so only the snapshots kept can answer (see test_maintain.py).
     assert not lake.has_batch("std.decl", "b0") and lake.has_batch("std.decl", "b5")
     assert len(contents(lake)) == 6
+
+
+def test_staged_files_are_seen_only_once_committed_and_discarded_ones_are_gone(table: Lake) -> None:
+    """Writing files and committing them are two steps, so a caller can write before it takes the
+    locks of its own transaction: staged rows are invisible until the one atomic commit."""
+    before = contents(table)
+    staged = table.stage("std.decl", decl(("D4", 1, "KRINC"), ("D5", 1, "KRPUS")))
+    assert contents(table) == before
+    snapshot = table.commit_staged("std.decl", staged, batch_id="b-staged")
+    assert contents(table) == [*before, ("D4", 1, "KRINC"), ("D5", 1, "KRPUS")]
+    last = table.history("std.decl")[-1]
+    assert (last.snapshot_id, last.operation, last.batch_id) == (snapshot, "append", "b-staged")
+    assert last.added_rows == 2 and table.has_batch("std.decl", "b-staged")
+
+    dropped = table.stage("std.decl", decl(("D6", 1, "KRPUS")))
+    io = table.table("std.decl").io
+    assert all(io.new_input(f.file_path).exists() for f in dropped)
+    table.discard_staged("std.decl", dropped)
+    assert not any(io.new_input(f.file_path).exists() for f in dropped)
+    assert len(contents(table)) == len(before) + 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from sciti.errors import SCITIError
@@ -16,7 +17,19 @@ err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:  # one line per wrong setting, named as the operator sets it
+        problems = "; ".join(_setting_problem(e) for e in exc.errors(include_context=False))
+    fail(f"invalid settings: {problems}")  # outside ``except``: the exit does not carry the error along
+
+
+def _setting_problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    name = str(error["loc"][0])
+    return f"{name} (SCITI_{name.upper()} or sciti.toml): {message}"
 
 
 def lake(s: Settings | None = None) -> Lake:

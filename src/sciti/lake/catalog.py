@@ -23,6 +23,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 from sciti.lake import history as _history
 from sciti.lake import writes as _writes
 from sciti.lake.errors import LakeError
-from sciti.lake.files import conform
+from sciti.lake.files import conform, write_data_files
 from sciti.lake.history import BATCH_PROPERTY, SnapshotInfo, TableInfo
 from sciti.lake.layout import DEFAULT_LAYOUT, default_sort_order, layout_properties
 from sciti.lake.writes import CompactResult, UpsertResult
@@ -192,6 +193,27 @@ class Lake:
         with self._guard(ident):
             table = self.table(ident)
             return _writes.append(table, conform(data, table), _props(batch_id))
+
+    def stage(self, ident: str, data: pa.Table) -> list[DataFile]:
+        """Write rows as new data files of ``ident`` without committing them: no reader sees them
+        until ``commit_staged``. Lets a caller keep the slow part, writing the files, outside a
+        transaction it holds elsewhere; ``discard_staged`` removes files it will not commit."""
+        table = self.table(ident)
+        return write_data_files(table, conform(data, table))
+
+    def commit_staged(
+        self, ident: str, files: Sequence[DataFile], *, batch_id: str | None = None
+    ) -> int | None:
+        """Commit staged files in one atomic snapshot; returns its id (None for no files)."""
+        with self._guard(ident):
+            return _writes.append_written(self.table(ident), files, _props(batch_id))
+
+    def discard_staged(self, ident: str, files: Sequence[DataFile]) -> None:
+        """Delete staged files that will not be committed (never ones a snapshot refers to)."""
+        io = self.table(ident).io
+        for f in files:
+            with contextlib.suppress(OSError):
+                io.delete(f.file_path)
 
     def upsert(
         self,

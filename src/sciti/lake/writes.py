@@ -429,15 +429,27 @@ def append(table: Table, data: pa.Table, props: dict[str, str]) -> int | None:
     """Append ``data`` (already conformed) in one snapshot; returns its id (None for no rows)."""
     if data.num_rows == 0:
         return None
+    if sort_columns(table) is not None:  # pyiceberg's append neither sorts nor records the order
+        return append_written(table, write_data_files(table, data), props)
     try:
         with transaction(table) as tx:
-            if sort_columns(table) is None:
-                tx.append(data, snapshot_properties=props)
-            else:  # pyiceberg's append neither sorts nor records the order: write the files ourselves
-                added = write_data_files(table, data)
-                with tx.update_snapshot(snapshot_properties=props).fast_append() as producer:
-                    for f in added:
-                        producer.append_data_file(f)
+            tx.append(data, snapshot_properties=props)
+    except (CommitFailedException, ValidationException) as exc:
+        raise _conflict(exc) from None
+    snap = table.current_snapshot()
+    return snap.snapshot_id if snap else None
+
+
+def append_written(table: Table, files: Sequence[DataFile], props: dict[str, str]) -> int | None:
+    """Commit data files already written for ``table`` (``write_data_files``) as one append."""
+    if not files:
+        return None
+    try:
+        with transaction(table) as tx:
+            producer = tx.update_snapshot(snapshot_properties=props).fast_append()
+            with producer:
+                for f in files:
+                    producer.append_data_file(f)
     except (CommitFailedException, ValidationException) as exc:
         raise _conflict(exc) from None
     snap = table.current_snapshot()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import string
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 from sciti.model import make_record_id
 from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, combine_many
-from sciti.risk.engine.columns import Lanes, LazyTexts, Sparse, all_distinct, assessment_ids
+from sciti.risk.engine.columns import Lanes, LazyTexts, Sparse, all_distinct, assessment_ids, batch_prefix
 from sciti.risk.engine.decide import (
     RowResult,
     calibration_of,
@@ -225,10 +224,7 @@ def _assess_table(
         explain_units = np.ones(m, dtype=bool) if explain == "all" else flagged
     unit_rich |= explain_units | multi
 
-    batch_ms = int(at.timestamp() * 1000)
-    salt = os.urandom(6).hex()
-    prefix = f"{batch_ms:012x}{salt}"
-    ids = assessment_ids(prefix, m)
+    ids = assessment_ids(batch_prefix(at), m)
     top_idx = pa.array(top)
     top_model = model_arr[top]
     model_col: Any = [None] * m if p.model is None else top_model

@@ -7,6 +7,8 @@ one buffer; lanes stay severity codes until the column is built.
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,14 @@ _LANE_ARRAY = np.array(LANES, dtype=object)
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_PAIRS = np.stack([np.repeat(_HEX, 16), np.tile(_HEX, 16)], axis=1)  # byte -> its two hex digits
+
+
+ID_PREFIX = 24  # a batch's ids share their first 24 hex digits: 12 of milliseconds, 12 random
+
+
+def batch_prefix(at: datetime) -> str:
+    """The id prefix of one batch: unique to it, and sorting by time like the real-time ids."""
+    return f"{int(at.timestamp() * 1000):012x}{os.urandom(6).hex()}"
 
 
 def assessment_ids(prefix: str, m: int) -> pa.Array:

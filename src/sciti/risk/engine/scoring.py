@@ -1,7 +1,9 @@
-"""Batch scoring: everything ingested in a window, assessed, written to the lake, flagged ones queued."""
+"""Batch scoring: everything ingested in a window, assessed, written to the lake, flagged ones queued
+(all or nothing: see ``keep``)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,9 +13,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import select
+from pyiceberg.manifest import DataFile
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from sciti.lake import open_lake, query
+from sciti.lake import Lake, open_lake, query
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskCapacityUse
@@ -21,10 +26,13 @@ from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.assessor import Assessor
 from sciti.risk.engine.batch import _unit_ids
-from sciti.risk.engine.enqueue import committed, enqueue
+from sciti.risk.engine.columns import ID_PREFIX
+from sciti.risk.engine.enqueue import ATTEMPTS, enqueue
 from sciti.risk.engine.store import NO_OFFICE
 from sciti.risk.lanes import LANE_MEANING, LanePolicy, ration_red
 from sciti.settings import Settings
+
+log = logging.getLogger("sciti.risk.engine.scoring")
 
 
 @dataclass
@@ -43,64 +51,73 @@ class ScoreResult:
     rules_version: str = ""
 
 
-def apply_capacity_batch(settings: Settings, policy: LanePolicy, table: pa.Table) -> tuple[pa.Table, int]:
-    """Red decisions (not from the sample) beyond the office's capacity today go to the next-best lane."""
-    if table.num_rows == 0:
-        return table, 0
-    lanes = np.asarray(table["lane"].to_pylist(), dtype=object)
-    sampled = np.asarray(table["sampled"].to_pylist(), dtype=bool)
-    candidates = np.where(sampled, "sampled", lanes)
-    offices = table["office_code"].to_pylist()
-    days = [d.date().isoformat() for d in table["assessed_at"].to_pylist()]
-    scores = np.asarray(table["score"].to_pylist(), dtype=np.float64)
-    used: dict[tuple[str | None, str], int] = {}
-    with session_scope(settings.resolved_ops_db_url) as session:
-        for row in session.scalars(select(RiskCapacityUse)):
-            used[(None if row.office_code == NO_OFFICE else row.office_code, row.day.isoformat())] = row.used
-    keep = ration_red(policy, offices, days, scores, candidates, used)
-    over = np.flatnonzero(~keep)
-    if over.size == 0:
-        _count_places(settings, policy, offices, days, candidates)
-        return table, 0
-    kinds = table["kind"].to_pylist()
-    lane_col = lanes.tolist()
-    reasons = table["reasons"].to_pylist()
-    for i in over.tolist():
-        o = policy.for_kind(kinds[i]).over_capacity
-        cap = policy.capacity(offices[i])
-        lane_col[i] = o
-        reasons[i] = [
-            *reasons[i],
-            f"Red-lane capacity of office {offices[i] or 'unknown'} for {days[i]} is used up "
-            f"({cap} physical inspections): {o} lane ({LANE_MEANING[o]}) instead",
-        ]
-    table = table.set_column(table.schema.get_field_index("lane"), "lane", pa.array(lane_col, pa.string()))
-    table = table.set_column(
-        table.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string()))
-    )
-    granted = np.where(keep, candidates, "released")
-    _count_places(settings, policy, offices, days, granted)
-    return table, int(over.size)
+class RedPlaces:
+    """Red-lane capacity for one batch: which red decisions (not from the sample) get a place at
+    their office that day, highest score first; the rest go to the next-best lane, said why."""
 
+    def __init__(self, policy: LanePolicy, table: pa.Table):
+        self.policy = policy
+        self.table = table
+        lanes = np.asarray(table["lane"].to_pylist(), dtype=object)
+        sampled = np.asarray(table["sampled"].to_pylist(), dtype=bool)
+        self.lanes = lanes
+        self.candidates = np.where(sampled, "sampled", lanes)
+        self.offices: list[str | None] = table["office_code"].to_pylist()
+        self.days = [d.date().isoformat() for d in table["assessed_at"].to_pylist()]
+        self.scores = np.asarray(table["score"].to_pylist(), dtype=np.float64)
 
-def _count_places(
-    settings: Settings, policy: LanePolicy, offices: list[Any], days: list[str], lanes: Any
-) -> None:
-    taken = Counter(
-        (o or NO_OFFICE, d)
-        for o, d, lane in zip(offices, days, lanes, strict=True)
-        if lane == "red" and policy.capacity(o) is not None
-    )
-    if not taken:
-        return
-    with session_scope(settings.resolved_ops_db_url) as session:
+    def fits(self, session: Session, *, lock: bool) -> np.ndarray:
+        """Per row, whether it keeps its lane, given the places taken so far (locked on PostgreSQL
+        with ``lock``, until the transaction ends)."""
+        if self.table.num_rows == 0:
+            return np.ones(0, dtype=bool)
+        wanted = sorted({date.fromisoformat(d) for d in self.days})
+        q = select(RiskCapacityUse).where(RiskCapacityUse.day.in_(wanted))
+        rows = session.scalars(q.with_for_update() if lock else q)
+        used = {(_office(r.office_code), r.day.isoformat()): r.used for r in rows}
+        return ration_red(self.policy, self.offices, self.days, self.scores, self.candidates, used)
+
+    def apply(self, fits: np.ndarray) -> tuple[pa.Table, int]:
+        """The batch with the red decisions that found no place moved down; and how many moved."""
+        over = np.flatnonzero(~fits)
+        if over.size == 0:
+            return self.table, 0
+        table = self.table
+        kinds = table["kind"].to_pylist()
+        lane_col = self.lanes.tolist()
+        reasons = table["reasons"].to_pylist()
+        for i in over.tolist():
+            o = self.policy.for_kind(kinds[i]).over_capacity
+            office, day, cap = self.offices[i], self.days[i], self.policy.capacity(self.offices[i])
+            lane_col[i] = o
+            reasons[i] = [
+                *reasons[i],
+                f"Red-lane capacity of office {office or 'unknown'} for {day} is used up "
+                f"({cap} physical inspections): {o} lane ({LANE_MEANING[o]}) instead",
+            ]
+        lane_at, reasons_at = table.schema.get_field_index("lane"), table.schema.get_field_index("reasons")
+        table = table.set_column(lane_at, "lane", pa.array(lane_col, pa.string()))
+        table = table.set_column(reasons_at, "reasons", pa.array(reasons, pa.list_(pa.string())))
+        return table, int(over.size)
+
+    def take(self, session: Session, fits: np.ndarray) -> None:
+        """Count the places granted, added to the stored counts (a real-time answer may take one too)."""
+        granted = np.where(fits, self.candidates, "released")
+        taken = Counter(
+            (o or NO_OFFICE, d)
+            for o, d, lane in zip(self.offices, self.days, granted, strict=True)
+            if lane == "red" and self.policy.capacity(o) is not None
+        )
         for (office, day), n in taken.items():
-            key = (office, datetime.fromisoformat(day).date())
-            row = session.get(RiskCapacityUse, key)
-            if row is None:
-                session.add(RiskCapacityUse(office_code=office, day=key[1], used=n))
-            else:
-                row.used += n
+            key = (office, date.fromisoformat(day))
+            done = session.execute(
+                update(RiskCapacityUse)
+                .where(RiskCapacityUse.office_code == key[0], RiskCapacityUse.day == key[1])
+                .values(used=RiskCapacityUse.used + n)
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                # a counter another writer creates meanwhile fails this insert: the batch is tried again
+                session.execute(insert(RiskCapacityUse).values(office_code=key[0], day=key[1], used=n))
 
 
 def queue_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -148,7 +165,6 @@ def score_since(
         records = records.filter(pc.invert(done))
         skipped = before - records.num_rows
     table = assessor.assess_batch(kind, records, explain=explain)
-    table, over = apply_capacity_batch(settings, assessor.policy, table)
     p = assessor.kind_parts(kind)
     result = ScoreResult(
         kind,
@@ -156,31 +172,106 @@ def score_since(
         table.num_rows,
         model_version=p.model_version,
         rules_version=p.rules.stamp,
-        over_capacity=over,
         skipped=skipped,
     )
     if table.num_rows == 0:
         return result
+    batch_id = f"score-{uuid.uuid4().hex[:20]}"
+    table, result.over_capacity, result.superseded, result.queued = keep(
+        settings, assessor.policy, table, batch_id
+    )
     result.lanes = dict(Counter(table["lane"].to_pylist()))
     result.sampled = int(sum(table["sampled"].to_pylist()))
-    batch_id = f"score-{uuid.uuid4().hex[:20]}"
-    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
-    lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
-    lake.append(ASSESSMENTS_TABLE, table, batch_id=batch_id)
-    rows = queue_rows(table)
-    assessed = list(
-        zip(
-            table["kind"].to_pylist(),
-            table["record_id"].to_pylist(),
-            table["assessment_id"].to_pylist(),
-            strict=True,
-        )
-    )
-    url = settings.resolved_ops_db_url
-    result.superseded = committed(url, lambda session: enqueue(session, assessed, rows))
-    result.queued = len(rows)
     result.batch_id = batch_id
     return result
 
 
-__all__ = ["ScoreResult", "apply_capacity_batch", "assessed_ids", "queue_rows", "score_since"]
+def _office(key: str) -> str | None:
+    return None if key == NO_OFFICE else key
+
+
+class _PlacesMoved(Exception):
+    """Real-time answers took red places while the batch's files were written."""
+
+
+def keep(
+    settings: Settings, policy: LanePolicy, table: pa.Table, batch_id: str
+) -> tuple[pa.Table, int, int, int]:
+    """Ration red places, queue the flagged and write the assessments to the lake, all or nothing.
+
+    The batch's files are written first, with no lock held; then one operational transaction takes
+    the places and queues the records, and the lake commit comes last inside it, so a refused queue
+    row leaves nothing in the lake. Should the database then fail to commit, the lake rows are
+    withdrawn: an assessment in the lake that never reached the queue would be skipped by every
+    ``unassessed_only`` run after it. If real-time answers took places meanwhile and the batch's
+    lanes would change, the files are written again; the last attempt writes them under the lock.
+    Returns (table as kept, red over capacity, open items superseded, rows queued).
+    """
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
+    url = settings.resolved_ops_db_url
+    places = RedPlaces(policy, table)
+    assessed = _assessed(table)
+    for attempt in range(1, ATTEMPTS + 1):
+        fits: np.ndarray | None = None
+        staged: list[DataFile] = []
+        if attempt < ATTEMPTS:
+            with session_scope(url) as session:
+                fits = places.fits(session, lock=False)
+            kept, over = places.apply(fits)
+            staged = lake.stage(ASSESSMENTS_TABLE, kept)
+        committing = False
+        try:
+            with session_scope(url) as session:
+                now = places.fits(session, lock=True)
+                if fits is None:
+                    fits = now
+                    kept, over = places.apply(fits)
+                    staged = lake.stage(ASSESSMENTS_TABLE, kept)
+                elif not np.array_equal(now, fits):
+                    raise _PlacesMoved
+                places.take(session, fits)
+                rows = queue_rows(kept)
+                superseded = enqueue(session, assessed, rows)
+                session.flush()
+                committing = True
+                lake.commit_staged(ASSESSMENTS_TABLE, staged, batch_id=batch_id)
+            return kept, over, superseded, len(rows)
+        except (_PlacesMoved, IntegrityError):
+            if committing:
+                _withdraw(lake, table, batch_id)
+                raise
+            lake.discard_staged(ASSESSMENTS_TABLE, staged)
+            if attempt == ATTEMPTS:  # another writer queued or counted the same records each time
+                raise
+        except BaseException:
+            if committing:
+                _withdraw(lake, table, batch_id)
+            else:
+                lake.discard_staged(ASSESSMENTS_TABLE, staged)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _assessed(table: pa.Table) -> list[tuple[str, str, str]]:
+    cols = (table["kind"].to_pylist(), table["record_id"].to_pylist(), table["assessment_id"].to_pylist())
+    return list(zip(*cols, strict=True))
+
+
+def _withdraw(lake: Lake, table: pa.Table, batch_id: str) -> None:
+    """Take a batch's assessments out of the lake again, if they got there (their ids share a
+    per-batch prefix)."""
+    prefixes = pc.unique(pc.utf8_slice_codeunits(table["assessment_id"], 0, ID_PREFIX)).to_pylist()
+    where = " OR ".join(f"assessment_id LIKE {quote_literal(p + '%')}" for p in prefixes)
+    try:
+        if lake.has_batch(ASSESSMENTS_TABLE, batch_id):
+            lake.delete(ASSESSMENTS_TABLE, where, batch_id=f"{batch_id}-withdrawn")
+    except Exception:
+        log.exception(
+            "scoring batch %s: its assessments may be in the lake without being queued, and taking "
+            "them out failed; score these records again without --unassessed-only",
+            batch_id,
+        )
+
+
+__all__ = ["RedPlaces", "ScoreResult", "assessed_ids", "keep", "queue_rows", "score_since"]
