@@ -45,6 +45,9 @@ class RiskQueueItem(Base):
     __table_args__ = (
         Index("ix_risk_queue_order", "score", "assessment_id"),
         Index("ix_risk_queue_filter", "kind", "office_code", "lane"),
+        # A record's items, looked up in every commit that queues (enqueue): by kind and record id
+        # together, or SQLite's planner takes the filter index above and reads the whole kind.
+        Index("ix_risk_queue_record", "kind", "record_id"),
         # At most one open or assigned item per record: enqueue supersedes before it inserts, and
         # this index makes two writers racing on the same record (batch and real time on
         # PostgreSQL) fail and retry instead of leaving two items.
@@ -59,7 +62,7 @@ class RiskQueueItem(Base):
     )
     assessment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    record_id: Mapped[str] = mapped_column(String(64), index=True)
+    record_id: Mapped[str] = mapped_column(String(64))
     subject_ref: Mapped[str] = mapped_column(String(200), default="")  # e.g. the declaration id
     office_code: Mapped[str | None] = mapped_column(String(32))
     score: Mapped[float] = mapped_column(Float)

@@ -41,7 +41,7 @@ Key = tuple[str, str]  # (kind, record_id)
 # finding nothing, and building and handling the statements cost more than the database's work.
 _T = cast(Table, RiskQueueItem.__table__)
 _FIND = select(_T.c.assessment_id, _T.c.record_id, _T.c.status, _T.c.lane, _T.c.assigned_lane).where(
-    _T.c.kind == bindparam("kind"),
+    _T.c.kind == bindparam("kind"),  # with record_id: the (kind, record_id) index
     _T.c.record_id.in_(bindparam("ids", expanding=True)),
     _T.c.status.in_((*OPEN, "done")),
 )

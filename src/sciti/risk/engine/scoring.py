@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -58,19 +59,23 @@ class RedPlaces:
     def __init__(self, policy: LanePolicy, table: pa.Table):
         self.policy = policy
         self.table = table
-        lanes = np.asarray(table["lane"].to_pylist(), dtype=object)
-        sampled = np.asarray(table["sampled"].to_pylist(), dtype=bool)
+        lanes = table["lane"].to_numpy(zero_copy_only=False).astype(object)
         self.lanes = lanes
-        self.candidates = np.where(sampled, "sampled", lanes)
-        self.offices: list[str | None] = table["office_code"].to_pylist()
-        self.days = [d.date().isoformat() for d in table["assessed_at"].to_pylist()]
-        self.scores = np.asarray(table["score"].to_pylist(), dtype=np.float64)
+        self.candidates = np.where(table["sampled"].to_numpy(zero_copy_only=False), "sampled", lanes)
+        # Without any capacity set, every red decision keeps its place and nothing is counted.
+        self.limited = policy.capacity_default is not None or any(
+            v is not None for v in policy.capacity_offices.values()
+        )
+        self.offices: list[str | None] = table["office_code"].to_pylist() if self.limited else []
+        days = pc.strftime(table["assessed_at"], "%Y-%m-%d") if self.limited else pa.array([], pa.string())
+        self.days: list[str] = days.to_pylist()
+        self.scores = table["score"].to_numpy(zero_copy_only=False).astype(np.float64)
 
     def fits(self, session: Session, *, lock: bool) -> np.ndarray:
         """Per row, whether it keeps its lane, given the places taken so far (locked on PostgreSQL
         with ``lock``, until the transaction ends)."""
-        if self.table.num_rows == 0:
-            return np.ones(0, dtype=bool)
+        if not self.limited or self.table.num_rows == 0:
+            return np.ones(self.table.num_rows, dtype=bool)
         wanted = sorted({date.fromisoformat(d) for d in self.days})
         q = select(RiskCapacityUse).where(RiskCapacityUse.day.in_(wanted))
         rows = session.scalars(q.with_for_update() if lock else q)
@@ -102,6 +107,8 @@ class RedPlaces:
 
     def take(self, session: Session, fits: np.ndarray) -> None:
         """Count the places granted, added to the stored counts (a real-time answer may take one too)."""
+        if not self.limited:
+            return
         granted = np.where(fits, self.candidates, "released")
         taken = Counter(
             (o or NO_OFFICE, d)
@@ -222,6 +229,7 @@ def keep(
             staged = lake.stage(ASSESSMENTS_TABLE, kept)
         committing = False
         try:
+            opened = time.perf_counter()
             with session_scope(url) as session:
                 now = places.fits(session, lock=True)
                 if fits is None:
@@ -236,6 +244,12 @@ def keep(
                 session.flush()
                 committing = True
                 lake.commit_staged(ASSESSMENTS_TABLE, staged, batch_id=batch_id)
+            held_ms = (time.perf_counter() - opened) * 1000
+            log.debug(
+                "scoring batch kept",
+                extra={"batch_id": batch_id, "assessments": kept.num_rows, "queued": len(rows),
+                       "attempt": attempt, "transaction_ms": round(held_ms, 1)},
+            )  # fmt: skip
             return kept, over, superseded, len(rows)
         except (_PlacesMoved, IntegrityError):
             if committing:
