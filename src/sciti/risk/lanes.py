@@ -78,6 +78,11 @@ class LanePolicy:
             out[scores >= threshold] = lane
         return out
 
+    @property
+    def limits_red(self) -> bool:
+        """Whether any office has a red-lane capacity (otherwise red is never rationed)."""
+        return self.capacity_default is not None or any(v is not None for v in self.capacity_offices.values())
+
     def capacity(self, office: str | None) -> int | None:
         if office is not None and office in self.capacity_offices:
             return self.capacity_offices[office]

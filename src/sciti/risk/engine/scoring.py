@@ -62,10 +62,7 @@ class RedPlaces:
         lanes = table["lane"].to_numpy(zero_copy_only=False).astype(object)
         self.lanes = lanes
         self.candidates = np.where(table["sampled"].to_numpy(zero_copy_only=False), "sampled", lanes)
-        # Without any capacity set, every red decision keeps its place and nothing is counted.
-        self.limited = policy.capacity_default is not None or any(
-            v is not None for v in policy.capacity_offices.values()
-        )
+        self.limited = policy.limits_red  # if not, every red decision keeps its place, none counted
         self.offices: list[str | None] = table["office_code"].to_pylist() if self.limited else []
         days = pc.strftime(table["assessed_at"], "%Y-%m-%d") if self.limited else pa.array([], pa.string())
         self.days: list[str] = days.to_pylist()
