@@ -62,16 +62,16 @@ class RedPlaces:
         lanes = table["lane"].to_numpy(zero_copy_only=False).astype(object)
         self.lanes = lanes
         self.candidates = np.where(table["sampled"].to_numpy(zero_copy_only=False), "sampled", lanes)
-        self.limited = policy.limits_red  # if not, every red decision keeps its place, none counted
-        self.offices: list[str | None] = table["office_code"].to_pylist() if self.limited else []
-        days = pc.strftime(table["assessed_at"], "%Y-%m-%d") if self.limited else pa.array([], pa.string())
+        limited = policy.limits_red  # if not, every red decision keeps its place, none counted
+        self.offices: list[str | None] = table["office_code"].to_pylist() if limited else []
+        days = pc.strftime(table["assessed_at"], "%Y-%m-%d") if limited else pa.array([], pa.string())
         self.days: list[str] = days.to_pylist()
         self.scores = table["score"].to_numpy(zero_copy_only=False).astype(np.float64)
 
     def fits(self, session: Session, *, lock: bool) -> np.ndarray:
         """Per row, whether it keeps its lane, given the places taken so far (locked on PostgreSQL
         with ``lock``, until the transaction ends)."""
-        if not self.limited or self.table.num_rows == 0:
+        if not self.policy.limits_red or self.table.num_rows == 0:
             return np.ones(self.table.num_rows, dtype=bool)
         wanted = sorted({date.fromisoformat(d) for d in self.days})
         q = select(RiskCapacityUse).where(RiskCapacityUse.day.in_(wanted))
@@ -104,7 +104,7 @@ class RedPlaces:
 
     def take(self, session: Session, fits: np.ndarray) -> None:
         """Count the places granted, added to the stored counts (a real-time answer may take one too)."""
-        if not self.limited:
+        if not self.policy.limits_red:
             return
         granted = np.where(fits, self.candidates, "released")
         taken = Counter(
@@ -220,8 +220,10 @@ def keep(
         fits: np.ndarray | None = None
         staged: list[DataFile] = []
         if attempt < ATTEMPTS:
-            with session_scope(url) as session:
-                fits = places.fits(session, lock=False)
+            fits = np.ones(table.num_rows, dtype=bool)
+            if policy.limits_red:  # the places as they stand, read without a lock
+                with session_scope(url) as session:
+                    fits = places.fits(session, lock=False)
             kept, over = places.apply(fits)
             staged = lake.stage(ASSESSMENTS_TABLE, kept)
         committing = False
