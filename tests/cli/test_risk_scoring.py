@@ -59,6 +59,13 @@ def test_score_since_writes_assessments_and_fills_the_queue(cli, instance) -> No
     assert "Random compliance sample" in cli("risk", "report", "--since", "2000-01-01")
     assert "flushed 0 assessment(s)" in cli("risk", "flush")
 
+    # Finishing a run that stopped part way: only records without an assessment are scored.
+    args = ("risk", "score", "--since", "2021-01-15", "--kind", "declaration", "--unassessed-only")
+    (again,) = json.loads(cli(*args, "--json"))
+    assert (again["assessments"], again["queued"]) == (0, 0)
+    assert again["skipped"] == result["records"]
+    assert f"declaration: {result['records']:,} record(s) already had an assessment" in cli(*args)
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -36,6 +36,13 @@ def score(
     explain: Annotated[
         str, typer.Option("--explain", help="Model explanations for: flagged (default) or all records.")
     ] = "flagged",
+    unassessed_only: Annotated[
+        bool,
+        typer.Option(
+            "--unassessed-only",
+            help="Score only records without an assessment yet (to finish a run that stopped part way).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score every record ingested in the window: write risk.assessments, queue the flagged ones."""
@@ -54,7 +61,17 @@ def score(
         assessor = Assessor.load(s, kinds=tuple(kinds))
         with console.status("scoring ...", spinner="dots"):
             for k in kinds:
-                results.append(score_since(s, k, since=start, until=end, assessor=assessor, explain=explain))
+                results.append(
+                    score_since(
+                        s,
+                        k,
+                        since=start,
+                        until=end,
+                        assessor=assessor,
+                        explain=explain,
+                        unassessed_only=unassessed_only,
+                    )
+                )
     except SCITIError as exc:
         fail(exc)
     if as_json:
@@ -76,6 +93,9 @@ def score(
             r.model_version or "none (rules only)",
         )
     console.print(table)
+    for r in results:
+        if r.skipped:
+            console.print(f"{r.kind}: {r.skipped:,} record(s) already had an assessment and were left alone")
 
 
 def report(

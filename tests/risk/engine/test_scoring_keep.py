@@ -1,7 +1,8 @@
-"""Batch scoring keeps a run all or nothing: its assessments in the lake, its flagged records on
-the queue and its red places counted, or none of them. A run that fails half way must not leave
-assessments in the lake that no officer was given: every ``unassessed_only`` run after it would
-skip those records for good."""
+"""Batch scoring keeps a run in whole parts, each all or nothing: its assessments in the lake, its
+flagged records on the queue and its red places counted, or none of them. A run that fails half
+way must not leave assessments in the lake that no officer was given: every ``unassessed_only``
+run after it would skip those records for good. Parts keep the transaction that real-time answers
+wait for short, and hand out red places as one transaction for the whole run would."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskCapacityUse, RiskQueueItem
-from sciti.risk.engine import Assessor, score_since
+from sciti.risk.engine import Assessor, parts, score_since
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
+from sciti.risk.engine.errors import ScoringStopped
+from sciti.risk.engine.scoring import keep
 from sciti.risk.engine.store import take_red_place
 from sciti.risk.lanes import parse_policy
 from tests.risk.engine.conftest import build_instance
@@ -66,8 +71,9 @@ def test_a_lake_write_that_fails_leaves_no_queue_item_and_no_place_taken(instanc
     shutil.rmtree(data, ignore_errors=True)
     data.write_text("a file where the lake's data folder belongs: every write into it fails")
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(ScoringStopped, match="after keeping 0 of") as stopped:
             score_since(instance, "declaration", assessor=assessor)
+        assert isinstance(stopped.value.__cause__, OSError)
         assert kept(instance) == (0, 0, 0)
     finally:
         data.unlink()
@@ -99,8 +105,10 @@ def test_a_commit_the_database_refuses_takes_the_assessments_out_of_the_lake_aga
             )
         )
     try:
-        with pytest.raises(DBAPIError, match="closed for maintenance"):
+        with pytest.raises(ScoringStopped, match="closed for maintenance") as stopped:
             score_since(s, "declaration", assessor=assessor)
+        assert isinstance(stopped.value.__cause__, DBAPIError)
+        assert "[SQL:" not in str(stopped.value)  # the cause in one line, not the statement and its values
         assert kept(s) == (0, 0, 0)
         history = open_lake(s.resolved_catalog_uri, s.resolved_warehouse).history(ASSESSMENTS_TABLE)
         went_in, came_out = history[-2:]
@@ -145,3 +153,127 @@ def test_places_taken_in_real_time_while_the_files_are_written_are_respected(ins
     on_disk = {p.name for p in (Path(urlparse(table.location()).path) / "data").rglob("*.parquet")}
     referenced = {Path(urlparse(t.file.file_path).path).name for t in table.scan().plan_files()}
     assert on_disk == referenced
+
+
+def fresh_run(settings, assessor):
+    """The instance's declarations assessed, not yet kept."""
+    return assessor.assess_batch("declaration", parts.lake_records(settings, "declaration"))
+
+
+def counters(settings) -> dict[tuple[str, str], int]:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        return {(r.office_code, r.day.isoformat()): r.used for r in session.scalars(select(RiskCapacityUse))}
+
+
+def red_in_lake(settings) -> int:
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    sql = f"SELECT count(*) AS n FROM {ASSESSMENTS_TABLE} WHERE lane = 'red'"  # noqa: S608
+    return query(lake, sql)["n"][0].as_py()
+
+
+def forget_places_and_queue(settings) -> None:
+    with session_scope(settings.resolved_ops_db_url) as session:
+        session.execute(delete(RiskCapacityUse))
+        session.execute(delete(RiskQueueItem))
+
+
+def test_a_run_kept_in_parts_hands_out_the_places_one_transaction_would(instance) -> None:
+    """Each part holds the lock for its own rows only, yet takes no place that a higher-scored red
+    decision later in the run needs: lanes, reasons and counted places equal the whole run's."""
+    assessor = capped(instance)
+    table = fresh_run(instance, assessor)
+    # Scores rising row by row: the highest-scored red decisions of an office come in the last
+    # parts, and the first parts must leave their places to them.
+    n = table.num_rows
+    table = table.set_column(table.schema.get_field_index("score"), "score", pa.array(np.linspace(0, 100, n)))
+    whole, whole_over, _, whole_queued = keep(instance, assessor.policy, table, "score-whole", part_rows=n)
+    whole_places = counters(instance)
+    assert whole_over > 0
+    forget_places_and_queue(instance)
+
+    split, over, _, queued = keep(instance, assessor.policy, table, "score-split", part_rows=1000)
+    assert (over, queued) == (whole_over, whole_queued)
+    assert split["lane"].to_pylist() == whole["lane"].to_pylist()
+    assert split["reasons"].to_pylist() == whole["reasons"].to_pylist()
+    assert counters(instance) == whole_places
+    assert max(whole_places.values()) == 3  # full offices, none over capacity
+
+    # One lake commit per part, each naming its part.
+    history = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse).history(ASSESSMENTS_TABLE)
+    appended = [(h.batch_id, h.added_rows) for h in history if (h.batch_id or "").startswith("score-split")]
+    count = -(-n // 1000)
+    assert [b for b, _ in appended] == [f"score-split-p{k}" for k in range(1, count + 1)]
+    assert [rows for _, rows in appended] == [1000] * (count - 1) + [n - 1000 * (count - 1)]
+
+
+def test_a_run_that_stops_part_way_keeps_whole_parts_and_says_how_far_it_got(instance, monkeypatch) -> None:
+    assessor = capped(instance)
+    table = fresh_run(instance, assessor)
+    lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
+    commit, commits = lake.commit_staged, []
+
+    def catalog_lost_at_the_third_part(ident, files, *, batch_id=None):
+        commits.append(batch_id)
+        if len(commits) == 3:
+            raise OSError("the catalog database went away")
+        return commit(ident, files, batch_id=batch_id)
+
+    monkeypatch.setattr(lake, "commit_staged", catalog_lost_at_the_third_part)
+    with pytest.raises(ScoringStopped) as stopped:
+        keep(instance, assessor.policy, table, "score-stops", part_rows=1000)
+    message = str(stopped.value)
+    assert f"stopped after keeping 2,000 of {table.num_rows:,} assessments (2 of " in message
+    assert "the catalog database went away" in message and "--unassessed-only" in message
+    assert stopped.value.details["kept"] == 2000
+    first = table.slice(0, 2000)
+    flagged = pc.sum(pc.or_(pc.not_equal(first["lane"], "green"), first["sampled"])).as_py()
+    assert kept(instance) == (2000, flagged, red_in_lake(instance))
+    monkeypatch.undo()
+
+    # The rest is scored by the next run that skips what was kept; the traces agree again.
+    rest = score_since(instance, "declaration", assessor=assessor, unassessed_only=True)
+    assert rest.assessments == table.num_rows - 2000
+    assert kept(instance) == (table.num_rows, flagged + rest.queued, red_in_lake(instance))
+    assert max(counters(instance).values()) == 3  # the second run counted on from the first's places
+
+
+@pytest.mark.postgres
+def test_a_later_part_the_database_refuses_is_withdrawn_and_the_earlier_parts_stay(
+    tmp_path, pg_database, shared_data
+) -> None:
+    """The run's parts share one id prefix; withdrawing the refused part must not take the kept
+    parts with it."""
+    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    assessor = capped(s)
+    table = fresh_run(s, assessor)
+    first = table.slice(0, 1000)
+    flagged = pc.sum(pc.or_(pc.not_equal(first["lane"], "green"), first["sampled"])).as_py()
+    admin = create_engine(pg_database)
+    with admin.begin() as conn:  # checked at COMMIT: the queue takes the first part's items only
+        conn.execute(
+            text(
+                "CREATE FUNCTION queue_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF (SELECT count(*) FROM risk_queue) > {flagged} THEN "
+                "RAISE EXCEPTION 'the queue is full'; END IF; RETURN NULL; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER queue_full AFTER INSERT ON risk_queue "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION queue_full()"
+            )
+        )
+    try:
+        with pytest.raises(ScoringStopped, match="after keeping 1,000 of .* the queue is full"):
+            keep(s, assessor.policy, table, "score-full", part_rows=1000)
+        assert kept(s) == (1000, flagged, red_in_lake(s))
+        lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
+        in_lake = query(lake, f"SELECT assessment_id FROM {ASSESSMENTS_TABLE}")["assessment_id"]  # noqa: S608
+        assert sorted(in_lake.to_pylist()) == sorted(first["assessment_id"].to_pylist())
+        went_in, came_out = lake.history(ASSESSMENTS_TABLE)[-2:]
+        assert (went_in.batch_id, came_out.batch_id) == ("score-full-p2", "score-full-p2-withdrawn")
+        assert went_in.added_rows == came_out.deleted_rows == 1000
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS queue_full ON risk_queue"))
+        admin.dispose()

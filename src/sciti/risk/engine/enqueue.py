@@ -71,7 +71,10 @@ def committed(url: str, work: Callable[[Session], T]) -> T:
 
 def enqueue(session: Session, assessed: list[tuple[str, str, str]], flagged: list[dict[str, Any]]) -> int:
     """Queue ``flagged`` rows; ``assessed`` is every new (kind, record_id, assessment_id), oldest
-    first (green ones too: they supersede). Returns how many open items were superseded."""
+    first (green ones too: they supersede). Returns how many open items were superseded.
+
+    The rows are the caller's to give away: their status is set in place (a copy of each would
+    cost more than the lookups, inside the transaction that real-time answers wait for)."""
     latest: dict[Key, str] = {}
     for kind, record_id, assessment_id in assessed:
         latest[(kind, record_id)] = assessment_id
@@ -81,10 +84,12 @@ def enqueue(session: Session, assessed: list[tuple[str, str, str]], flagged: lis
         key = (row["kind"], row["record_id"])
         newest = latest.get(key, row["assessment_id"])
         if newest != row["assessment_id"]:  # an older assessment of the same record in this batch
-            rows.append({**row, "status": "superseded", "newer_assessment_id": newest})
-        elif key not in worked:
-            rows.append({**row, "status": "open", "newer_assessment_id": None})
-        # else: the officer's item stays the record's one item and names this assessment
+            row["status"], row["newer_assessment_id"] = "superseded", newest
+        elif key in worked:
+            continue  # the officer's item stays the record's one item and names this assessment
+        else:
+            row["status"], row["newer_assessment_id"] = "open", None
+        rows.append(row)
     conn = session.connection()
     for start in range(0, len(rows), 5000):
         conn.execute(_INSERT, rows[start : start + 5000])

@@ -42,3 +42,14 @@ class StoreUnavailable(EngineError):
     code = "assessment_not_stored"
     http_status = 503
     default_remedy = "retry shortly; check the operational database (`sciti risk status`)"
+
+
+class ScoringStopped(EngineError):
+    """A scoring run failed part way: the parts before the failure are kept (in the lake, queued,
+    their places counted), the rest is not."""
+
+    code = "scoring_stopped"
+    default_remedy = (
+        "the parts kept are whole; fix the cause and run `sciti risk score --unassessed-only` to score "
+        "the records still without an assessment"
+    )

@@ -1,5 +1,5 @@
 """Batch scoring: everything ingested in a window, assessed, written to the lake, flagged ones queued
-(all or nothing: see ``keep``)."""
+(in whole parts, each all or nothing: see ``keep``)."""
 
 from __future__ import annotations
 
@@ -15,25 +15,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.manifest import DataFile
-from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from sciti.lake import Lake, open_lake, query
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
-from sciti.ops.risk_tables import RiskCapacityUse
 from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.assessor import Assessor
 from sciti.risk.engine.batch import _unit_ids
 from sciti.risk.engine.columns import ID_PREFIX
 from sciti.risk.engine.enqueue import ATTEMPTS, enqueue
-from sciti.risk.engine.store import NO_OFFICE
-from sciti.risk.lanes import LANE_MEANING, LanePolicy, ration_red
+from sciti.risk.engine.errors import ScoringStopped
+from sciti.risk.engine.places import RedPlaces
+from sciti.risk.lanes import LanePolicy
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.risk.engine.scoring")
+# Assessments kept per operational transaction. Real-time answers wait for such a transaction
+# (SQLite has one writer; the day's capacity counters are locked), so it must stay short: a part
+# of this size holds it well under a second (bench/risk_batch.py prints the longest wait).
+PART_ROWS = 20_000
 
 
 @dataclass
@@ -50,78 +52,6 @@ class ScoreResult:
     batch_id: str | None = None
     model_version: str | None = None
     rules_version: str = ""
-
-
-class RedPlaces:
-    """Red-lane capacity for one batch: which red decisions (not from the sample) get a place at
-    their office that day, highest score first; the rest go to the next-best lane, said why."""
-
-    def __init__(self, policy: LanePolicy, table: pa.Table):
-        self.policy = policy
-        self.table = table
-        lanes = table["lane"].to_numpy(zero_copy_only=False).astype(object)
-        self.lanes = lanes
-        self.candidates = np.where(table["sampled"].to_numpy(zero_copy_only=False), "sampled", lanes)
-        limited = policy.limits_red  # if not, every red decision keeps its place, none counted
-        self.offices: list[str | None] = table["office_code"].to_pylist() if limited else []
-        days = pc.strftime(table["assessed_at"], "%Y-%m-%d") if limited else pa.array([], pa.string())
-        self.days: list[str] = days.to_pylist()
-        self.scores = table["score"].to_numpy(zero_copy_only=False).astype(np.float64)
-
-    def fits(self, session: Session, *, lock: bool) -> np.ndarray:
-        """Per row, whether it keeps its lane, given the places taken so far (locked on PostgreSQL
-        with ``lock``, until the transaction ends)."""
-        if not self.policy.limits_red or self.table.num_rows == 0:
-            return np.ones(self.table.num_rows, dtype=bool)
-        wanted = sorted({date.fromisoformat(d) for d in self.days})
-        q = select(RiskCapacityUse).where(RiskCapacityUse.day.in_(wanted))
-        rows = session.scalars(q.with_for_update() if lock else q)
-        used = {(_office(r.office_code), r.day.isoformat()): r.used for r in rows}
-        return ration_red(self.policy, self.offices, self.days, self.scores, self.candidates, used)
-
-    def apply(self, fits: np.ndarray) -> tuple[pa.Table, int]:
-        """The batch with the red decisions that found no place moved down; and how many moved."""
-        over = np.flatnonzero(~fits)
-        if over.size == 0:
-            return self.table, 0
-        table = self.table
-        kinds = table["kind"].to_pylist()
-        lane_col = self.lanes.tolist()
-        reasons = table["reasons"].to_pylist()
-        for i in over.tolist():
-            o = self.policy.for_kind(kinds[i]).over_capacity
-            office, day, cap = self.offices[i], self.days[i], self.policy.capacity(self.offices[i])
-            lane_col[i] = o
-            reasons[i] = [
-                *reasons[i],
-                f"Red-lane capacity of office {office or 'unknown'} for {day} is used up "
-                f"({cap} physical inspections): {o} lane ({LANE_MEANING[o]}) instead",
-            ]
-        lane_at, reasons_at = table.schema.get_field_index("lane"), table.schema.get_field_index("reasons")
-        table = table.set_column(lane_at, "lane", pa.array(lane_col, pa.string()))
-        table = table.set_column(reasons_at, "reasons", pa.array(reasons, pa.list_(pa.string())))
-        return table, int(over.size)
-
-    def take(self, session: Session, fits: np.ndarray) -> None:
-        """Count the places granted, added to the stored counts (a real-time answer may take one too)."""
-        if not self.policy.limits_red:
-            return
-        granted = np.where(fits, self.candidates, "released")
-        taken = Counter(
-            (o or NO_OFFICE, d)
-            for o, d, lane in zip(self.offices, self.days, granted, strict=True)
-            if lane == "red" and self.policy.capacity(o) is not None
-        )
-        for (office, day), n in taken.items():
-            key = (office, date.fromisoformat(day))
-            done = session.execute(
-                update(RiskCapacityUse)
-                .where(RiskCapacityUse.office_code == key[0], RiskCapacityUse.day == key[1])
-                .values(used=RiskCapacityUse.used + n)
-            )
-            if not done.rowcount:  # type: ignore[attr-defined]
-                # a counter another writer creates meanwhile fails this insert: the batch is tried again
-                session.execute(insert(RiskCapacityUse).values(office_code=key[0], day=key[1], used=n))
 
 
 def queue_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -190,76 +120,112 @@ def score_since(
     return result
 
 
-def _office(key: str) -> str | None:
-    return None if key == NO_OFFICE else key
-
-
 class _PlacesMoved(Exception):
-    """Real-time answers took red places while the batch's files were written."""
+    """Real-time answers took red places while the part's files were written."""
 
 
 def keep(
-    settings: Settings, policy: LanePolicy, table: pa.Table, batch_id: str
+    settings: Settings, policy: LanePolicy, table: pa.Table, batch_id: str, *, part_rows: int = PART_ROWS
 ) -> tuple[pa.Table, int, int, int]:
-    """Ration red places, queue the flagged and write the assessments to the lake, all or nothing.
+    """Ration red places, queue the flagged and write the assessments to the lake, in whole parts.
 
-    The batch's files are written first, with no lock held; then one operational transaction takes
-    the places and queues the records, and the lake commit comes last inside it, so a refused queue
-    row leaves nothing in the lake. Should the database then fail to commit, the lake rows are
-    withdrawn: an assessment in the lake that never reached the queue would be skipped by every
-    ``unassessed_only`` run after it. If real-time answers took places meanwhile and the batch's
-    lanes would change, the files are written again; the last attempt writes them under the lock.
+    Each part of at most ``part_rows`` assessments is kept all or nothing: its red places, its
+    queue items and its rows in the lake, or none of them. One part's transaction holds the day's
+    capacity counters and, on SQLite, the database's only write lock; real-time answers wait for
+    it, so a run of millions must not hold them all at once. Places are rationed over the whole
+    run: a part takes none that a higher-scored red decision later in the run needs.
+    A part that fails stops the run (``ScoringStopped``), saying how much was kept.
     Returns (table as kept, red over capacity, open items superseded, rows queued).
     """
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
-    url = settings.resolved_ops_db_url
+    n = table.num_rows
+    if n == 0:
+        return table, 0, 0, 0
     places = RedPlaces(policy, table)
-    assessed = _assessed(table)
+    parts = [slice(start, min(start + part_rows, n)) for start in range(0, n, part_rows)]
+    kept: list[pa.Table] = []
+    over = superseded = queued = 0
+    for k, rows in enumerate(parts, 1):
+        name = batch_id if len(parts) == 1 else f"{batch_id}-p{k}"
+        try:
+            part, part_over, part_superseded, part_queued = _keep_part(
+                lake, settings.resolved_ops_db_url, places, rows, name
+            )
+        except Exception as exc:
+            done = sum(t.num_rows for t in kept)
+            # The first line only: a database error goes on with the statement and its values.
+            cause = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ScoringStopped(
+                f"scoring run {batch_id} stopped after keeping {done:,} of {n:,} assessments "
+                f"({k - 1} of {len(parts)} parts): {cause}",
+                details={"batch_id": batch_id, "kept": done, "assessments": n, "cause": type(exc).__name__},
+            ) from exc
+        kept.append(part)
+        over, superseded, queued = over + part_over, superseded + part_superseded, queued + part_queued
+    return pa.concat_tables(kept), over, superseded, queued
+
+
+def _keep_part(
+    lake: Lake, url: str, places: RedPlaces, rows: slice, batch_id: str
+) -> tuple[pa.Table, int, int, int]:
+    """Keep one part all or nothing.
+
+    The part's files are written first, with no lock held; then one operational transaction takes
+    the places and queues the records, and the lake commit comes last inside it, so a refused
+    queue row leaves nothing in the lake. Should the database then fail to commit, the lake rows
+    are withdrawn: an assessment in the lake that never reached the queue would be skipped by
+    every ``unassessed_only`` run after it. If real-time answers took places meanwhile and the
+    part's lanes would change, the files are written again; the last attempt writes them under
+    the lock.
+    """
+    assessed = _assessed(places.table.slice(rows.start, rows.stop - rows.start))
     for attempt in range(1, ATTEMPTS + 1):
         fits: np.ndarray | None = None
         staged: list[DataFile] = []
         if attempt < ATTEMPTS:
-            fits = np.ones(table.num_rows, dtype=bool)
-            if policy.limits_red:  # the places as they stand, read without a lock
+            fits = np.ones(rows.stop - rows.start, dtype=bool)
+            if places.policy.limits_red:  # the places as they stand, read without a lock
                 with session_scope(url) as session:
-                    fits = places.fits(session, lock=False)
-            kept, over = places.apply(fits)
+                    fits = places.fits(session, rows, lock=False)
+            kept, over = places.apply(fits, rows)
             staged = lake.stage(ASSESSMENTS_TABLE, kept)
+            flagged = queue_rows(kept)  # before the transaction: nothing waits for it
         committing = False
         try:
             opened = time.perf_counter()
             with session_scope(url) as session:
-                now = places.fits(session, lock=True)
+                now = places.fits(session, rows, lock=True)
                 if fits is None:
                     fits = now
-                    kept, over = places.apply(fits)
+                    kept, over = places.apply(fits, rows)
                     staged = lake.stage(ASSESSMENTS_TABLE, kept)
+                    flagged = queue_rows(kept)
                 elif not np.array_equal(now, fits):
                     raise _PlacesMoved
-                places.take(session, fits)
-                rows = queue_rows(kept)
-                superseded = enqueue(session, assessed, rows)
+                places.take(session, fits, rows)
+                queued = len(flagged)
+                superseded = enqueue(session, assessed, flagged)
                 session.flush()
                 committing = True
                 lake.commit_staged(ASSESSMENTS_TABLE, staged, batch_id=batch_id)
             held_ms = (time.perf_counter() - opened) * 1000
             log.debug(
-                "scoring batch kept",
-                extra={"batch_id": batch_id, "assessments": kept.num_rows, "queued": len(rows),
+                "scoring part kept",
+                extra={"batch_id": batch_id, "assessments": kept.num_rows, "queued": queued,
                        "attempt": attempt, "transaction_ms": round(held_ms, 1)},
             )  # fmt: skip
-            return kept, over, superseded, len(rows)
+            return kept, over, superseded, queued
         except (_PlacesMoved, IntegrityError):
             if committing:
-                _withdraw(lake, table, batch_id)
+                _withdraw(lake, kept, batch_id)
                 raise
             lake.discard_staged(ASSESSMENTS_TABLE, staged)
             if attempt == ATTEMPTS:  # another writer queued or counted the same records each time
                 raise
         except BaseException:
             if committing:
-                _withdraw(lake, table, batch_id)
+                _withdraw(lake, kept, batch_id)
             else:
                 lake.discard_staged(ASSESSMENTS_TABLE, staged)
             raise
@@ -271,20 +237,27 @@ def _assessed(table: pa.Table) -> list[tuple[str, str, str]]:
     return list(zip(*cols, strict=True))
 
 
-def _withdraw(lake: Lake, table: pa.Table, batch_id: str) -> None:
-    """Take a batch's assessments out of the lake again, if they got there (their ids share a
-    per-batch prefix)."""
-    prefixes = pc.unique(pc.utf8_slice_codeunits(table["assessment_id"], 0, ID_PREFIX)).to_pylist()
-    where = " OR ".join(f"assessment_id LIKE {quote_literal(p + '%')}" for p in prefixes)
+def _withdraw(lake: Lake, part: pa.Table, batch_id: str) -> None:
+    """Take a part's assessments out of the lake again, if they got there.
+
+    A run's ids share a prefix and then count up in row order (``columns.assessment_ids``), so a
+    part's ids are one range per prefix, and the run's other parts lie outside it."""
+    ids = part["assessment_id"]
+    heads = pc.utf8_slice_codeunits(ids, 0, ID_PREFIX)
+    ranges = []
+    for head in pc.unique(heads).to_pylist():
+        bounds = pc.min_max(ids.filter(pc.equal(heads, head)))
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        ranges.append(f"(assessment_id >= {quote_literal(low)} AND assessment_id <= {quote_literal(high)})")
     try:
         if lake.has_batch(ASSESSMENTS_TABLE, batch_id):
-            lake.delete(ASSESSMENTS_TABLE, where, batch_id=f"{batch_id}-withdrawn")
+            lake.delete(ASSESSMENTS_TABLE, " OR ".join(ranges), batch_id=f"{batch_id}-withdrawn")
     except Exception:
         log.exception(
-            "scoring batch %s: its assessments may be in the lake without being queued, and taking "
+            "scoring part %s: its assessments may be in the lake without being queued, and taking "
             "them out failed; score these records again without --unassessed-only",
             batch_id,
         )
 
 
-__all__ = ["RedPlaces", "ScoreResult", "assessed_ids", "keep", "queue_rows", "score_since"]
+__all__ = ["PART_ROWS", "ScoreResult", "assessed_ids", "keep", "queue_rows", "score_since"]
