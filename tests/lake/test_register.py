@@ -55,3 +55,17 @@ def test_a_file_with_a_column_the_table_lacks_is_refused(lake: Lake) -> None:
     duckdb.sql(f"COPY (SELECT 'a' AS id, 1 AS other) TO '{path}' (FORMAT parquet)")
     with pytest.raises(LakeError, match="other"):
         lake.append_files(ident, [str(path)], batch_id="b")
+
+
+def test_files_with_list_columns_are_committed(lake: Lake) -> None:
+    """A list column's leaves are named "element" in the Parquet schema; the table's column is the
+    list itself (the files a scoring run staged are committed this way after an interruption)."""
+    ident = "std.reg_lists"
+    schema = pa.schema([pa.field("id", pa.string()), pa.field("reasons", pa.list_(pa.string()))])
+    lake.ensure_table(ident, schema)
+    rows = pa.table({"id": ["a", "b"], "reasons": [["over the band", "new trader"], []]}, schema=schema)
+    files = lake.stage(ident, rows)
+    paths = [f.file_path.removeprefix("file://") for f in files]
+    lake.append_files(ident, paths, batch_id="lists")
+    back = lake.table(ident).scan().to_arrow().sort_by("id")
+    assert back["reasons"].to_pylist() == [["over the band", "new trader"], []]

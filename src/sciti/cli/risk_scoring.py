@@ -156,13 +156,17 @@ def report(
 
 
 def flush() -> None:
-    """Move buffered real-time assessments into the lake now (the server does this continuously)."""
-    from sciti.risk.engine import Flusher
+    """Move buffered real-time assessments into the lake now (the server does this continuously),
+    and finish scoring parts whose lake commit was interrupted."""
+    from sciti.risk.engine import Flusher, scoring_parts
 
     try:
-        f = Flusher(get_settings())
+        s = get_settings()
+        f = Flusher(s)
         moved = f.flush()
-        console.print(f"flushed {moved} assessment(s) to risk.assessments; {f.pending()} pending")
+        waiting = scoring_parts.pending(s.resolved_ops_db_url)
+        parts = f" (and {waiting:,} queued by a scoring run, committed once 2 minutes old)" if waiting else ""
+        console.print(f"flushed {moved} assessment(s) to risk.assessments; {f.pending()} pending{parts}")
     except SCITIError as exc:
         fail(exc)
 

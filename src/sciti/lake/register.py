@@ -57,7 +57,8 @@ def _data_file(table: Table, path: str) -> DataFile:
     schema = meta.schema()
     footer = pq.read_metadata(path)
     names = {f.name for f in schema.fields}
-    missing = [c for c in footer.schema.names if c not in names]
+    # top-level columns: the Parquet schema's own names are its leaves (a list's are "element")
+    missing = [c for c in footer.schema.to_arrow_schema().names if c not in names]
     if missing:
         raise LakeError(
             f"{path} has columns {missing} that table {table.name()} does not have",

@@ -125,4 +125,28 @@ class RiskCapacityUse(Base):
     used: Mapped[int] = mapped_column(Integer, default=0)
 
 
-__all__ = ["Base", "RiskCapacityUse", "RiskInspection", "RiskOutbox", "RiskOverride", "RiskQueueItem"]
+class RiskScoringPart(Base):
+    """A part of a scoring run that is queued and counted, with its lake commit still to come.
+
+    Written in the part's transaction, with its queue items and red places; deleted once its
+    staged files are committed to ``risk.assessments``. One that outlives a crash (or a failed lake
+    commit) is finished by the flusher or the next scoring run: they commit the files unless the
+    lake already holds the part's batch id.
+    """
+
+    __tablename__ = "risk_scoring_parts"
+    batch_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    files: Mapped[list[Any]] = mapped_column(JSON)  # the staged Parquet files' locations
+    rows: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)  # written, or taken up to finish
+
+
+__all__ = [
+    "Base",
+    "RiskCapacityUse",
+    "RiskInspection",
+    "RiskOutbox",
+    "RiskOverride",
+    "RiskQueueItem",
+    "RiskScoringPart",
+]

@@ -21,9 +21,10 @@ from sqlalchemy.exc import DBAPIError
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskCapacityUse, RiskQueueItem
-from sciti.risk.engine import Assessor, parts, score_since
+from sciti.risk.engine import Assessor, parts, score_since, scoring_parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.errors import ScoringStopped
+from sciti.risk.engine.flusher import Flusher
 from sciti.risk.engine.scoring import keep
 from sciti.risk.engine.store import take_red_place
 from sciti.risk.lanes import parse_policy
@@ -82,12 +83,10 @@ def test_a_lake_write_that_fails_leaves_no_queue_item_and_no_place_taken(instanc
 
 
 @pytest.mark.postgres
-def test_a_commit_the_database_refuses_takes_the_assessments_out_of_the_lake_again(
-    tmp_path, pg_database, shared_data
-) -> None:
-    """The lake commit comes last in the queue's transaction; the database can still refuse at
-    COMMIT (here a deferred check, as a database administrator might add), after the lake took the
-    rows. They are withdrawn, so the lake never holds an assessment the queue does not know."""
+def test_a_commit_the_database_refuses_leaves_nothing_in_the_lake(tmp_path, pg_database, shared_data) -> None:
+    """The database can refuse a part at COMMIT (here a deferred check, as a database administrator
+    might add). The lake commit comes after it, so the lake never takes rows the queue refused, and
+    the files written for them are deleted."""
     s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
     assessor = capped(s)
     admin = create_engine(pg_database)
@@ -110,10 +109,8 @@ def test_a_commit_the_database_refuses_takes_the_assessments_out_of_the_lake_aga
         assert isinstance(stopped.value.__cause__, DBAPIError)
         assert "[SQL:" not in str(stopped.value)  # the cause in one line, not the statement and its values
         assert kept(s) == (0, 0, 0)
-        history = open_lake(s.resolved_catalog_uri, s.resolved_warehouse).history(ASSESSMENTS_TABLE)
-        went_in, came_out = history[-2:]
-        assert (went_in.operation, went_in.added_rows) == ("append", came_out.deleted_rows)
-        assert (came_out.batch_id, came_out.total_rows) == (f"{went_in.batch_id}-withdrawn", 0)
+        lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
+        assert lake.history(ASSESSMENTS_TABLE) == [] and files_on_disk(lake) == set()
         with admin.begin() as conn:
             conn.execute(text("DROP TRIGGER queue_closed ON risk_queue"))
         assert_whole(s, score_since(s, "declaration", assessor=assessor, unassessed_only=True))
@@ -149,10 +146,18 @@ def test_places_taken_in_real_time_while_the_files_are_written_are_respected(ins
     with session_scope(instance.resolved_ops_db_url) as session:
         assert max(session.scalars(select(RiskCapacityUse.used))) == 3  # no office over capacity
     # The first files were deleted: every data file in the folder is one the table refers to.
-    table = lake.table(ASSESSMENTS_TABLE)
-    on_disk = {p.name for p in (Path(urlparse(table.location()).path) / "data").rglob("*.parquet")}
-    referenced = {Path(urlparse(t.file.file_path).path).name for t in table.scan().plan_files()}
-    assert on_disk == referenced
+    assert files_on_disk(lake) == files_referenced(lake)
+
+
+def files_on_disk(lake) -> set[str]:
+    folder = Path(urlparse(lake.table(ASSESSMENTS_TABLE).location()).path) / "data"
+    return {p.name for p in folder.rglob("*.parquet")}
+
+
+def files_referenced(lake) -> set[str]:
+    return {
+        Path(urlparse(t.file.file_path).path).name for t in lake.table(ASSESSMENTS_TABLE).scan().plan_files()
+    }
 
 
 def fresh_run(settings, assessor):
@@ -207,6 +212,8 @@ def test_a_run_kept_in_parts_hands_out_the_places_one_transaction_would(instance
 
 
 def test_a_run_that_stops_part_way_keeps_whole_parts_and_says_how_far_it_got(instance, monkeypatch) -> None:
+    """The third part's lake commit fails after the part was queued and counted: the run stops and
+    says so; the part is kept, and the flusher's next pass commits its files to the lake."""
     assessor = capped(instance)
     table = fresh_run(instance, assessor)
     lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
@@ -222,27 +229,74 @@ def test_a_run_that_stops_part_way_keeps_whole_parts_and_says_how_far_it_got(ins
     with pytest.raises(ScoringStopped) as stopped:
         keep(instance, assessor.policy, table, "score-stops", part_rows=1000)
     message = str(stopped.value)
-    assert f"stopped after keeping 2,000 of {table.num_rows:,} assessments (2 of " in message
+    assert f"stopped after keeping 3,000 of {table.num_rows:,} assessments (3 of " in message
+    assert "the last is queued but its lake commit failed" in message
     assert "the catalog database went away" in message and "--unassessed-only" in message
-    assert stopped.value.details["kept"] == 2000
-    first = table.slice(0, 2000)
+    assert stopped.value.details["kept"] == 3000
+    first = table.slice(0, 3000)
     flagged = pc.sum(pc.or_(pc.not_equal(first["lane"], "green"), first["sampled"])).as_py()
-    assert kept(instance) == (2000, flagged, red_in_lake(instance))
+    in_lake, queued, _ = kept(instance)
+    assert (in_lake, queued) == (2000, flagged)
+    assert scoring_parts.pending(instance.resolved_ops_db_url) == 1000
     monkeypatch.undo()
+
+    # Too recent for the flusher: it might be a part whose own run is committing it right now.
+    assert Flusher(instance).flush() == 0
+    assert Flusher(instance, stale_seconds=0).flush() == 1000
+    assert kept(instance) == (3000, flagged, red_in_lake(instance))
+    assert scoring_parts.pending(instance.resolved_ops_db_url) == 0
+    assert [h.batch_id for h in lake.history(ASSESSMENTS_TABLE)] == [f"score-stops-p{k}" for k in (1, 2, 3)]
 
     # The rest is scored by the next run that skips what was kept; the traces agree again.
     rest = score_since(instance, "declaration", assessor=assessor, unassessed_only=True)
-    assert rest.assessments == table.num_rows - 2000
+    assert rest.assessments == table.num_rows - 3000
     assert kept(instance) == (table.num_rows, flagged + rest.queued, red_in_lake(instance))
     assert max(counters(instance).values()) == 3  # the second run counted on from the first's places
 
 
+@pytest.mark.parametrize("dies", ["before the lake commit", "after the lake commit"])
+def test_a_part_interrupted_around_its_lake_commit_reaches_the_lake_exactly_once(
+    instance, monkeypatch, dies
+) -> None:
+    """The process dies after the part's transaction: before its files reach the lake, or after,
+    before its note is cleared. The next scoring run finishes the part first, once, and then
+    counts its records as assessed."""
+    assessor = capped(instance)
+    lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
+    commit = lake.commit_staged
+
+    def dies_before(ident, files, *, batch_id=None):
+        raise KeyboardInterrupt  # the process is stopped: nothing after this line runs
+
+    def dies_after(url, batch_id):
+        raise KeyboardInterrupt
+
+    if dies == "before the lake commit":
+        monkeypatch.setattr(lake, "commit_staged", dies_before)
+    else:
+        monkeypatch.setattr(scoring_parts, "done", dies_after)
+    with pytest.raises(KeyboardInterrupt):
+        score_since(instance, "declaration", assessor=assessor)
+    in_lake, queued, places = kept(instance)
+    waiting = scoring_parts.pending(instance.resolved_ops_db_url)
+    assert waiting > 0 and queued > 0 and places > 0
+    assert in_lake == (0 if dies == "before the lake commit" else waiting)
+    monkeypatch.undo()
+    monkeypatch.setattr(lake, "commit_staged", commit)
+
+    monkeypatch.setattr(scoring_parts, "STALE_SECONDS", 0.0)
+    again = score_since(instance, "declaration", assessor=assessor, unassessed_only=True)
+    assert (again.assessments, again.skipped) == (0, waiting)
+    assert kept(instance) == (waiting, queued, places)
+    assert scoring_parts.pending(instance.resolved_ops_db_url) == 0
+    assert files_on_disk(lake) == files_referenced(lake)
+
+
 @pytest.mark.postgres
-def test_a_later_part_the_database_refuses_is_withdrawn_and_the_earlier_parts_stay(
+def test_a_later_part_the_database_refuses_leaves_the_earlier_parts_as_they_are(
     tmp_path, pg_database, shared_data
 ) -> None:
-    """The run's parts share one id prefix; withdrawing the refused part must not take the kept
-    parts with it."""
+    """A refused part leaves the parts kept before it as they are, and nothing of its own."""
     s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
     assessor = capped(s)
     table = fresh_run(s, assessor)
@@ -270,9 +324,8 @@ def test_a_later_part_the_database_refuses_is_withdrawn_and_the_earlier_parts_st
         lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
         in_lake = query(lake, f"SELECT assessment_id FROM {ASSESSMENTS_TABLE}")["assessment_id"]  # noqa: S608
         assert sorted(in_lake.to_pylist()) == sorted(first["assessment_id"].to_pylist())
-        went_in, came_out = lake.history(ASSESSMENTS_TABLE)[-2:]
-        assert (went_in.batch_id, came_out.batch_id) == ("score-full-p2", "score-full-p2-withdrawn")
-        assert went_in.added_rows == came_out.deleted_rows == 1000
+        assert [h.batch_id for h in lake.history(ASSESSMENTS_TABLE)] == ["score-full-p1"]
+        assert files_on_disk(lake) == files_referenced(lake)
     finally:
         with admin.begin() as conn:
             conn.execute(text("DROP TRIGGER IF EXISTS queue_full ON risk_queue"))

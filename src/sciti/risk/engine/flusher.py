@@ -5,6 +5,9 @@ Exactly once, whatever crashes: (1) claim up to ``max_rows`` rows by stamping a 
 than ``stale_seconds`` that is still there after a crash is settled by asking the lake whether
 its batch landed (then only step 3) or not (steps 2 and 3 again). A slow or failing lake only
 makes the outbox grow; it never loses or blocks an assessment.
+
+Each pass also finishes the batch scoring parts whose lake commit was interrupted
+(``scoring_parts.finish``): queued and counted, their staged files not yet in the lake.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy import delete, func, select, update
 from sciti.lake import Lake, open_lake
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskOutbox
+from sciti.risk.engine import scoring_parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE, rows_to_table
 from sciti.risk.engine.metrics import BUFFER_FLUSHED, BUFFER_PENDING, FLUSH_FAILURES
 from sciti.settings import Settings
@@ -74,6 +78,8 @@ class Flusher:
         with self._flush_lock:
             self.lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
             moved = self._recover()
+            # Batch scoring parts whose lake commit was interrupted (queued, not in the lake yet).
+            moved += scoring_parts.finish(self.url, self.lake, stale_seconds=self.stale_seconds)
             # Only full batches call for another round at once. Rows that arrive while a batch is
             # written wait for the next pass: taking them now would make one lake commit per handful
             # of rows, back to back, under steady real-time traffic (each commit costs the same

@@ -20,11 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sciti.lake import Lake, open_lake, query
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
-from sciti.risk.engine import parts
+from sciti.risk.engine import parts, scoring_parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE
 from sciti.risk.engine.assessor import Assessor
 from sciti.risk.engine.batch import _unit_ids
-from sciti.risk.engine.columns import ID_PREFIX
 from sciti.risk.engine.enqueue import ATTEMPTS, enqueue
 from sciti.risk.engine.errors import ScoringStopped
 from sciti.risk.engine.places import RedPlaces
@@ -90,6 +89,10 @@ def score_since(
     records that have no assessment yet (a repeated set-up with unchanged rules and model).
     """
     assessor = assessor or Assessor.load(settings, kinds=(kind,))
+    # Parts of an interrupted run first: queued, they count as assessed.
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
+    scoring_parts.finish(settings.resolved_ops_db_url, lake)
     records = parts.lake_records(settings, kind, since=since, until=until)
     skipped = 0
     if unassessed_only and records.num_rows:
@@ -124,21 +127,31 @@ class _PlacesMoved(Exception):
     """Real-time answers took red places while the part's files were written."""
 
 
+class _LakeBehind(Exception):
+    """A part is queued and counted, and its lake commit failed: ``scoring_parts.finish`` will
+    commit it."""
+
+    def __init__(self, rows: int, cause: BaseException):
+        super().__init__(str(cause))
+        self.rows = rows
+
+
 def keep(
     settings: Settings, policy: LanePolicy, table: pa.Table, batch_id: str, *, part_rows: int = PART_ROWS
 ) -> tuple[pa.Table, int, int, int]:
     """Ration red places, queue the flagged and write the assessments to the lake, in whole parts.
 
-    Each part of at most ``part_rows`` assessments is kept all or nothing: its red places, its
-    queue items and its rows in the lake, or none of them. One part's transaction holds the day's
-    capacity counters and, on SQLite, the database's only write lock; real-time answers wait for
-    it, so a run of millions must not hold them all at once. Places are rationed over the whole
-    run: a part takes none that a higher-scored red decision later in the run needs.
+    Each part of at most ``part_rows`` assessments is kept whole: its red places, its queue items
+    and its rows in the lake, or none of them. One part's transaction holds the day's capacity
+    counters and, on SQLite, the database's only write lock; real-time answers wait for it, so a
+    run of millions must not hold them all at once. Places are rationed over the whole run: a
+    part takes none that a higher-scored red decision later in the run needs.
     A part that fails stops the run (``ScoringStopped``), saying how much was kept.
     Returns (table as kept, red over capacity, open items superseded, rows queued).
     """
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     lake.ensure_table(ASSESSMENTS_TABLE, ASSESSMENTS_SCHEMA)
+    url = settings.resolved_ops_db_url
     n = table.num_rows
     if n == 0:
         return table, 0, 0, 0
@@ -149,16 +162,20 @@ def keep(
     for k, rows in enumerate(parts, 1):
         name = batch_id if len(parts) == 1 else f"{batch_id}-p{k}"
         try:
-            part, part_over, part_superseded, part_queued = _keep_part(
-                lake, settings.resolved_ops_db_url, places, rows, name
-            )
+            part, part_over, part_superseded, part_queued = _keep_part(lake, url, places, rows, name)
         except Exception as exc:
-            done = sum(t.num_rows for t in kept)
+            done, parts_done, behind = sum(t.num_rows for t in kept), k - 1, ""
+            if isinstance(exc, _LakeBehind):
+                done, parts_done = done + exc.rows, k
+                behind = (
+                    "; the last is queued but its lake commit failed, and the flusher or the next "
+                    "scoring run commits it"
+                )
             # The first line only: a database error goes on with the statement and its values.
             cause = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ScoringStopped(
                 f"scoring run {batch_id} stopped after keeping {done:,} of {n:,} assessments "
-                f"({k - 1} of {len(parts)} parts): {cause}",
+                f"({parts_done} of {len(parts)} parts{behind}): {cause}",
                 details={"batch_id": batch_id, "kept": done, "assessments": n, "cause": type(exc).__name__},
             ) from exc
         kept.append(part)
@@ -169,15 +186,15 @@ def keep(
 def _keep_part(
     lake: Lake, url: str, places: RedPlaces, rows: slice, batch_id: str
 ) -> tuple[pa.Table, int, int, int]:
-    """Keep one part all or nothing.
+    """Keep one part whole.
 
-    The part's files are written first, with no lock held; then one operational transaction takes
-    the places and queues the records, and the lake commit comes last inside it, so a refused
-    queue row leaves nothing in the lake. Should the database then fail to commit, the lake rows
-    are withdrawn: an assessment in the lake that never reached the queue would be skipped by
-    every ``unassessed_only`` run after it. If real-time answers took places meanwhile and the
-    part's lanes would change, the files are written again; the last attempt writes them under
-    the lock.
+    The part's files are written first, with no lock held. Then one operational transaction takes
+    the places, queues the records and notes the part as awaiting the lake
+    (``scoring_parts.record``); a refused queue row or place leaves nothing anywhere. After that
+    commit the files are committed to the lake: should that fail, or the process die, the note
+    makes the flusher or the next scoring run commit them. If real-time answers took places
+    while the files were written and the part's lanes would change, the files are written again;
+    the last attempt writes them under the lock.
     """
     assessed = _assessed(places.table.slice(rows.start, rows.stop - rows.start))
     for attempt in range(1, ATTEMPTS + 1):
@@ -191,7 +208,6 @@ def _keep_part(
             kept, over = places.apply(fits, rows)
             staged = lake.stage(ASSESSMENTS_TABLE, kept)
             flagged = queue_rows(kept)  # before the transaction: nothing waits for it
-        committing = False
         try:
             opened = time.perf_counter()
             with session_scope(url) as session:
@@ -206,58 +222,34 @@ def _keep_part(
                 places.take(session, fits, rows)
                 queued = len(flagged)
                 superseded = enqueue(session, assessed, flagged)
-                session.flush()
-                committing = True
-                lake.commit_staged(ASSESSMENTS_TABLE, staged, batch_id=batch_id)
+                scoring_parts.record(session, batch_id, staged, kept.num_rows)
             held_ms = (time.perf_counter() - opened) * 1000
-            log.debug(
-                "scoring part kept",
-                extra={"batch_id": batch_id, "assessments": kept.num_rows, "queued": queued,
-                       "attempt": attempt, "transaction_ms": round(held_ms, 1)},
-            )  # fmt: skip
-            return kept, over, superseded, queued
         except (_PlacesMoved, IntegrityError):
-            if committing:
-                _withdraw(lake, kept, batch_id)
-                raise
             lake.discard_staged(ASSESSMENTS_TABLE, staged)
             if attempt == ATTEMPTS:  # another writer queued or counted the same records each time
                 raise
+            continue
         except BaseException:
-            if committing:
-                _withdraw(lake, kept, batch_id)
-            else:
-                lake.discard_staged(ASSESSMENTS_TABLE, staged)
+            lake.discard_staged(ASSESSMENTS_TABLE, staged)
             raise
+        # Queued and counted: the part is kept. Its files go to the lake now, or later (the note).
+        try:
+            lake.commit_staged(ASSESSMENTS_TABLE, staged, batch_id=batch_id)
+        except Exception as exc:
+            raise _LakeBehind(kept.num_rows, exc) from exc
+        scoring_parts.done(url, batch_id)
+        log.debug(
+            "scoring part kept",
+            extra={"batch_id": batch_id, "assessments": kept.num_rows, "queued": queued,
+                   "attempt": attempt, "transaction_ms": round(held_ms, 1)},
+        )  # fmt: skip
+        return kept, over, superseded, queued
     raise AssertionError("unreachable")
 
 
 def _assessed(table: pa.Table) -> list[tuple[str, str, str]]:
     cols = (table["kind"].to_pylist(), table["record_id"].to_pylist(), table["assessment_id"].to_pylist())
     return list(zip(*cols, strict=True))
-
-
-def _withdraw(lake: Lake, part: pa.Table, batch_id: str) -> None:
-    """Take a part's assessments out of the lake again, if they got there.
-
-    A run's ids share a prefix and then count up in row order (``columns.assessment_ids``), so a
-    part's ids are one range per prefix, and the run's other parts lie outside it."""
-    ids = part["assessment_id"]
-    heads = pc.utf8_slice_codeunits(ids, 0, ID_PREFIX)
-    ranges = []
-    for head in pc.unique(heads).to_pylist():
-        bounds = pc.min_max(ids.filter(pc.equal(heads, head)))
-        low, high = bounds["min"].as_py(), bounds["max"].as_py()
-        ranges.append(f"(assessment_id >= {quote_literal(low)} AND assessment_id <= {quote_literal(high)})")
-    try:
-        if lake.has_batch(ASSESSMENTS_TABLE, batch_id):
-            lake.delete(ASSESSMENTS_TABLE, " OR ".join(ranges), batch_id=f"{batch_id}-withdrawn")
-    except Exception:
-        log.exception(
-            "scoring part %s: its assessments may be in the lake without being queued, and taking "
-            "them out failed; score these records again without --unassessed-only",
-            batch_id,
-        )
 
 
 __all__ = ["PART_ROWS", "ScoreResult", "assessed_ids", "keep", "queue_rows", "score_since"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from sciti.risk.engine import scoring_parts
 from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.assessor import Assessor
 from sciti.risk.engine.flusher import Flusher, FlusherProcess
@@ -68,6 +69,8 @@ class RiskService:
                 for kind, p in sorted(self.assessor.parts.items())
             },
             "buffer_pending": self.flusher.pending(),
+            # queued by an interrupted scoring run, not yet in the lake: the flusher commits them
+            "scoring_parts_pending": scoring_parts.pending(self.settings.resolved_ops_db_url),
         }
 
     def stop(self) -> None:
