@@ -42,10 +42,13 @@ def session_scope(url: str) -> Iterator[Session]:
     session = _session_factory(url)()
     try:
         yield session
-        session.commit()
     except BaseException:
         session.rollback()
         raise
+    else:
+        # Not under the rollback above: a COMMIT that failed on its way back may have gone
+        # through, and rolling back then would raise instead of the commit's own error.
+        session.commit()
     finally:
         session.close()
 

@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from sqlalchemy import create_engine, delete, func, select, text
+from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
@@ -330,3 +331,33 @@ def test_a_later_part_the_database_refuses_leaves_the_earlier_parts_as_they_are(
         with admin.begin() as conn:
             conn.execute(text("DROP TRIGGER IF EXISTS queue_full ON risk_queue"))
         admin.dispose()
+
+
+def test_a_commit_that_fails_on_its_way_back_keeps_the_files_for_the_note(instance, monkeypatch) -> None:
+    """The database took the part's COMMIT, but the caller got an error (a connection lost as the
+    answer came back). The part is noted, so its files must stay: the flusher commits them."""
+    assessor = capped(instance)
+    noted: list[str] = []
+    record = scoring_parts.record
+
+    def recording(session, batch_id, files, rows):
+        noted.append(batch_id)
+        record(session, batch_id, files, rows)
+
+    def answer_lost(session) -> None:
+        if noted and len(noted) == 1:
+            noted.append("raised")
+            raise OSError("connection reset as the COMMIT was answered")
+
+    monkeypatch.setattr(scoring_parts, "record", recording)
+    event.listen(Session, "after_commit", answer_lost)
+    try:
+        with pytest.raises(ScoringStopped, match="connection reset"):
+            score_since(instance, "declaration", assessor=assessor)
+    finally:
+        event.remove(Session, "after_commit", answer_lost)
+    in_lake, queued, places = kept(instance)
+    waiting = scoring_parts.pending(instance.resolved_ops_db_url)
+    assert in_lake == 0 and waiting > 0 and queued > 0 and places > 0
+    assert Flusher(instance, stale_seconds=0).flush() == waiting
+    assert kept(instance) == (waiting, queued, places) == (waiting, queued, red_in_lake(instance))

@@ -229,8 +229,12 @@ def _keep_part(
             if attempt == ATTEMPTS:  # another writer queued or counted the same records each time
                 raise
             continue
-        except BaseException:
-            lake.discard_staged(ASSESSMENTS_TABLE, staged)
+        except BaseException as exc:
+            # The files go only when the part's note is surely not in the database: a COMMIT that
+            # failed on its way back may have gone through, and then the note needs them. (An
+            # interrupted process leaves them: files no snapshot names are never read.)
+            if isinstance(exc, Exception) and not scoring_parts.noted(url, batch_id):
+                lake.discard_staged(ASSESSMENTS_TABLE, staged)
             raise
         # Queued and counted: the part is kept. Its files go to the lake now, or later (the note).
         try:

@@ -39,6 +39,16 @@ def done(url: str, batch_id: str) -> None:
         session.execute(delete(RiskScoringPart).where(RiskScoringPart.batch_id == batch_id))
 
 
+def noted(url: str, batch_id: str) -> bool:
+    """Whether the part is noted; True also when the database cannot say (its files must stay)."""
+    try:
+        with session_scope(url) as session:
+            return session.get(RiskScoringPart, batch_id) is not None
+    except Exception:
+        log.warning("scoring part %s: cannot tell whether it was committed; its files are kept", batch_id)
+        return True
+
+
 def pending(url: str) -> int:
     """Assessments of parts still waiting for their lake commit."""
     with session_scope(url) as session:
@@ -97,4 +107,4 @@ def _local(location: str) -> str:
     return unquote(url.path) if url.scheme == "file" else str(Path(location))
 
 
-__all__ = ["STALE_SECONDS", "done", "finish", "pending", "record"]
+__all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record"]
