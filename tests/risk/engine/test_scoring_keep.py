@@ -361,3 +361,30 @@ def test_a_commit_that_fails_on_its_way_back_keeps_the_files_for_the_note(instan
     assert in_lake == 0 and waiting > 0 and queued > 0 and places > 0
     assert Flusher(instance, stale_seconds=0).flush() == waiting
     assert kept(instance) == (waiting, queued, places) == (waiting, queued, red_in_lake(instance))
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_interrupted_part_is_finished_by_the_flusher(
+    tmp_path, pg_database, shared_data
+) -> None:
+    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    assessor = capped(s)
+    lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
+    commit = lake.commit_staged
+
+    def dies(ident, files, *, batch_id=None):
+        raise KeyboardInterrupt
+
+    lake.commit_staged = dies
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            score_since(s, "declaration", assessor=assessor)
+    finally:
+        lake.commit_staged = commit
+    in_lake, queued, places = kept(s)
+    waiting = scoring_parts.pending(s.resolved_ops_db_url)
+    assert in_lake == 0 and waiting > 0 and queued > 0 and places > 0
+    assert Flusher(s).flush() == 0  # too recent: its own run might be committing it
+    assert Flusher(s, stale_seconds=0).flush() == waiting
+    assert Flusher(s, stale_seconds=0).flush() == 0  # once
+    assert kept(s) == (waiting, queued, red_in_lake(s))
