@@ -65,12 +65,15 @@ def queue_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def assessed_ids(settings: Settings, kind: str) -> pa.Array:
-    """The record ids of ``kind`` that have at least one assessment in the lake."""
+    """The record ids of ``kind`` that have at least one assessment in the lake, or in a scoring
+    part that is queued and on its way there (``scoring_parts``)."""
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    waiting = scoring_parts.record_ids(settings.resolved_ops_db_url, kind)
     if not lake.exists(ASSESSMENTS_TABLE):
-        return pa.array([], pa.string())
+        return waiting
     sql = f"SELECT DISTINCT record_id FROM {ASSESSMENTS_TABLE} WHERE kind = {quote_literal(kind)}"  # noqa: S608
-    return query(lake, sql)["record_id"].combine_chunks()
+    in_lake = query(lake, sql)["record_id"].combine_chunks()
+    return pa.concat_arrays([in_lake, waiting]) if len(waiting) else in_lake
 
 
 def score_since(

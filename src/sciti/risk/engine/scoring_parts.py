@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.manifest import DataFile
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -47,6 +50,24 @@ def noted(url: str, batch_id: str) -> bool:
     except Exception:
         log.warning("scoring part %s: cannot tell whether it was committed; its files are kept", batch_id)
         return True
+
+
+def record_ids(url: str, kind: str) -> pa.Array:
+    """The record ids of ``kind`` assessed in parts still waiting for the lake: they are queued, so
+    a run that scores only unassessed records must skip them too. Read from the staged files."""
+    with session_scope(url) as session:
+        files = [f for part in session.scalars(select(RiskScoringPart)) for f in part.files]
+    found = [pa.array([], pa.string())]
+    for path in files:
+        try:
+            rows = pq.read_table(path, columns=["kind", "record_id"])
+        except OSError:
+            log.warning("scoring part file %s is missing: its records count as not assessed", path)
+            continue
+        found.append(
+            rows.filter(pc.equal(rows["kind"], kind))["record_id"].combine_chunks().cast(pa.string())
+        )
+    return pa.concat_arrays(found)
 
 
 def pending(url: str) -> int:
@@ -107,4 +128,4 @@ def _local(location: str) -> str:
     return unquote(url.path) if url.scheme == "file" else str(Path(location))
 
 
-__all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record"]
+__all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record", "record_ids"]
