@@ -65,6 +65,12 @@ def instance(tmp_path, shared_data):
     return build_instance(tmp_path / "instance", shared_data)
 
 
+@pytest.fixture
+def pg_instance(tmp_path, pg_database, shared_data):
+    """Catalog and operational database both on PostgreSQL."""
+    return build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+
+
 def test_a_lake_write_that_fails_leaves_no_queue_item_and_no_place_taken(instance) -> None:
     assessor = capped(instance)
     lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
@@ -84,11 +90,11 @@ def test_a_lake_write_that_fails_leaves_no_queue_item_and_no_place_taken(instanc
 
 
 @pytest.mark.postgres
-def test_a_commit_the_database_refuses_leaves_nothing_in_the_lake(tmp_path, pg_database, shared_data) -> None:
+def test_a_commit_the_database_refuses_leaves_nothing_in_the_lake(pg_instance, pg_database) -> None:
     """The database can refuse a part at COMMIT (here a deferred check, as a database administrator
     might add). The lake commit comes after it, so the lake never takes rows the queue refused, and
     the files written for them are deleted."""
-    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    s = pg_instance
     assessor = capped(s)
     admin = create_engine(pg_database)
     with admin.begin() as conn:
@@ -169,6 +175,15 @@ def fresh_run(settings, assessor):
 def counters(settings) -> dict[tuple[str, str], int]:
     with session_scope(settings.resolved_ops_db_url) as session:
         return {(r.office_code, r.day.isoformat()): r.used for r in session.scalars(select(RiskCapacityUse))}
+
+
+def waiting_part(settings) -> tuple[int, int, int, int]:
+    """What a part interrupted after its database commit leaves: queued, counted and noted as
+    waiting for the lake. Returns (rows in the lake, rows waiting, items queued, places counted)."""
+    in_lake, queued, places = kept(settings)
+    waiting = scoring_parts.pending(settings.resolved_ops_db_url)
+    assert waiting > 0 and queued > 0 and places > 0
+    return in_lake, waiting, queued, places
 
 
 def red_in_lake(settings) -> int:
@@ -278,9 +293,7 @@ def test_a_part_interrupted_around_its_lake_commit_reaches_the_lake_exactly_once
         monkeypatch.setattr(scoring_parts, "done", dies_after)
     with pytest.raises(KeyboardInterrupt):
         score_since(instance, "declaration", assessor=assessor)
-    in_lake, queued, places = kept(instance)
-    waiting = scoring_parts.pending(instance.resolved_ops_db_url)
-    assert waiting > 0 and queued > 0 and places > 0
+    in_lake, waiting, queued, places = waiting_part(instance)
     assert in_lake == (0 if dies == "before the lake commit" else waiting)
     monkeypatch.undo()
     monkeypatch.setattr(lake, "commit_staged", commit)
@@ -295,10 +308,10 @@ def test_a_part_interrupted_around_its_lake_commit_reaches_the_lake_exactly_once
 
 @pytest.mark.postgres
 def test_a_later_part_the_database_refuses_leaves_the_earlier_parts_as_they_are(
-    tmp_path, pg_database, shared_data
+    pg_instance, pg_database
 ) -> None:
     """A refused part leaves the parts kept before it as they are, and nothing of its own."""
-    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+    s = pg_instance
     assessor = capped(s)
     table = fresh_run(s, assessor)
     first = table.slice(0, 1000)
@@ -356,18 +369,15 @@ def test_a_commit_that_fails_on_its_way_back_keeps_the_files_for_the_note(instan
             score_since(instance, "declaration", assessor=assessor)
     finally:
         event.remove(Session, "after_commit", answer_lost)
-    in_lake, queued, places = kept(instance)
-    waiting = scoring_parts.pending(instance.resolved_ops_db_url)
-    assert in_lake == 0 and waiting > 0 and queued > 0 and places > 0
+    in_lake, waiting, queued, places = waiting_part(instance)
+    assert in_lake == 0
     assert Flusher(instance, stale_seconds=0).flush() == waiting
     assert kept(instance) == (waiting, queued, places) == (waiting, queued, red_in_lake(instance))
 
 
 @pytest.mark.postgres
-def test_on_postgresql_an_interrupted_part_is_finished_by_the_flusher(
-    tmp_path, pg_database, shared_data
-) -> None:
-    s = build_instance(tmp_path / "instance", shared_data, catalog_uri=pg_database, ops_db_url=pg_database)
+def test_on_postgresql_an_interrupted_part_is_finished_by_the_flusher(pg_instance) -> None:
+    s = pg_instance
     assessor = capped(s)
     lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
     commit = lake.commit_staged
@@ -381,9 +391,8 @@ def test_on_postgresql_an_interrupted_part_is_finished_by_the_flusher(
             score_since(s, "declaration", assessor=assessor)
     finally:
         lake.commit_staged = commit
-    in_lake, queued, places = kept(s)
-    waiting = scoring_parts.pending(s.resolved_ops_db_url)
-    assert in_lake == 0 and waiting > 0 and queued > 0 and places > 0
+    in_lake, waiting, queued, places = waiting_part(s)
+    assert in_lake == 0
     assert Flusher(s).flush() == 0  # too recent: its own run might be committing it
     assert Flusher(s, stale_seconds=0).flush() == waiting
     assert Flusher(s, stale_seconds=0).flush() == 0  # once
