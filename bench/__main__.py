@@ -16,6 +16,7 @@ BENCHES = [
     "parse_edifact",
     "query_groupby",
     "lake_commit",
+    "lake_upkeep",
     "model_validate",
     "demo_generate",
     "rule_dryrun",

@@ -3,7 +3,8 @@
 Ours: ``Lake.append`` (cached table, one metadata build per change). Anchor, in the same run and on
 the same table: stock pyiceberg, ``catalog.load_table(ident).append(rows)``. Both append the same
 3-row batches of the ``declaration`` record kind to a SQLite-catalog lake. Prints seconds per
-append at each snapshot count, the ratio anchor/ours, then the cost after ``Lake.maintain``.
+append at each snapshot count, the ratio anchor/ours, then what ``Lake.maintain`` took and gave
+back on disk (the files only expired snapshots used), and the cost of an append after it.
 
     .venv/bin/python bench/lake_commit.py [--at 10 100 500] [--n 5] [--quick]
 """
@@ -26,6 +27,10 @@ def batch(schema: pa.Schema, i: int) -> pa.Table:
     cols = [pa.array(text, f.type) if pa.types.is_string(f.type) else pa.nulls(3, f.type) for f in schema]
     cols[schema.get_field_index("batch_id")] = pa.array([f"b{i}"] * 3, pa.string())
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+def disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def per_append(fn, n: int) -> float:
@@ -66,7 +71,16 @@ def main() -> None:
         a = per_append(anchor, args.n)
         o = per_append(ours, args.n)
         print(f"{target:>9} {o:>14.3f} {a:>19.3f} {a / o:>6.1f}", flush=True)
+    folder = root / "warehouse"
+    size_before = disk(folder)
+    t0 = time.perf_counter()
     result = lake.maintain(kind.ident, keep_days=0, keep_last=50)
+    took = time.perf_counter() - t0
+    print(
+        f"maintain took {took:.2f} s: removed {result.removed.files} files only expired snapshots used "
+        f"({result.removed.bytes / 1e6:.1f} MB); warehouse {size_before / 1e6:.1f} MB -> "
+        f"{disk(folder) / 1e6:.1f} MB"
+    )
     o = per_append(ours, args.n)
     a = per_append(anchor, args.n)
     print(

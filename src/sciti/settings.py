@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         description="Lake upkeep: every commit of this many last hours is kept; older ones "
         "are thinned to one per hour.",
     )
+    lake_orphan_days: float = Field(
+        3.0,
+        ge=0,
+        description="Lake upkeep: files no snapshot refers to (a writer stopped between writing "
+        "and committing) are removed once this many days old.",
+    )
 
     @classmethod
     def settings_customise_sources(

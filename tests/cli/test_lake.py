@@ -116,3 +116,37 @@ def test_maintain_keeps_what_a_registered_model_was_trained_on(
     assert result.exit_code == 0, result.output
     left = {s.snapshot_id for s in instance.table("std.a").metadata.snapshots}
     assert left == {trained_on, instance.table("std.a").metadata.current_snapshot_id}
+
+
+def test_maintain_removes_orphans_but_not_a_scoring_part_awaiting_the_lake(
+    app: typer.Typer, instance: Lake, settings: Settings
+) -> None:
+    import os
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sciti.lake.files import local_path
+    from sciti.ops import migrate, session_scope
+    from sciti.ops.risk_tables import RiskScoringPart
+
+    def stage(record: str) -> list[str]:
+        return [
+            local_path(f.file_path)
+            for f in instance.stage("std.a", pa.table({"record_id": [record], "batch_id": [record]}))
+        ]
+
+    part, orphan = stage("p"), stage("o")
+    week_ago = time.time() - 7 * 86_400
+    for path in part + orphan:
+        os.utime(path, (week_ago, week_ago))
+    migrate(settings.resolved_ops_db_url)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        s.add(RiskScoringPart(batch_id="run-p1", files=part, rows=1, claimed_at=datetime.now(UTC)))
+
+    result = CliRunner().invoke(app, ["lake", "maintain", "--table", "std.a"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "files removed" in result.output and "freed" in result.output
+    assert all(Path(p).exists() for p in part) and not any(Path(p).exists() for p in orphan)
+    assert len(instance.history("std.a")) == 5  # recent history kept whole: only the orphan went

@@ -56,7 +56,7 @@ def count(lake: Lake) -> int:
 def test_has_batch_survives_snapshot_expiry(any_lake: Lake, batch: str, found: bool) -> None:
     fill(any_lake, 6)
     any_lake.compact("std.decl", target_file_rows=100)
-    assert any_lake.expire_snapshots("std.decl", timedelta(0), retain_last=2) == 5
+    assert any_lake.expire_snapshots("std.decl", timedelta(0), retain_last=2).expired == 5
     assert [h.batch_id for h in any_lake.history("std.decl")] == ["b5", None]
     assert any_lake.has_batch("std.decl", batch) is found
 
@@ -240,7 +240,7 @@ def test_maintain_keeps_everything_inside_the_keep_all_window(lake: Lake) -> Non
 def test_privacy_style_expiry_still_leaves_only_the_current_snapshot(lake: Lake) -> None:
     fill(lake, 4)
     lake.delete("std.decl", "record_id = 'b0-0'")
-    assert lake.expire_snapshots("std.decl", timedelta(0), retain_last=1) == 4
+    assert lake.expire_snapshots("std.decl", timedelta(0), retain_last=1).expired == 4
     meta = lake.table("std.decl").metadata
     assert [s.snapshot_id for s in meta.snapshots] == [meta.current_snapshot_id]
     assert count(lake) == 7

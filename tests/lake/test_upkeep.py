@@ -96,12 +96,16 @@ def test_the_server_starts_upkeep_from_its_settings(settings) -> None:
 
     off = settings.model_copy(update={"lake_upkeep_every_hours": 0})
     assert _start_lake_upkeep(off) is None
-    on = settings.model_copy(update={"lake_keep_days": 3.0, "lake_keep_all_hours": 2.0})
+    on = settings.model_copy(
+        update={"lake_keep_days": 3.0, "lake_keep_all_hours": 2.0, "lake_orphan_days": 5.0}
+    )
     upkeep = _start_lake_upkeep(on)
     assert upkeep is not None
     try:
         assert upkeep.every_hours == 1.0 and upkeep.first_delay > 0  # never during start-up
         assert (upkeep.policy.keep_days, upkeep.policy.keep_all_hours) == (3.0, 2.0)
+        assert upkeep.policy.orphan_days == 5.0
         assert upkeep.protected is not None and upkeep.protected() == {}  # no model trained yet
+        assert upkeep.staged is not None and upkeep.staged() == []  # no scoring part waiting
     finally:
         upkeep.stop()

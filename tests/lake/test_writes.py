@@ -217,8 +217,7 @@ def test_expire_snapshots_keeps_the_newest(lake: Lake) -> None:
     for i in range(6):
         lake.append("std.decl", decl((f"D{i}", 1, "A")), batch_id=f"b{i}")
     lake.compact("std.decl", target_file_rows=100)
-    expired = lake.expire_snapshots("std.decl", timedelta(0), retain_last=2)
-    assert expired == 5
+    assert lake.expire_snapshots("std.decl", timedelta(0), retain_last=2).expired == 5
     assert [h.batch_id for h in lake.history("std.decl")] == ["b5", None]
     # No batch_id column here, so only the snapshots kept can answer (see test_maintain.py).
     assert not lake.has_batch("std.decl", "b0") and lake.has_batch("std.decl", "b5")

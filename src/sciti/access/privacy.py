@@ -152,19 +152,6 @@ class RetentionResult:
     kept_by_refs: list[str] = field(default_factory=list)
 
 
-def _reachable(table) -> set[str]:
-    """Every file the table's snapshots use: manifest lists, manifests and data/delete files."""
-    io, found = table.io, set()
-    for snap in table.metadata.snapshots:
-        found.add(snap.manifest_list)
-        for manifest in snap.manifests(io):
-            found.add(manifest.manifest_path)
-            found.update(
-                e.data_file.file_path for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
-            )
-    return found
-
-
 def _cutoff_literal(rule: RetentionRule, cutoff: datetime) -> str:
     kind_field = None if rule.date_field == STORED_AT else get_kind(rule.kind).field(rule.date_field)
     if kind_field is not None and kind_field.type == "date":
@@ -186,16 +173,13 @@ def apply_retention(lake: Lake, rule: RetentionRule, *, now: datetime | None = N
         return RetentionResult(
             rule.kind, rule.table, literal, 0, None, snapshots_left=len(table.metadata.snapshots)
         )
-    before_files = _reachable(table)
     before_ids = {s.snapshot_id for s in table.metadata.snapshots}
     snapshot = lake.delete(rule.table, condition)
-    # Every older snapshot still holds the deleted rows: expire them all (the new one stays current).
-    lake.expire_snapshots(rule.table, timedelta(0), retain_last=1)
+    # Every older snapshot still holds the deleted rows: expire them all (the new one stays current)
+    # and remove every file only they used.
+    expired = lake.expire_snapshots(rule.table, timedelta(0), retain_last=1)
     table = lake.table(rule.table)
     left = table.metadata.snapshots
-    removed = sorted(before_files - _reachable(table))
-    for path in removed:
-        table.io.delete(path)
     older_kept = [
         name for name, ref in table.metadata.refs.items() if ref.snapshot_id in before_ids and name != "main"
     ]
@@ -206,7 +190,7 @@ def apply_retention(lake: Lake, rule: RetentionRule, *, now: datetime | None = N
         rows_deleted=doomed,
         delete_snapshot=snapshot,
         expired_snapshots=sorted(before_ids - {s.snapshot_id for s in left}),
-        files_removed=len(removed),
+        files_removed=expired.removed.files,
         snapshots_left=len(left),
         kept_by_refs=older_kept,
     )

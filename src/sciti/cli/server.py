@@ -192,14 +192,22 @@ def serve(
 
 
 def _start_lake_upkeep(s: Settings) -> LakeUpkeep | None:
-    """Compaction and snapshot expiry of every lake table, every ``lake_upkeep_every_hours``;
-    snapshots registered models were trained on are kept (0 hours: left to cron)."""
+    """Compaction, snapshot expiry and removal of unused files of every lake table, every
+    ``lake_upkeep_every_hours``; snapshots registered models were trained on and files of scoring
+    parts awaiting the lake are kept (0 hours: left to cron)."""
     from sciti.lake.upkeep import UpkeepPolicy, start_lake_upkeep
+    from sciti.risk.engine.scoring_parts import staged_files
     from sciti.risk.models import trained_on_snapshots
 
-    policy = UpkeepPolicy(keep_days=s.lake_keep_days, keep_all_hours=s.lake_keep_all_hours)
+    policy = UpkeepPolicy(
+        keep_days=s.lake_keep_days, keep_all_hours=s.lake_keep_all_hours, orphan_days=s.lake_orphan_days
+    )
     return start_lake_upkeep(
-        lake(s), s.lake_upkeep_every_hours, policy, protected=lambda: trained_on_snapshots(s)
+        lake(s),
+        s.lake_upkeep_every_hours,
+        policy,
+        protected=lambda: trained_on_snapshots(s),
+        staged=lambda: staged_files(s.resolved_ops_db_url),
     )
 
 

@@ -34,6 +34,7 @@ from sciti.lake.errors import LakeError
 from sciti.lake.files import conform, write_data_files
 from sciti.lake.history import BATCH_PROPERTY, SnapshotInfo, TableInfo
 from sciti.lake.layout import DEFAULT_LAYOUT, default_sort_order, layout_properties
+from sciti.lake.reclaim import ORPHAN_DAYS, Reachable, Reclaimed, remove_expired, remove_orphans
 from sciti.lake.writes import CompactResult, UpsertResult
 
 ZONES = ("raw", "std", "ref", "risk", "sec")
@@ -52,6 +53,14 @@ KEEP_ALL_HOURS = 1.0
 
 
 @dataclass(frozen=True)
+class ExpireResult:
+    """Snapshots expired, and the files only they used, removed from disk."""
+
+    expired: int
+    removed: Reclaimed = Reclaimed()
+
+
+@dataclass(frozen=True)
 class MaintainResult:
     """What one maintenance pass did to a table."""
 
@@ -59,6 +68,8 @@ class MaintainResult:
     compact: CompactResult
     expired: int
     snapshots_left: int
+    removed: Reclaimed = Reclaimed()  # files of expired snapshots
+    orphans: Reclaimed = Reclaimed()  # files no snapshot ever used (a writer stopped half-way)
 
 
 class Lake:
@@ -78,6 +89,7 @@ class Lake:
         self._lock = threading.Lock()
         self._tables: dict[str, Table] = {}
         self._table_locks: dict[str, threading.RLock] = {}
+        self._reach: dict[str, Reachable] = {}  # per table, kept between upkeep passes
 
     def ensure_zones(self) -> None:
         for zone in ZONES:
@@ -270,8 +282,9 @@ class Lake:
         retain_last: int = 100,
         keep_all: timedelta | None = None,
         protected: Collection[int] = (),
-    ) -> int:
-        """Forget snapshots older than ``older_than`` (keeping at least the newest ``retain_last``).
+    ) -> ExpireResult:
+        """Forget snapshots older than ``older_than`` (keeping at least the newest ``retain_last``)
+        and remove the files only they used (sciti.lake.reclaim).
 
         With ``keep_all``, history is also thinned: snapshots younger than ``keep_all`` are all
         kept, older ones only as the newest of each UTC hour (see _writes.snapshots_to_expire).
@@ -281,19 +294,33 @@ class Lake:
         pyiceberg copies the whole table metadata several times per commit, so every snapshot kept
         makes the next commit slower; real-time tables need this after compaction. Time travel
         reaches back only as far as the snapshots kept; ``has_batch`` then looks in the data.
-        Data files are left in place. Returns how many snapshots were expired.
+        A reader still holding an expired snapshot open may then fail to read its files; upkeep
+        expires only snapshots older than the hours it keeps whole.
         """
         if keep_all is not None and keep_all < timedelta(0):
             raise LakeError(f"cannot keep all snapshots of the last {keep_all}", remedy="use 0 or more")
-        now = datetime.now(UTC)
         with self._guard(ident):
-            return _writes.expire(
-                self.table(ident),
-                now - older_than,
-                retain_last,
-                keep_all_after=None if keep_all is None else now - keep_all,
-                protected=protected,
-            )
+            table = self.table(ident)
+            return self._expire(table, older_than, retain_last, keep_all, protected, Reachable(table.io))
+
+    @staticmethod
+    def _expire(
+        table: Table,
+        older_than: timedelta,
+        retain_last: int,
+        keep_all: timedelta | None,
+        protected: Collection[int],
+        reach: Reachable,
+    ) -> ExpireResult:
+        now = datetime.now(UTC)
+        expired = _writes.expire(
+            table,
+            now - older_than,
+            retain_last,
+            keep_all_after=None if keep_all is None else now - keep_all,
+            protected=protected,
+        )
+        return ExpireResult(len(expired), remove_expired(table, expired, reach))
 
     def maintain(
         self,
@@ -304,29 +331,36 @@ class Lake:
         keep_all_hours: float = KEEP_ALL_HOURS,
         target_file_rows: int = 1_000_000,
         protected: Collection[int] = (),
+        orphan_days: float = ORPHAN_DAYS,
+        staged: Collection[str] = (),
     ) -> MaintainResult:
         """Periodic upkeep: compact small files, then expire snapshots: all older than ``keep_days``,
         and between ``keep_all_hours`` and ``keep_days`` all but the newest of each UTC hour. The
         newest ``keep_last``, branch/tag heads and ``protected`` ids are always kept. Bounds both
         query cost (files) and commit cost (snapshots); the time-travel window shrinks to the
         retention, and is hourly past ``keep_all_hours`` (decision 0005).
+
+        Then gives the disk back (decision 0077): the files only expired snapshots used, and
+        orphans older than ``orphan_days`` that no snapshot refers to, except ``staged`` files
+        (written to be committed later, e.g. scoring parts awaiting the lake).
         """
-        if keep_days < 0 or keep_last < 1 or keep_all_hours < 0:
+        if keep_days < 0 or keep_last < 1 or keep_all_hours < 0 or orphan_days < 0:
             raise LakeError(
-                f"cannot keep {keep_days} days / {keep_last} snapshots / all of {keep_all_hours} hours",
+                f"cannot keep {keep_days} days / {keep_last} snapshots / all of {keep_all_hours} hours"
+                f" / orphans of {orphan_days} days",
                 remedy="keep at least 0 days, 0 hours and 1 snapshot (the current one)",
             )
         with self._guard(ident):
             compacted = self.compact(ident, target_file_rows)
-            expired = self.expire_snapshots(
-                ident,
-                timedelta(days=keep_days),
-                retain_last=keep_last,
-                keep_all=timedelta(hours=keep_all_hours),
-                protected=protected,
+            table = self.table(ident)
+            reach = self._reach.setdefault(ident, Reachable(table.io))
+            expired = self._expire(
+                table, timedelta(days=keep_days), keep_last, timedelta(hours=keep_all_hours), protected, reach
             )
-            left = len(self.table(ident).metadata.snapshots)
-        return MaintainResult(ident, compacted, expired, left)
+            orphans = remove_orphans(table, reach, older_than_days=orphan_days, keep=staged)
+            reach.keep_only(table.metadata)
+            left = len(table.metadata.snapshots)
+        return MaintainResult(ident, compacted, expired.expired, left, expired.removed, orphans)
 
     def history(self, ident: str) -> list[SnapshotInfo]:
         """The table's commits, oldest first: time, operation, batch id, row counts."""

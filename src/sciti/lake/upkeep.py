@@ -1,4 +1,5 @@
-"""Lake upkeep on a schedule, inside the server: compaction and snapshot expiry of every table.
+"""Lake upkeep on a schedule, inside the server: compaction, snapshot expiry and removal of the
+files nothing uses any more (sciti.lake.reclaim), table by table.
 
 Real-time feeds commit every few seconds, and every snapshot kept makes the next commit of that
 table slower; files written by ingest are unsorted until compacted. ``sciti lake maintain`` does the
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST, Lake, MaintainResult
+from sciti.lake.reclaim import ORPHAN_DAYS
 from sciti.periodic import Periodic
 
 log = logging.getLogger("sciti.lake.upkeep")
@@ -30,9 +32,16 @@ FAILURES = Counter(
 )
 SNAPSHOTS = Gauge("sciti_lake_snapshots", "Snapshots a table keeps after the last upkeep pass.", ["table"])
 LAST_PASS = Gauge("sciti_lake_upkeep_last_pass_seconds", "Unix time the last upkeep pass ended.")
+FREED = Counter(
+    "sciti_lake_upkeep_freed_bytes",
+    "Bytes of lake files upkeep removed: files only expired snapshots used, and old orphans.",
+    ["table"],
+)
 
 # Snapshot ids per table that upkeep must keep (e.g. what registered models were trained on).
 Protected = Callable[[], Mapping[str, Collection[int]]]
+# Files written to be committed later (e.g. scoring parts awaiting the lake): never orphans.
+Staged = Callable[[], Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class UpkeepPolicy:
     keep_last: int = KEEP_LAST
     keep_all_hours: float = KEEP_ALL_HOURS
     target_file_rows: int = 1_000_000
+    orphan_days: float = ORPHAN_DAYS
 
 
 def upkeep_pass(
@@ -50,12 +60,16 @@ def upkeep_pass(
     policy: UpkeepPolicy,
     protected: Protected | None = None,
     halt: threading.Event | None = None,
+    staged: Staged | None = None,
 ) -> tuple[list[MaintainResult], list[str]]:
     """Maintain every table once: (results, tables that failed). ``halt`` set: stop between tables."""
     try:
         keep = protected() if protected else {}
-    except Exception as exc:  # without the list, expiring could drop a snapshot someone relies on
-        log.error("lake upkeep skipped: protected snapshots unknown", extra={"error": str(exc)})
+        waiting = staged() if staged else ()  # read before any table's files are listed
+    except Exception as exc:  # without the lists, upkeep could drop what someone relies on
+        log.error(
+            "lake upkeep skipped: protected snapshots or staged files unknown", extra={"error": str(exc)}
+        )
         raise
     results: list[MaintainResult] = []
     failed: list[str] = []
@@ -70,6 +84,8 @@ def upkeep_pass(
                 keep_all_hours=policy.keep_all_hours,
                 target_file_rows=policy.target_file_rows,
                 protected=keep.get(info.ident, ()),
+                orphan_days=policy.orphan_days,
+                staged=waiting,
             )
         except Exception as exc:  # one bad table (whatever the cause) does not stop the others
             log.error("lake upkeep failed", extra={"table": info.ident, "error": str(exc)})
@@ -77,7 +93,9 @@ def upkeep_pass(
             failed.append(info.ident)
             continue
         SNAPSHOTS.labels(table=info.ident).set(result.snapshots_left)
-        if result.expired or result.compact.files_before != result.compact.files_after:
+        freed = result.removed + result.orphans
+        FREED.labels(table=info.ident).inc(freed.bytes)
+        if result.expired or freed.files or result.compact.files_before != result.compact.files_after:
             log.info(
                 "lake table maintained",
                 extra={
@@ -86,6 +104,9 @@ def upkeep_pass(
                     "files_after": result.compact.files_after,
                     "snapshots_expired": result.expired,
                     "snapshots_left": result.snapshots_left,
+                    "files_removed": result.removed.files,
+                    "orphans_removed": result.orphans.files,
+                    "bytes_freed": freed.bytes,
                 },
             )
         results.append(result)
@@ -106,19 +127,20 @@ class LakeUpkeep(Periodic):
         policy: UpkeepPolicy | None = None,
         *,
         protected: Protected | None = None,
+        staged: Staged | None = None,
         first_delay: float = 300.0,
     ):
         super().__init__("sciti-lake-upkeep", first_delay=first_delay, what="lake upkeep pass", log=log)
         self.lake, self.every_hours = lake, every_hours
         self.policy = policy or UpkeepPolicy()
-        self.protected = protected
+        self.protected, self.staged = protected, staged
 
     @property
     def passes(self) -> int:
         return self.runs
 
     def job(self) -> None:
-        upkeep_pass(self.lake, self.policy, self.protected, self.halt)
+        upkeep_pass(self.lake, self.policy, self.protected, self.halt, self.staged)
 
     def period(self) -> float:
         return self.every_hours * 3600
@@ -130,12 +152,15 @@ def start_lake_upkeep(
     policy: UpkeepPolicy | None = None,
     *,
     protected: Protected | None = None,
+    staged: Staged | None = None,
     first_delay: float = 300.0,
 ) -> LakeUpkeep | None:
     """Start the upkeep thread (None when ``every_hours`` is 0); the server stops it."""
     if every_hours <= 0:
         return None
-    upkeep = LakeUpkeep(lake, every_hours, policy, protected=protected, first_delay=first_delay)
+    upkeep = LakeUpkeep(
+        lake, every_hours, policy, protected=protected, staged=staged, first_delay=first_delay
+    )
     upkeep.start()
     return upkeep
 

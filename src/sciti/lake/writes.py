@@ -20,7 +20,7 @@ from pyiceberg.expressions.parser import parse as parse_filter
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.table.snapshots import Operation, Summary
+from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import (
     RemoveSnapshotsUpdate,
     RemoveStatisticsUpdate,
@@ -312,11 +312,12 @@ def expire(
     *,
     keep_all_after: datetime | None = None,
     protected: Collection[int] = (),
-) -> int:
+) -> list[Snapshot]:
     """Expire snapshots as :func:`snapshots_to_expire` selects them; branch and tag heads (the
     current snapshot among them) are always kept, like ``protected``.
 
-    Returns how many were expired. Data files stay on disk (orphan clean-up is separate).
+    Returns the snapshots expired (as they were). Their files stay on disk: sciti.lake.reclaim
+    removes the ones no snapshot kept still uses.
     """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         meta = table.metadata
@@ -330,11 +331,12 @@ def expire(
             protected=heads | set(protected),
         )
         if not doomed:
-            return 0
+            return []
         try:
             # Our transaction: pyiceberg's would rebuild the metadata twice per expired snapshot.
             LakeTransaction(table, autocommit=True)._apply((_RemoveSnapshots(snapshot_ids=doomed),))
-            return len(doomed)
+            gone = set(doomed)
+            return [s for s in ordered if s.snapshot_id in gone]
         except CommitFailedException as exc:
             # A real-time writer committed meanwhile (pyiceberg does not retry metadata-only
             # commits): choose again from the table's new state.

@@ -55,10 +55,8 @@ def noted(url: str, batch_id: str) -> bool:
 def record_ids(url: str, kind: str) -> pa.Array:
     """The record ids of ``kind`` assessed in parts still waiting for the lake: they are queued, so
     a run that scores only unassessed records must skip them too. Read from the staged files."""
-    with session_scope(url) as session:
-        files = [f for part in session.scalars(select(RiskScoringPart)) for f in part.files]
     found = [pa.array([], pa.string())]
-    for path in files:
+    for path in staged_files(url):
         try:
             rows = pq.read_table(path, columns=["kind", "record_id"])
         except OSError:
@@ -68,6 +66,13 @@ def record_ids(url: str, kind: str) -> pa.Array:
             rows.filter(pc.equal(rows["kind"], kind))["record_id"].combine_chunks().cast(pa.string())
         )
     return pa.concat_arrays(found)
+
+
+def staged_files(url: str) -> list[str]:
+    """The staged files of every part still waiting for the lake: lake upkeep must not take them
+    for orphans, however old they are."""
+    with session_scope(url) as session:
+        return [f for part in session.scalars(select(RiskScoringPart)) for f in part.files]
 
 
 def pending(url: str) -> int:
@@ -128,4 +133,4 @@ def _local(location: str) -> str:
     return unquote(url.path) if url.scheme == "file" else str(Path(location))
 
 
-__all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record", "record_ids"]
+__all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record", "record_ids", "staged_files"]
