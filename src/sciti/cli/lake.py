@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.table import Column
 from rich.table import Table as RichTable
 
 from sciti.cli.common import console, err_console, fail, lake, settings
@@ -70,13 +71,13 @@ def maintain(
     except SCITIError as exc:
         fail(exc)
     out = RichTable(
-        "table",
-        "files before",
-        "files after",
+        Column("table", no_wrap=True),
+        "files",
         "snapshots expired",
         "snapshots kept",
         "files removed",
-        "freed",
+        Column("freed", no_wrap=True),
+        caption="files: before → after compaction; removed: files no snapshot uses any more",
     )
     failed = 0
     for ident in idents:
@@ -97,8 +98,7 @@ def maintain(
             continue
         out.add_row(
             ident,
-            str(result.compact.files_before),
-            str(result.compact.files_after),
+            f"{result.compact.files_before} → {result.compact.files_after}",
             str(result.expired),
             str(result.snapshots_left),
             str((freed := result.removed + result.orphans).files),
