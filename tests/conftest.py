@@ -40,8 +40,9 @@ def make_settings(home: Path, **overrides) -> Settings:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """An embedded instance (SQLite catalog and ops DB) in a fresh folder."""
-    home = tmp_path / "instance"
+    """An embedded instance (SQLite catalog and ops DB) in a fresh folder. Its name has a space
+    and a percent sign, as a site's folder may: every file must still be found where it was put."""
+    home = tmp_path / "customs 100% instance"
     home.mkdir()
     return make_settings(home)
 

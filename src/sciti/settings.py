@@ -184,7 +184,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_warehouse(self) -> str:
-        return self.warehouse or (_absolute(self.home) / "warehouse").as_uri()
+        # A plain path, not a file:// URL: pyiceberg does not percent-decode URLs, so a home with a
+        # space (as_uri: %20) would put the tables in a second folder named with "%20".
+        return self.warehouse or str(_absolute(self.home) / "warehouse")
 
     @property
     def resolved_ops_db_url(self) -> str:

@@ -265,7 +265,7 @@ def add_positional_delete(lake: Lake, ident: str, position: int) -> None:
     pq.write_table(pa.table({"file_path": [data_file], "pos": [position]}, schema=schema), path)
     delete_file = DataFile.from_args(
         content=DataFileContent.POSITION_DELETES,
-        file_path=path.as_uri(),
+        file_path=str(path),
         file_format=FileFormat.PARQUET,
         partition=Record(),
         record_count=1,

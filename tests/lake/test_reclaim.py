@@ -176,3 +176,41 @@ def test_passes_one_after_another_remember_only_what_the_table_still_uses(lake: 
     assert len(ids(lake)) == 8
     reach = lake._reach["std.decl"]
     assert set(reach._lists) == {s.manifest_list for s in lake.table("std.decl").metadata.snapshots}
+
+
+def test_a_warehouse_path_with_spaces_and_escapes_is_swept_as_pyiceberg_spells_it(tmp_path: Path) -> None:
+    folder = tmp_path / "customs%20data 2026"
+    folder.mkdir()
+    lake = Lake(f"sqlite:///{tmp_path}/catalog.db", f"file://{folder}/warehouse")
+    lake.ensure_zones()
+    fill(lake, 3)
+    orphan = lake.stage("std.decl", rows("crashed", 2))
+    for path in (folder / "warehouse").rglob("*"):
+        if path.is_file():
+            age(path, days=10)  # the table's own files are as old as the orphan
+    result = lake.maintain("std.decl", keep_days=0, keep_last=1, keep_all_hours=0)
+    assert result.orphans.files == len(orphan) and result.removed.files > 0
+    assert on_disk(lake) == used(lake)
+    assert len(ids(lake)) == 6
+
+
+def test_no_orphan_is_looked_for_when_a_file_the_table_reads_is_not_found(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sciti.lake import reclaim
+
+    fill(lake, 2)
+    lake.compact("std.decl")  # so the pass below does not replace the file it must find
+    orphan = lake.stage("std.decl", rows("crashed", 2))
+    age(local_path(orphan[0].file_path), days=10)
+    live = Path(local_path(lake.table("std.decl").scan().plan_files()[0].file.file_path))
+    listing = reclaim._files_under
+
+    def spelled_otherwise(folder: Path):  # as if the warehouse were reached through another path
+        return [f for f in listing(folder) if Path(f[0]) != live]
+
+    monkeypatch.setattr(reclaim, "_files_under", spelled_otherwise)
+    result = lake.maintain("std.decl", orphan_days=0)
+    assert result.orphans.files == 0
+    assert Path(local_path(orphan[0].file_path)).exists() and live.exists()
+    assert "orphan files not looked for" in caplog.text

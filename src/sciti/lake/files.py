@@ -13,11 +13,10 @@ import itertools
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
@@ -70,13 +69,11 @@ def snapshot_files(table: Table, snapshot: Snapshot | None) -> SnapshotFiles:
 
 
 def local_path(location: str) -> str | None:
-    """Local filesystem path of a file location, or None when it lives elsewhere (s3://, ...)."""
-    parsed = urlparse(location)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:3] in (":\\", ":/")):
-        return location  # a bare path (drive letters parse as a one-letter scheme)
-    return None
+    """The local path of a file location, spelled as pyiceberg reads and writes it, or None when
+    the file lives elsewhere (s3://, ...). A ``file://`` location is not percent-decoded, because
+    pyiceberg does not decode it either: every part of SCITI must name a file as pyiceberg does."""
+    scheme, _netloc, path = PyArrowFileIO.parse_location(location)
+    return path if scheme == "file" else None
 
 
 def read_tasks(table: Table, tasks: Iterable[FileScanTask], schema: Schema | None = None) -> pa.Table:

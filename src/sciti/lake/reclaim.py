@@ -121,20 +121,42 @@ def remove_orphans(
     that are older than ``older_than_days``; never a file in ``keep`` (local paths or locations).
 
     ``keep`` must be read before this call: a staged file committed after it is then either kept
-    or already referred to by the table."""
-    root = local_path(table.location())
+    or already referred to by the table. Paths are spelled as pyiceberg opens them
+    (sciti.lake.files.local_path). If a file the
+    current snapshot reads is not found under the folders (a warehouse reached through another
+    path, a file kept elsewhere), nothing is removed: a file must never be taken for an orphan
+    because its name is spelled two ways."""
+    root = _path(table.location())
     if root is None:
         return Reclaimed()  # an object store: listing it is not in pyiceberg's FileIO
-    used = {_normal(p) for p in reach.of_table(table.metadata, table.metadata_location)}
-    used.update(_normal(p) for p in keep)
+    listed = {
+        path: (size, modified)
+        for folder in ("data", "metadata")
+        for path, size, modified in _files_under(Path(root) / folder)
+    }
+    current = table.current_snapshot()
+    needed = {table.metadata_location}
+    if current is not None:
+        manifests = reach.manifests([current])
+        needed.update([current.manifest_list, *manifests, *reach.files(manifests.values())])
+    missing = [loc for loc in needed if _path(loc) not in listed]
+    if missing:
+        log.warning(
+            "orphan files not looked for: files the table reads are not under its folder",
+            extra={
+                "table": str(table.name()),
+                "folder": root,
+                "missing": len(missing),
+                "example": missing[0],
+            },
+        )
+        return Reclaimed()
+    used = {_path(p) for p in reach.of_table(table.metadata, table.metadata_location)}
+    used.update(_path(p) for p in keep)
     cutoff = time.time() - older_than_days * 86_400
-    orphans: list[tuple[str, int]] = []
-    for folder in (Path(root) / "data", Path(root) / "metadata"):
-        for path, size, modified in _files_under(folder):
-            if modified < cutoff and _normal(path) not in used:
-                orphans.append((path, size))
+    orphans = [(p, size) for p, (size, modified) in listed.items() if modified < cutoff and p not in used]
     if orphans:
-        log.info("orphan files found", extra={"table": table.name(), "files": len(orphans)})
+        log.info("orphan files found", extra={"table": str(table.name()), "files": len(orphans)})
     return _remove(table.io, orphans)
 
 
@@ -149,20 +171,21 @@ def _files_under(folder: Path) -> Iterable[tuple[str, int, float]]:
             yield path, st.st_size, st.st_mtime
 
 
-def _normal(location: str) -> str:
+def _path(location: str) -> str | None:
     path = local_path(location)
-    return os.path.abspath(path) if path is not None else location
+    return os.path.abspath(path) if path is not None else None
 
 
 def _remove(io: FileIO, files: Iterable[tuple[str, int]]) -> Reclaimed:
     removed = Reclaimed()
     for location, size in files:
         if not size:
-            path = local_path(location)
             try:
-                size = os.path.getsize(path) if path is not None else len(io.new_input(location))
-            except OSError:
+                size = len(io.new_input(location))
+            except FileNotFoundError:
                 continue  # already gone: nothing to give back
+            except OSError:
+                size = 0  # removed all the same; its size is not known
         try:
             io.delete(location)
         except FileNotFoundError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 from pyiceberg.io.pyarrow import (
@@ -24,6 +23,7 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table
 
 from sciti.lake.errors import LakeError
+from sciti.lake.files import local_path
 from sciti.lake.history import BATCH_PROPERTY
 
 __all__ = ["append_files", "data_folder", "field_ids"]
@@ -31,13 +31,13 @@ __all__ = ["append_files", "data_folder", "field_ids"]
 
 def data_folder(table: Table) -> Path:
     """The local folder holding the table's data files (created if missing)."""
-    url = urlparse(table.location())
-    if url.scheme not in ("", "file"):
+    root = local_path(table.location())
+    if root is None:
         raise LakeError(
             f"table {table.name()} lives at {table.location()}, which is not a local folder",
             remedy="use a local warehouse for bulk file ingest, or ingest through Lake.append",
         )
-    folder = Path(unquote(url.path)) / "data"
+    folder = Path(root) / "data"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -48,8 +48,9 @@ def field_ids(table: Table) -> dict[str, int]:
 
 
 def _location(table: Table, path: Path) -> str:
-    """The file's path spelled like the table's own location (a file:// URI or a plain path)."""
-    return path.resolve().as_uri() if table.location().startswith("file:") else str(path.resolve())
+    """The file's path spelled like the table's own location (a file:// URL or a plain path), and
+    as pyiceberg reads it: not percent-encoded (see sciti.lake.files.local_path)."""
+    return f"file://{path.resolve()}" if table.location().startswith("file:") else str(path.resolve())
 
 
 def _data_file(table: Table, path: str) -> DataFile:

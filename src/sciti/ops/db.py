@@ -56,7 +56,7 @@ def session_scope(url: str) -> Iterator[Session]:
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("sciti.ops").joinpath("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # ConfigParser syntax: a home may hold "%"
     return cfg
 
 

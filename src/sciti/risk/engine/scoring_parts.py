@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from sciti.lake import Lake
+from sciti.lake.files import local_path
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskScoringPart
 from sciti.risk.engine.assessment import ASSESSMENTS_TABLE
@@ -129,8 +128,7 @@ def finish(url: str, lake: Lake, *, stale_seconds: float | None = None) -> int:
 
 def _local(location: str) -> str:
     """A staged file's location as a local path (the lake's data files live in a local folder)."""
-    url = urlparse(location)
-    return unquote(url.path) if url.scheme == "file" else str(Path(location))
+    return local_path(location) or location
 
 
 __all__ = ["STALE_SECONDS", "done", "finish", "noted", "pending", "record", "record_ids", "staged_files"]
