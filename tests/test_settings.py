@@ -17,7 +17,7 @@ def test_a_relative_home_resolves_against_the_working_directory(tmp_path: Path, 
         monkeypatch.chdir(tmp_path / where)
         s = Settings(home=Path("instance"))
         assert s.resolved_ops_db_url == f"sqlite:///{tmp_path.resolve() / where / 'instance' / 'ops.db'}"
-        assert s.resolved_warehouse == (tmp_path.resolve() / where / "instance" / "warehouse").as_uri()
+        assert s.resolved_warehouse == str(tmp_path.resolve() / where / "instance" / "warehouse")
 
 
 def test_an_absolute_home_is_used_as_it_resolves(tmp_path: Path) -> None:
