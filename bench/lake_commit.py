@@ -22,10 +22,10 @@ from sciti.lake import Lake
 from sciti.model.schema import get_kind
 
 
-def batch(schema: pa.Schema, i: int) -> pa.Table:
-    text = [f"v{i}-{r}" for r in range(3)]
-    cols = [pa.array(text, f.type) if pa.types.is_string(f.type) else pa.nulls(3, f.type) for f in schema]
-    cols[schema.get_field_index("batch_id")] = pa.array([f"b{i}"] * 3, pa.string())
+def batch(schema: pa.Schema, i: int, rows: int = 3) -> pa.Table:
+    text = [f"v{i}-{r}" for r in range(rows)]
+    cols = [pa.array(text, f.type) if pa.types.is_string(f.type) else pa.nulls(rows, f.type) for f in schema]
+    cols[schema.get_field_index("batch_id")] = pa.array([f"b{i}"] * rows, pa.string())
     return pa.Table.from_arrays(cols, schema=schema)
 
 

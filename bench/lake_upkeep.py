@@ -14,6 +14,7 @@ at the end the ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -21,23 +22,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lake_commit import batch, disk  # noqa: E402  (the same rows and the same measure)
+
 from sciti.lake import Lake
 from sciti.lake import writes as lake_writes
 from sciti.lake.files import snapshot_files
 from sciti.model.schema import get_kind
 
 KEEP_LAST = 50  # as if the last hour were the newest 50 commits (upkeep's keep_last default)
-
-
-def batch(schema: pa.Schema, i: int) -> pa.Table:
-    text = [f"v{i}-{r}" for r in range(20)]
-    cols = [pa.array(text, f.type) if pa.types.is_string(f.type) else pa.nulls(20, f.type) for f in schema]
-    cols[schema.get_field_index("batch_id")] = pa.array([f"b{i}"] * 20, pa.string())
-    return pa.Table.from_arrays(cols, schema=schema)
-
-
-def disk(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def live(lake: Lake, ident: str) -> int:
@@ -80,7 +74,7 @@ def main() -> None:
     n = 0
     for round_ in range(1, args.rounds + 1):
         for _ in range(args.appends):
-            rows = batch(schema, n)
+            rows = batch(schema, n, rows=20)
             ours.append(kind.ident, rows, batch_id=f"b{n}")
             anchor.append(kind.ident, rows, batch_id=f"b{n}")
             n += 1

@@ -122,10 +122,9 @@ def remove_orphans(
 
     ``keep`` must be read before this call: a staged file committed after it is then either kept
     or already referred to by the table. Paths are spelled as pyiceberg opens them
-    (sciti.lake.files.local_path). If a file the
-    current snapshot reads is not found under the folders (a warehouse reached through another
-    path, a file kept elsewhere), nothing is removed: a file must never be taken for an orphan
-    because its name is spelled two ways."""
+    (sciti.lake.files.local_path). If a file the current snapshot reads is not found under the
+    folders (a warehouse reached through another path, a file kept elsewhere), nothing is
+    removed: a file must never be taken for an orphan because its name is spelled two ways."""
     root = _path(table.location())
     if root is None:
         return Reclaimed()  # an object store: listing it is not in pyiceberg's FileIO
