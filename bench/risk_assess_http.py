@@ -257,15 +257,16 @@ def scratch_database(server: str | None) -> Iterator[str | None]:
         admin.dispose()
 
 
-def start_server(s, port: int, *, authorisation: bool = True) -> subprocess.Popen:
-    """The real API server in its own process, listening when this returns."""
+def start_server(s, port: int, *, authorisation: bool = True, extra: str = "") -> subprocess.Popen:
+    """The real API server in its own process, listening when this returns. ``extra``: code run
+    after the app is made, before it serves."""
     env = {**os.environ, "SCITI_LOG_LEVEL": "WARNING"}
     for name in ("home", "codelists_dir", "wco_schema_dir", "edifact_dir", "connectors_dir"):
         env[f"SCITI_{name.upper()}"] = str(getattr(s, name))
     for name in ("ops_db_url", "catalog_uri"):
         if getattr(s, name):
             env[f"SCITI_{name.upper()}"] = str(getattr(s, name))
-    script = SERVER.format(port=port, overrides="" if authorisation else AUTH_OFF)
+    script = SERVER.format(port=port, overrides=("" if authorisation else AUTH_OFF) + extra)
     server = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.DEVNULL, cwd=ROOT)
     for _ in range(600):
         try:

@@ -147,13 +147,13 @@ def test_a_timestamp_field_counts_too(sqlite_world):
 def test_the_server_schedule_runs_retention_and_stops(sqlite_world):
     import time
 
-    from sciti.access.privacy import start_retention_schedule
+    from sciti.access.privacy import RetentionSchedule
     from tests.conftest import make_settings
 
     settings, lake = sqlite_world
-    assert start_retention_schedule(make_settings(settings.home, retention_every_hours=0), lake) is None
     fast = make_settings(settings.home, retention_every_hours=0.0001)
-    schedule = start_retention_schedule(fast, lake, first_delay=0)
+    schedule = RetentionSchedule(fast, lake, first_delay=0)
+    schedule.start()
     try:
         deadline = time.monotonic() + 30
         while schedule.runs < 2 and time.monotonic() < deadline:

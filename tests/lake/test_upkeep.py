@@ -1,5 +1,6 @@
-"""Lake upkeep on the server's schedule: every table compacted and expired, protected snapshots
-kept, one broken table never stopping the others."""
+"""Lake upkeep on a schedule: every table compacted and expired, protected snapshots kept, one
+broken table never stopping the others. (The server runs it in its background jobs process:
+tests/test_background.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from sciti.lake import Lake, query
 from sciti.lake.files import local_path, snapshot_files
-from sciti.lake.upkeep import FAILURES, UpkeepPolicy, start_lake_upkeep, upkeep_pass
+from sciti.lake.upkeep import FAILURES, LakeUpkeep, UpkeepPolicy, upkeep_pass
 
 from .test_maintain import SCHEMA, rows
 
@@ -76,10 +77,9 @@ def test_protected_snapshots_unknown_means_no_pass(lake: Lake) -> None:
 
 
 def test_the_schedule_runs_and_stops(lake: Lake) -> None:
-    assert start_lake_upkeep(lake, 0) is None  # 0 hours: left to cron
     fill(lake, "std.decl", 3)
-    upkeep = start_lake_upkeep(lake, every_hours=1.0, policy=TIGHT, first_delay=0.0)
-    assert upkeep is not None
+    upkeep = LakeUpkeep(lake, every_hours=1.0, policy=TIGHT, first_delay=0.0)
+    upkeep.start()
     try:
         deadline = time.monotonic() + 60
         while upkeep.passes < 1 and time.monotonic() < deadline:
@@ -89,23 +89,3 @@ def test_the_schedule_runs_and_stops(lake: Lake) -> None:
         upkeep.stop()
     assert not upkeep.is_alive()
     assert len(snapshots(lake, "std.decl")) == 1 and n_rows(lake, "std.decl") == 6
-
-
-def test_the_server_starts_upkeep_from_its_settings(settings) -> None:
-    from sciti.cli.server import _start_lake_upkeep
-
-    off = settings.model_copy(update={"lake_upkeep_every_hours": 0})
-    assert _start_lake_upkeep(off) is None
-    on = settings.model_copy(
-        update={"lake_keep_days": 3.0, "lake_keep_all_hours": 2.0, "lake_orphan_days": 5.0}
-    )
-    upkeep = _start_lake_upkeep(on)
-    assert upkeep is not None
-    try:
-        assert upkeep.every_hours == 1.0 and upkeep.first_delay > 0  # never during start-up
-        assert (upkeep.policy.keep_days, upkeep.policy.keep_all_hours) == (3.0, 2.0)
-        assert upkeep.policy.orphan_days == 5.0
-        assert upkeep.protected is not None and upkeep.protected() == {}  # no model trained yet
-        assert upkeep.staged is not None and upkeep.staged() == []  # no scoring part waiting
-    finally:
-        upkeep.stop()

@@ -238,7 +238,7 @@ def run_retention(
 
 
 class RetentionSchedule(Periodic):
-    """Runs :func:`run_retention` every ``settings.retention_every_hours`` in the server process."""
+    """Runs :func:`run_retention` every ``settings.retention_every_hours`` (the server's background jobs)."""
 
     def __init__(self, settings: Settings, lake: Lake, *, first_delay: float = 60.0):
         super().__init__("sciti-retention", first_delay=first_delay, what="retention run", log=log)
@@ -249,17 +249,6 @@ class RetentionSchedule(Periodic):
 
     def period(self) -> float:
         return self.settings.retention_every_hours * 3600
-
-
-def start_retention_schedule(
-    settings: Settings, lake: Lake, *, first_delay: float = 60.0
-) -> RetentionSchedule | None:
-    """Start the retention thread (None when ``retention_every_hours`` is 0); the server stops it."""
-    if settings.retention_every_hours <= 0:
-        return None
-    schedule = RetentionSchedule(settings, lake, first_delay=first_delay)
-    schedule.start()
-    return schedule
 
 
 # -- consent register ------------------------------------------------------------------------------
@@ -501,7 +490,6 @@ __all__ = [
     "run_retention",
     "set_retention",
     "set_transfer_rule",
-    "start_retention_schedule",
     "transfer_allowed",
     "unset_retention",
     "withdraw_consent",

@@ -6,7 +6,6 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.panel import Panel
@@ -21,9 +20,6 @@ from sciti.errors import SCITIError
 from sciti.logs import setup_logging
 from sciti.ops import User, get_engine, migrate, session_scope
 from sciti.settings import Settings
-
-if TYPE_CHECKING:
-    from sciti.lake.upkeep import LakeUpkeep
 
 log = logging.getLogger("sciti.cli")
 ADMIN_USER = "admin"
@@ -170,11 +166,11 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    # Personal-data retention runs inside the server (retention_every_hours; 0 leaves it to cron).
-    from sciti.access.privacy import start_retention_schedule
+    # Lake upkeep and personal-data retention run in the server's background jobs process
+    # (lake_upkeep_every_hours, retention_every_hours; 0 for both leaves them to cron).
+    from sciti.background import start_background_jobs
 
-    retention = start_retention_schedule(s, lake(s))
-    upkeep = _start_lake_upkeep(s)
+    background = start_background_jobs(s)
     try:
         uvicorn.run(
             create_app(s),
@@ -185,30 +181,8 @@ def serve(
             server_header=False,
         )
     finally:
-        if upkeep is not None:
-            upkeep.stop()
-        if retention is not None:
-            retention.stop()
-
-
-def _start_lake_upkeep(s: Settings) -> LakeUpkeep | None:
-    """Compaction, snapshot expiry and removal of unused files of every lake table, every
-    ``lake_upkeep_every_hours``; snapshots registered models were trained on and files of scoring
-    parts awaiting the lake are kept (0 hours: left to cron)."""
-    from sciti.lake.upkeep import UpkeepPolicy, start_lake_upkeep
-    from sciti.risk.engine.scoring_parts import staged_files
-    from sciti.risk.models import trained_on_snapshots
-
-    policy = UpkeepPolicy(
-        keep_days=s.lake_keep_days, keep_all_hours=s.lake_keep_all_hours, orphan_days=s.lake_orphan_days
-    )
-    return start_lake_upkeep(
-        lake(s),
-        s.lake_upkeep_every_hours,
-        policy,
-        protected=lambda: trained_on_snapshots(s),
-        staged=lambda: staged_files(s.resolved_ops_db_url),
-    )
+        if background is not None:
+            background.stop()
 
 
 def register(app: typer.Typer) -> None:

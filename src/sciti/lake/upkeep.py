@@ -1,13 +1,15 @@
-"""Lake upkeep on a schedule, inside the server: compaction, snapshot expiry and removal of the
-files nothing uses any more (sciti.lake.reclaim), table by table.
+"""Lake upkeep on a schedule: compaction, snapshot expiry and removal of the files nothing uses
+any more (sciti.lake.reclaim), table by table.
 
 Real-time feeds commit every few seconds, and every snapshot kept makes the next commit of that
 table slower; files written by ingest are unsorted until compacted. ``sciti lake maintain`` does the
-work by hand; a server runs it by itself every ``lake_upkeep_every_hours`` so nobody has to
-remember a cron entry (0 turns it off, for a site that prefers its own scheduler).
+work by hand; a server runs it by itself every ``lake_upkeep_every_hours`` (in its background jobs
+process, sciti.background) so nobody has to remember a cron entry (0 turns it off, for a site that
+prefers its own scheduler).
 
 One failed table never stops the others or the schedule: it is logged, counted on ``/metrics``
-and tried again at the next pass.
+and tried again at the next pass. A pass tells what it did as small events (:data:`Report`);
+:func:`count` puts them on the metrics of the process that serves ``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -42,6 +45,20 @@ FREED = Counter(
 Protected = Callable[[], Mapping[str, Collection[int]]]
 # Files written to be committed later (e.g. scoring parts awaiting the lake): never orphans.
 Staged = Callable[[], Collection[str]]
+# Receives what a pass did, one event at a time (plain JSON values: it may cross processes).
+Report = Callable[[dict[str, Any]], None]
+
+
+def count(event: dict[str, Any]) -> None:
+    """Show an upkeep event on this process's metrics."""
+    if "failed" in event:
+        FAILURES.labels(table=event["failed"]).inc()
+    elif "table" in event:
+        SNAPSHOTS.labels(table=event["table"]).set(event["snapshots_left"])
+        FREED.labels(table=event["table"]).inc(event["bytes_freed"])
+    elif "pass_ended" in event:
+        PASSES.inc()
+        LAST_PASS.set(event["pass_ended"])
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ def upkeep_pass(
     protected: Protected | None = None,
     halt: threading.Event | None = None,
     staged: Staged | None = None,
+    report: Report = count,
 ) -> tuple[list[MaintainResult], list[str]]:
     """Maintain every table once: (results, tables that failed). ``halt`` set: stop between tables."""
     try:
@@ -89,12 +107,11 @@ def upkeep_pass(
             )
         except Exception as exc:  # one bad table (whatever the cause) does not stop the others
             log.error("lake upkeep failed", extra={"table": info.ident, "error": str(exc)})
-            FAILURES.labels(table=info.ident).inc()
+            report({"failed": info.ident})
             failed.append(info.ident)
             continue
-        SNAPSHOTS.labels(table=info.ident).set(result.snapshots_left)
         freed = result.removed + result.orphans
-        FREED.labels(table=info.ident).inc(freed.bytes)
+        report({"table": info.ident, "snapshots_left": result.snapshots_left, "bytes_freed": freed.bytes})
         if result.expired or freed.files or result.compact.files_before != result.compact.files_after:
             log.info(
                 "lake table maintained",
@@ -110,8 +127,7 @@ def upkeep_pass(
                 },
             )
         results.append(result)
-    PASSES.inc()
-    LAST_PASS.set(time.time())
+    report({"pass_ended": time.time()})
     return results, failed
 
 
@@ -128,41 +144,23 @@ class LakeUpkeep(Periodic):
         *,
         protected: Protected | None = None,
         staged: Staged | None = None,
+        report: Report = count,
         first_delay: float = 300.0,
     ):
         super().__init__("sciti-lake-upkeep", first_delay=first_delay, what="lake upkeep pass", log=log)
         self.lake, self.every_hours = lake, every_hours
         self.policy = policy or UpkeepPolicy()
-        self.protected, self.staged = protected, staged
+        self.protected, self.staged, self.report = protected, staged, report
 
     @property
     def passes(self) -> int:
         return self.runs
 
     def job(self) -> None:
-        upkeep_pass(self.lake, self.policy, self.protected, self.halt, self.staged)
+        upkeep_pass(self.lake, self.policy, self.protected, self.halt, self.staged, self.report)
 
     def period(self) -> float:
         return self.every_hours * 3600
 
 
-def start_lake_upkeep(
-    lake: Lake,
-    every_hours: float,
-    policy: UpkeepPolicy | None = None,
-    *,
-    protected: Protected | None = None,
-    staged: Staged | None = None,
-    first_delay: float = 300.0,
-) -> LakeUpkeep | None:
-    """Start the upkeep thread (None when ``every_hours`` is 0); the server stops it."""
-    if every_hours <= 0:
-        return None
-    upkeep = LakeUpkeep(
-        lake, every_hours, policy, protected=protected, staged=staged, first_delay=first_delay
-    )
-    upkeep.start()
-    return upkeep
-
-
-__all__ = ["LakeUpkeep", "UpkeepPolicy", "start_lake_upkeep", "upkeep_pass"]
+__all__ = ["LakeUpkeep", "Report", "UpkeepPolicy", "count", "upkeep_pass"]

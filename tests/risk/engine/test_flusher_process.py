@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from sciti.child import NICENESS
 from sciti.risk.engine import FlusherProcess, RiskService
-from sciti.risk.engine.flush_worker import NICENESS
 from tests.risk.engine.test_store import heavy_cheap, lake_rows
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import subprocess
-import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from sciti import child
 from sciti.lake import Lake, open_lake
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskOutbox
@@ -174,11 +173,9 @@ class FlusherProcess:
 
     Writing Parquet and committing to the catalogue is heavy Python work; on a thread of the
     server it holds the interpreter lock for long stretches and every real-time answer waits
-    behind it. In a child process it uses the other core instead. Same outbox, same exactly-once
-    protocol: a crash of either process loses nothing. The settings go to the child on its stdin
-    (never in its command line); closing stdin tells it to make a last pass and stop, so it also
-    stops when the server dies. It runs in its own process group and ignores SIGINT: stdin is its
-    only stop signal (decision 0061).
+    behind it. In a child process (:mod:`sciti.child`) it uses the other core instead. Same outbox,
+    same exactly-once protocol: a crash of either process loses nothing. Closing the child's stdin
+    tells it to make a last pass and stop, so it also stops when the server dies (decision 0061).
     """
 
     def __init__(self, settings: Settings):
@@ -189,17 +186,8 @@ class FlusherProcess:
         return pending(self.settings.resolved_ops_db_url)
 
     def start(self) -> None:
-        if self._process is not None:
-            return
-        # Its own process group: Ctrl+C on the server (SIGINT to the terminal's foreground group)
-        # must not interrupt the child mid-pass; the server's shutdown closes its stdin instead.
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "sciti.risk.engine.flush_worker"], stdin=subprocess.PIPE, process_group=0
-        )
-        assert self._process.stdin is not None
-        data = pickle.dumps(self.settings)
-        self._process.stdin.write(len(data).to_bytes(8, "big") + data)
-        self._process.stdin.flush()
+        if self._process is None:
+            self._process = child.spawn("sciti.risk.engine.flush_worker", self.settings)
 
     def check(self) -> bool:
         """Start the child again if it died (its rows wait in the outbox meanwhile); True if it had."""
@@ -215,16 +203,8 @@ class FlusherProcess:
     def stop(self, *, final_flush: bool = True) -> None:
         """Stop the child after its last pass (it always makes one: ``final_flush`` is implied)."""
         proc, self._process = self._process, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:  # the rows stay in the outbox for the next start
-            log.error("the assessment flusher did not stop in time; terminating it")
-            proc.terminate()
-            proc.wait(timeout=10)
+        if proc is not None:  # the rows of an unfinished pass stay in the outbox for the next start
+            child.stop(proc, timeout=120, what="assessment flusher", log=log)
 
 
 __all__ = ["Flusher", "FlusherProcess"]

@@ -1,0 +1,70 @@
+"""Helper processes of the server: the assessment flusher and the background jobs.
+
+Heavy Python work on a thread of the server holds the interpreter lock, and every real-time answer
+waits behind it; in a process of its own it uses the other core instead, at a lower priority. Both
+helpers are started the same way: ``python -m MODULE`` in its own process group (Ctrl+C on the
+server must not interrupt it mid-commit), with what it needs pickled on its stdin (never on its
+command line, where anyone on the machine can read it). Closing its stdin is its only stop signal,
+so it also stops when the server dies (decision 0061).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+NICENESS = 10  # added to the server's: a background priority, still scheduled on an idle core
+
+
+def spawn(module: str, payload: Any, *, stdout: int | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m module`` and hand it ``payload`` (see :func:`receive`)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=stdout, process_group=0
+    )
+    assert proc.stdin is not None
+    data = pickle.dumps(payload)
+    proc.stdin.write(len(data).to_bytes(8, "big") + data)
+    proc.stdin.flush()
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], *, timeout: float, what: str, log: logging.Logger) -> None:
+    """Close the child's stdin and wait for it to finish its work; terminate it after ``timeout``."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.error("the %s did not stop in time; terminating it", what)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def receive() -> tuple[Any, threading.Event]:
+    """In the child: (the parent's payload, an event set once the parent stops or dies).
+
+    Also ignores SIGINT (stopping is the parent's job: a signal sent to a whole group must not cut
+    a pass short) and lowers the process's priority by :data:`NICENESS`: the answers to clearance
+    systems come first.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICENESS)
+    size = int.from_bytes(sys.stdin.buffer.read(8), "big")
+    payload = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (from our own parent)
+    stopped = threading.Event()
+
+    def watch_parent() -> None:  # stdin closes when the server stops or dies
+        sys.stdin.buffer.read()
+        stopped.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    return payload, stopped
+
+
+__all__ = ["NICENESS", "receive", "spawn", "stop"]

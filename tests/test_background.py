@@ -1,0 +1,125 @@
+"""The server's background jobs (lake upkeep, retention) run in a process of their own: what they
+do shows on the server's /metrics, a child that dies is started again, and stopping the server (or
+the server dying) ends the child."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import psutil
+import pytest
+from prometheus_client import REGISTRY
+
+from sciti.access import list_entries
+from sciti.access.privacy import RetentionSchedule
+from sciti.background import BackgroundJobs, _relay, jobs, start_background_jobs, wanted
+from sciti.child import NICENESS
+from sciti.lake import open_lake
+from sciti.lake.upkeep import LakeUpkeep
+from sciti.ops import migrate, session_scope
+from sciti.settings import Settings
+from tests.lake.test_maintain import SCHEMA, rows
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def wait_for(what: Callable[[], bool], seconds: float = 90.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not what():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def instance(settings: Settings) -> Settings:
+    migrate(settings.resolved_ops_db_url)
+    return settings
+
+
+def test_the_jobs_follow_the_settings(instance: Settings) -> None:
+    on = instance.model_copy(
+        update={"lake_keep_days": 3.0, "lake_keep_all_hours": 2.0, "lake_orphan_days": 5.0}
+    )
+    upkeep, retention = jobs(on)
+    assert isinstance(upkeep, LakeUpkeep) and isinstance(retention, RetentionSchedule)
+    assert upkeep.every_hours == 1.0
+    assert upkeep.first_delay > 0 and retention.first_delay > 0  # never during start-up
+    policy = upkeep.policy
+    assert (policy.keep_days, policy.keep_all_hours, policy.orphan_days) == (3.0, 2.0, 5.0)
+    assert upkeep.protected is not None and upkeep.protected() == {}  # no model trained yet
+    assert upkeep.staged is not None and upkeep.staged() == []  # no scoring part waiting
+    only_upkeep = instance.model_copy(update={"retention_every_hours": 0})
+    assert [type(j) for j in jobs(only_upkeep)] == [LakeUpkeep]
+    neither = only_upkeep.model_copy(update={"lake_upkeep_every_hours": 0})
+    assert not wanted(neither) and jobs(neither) == [] and start_background_jobs(neither) is None  # cron
+
+
+def test_upkeep_and_retention_run_in_the_child_and_show_on_the_servers_metrics(instance: Settings) -> None:
+    lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)
+    lake.ensure_table("std.feed", SCHEMA)
+    for i in range(3):
+        lake.append("std.feed", rows(f"b{i}"), batch_id=f"b{i}")
+    passes = metric("sciti_lake_upkeep_passes_total")
+    background = BackgroundJobs(instance, first_delay=0.0)
+    background.start()
+    try:
+        pid = background.pid
+        assert pid is not None and pid != psutil.Process().pid
+        assert wait_for(lambda: metric("sciti_lake_upkeep_passes_total") > passes)
+        child = psutil.Process(pid)
+        assert child.nice() == min(19, psutil.Process().nice() + NICENESS)  # answers come first
+        # The pass compacted the three appends into one file: a new snapshot, counted here.
+        table = lake.table("std.feed")
+        table.refresh()
+        assert metric("sciti_lake_snapshots", table="std.feed") == len(table.metadata.snapshots) == 4
+        assert metric("sciti_lake_upkeep_last_pass_seconds") > time.time() - 120
+        with session_scope(instance.resolved_ops_db_url) as session:
+            assert wait_for(lambda: bool(list_entries(session, action="retention.run")))
+            assert {e.actor for e in list_entries(session, action="retention.run")} == {"retention-schedule"}
+    finally:
+        background.stop()
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_background_process_that_died_is_started_again(instance: Settings) -> None:
+    background = BackgroundJobs(instance, first_delay=3600.0, restart_seconds=0.1)
+    restarts = metric("sciti_background_restarts_total")
+    background.start()
+    try:
+        first = background.pid
+        assert first is not None
+        psutil.Process(first).kill()
+        assert wait_for(lambda: background.pid not in (None, first))
+        second = psutil.Process(background.pid)  # type: ignore[arg-type]
+        assert second.is_running()
+        assert metric("sciti_background_restarts_total") == restarts + 1
+    finally:
+        background.stop()
+    assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_child_stops_by_itself_when_the_server_goes_away(instance: Settings) -> None:
+    background = BackgroundJobs(instance, first_delay=3600.0)
+    background.start()
+    proc = background._process  # noqa: SLF001
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()  # what the kernel does when the server process dies
+    assert proc.wait(timeout=120) == 0
+    background.stop()
+
+
+def test_what_the_child_prints_besides_events_is_shown_and_skipped() -> None:
+    passes = metric("sciti_lake_upkeep_passes_total")
+    script = "print('a library talking'); print('[1, 2]'); print('{\"pass_ended\": 1234.5}')"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    _relay(proc)
+    assert proc.wait(timeout=30) == 0
+    assert metric("sciti_lake_upkeep_passes_total") == passes + 1
+    assert metric("sciti_lake_upkeep_last_pass_seconds") == 1234.5
