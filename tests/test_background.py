@@ -117,7 +117,8 @@ def test_the_child_stops_by_itself_when_the_server_goes_away(instance: Settings)
 
 def test_what_the_child_prints_besides_events_is_shown_and_skipped() -> None:
     passes = metric("sciti_lake_upkeep_passes_total")
-    script = "print('a library talking'); print('[1, 2]'); print('{\"pass_ended\": 1234.5}')"
+    lines = ["a library talking", "[1, 2]", '{"table": "std.x"}', '{"pass_ended": 1234.5}']
+    script = f"print({chr(10).join(lines)!r})"
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     _relay(proc)
     assert proc.wait(timeout=30) == 0

@@ -143,12 +143,9 @@ def _relay(proc: subprocess.Popen[bytes]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         try:
-            event = json.loads(line)
-        except ValueError:  # not ours (a library printing): shown, never fatal
+            count(json.loads(line))
+        except (ValueError, TypeError, KeyError, AttributeError):  # not an event of ours: shown, skipped
             log.warning("the background jobs process wrote a line that is not an event: %r", line[:200])
-            continue
-        if isinstance(event, dict):
-            count(event)
 
 
 def start_background_jobs(settings: Settings) -> BackgroundJobs | None:
