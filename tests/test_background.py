@@ -4,6 +4,7 @@ the server dying) ends the child."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -15,10 +16,10 @@ from prometheus_client import REGISTRY
 
 from sciti.access import list_entries
 from sciti.access.privacy import RetentionSchedule
-from sciti.background import BackgroundJobs, _relay, jobs, start_background_jobs, wanted
-from sciti.child import NICENESS
+from sciti.background import BackgroundJobs, jobs, start_background_jobs, wanted
+from sciti.child import NICENESS, relay
 from sciti.lake import open_lake
-from sciti.lake.upkeep import LakeUpkeep
+from sciti.lake.upkeep import LakeUpkeep, count
 from sciti.ops import migrate, session_scope
 from sciti.settings import Settings
 from tests.lake.test_maintain import SCHEMA, rows
@@ -120,7 +121,7 @@ def test_what_the_child_prints_besides_events_is_shown_and_skipped() -> None:
     lines = ["a library talking", "[1, 2]", '{"table": "std.x"}', '{"pass_ended": 1234.5}']
     script = f"print({chr(10).join(lines)!r})"
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    _relay(proc)
+    relay(proc, count, logging.getLogger("test"))
     assert proc.wait(timeout=30) == 0
     assert metric("sciti_lake_upkeep_passes_total") == passes + 1
     assert metric("sciti_lake_upkeep_last_pass_seconds") == 1234.5

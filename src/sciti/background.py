@@ -14,19 +14,17 @@ The child sends what upkeep did as JSON lines on its stdout, and the server puts
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 import threading
-from typing import Any
 
 from prometheus_client import Counter
 
 from sciti import child
 from sciti.access.privacy import RetentionSchedule
 from sciti.lake import open_lake
-from sciti.lake.upkeep import LakeUpkeep, Report, UpkeepPolicy, count
+from sciti.lake.upkeep import LakeUpkeep, UpkeepPolicy, count
 from sciti.logs import setup_logging
 from sciti.periodic import Periodic
 from sciti.risk.engine.scoring_parts import staged_files
@@ -47,7 +45,9 @@ def wanted(settings: Settings) -> bool:
     return settings.lake_upkeep_every_hours > 0 or settings.retention_every_hours > 0
 
 
-def jobs(settings: Settings, *, report: Report = count, first_delay: float | None = None) -> list[Periodic]:
+def jobs(
+    settings: Settings, *, report: child.Report = count, first_delay: float | None = None
+) -> list[Periodic]:
     """The jobs the settings schedule, not started yet. Upkeep keeps the snapshots registered models
     were trained on and the files of scoring parts awaiting the lake."""
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
@@ -115,12 +115,11 @@ class BackgroundJobs:
             self._watcher.join(timeout=10)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return child.spawn(MODULE, (self.settings, self.first_delay), stdout=subprocess.PIPE)
+        return child.spawn(MODULE, (self.settings, self.first_delay), events=count, log=log)
 
     def _watch(self) -> None:
         proc = self._process
         while proc is not None:
-            _relay(proc)
             code = proc.wait()
             if self._stopping.is_set():
                 return
@@ -138,16 +137,6 @@ class BackgroundJobs:
                 self._process = proc = self._spawn()
 
 
-def _relay(proc: subprocess.Popen[bytes]) -> None:
-    """Count each event the child sends until its stdout closes (it ended)."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        try:
-            count(json.loads(line))
-        except (ValueError, TypeError, KeyError, AttributeError):  # not an event of ours: shown, skipped
-            log.warning("the background jobs process wrote a line that is not an event: %r", line[:200])
-
-
 def start_background_jobs(settings: Settings) -> BackgroundJobs | None:
     """Start the child when the settings schedule any job (None otherwise); the server stops it."""
     if not wanted(settings):
@@ -161,15 +150,7 @@ def main() -> int:
     """The child: run the jobs until the server closes our stdin, then let the running one finish."""
     (settings, first_delay), stopped = child.receive()
     setup_logging(settings)
-    lock = threading.Lock()
-
-    def send(event: dict[str, Any]) -> None:
-        line = json.dumps(event) + "\n"
-        with lock:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-
-    running = jobs(settings, report=send, first_delay=first_delay)
+    running = jobs(settings, report=child.send, first_delay=first_delay)
     for job in running:
         job.start()
     stopped.wait()

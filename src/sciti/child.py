@@ -6,10 +6,15 @@ helpers are started the same way: ``python -m MODULE`` in its own process group 
 server must not interrupt it mid-commit), with what it needs pickled on its stdin (never on its
 command line, where anyone on the machine can read it). Closing its stdin is its only stop signal,
 so it also stops when the server dies (decision 0061).
+
+What a helper does is counted on the server's ``/metrics``, where operators look: the child sends
+small events as JSON lines on its stdout (:func:`send`), and the server applies them to its own
+metrics (:func:`relay`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -17,16 +22,22 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 NICENESS = 10  # added to the server's: a background priority, still scheduled on an idle core
+# Receives what a job did, one event at a time (plain JSON values: it may cross processes).
+Report = Callable[[dict[str, Any]], None]
+_SENDING = threading.Lock()
 
 
-def spawn(module: str, payload: Any, *, stdout: int | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m module`` and hand it ``payload`` (see :func:`receive`)."""
+def spawn(module: str, payload: Any, *, events: Report, log: logging.Logger) -> subprocess.Popen[bytes]:
+    """Start ``python -m module``, hand it ``payload`` (see :func:`receive`), and pass each event it
+    sends to ``events`` on a thread of ours until it ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=stdout, process_group=0
+        [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE, process_group=0
     )
+    threading.Thread(target=relay, args=(proc, events, log), name=f"{module}-events", daemon=True).start()
     assert proc.stdin is not None
     data = pickle.dumps(payload)
     proc.stdin.write(len(data).to_bytes(8, "big") + data)
@@ -44,6 +55,24 @@ def stop(proc: subprocess.Popen[bytes], *, timeout: float, what: str, log: loggi
         log.error("the %s did not stop in time; terminating it", what)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def relay(proc: subprocess.Popen[bytes], events: Report, log: logging.Logger) -> None:
+    """Pass each event the child sends to ``events`` until its stdout closes (it ended)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            events(json.loads(line))
+        except (ValueError, TypeError, KeyError, AttributeError):  # not an event of ours: shown, skipped
+            log.warning("process %s wrote a line that is not an event: %r", proc.pid, line[:200])
+
+
+def send(event: dict[str, Any]) -> None:
+    """In the child: hand ``event`` to the server (a :data:`Report`)."""
+    line = json.dumps(event) + "\n"
+    with _SENDING:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def receive() -> tuple[Any, threading.Event]:
@@ -67,4 +96,4 @@ def receive() -> tuple[Any, threading.Event]:
     return payload, stopped
 
 
-__all__ = ["NICENESS", "receive", "spawn", "stop"]
+__all__ = ["NICENESS", "Report", "receive", "relay", "send", "spawn", "stop"]

@@ -8,7 +8,7 @@ process, sciti.background) so nobody has to remember a cron entry (0 turns it of
 prefers its own scheduler).
 
 One failed table never stops the others or the schedule: it is logged, counted on ``/metrics``
-and tried again at the next pass. A pass tells what it did as small events (:data:`Report`);
+and tried again at the next pass. A pass tells what it did as small events (sciti.child.Report);
 :func:`count` puts them on the metrics of the process that serves ``/metrics``.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from sciti.child import Report
 from sciti.lake.catalog import KEEP_ALL_HOURS, KEEP_DAYS, KEEP_LAST, Lake, MaintainResult
 from sciti.lake.reclaim import ORPHAN_DAYS
 from sciti.periodic import Periodic
@@ -45,8 +46,6 @@ FREED = Counter(
 Protected = Callable[[], Mapping[str, Collection[int]]]
 # Files written to be committed later (e.g. scoring parts awaiting the lake): never orphans.
 Staged = Callable[[], Collection[str]]
-# Receives what a pass did, one event at a time (plain JSON values: it may cross processes).
-Report = Callable[[dict[str, Any]], None]
 
 
 def count(event: dict[str, Any]) -> None:
@@ -163,4 +162,4 @@ class LakeUpkeep(Periodic):
         return self.every_hours * 3600
 
 
-__all__ = ["LakeUpkeep", "Report", "UpkeepPolicy", "count", "upkeep_pass"]
+__all__ = ["LakeUpkeep", "UpkeepPolicy", "count", "upkeep_pass"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+from prometheus_client import REGISTRY
 
 from sciti.child import NICENESS
 from sciti.risk.engine import FlusherProcess, RiskService
@@ -19,6 +20,7 @@ from tests.risk.engine.test_store import heavy_cheap, lake_rows
 
 def test_the_server_flusher_process_moves_every_answer_to_the_lake_and_stops(kcs, assessor) -> None:
     before = lake_rows(kcs)
+    flushed = REGISTRY.get_sample_value("sciti_risk_buffer_flushed_total") or 0.0
     flusher = FlusherProcess(kcs)
     svc = RiskService(kcs, assessor, flusher=flusher)
     child = psutil.Process(flusher._process.pid)  # type: ignore[union-attr]
@@ -35,6 +37,12 @@ def test_the_server_flusher_process_moves_every_answer_to_the_lake_and_stops(kcs
         svc.stop()  # closes the child's stdin: it makes its last pass and exits
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     assert lake_rows(kcs) == before + len(answers) == before + 5
+    # The child's counts reach this process's /metrics (they were stuck at 0 here before).
+    deadline = time.monotonic() + 30
+    while REGISTRY.get_sample_value("sciti_risk_buffer_flushed_total") != flushed + 5:
+        assert time.monotonic() < deadline, "the flusher's count never reached the server's metrics"
+        time.sleep(0.05)
+    assert REGISTRY.get_sample_value("sciti_risk_buffer_pending") == 0
     assert svc.flusher.pending() == 0
 
 

@@ -22,7 +22,7 @@ def main() -> int:
     settings, stopped = child.receive()
     assert isinstance(settings, Settings)
     setup_logging(settings)
-    flusher = Flusher(settings)
+    flusher = Flusher(settings, report=child.send)  # counted on the server's /metrics
     while not stopped.wait(flusher.max_seconds):
         flusher.flush_logged()
     flusher.flush_logged()

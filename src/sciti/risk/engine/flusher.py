@@ -28,7 +28,7 @@ from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskOutbox
 from sciti.risk.engine import scoring_parts
 from sciti.risk.engine.assessment import ASSESSMENTS_SCHEMA, ASSESSMENTS_TABLE, rows_to_table
-from sciti.risk.engine.metrics import BUFFER_FLUSHED, BUFFER_PENDING, FLUSH_FAILURES
+from sciti.risk.engine.metrics import FLUSH_FAILURES, count
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.risk.engine.flusher")
@@ -40,11 +40,11 @@ def _row(payload: str) -> dict[str, Any]:
     return row
 
 
-def pending(url: str) -> int:
-    """Assessments in the outbox, not yet in the lake."""
+def pending(url: str, report: child.Report = count) -> int:
+    """Assessments in the outbox, not yet in the lake (also reported, for ``/metrics``)."""
     with session_scope(url) as session:
         n = session.scalar(select(func.count()).select_from(RiskOutbox)) or 0
-    BUFFER_PENDING.set(n)
+    report({"pending": n})
     return n
 
 
@@ -57,8 +57,11 @@ class Flusher:
         max_rows: int | None = None,
         max_seconds: float | None = None,
         stale_seconds: float = 120.0,
+        report: child.Report = count,
     ):
+        """``report``: where the counts of each pass go (this process's metrics, or the server's)."""
         self.url = settings.resolved_ops_db_url
+        self.report = report
         self.lake = lake or open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
         self.max_rows = max_rows or settings.buffer_max_rows
         self.max_seconds = settings.buffer_max_seconds if max_seconds is None else max_seconds
@@ -69,7 +72,7 @@ class Flusher:
 
     # -- counts ----------------------------------------------------------------------------------
     def pending(self) -> int:
-        return pending(self.url)
+        return pending(self.url, self.report)
 
     # -- one pass --------------------------------------------------------------------------------
     def flush(self) -> int:
@@ -120,7 +123,7 @@ class Flusher:
             self.lake.append(ASSESSMENTS_TABLE, rows_to_table([_row(p) for p in payloads]), batch_id=batch)
         with session_scope(self.url) as session:
             session.execute(delete(RiskOutbox).where(RiskOutbox.flush_batch == batch))
-        BUFFER_FLUSHED.inc(len(payloads))
+        self.report({"flushed": len(payloads)})
         return len(payloads)
 
     def _recover(self) -> int:
@@ -164,7 +167,7 @@ class Flusher:
         try:
             self.flush()
         except Exception as exc:  # the rows stay in the outbox; the next pass retries them
-            FLUSH_FAILURES.inc()
+            self.report({"flush_failed": 1})
             log.error("flushing assessments to the lake failed (will retry): %s", exc, exc_info=exc)
 
 
@@ -187,7 +190,9 @@ class FlusherProcess:
 
     def start(self) -> None:
         if self._process is None:
-            self._process = child.spawn("sciti.risk.engine.flush_worker", self.settings)
+            self._process = child.spawn(
+                "sciti.risk.engine.flush_worker", self.settings, events=count, log=log
+            )
 
     def check(self) -> bool:
         """Start the child again if it died (its rows wait in the outbox meanwhile); True if it had."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge
 
 ASSESSED = Counter(
@@ -28,6 +30,17 @@ MODEL_RELOADS = Counter(
 )
 RULES_RELOADS = Counter("sciti_risk_rules_reloads", "Times the engine reloaded the active rules.")
 
+
+def count(event: dict[str, Any]) -> None:
+    """Show a flusher event on this process's metrics (the server's flusher process sends them)."""
+    if "flushed" in event:
+        BUFFER_FLUSHED.inc(event["flushed"])
+    if "pending" in event:
+        BUFFER_PENDING.set(event["pending"])
+    if "flush_failed" in event:
+        FLUSH_FAILURES.inc()
+
+
 __all__ = [
     "ASSESSED",
     "BUFFER_FLUSHED",
@@ -37,4 +50,5 @@ __all__ = [
     "MODEL_ALERT",
     "MODEL_RELOADS",
     "RULES_RELOADS",
+    "count",
 ]
