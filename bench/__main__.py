@@ -22,7 +22,7 @@ BENCHES = [
     "rule_dryrun",
     "risk_batch",
     "risk_assess_http",
-    "upkeep_latency",
+    "background_latency",
     "authz_overhead",
     "login",
     "web_pages",

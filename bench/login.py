@@ -75,7 +75,7 @@ def main() -> int:
 
         from sciti.api.app import create_app
 
-        client = TestClient(create_app(settings, start_transports=False))
+        client = TestClient(create_app(settings))
 
         def over_http() -> None:
             answer = client.post("/api/v1/auth/token", json={"username": "bench", "password": PASSWORD})

@@ -48,7 +48,7 @@ SERVER = """
 import uvicorn
 from sciti.api.app import create_app
 from sciti.settings import get_settings
-app = create_app(get_settings(), start_transports=False)
+app = create_app(get_settings())
 {overrides}
 uvicorn.run(app, host="127.0.0.1", port={port}, log_config=None, access_log=False, server_header=False)
 """

@@ -143,7 +143,7 @@ def main() -> int:
         with session_scope(settings.resolved_ops_db_url) as s:
             top = s.query(RiskQueueItem.assessment_id).order_by(RiskQueueItem.score.desc()).first()
             queued = s.query(RiskQueueItem).count()
-        client = TestClient(create_app(settings, start_transports=False))
+        client = TestClient(create_app(settings))
         # The login form carries an anti-CSRF token (set with a cookie by the login page): echo it.
         tokens = re.findall(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text)
         login = {"username": "bench", "password": PASSWORD, "csrf_token": tokens[-1] if tokens else ""}

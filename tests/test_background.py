@@ -1,10 +1,11 @@
-"""The server's background jobs (lake upkeep, retention) run in a process of their own: what they
-do shows on the server's /metrics, a child that dies is started again, and stopping the server (or
-the server dying) ends the child."""
+"""The server's background work (transports, lake upkeep, retention) runs in a process of its own:
+what it does shows on the server's /metrics and /healthz, a child that dies is started again, and
+stopping the server (or the server dying) ends the child."""
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -16,12 +17,14 @@ from prometheus_client import REGISTRY
 
 from sciti.access import list_entries
 from sciti.access.privacy import RetentionSchedule
-from sciti.background import BackgroundJobs, jobs, start_background_jobs, wanted
-from sciti.child import NICENESS, relay
+from sciti.background import NICENESS, BackgroundJobs, jobs
+from sciti.child import relay
 from sciti.lake import open_lake
 from sciti.lake.upkeep import LakeUpkeep, count
 from sciti.ops import migrate, session_scope
 from sciti.settings import Settings
+from tests.acquire.transports.conftest import CONNECTORS
+from tests.acquire.transports.test_folder import CSV
 from tests.lake.test_maintain import SCHEMA, rows
 
 
@@ -59,7 +62,7 @@ def test_the_jobs_follow_the_settings(instance: Settings) -> None:
     only_upkeep = instance.model_copy(update={"retention_every_hours": 0})
     assert [type(j) for j in jobs(only_upkeep)] == [LakeUpkeep]
     neither = only_upkeep.model_copy(update={"lake_upkeep_every_hours": 0})
-    assert not wanted(neither) and jobs(neither) == [] and start_background_jobs(neither) is None  # cron
+    assert jobs(neither) == []  # both left to cron
 
 
 def test_upkeep_and_retention_run_in_the_child_and_show_on_the_servers_metrics(instance: Settings) -> None:
@@ -75,7 +78,7 @@ def test_upkeep_and_retention_run_in_the_child_and_show_on_the_servers_metrics(i
         assert pid is not None and pid != psutil.Process().pid
         assert wait_for(lambda: metric("sciti_lake_upkeep_passes_total") > passes)
         child = psutil.Process(pid)
-        assert child.nice() == min(19, psutil.Process().nice() + NICENESS)  # answers come first
+        assert child.nice() == psutil.Process().nice() + NICENESS  # see NICENESS: the server's own
         # The pass compacted the three appends into one file: a new snapshot, counted here.
         table = lake.table("std.feed")
         table.refresh()
@@ -87,6 +90,27 @@ def test_upkeep_and_retention_run_in_the_child_and_show_on_the_servers_metrics(i
     finally:
         background.stop()
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_transports_run_in_the_child_and_report_to_healthz(instance: Settings) -> None:
+    feeds = instance.model_copy(update={"connectors_dir": CONNECTORS, "buffer_max_seconds": 0.5})
+    drop = feeds.resolved_drop_dir / "decl"  # the drop_decl test connector's folder
+    drop.mkdir(parents=True)
+    (drop / "h.csv.part").write_text(CSV, encoding="utf-8")
+    os.replace(drop / "h.csv.part", drop / "h.csv")
+    background = BackgroundJobs(feeds, first_delay=3600.0)
+    assert background.transports_status == "starting"
+    background.start()
+    try:
+        assert wait_for(lambda: background.transports_status == "running")
+        assert background.transport_errors == {}  # every test connector's transport started
+        assert wait_for(lambda: not (drop / "h.csv").exists())  # ingested by the child ...
+        assert list((drop / "processed").rglob("h.csv"))  # ... and moved aside, never deleted
+        lake = open_lake(feeds.resolved_catalog_uri, feeds.resolved_warehouse)
+        assert lake.table("std.declarations").scan().to_arrow().num_rows == 2  # the third quarantined
+    finally:
+        background.stop()
+    assert background.transports_status == "stopped"
 
 
 def test_a_background_process_that_died_is_started_again(instance: Settings) -> None:

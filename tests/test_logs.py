@@ -96,7 +96,7 @@ def test_api_logs_name_the_user_and_never_the_secrets(captured, settings):
     password = "harbour-lantern-quietly-7"
     with session_scope(settings.resolved_ops_db_url) as s:
         create_user(s, "alice", ["analyst"], password=password)
-    client = TestClient(create_app(settings, start_transports=False))
+    client = TestClient(create_app(settings))
     client.post("/api/v1/auth/token", json={"username": "alice", "password": "wrong-" + password})
     token = client.post("/api/v1/auth/token", data={"username": "alice", "password": password}).json()[
         "access_token"

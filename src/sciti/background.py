@@ -1,15 +1,17 @@
-"""The server's background jobs, lake upkeep and personal-data retention, in a process of their own.
+"""The server's background work in a process of its own: the acquisition transports (drop folders,
+SQL extraction, MQTT subscriptions), lake upkeep and personal-data retention.
 
-Both run every few hours and then do heavy Python work for seconds to minutes: reading manifests,
-rewriting Parquet, committing. On a thread of the API process they held the interpreter lock all
-that time, and every real-time answer waited behind them (bench/upkeep_latency.py: during an upkeep
-pass the assessment p99 rose from about 25 ms to several hundred). So ``sciti serve`` runs them in
-a child process (sciti.child) at a background priority: ``python -m sciti.background``.
+All three do heavy Python work: parsing and validating what arrives, writing Parquet, committing
+to the catalogue; upkeep and retention for seconds to minutes at a time. On threads of the API
+process they held the interpreter lock meanwhile, and every real-time answer waited behind them
+(bench/background_latency.py). So ``sciti serve`` runs them in a child process (sciti.child),
+``python -m sciti.background``, where they use another core.
 
-The child sends what upkeep did as JSON lines on its stdout, and the server puts them on its own
-``/metrics``, where operators already look. If the child dies, the server starts it again after
-``restart_seconds`` (the jobs begin again from their first delay) and counts it
-(``sciti_background_restarts_total``). Decision 0079.
+The child sends what it did as events (sciti.child.send): upkeep's counts go on the server's
+``/metrics``, the transports' state on its ``/healthz``. If the child dies, the server starts it
+again after ``restart_seconds`` (the jobs begin again from their first delay; the transports pick
+up where their cursors and the broker left them) and counts it (``sciti_background_restarts_total``).
+Decision 0079.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import logging
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from prometheus_client import Counter
 
 from sciti import child
 from sciti.access.privacy import RetentionSchedule
+from sciti.acquire.transports import Transports, start_all
 from sciti.lake import open_lake
 from sciti.lake.upkeep import LakeUpkeep, UpkeepPolicy, count
 from sciti.logs import setup_logging
@@ -38,11 +42,12 @@ RESTARTS = Counter(
 )
 RESTART_SECONDS = 30.0
 MODULE = "sciti.background"
-
-
-def wanted(settings: Settings) -> bool:
-    """True when the settings schedule any job (0 hours for both: a site's own cron does them)."""
-    return settings.lake_upkeep_every_hours > 0 or settings.retention_every_hours > 0
+# The server's priority, unlike the flusher's (+10). A transport writes each message it receives
+# to the operational database before acknowledging it, and the real-time answers need that
+# database's write lock too. At a lower priority the child was descheduled while holding the lock,
+# and the answers waited longer: p99 286 ms against 53 ms at the same priority (2 cores, SQLite,
+# 200 MQTT messages/s, decision 0079). On another core the child does not slow the API process.
+NICENESS = 0
 
 
 def jobs(
@@ -76,8 +81,11 @@ def jobs(
 
 
 class BackgroundJobs:
-    """The server's side: starts the child, relays its events to ``/metrics``, restarts it if it
-    dies, and stops it (the job in progress finishes its table or rule first)."""
+    """The server's side: starts the child, relays its events, restarts it if it dies, and stops it
+    (the transports flush what they staged; the job in progress finishes its table or rule).
+
+    ``transports_status`` (for ``/healthz``): starting, running (``transport_errors`` names the
+    connectors whose transport could not start, and why), failed, restarting or stopped."""
 
     def __init__(
         self,
@@ -91,6 +99,8 @@ class BackgroundJobs:
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.transports_status = "starting"
+        self.transport_errors: dict[str, str] = {}
 
     @property
     def pid(self) -> int | None:
@@ -113,9 +123,16 @@ class BackgroundJobs:
             child.stop(proc, timeout=timeout, what="background jobs process", log=log)
         if self._watcher is not None:
             self._watcher.join(timeout=10)
+        self.transports_status = "stopped"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return child.spawn(MODULE, (self.settings, self.first_delay), events=count, log=log)
+        return child.spawn(MODULE, (self.settings, self.first_delay), events=self._event, log=log)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if "transports" in event:
+            self.transports_status, self.transport_errors = event["transports"], event.get("errors", {})
+        else:
+            count(event)
 
     def _watch(self) -> None:
         proc = self._process
@@ -129,6 +146,7 @@ class BackgroundJobs:
                 self.restart_seconds,
             )
             RESTARTS.inc()
+            self.transports_status = "restarting"
             if self._stopping.wait(self.restart_seconds):
                 return
             with self._lock:
@@ -137,25 +155,40 @@ class BackgroundJobs:
                 self._process = proc = self._spawn()
 
 
-def start_background_jobs(settings: Settings) -> BackgroundJobs | None:
-    """Start the child when the settings schedule any job (None otherwise); the server stops it."""
-    if not wanted(settings):
-        return None
+def start_background_jobs(settings: Settings) -> BackgroundJobs:
+    """Start the child; the server stops it. It runs whatever the settings and connectors ask for
+    (nothing at all if both schedules are 0 and no connector has a transport)."""
     background = BackgroundJobs(settings)
     background.start()
     return background
 
 
+def start_transports(settings: Settings) -> Transports | None:
+    """In the child: start every connector's transport and tell the server how that went."""
+    try:
+        running = start_all(settings)
+    except Exception as exc:  # the API stays up for queries and fixes; the log says why
+        log.error("acquisition transports failed to start: %s", exc, exc_info=exc)
+        child.send({"transports": "failed"})
+        return None
+    child.send({"transports": "running", "errors": running.errors})
+    return running
+
+
 def main() -> int:
-    """The child: run the jobs until the server closes our stdin, then let the running one finish."""
-    (settings, first_delay), stopped = child.receive()
+    """The child: run the transports and jobs until the server closes our stdin, then stop them
+    (each finishes its current step)."""
+    (settings, first_delay), stopped = child.receive(niceness=NICENESS)
     setup_logging(settings)
+    transports = start_transports(settings)
     running = jobs(settings, report=child.send, first_delay=first_delay)
     for job in running:
         job.start()
     stopped.wait()
     for job in running:
         job.halt.set()
+    if transports is not None:
+        transports.stop()  # MQTT flushes what it acknowledged
     for job in running:
         job.stop()
     return 0

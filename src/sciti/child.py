@@ -1,11 +1,11 @@
 """Helper processes of the server: the assessment flusher and the background jobs.
 
 Heavy Python work on a thread of the server holds the interpreter lock, and every real-time answer
-waits behind it; in a process of its own it uses the other core instead, at a lower priority. Both
-helpers are started the same way: ``python -m MODULE`` in its own process group (Ctrl+C on the
-server must not interrupt it mid-commit), with what it needs pickled on its stdin (never on its
-command line, where anyone on the machine can read it). Closing its stdin is its only stop signal,
-so it also stops when the server dies (decision 0061).
+waits behind it; in a process of its own it uses the other core instead. Both helpers are started
+the same way: ``python -m MODULE`` in its own process group (Ctrl+C on the server must not
+interrupt it mid-commit), with what it needs pickled on its stdin (never on its command line,
+where anyone on the machine can read it). Closing its stdin is its only stop signal, so it also
+stops when the server dies (decision 0061).
 
 What a helper does is counted on the server's ``/metrics``, where operators look: the child sends
 small events as JSON lines on its stdout (:func:`send`), and the server applies them to its own
@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-NICENESS = 10  # added to the server's: a background priority, still scheduled on an idle core
 # Receives what a job did, one event at a time (plain JSON values: it may cross processes).
 Report = Callable[[dict[str, Any]], None]
 _SENDING = threading.Lock()
@@ -75,15 +74,15 @@ def send(event: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
-def receive() -> tuple[Any, threading.Event]:
+def receive(*, niceness: int) -> tuple[Any, threading.Event]:
     """In the child: (the parent's payload, an event set once the parent stops or dies).
 
     Also ignores SIGINT (stopping is the parent's job: a signal sent to a whole group must not cut
-    a pass short) and lowers the process's priority by :data:`NICENESS`: the answers to clearance
-    systems come first.
+    a pass short) and adds ``niceness`` to the process's (0: the server's priority).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(NICENESS)
+    if niceness:
+        os.nice(niceness)
     size = int.from_bytes(sys.stdin.buffer.read(8), "big")
     payload = pickle.loads(sys.stdin.buffer.read(size))  # noqa: S301 (from our own parent)
     stopped = threading.Event()
@@ -96,4 +95,4 @@ def receive() -> tuple[Any, threading.Event]:
     return payload, stopped
 
 
-__all__ = ["NICENESS", "Report", "receive", "relay", "send", "spawn", "stop"]
+__all__ = ["Report", "receive", "relay", "send", "spawn", "stop"]

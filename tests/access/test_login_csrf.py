@@ -52,7 +52,7 @@ def test_bad_tokens_are_refused(cookie, form, key, at):
 def app(sqlite_api_settings):
     with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
         create_user(s, "alice", ["analyst"], password=PASSWORD)
-    return create_app(sqlite_api_settings, start_transports=False)
+    return create_app(sqlite_api_settings)
 
 
 def _form_token(client: TestClient) -> str:

@@ -31,7 +31,7 @@ def sqlite_api_settings(settings: Settings) -> Settings:
 
 def make_client(settings: Settings) -> TestClient:
     # raise_server_exceptions=False: a 500 must come back as the envelope, as a real client sees it.
-    return TestClient(create_app(settings, start_transports=False), raise_server_exceptions=False)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
 @pytest.fixture

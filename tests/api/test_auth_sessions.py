@@ -49,7 +49,7 @@ def test_session_cookie_is_httponly_strict_and_works(client, alice):
 def test_cookie_is_secure_over_https(sqlite_api_settings):
     with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
         create_user(s, "alice", ["analyst"], password=PASSWORD)
-    app = create_app(sqlite_api_settings, start_transports=False)
+    app = create_app(sqlite_api_settings)
     with TestClient(app, base_url="https://testserver") as client:
         answer = client.post("/api/v1/auth/session", json=CREDS)
     assert "secure" in answer.headers["set-cookie"].lower()

@@ -28,7 +28,7 @@ def _protected(app):
 
 
 def test_there_are_protected_routes_and_the_public_list_is_real(settings):
-    app = create_app(settings, start_transports=False)
+    app = create_app(settings)
     served = {r.path for r in served_routes(app)}
     assert served >= PUBLIC_PATHS, PUBLIC_PATHS - served  # no stale exemptions
     assert len(_protected(app)) >= 10
@@ -52,7 +52,7 @@ def test_every_non_public_route_answers_401_without_a_valid_token(client):
 
 
 def test_the_check_catches_a_route_without_authentication(sqlite_api_settings):
-    app = create_app(sqlite_api_settings, start_transports=False)
+    app = create_app(sqlite_api_settings)
 
     @app.get("/api/v1/forgotten")
     def forgotten() -> dict:

@@ -17,7 +17,7 @@ def app_with_faults(sqlite_api_settings):
 
     from sciti.access import current_principal
 
-    app = create_app(sqlite_api_settings, start_transports=False)
+    app = create_app(sqlite_api_settings)
 
     @app.get("/api/v1/test/boom", dependencies=[Depends(current_principal)])
     def boom() -> dict:

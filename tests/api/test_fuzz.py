@@ -44,7 +44,7 @@ def _world(home: Any, **overrides: Any) -> tuple[Any, dict[str, str]]:
     migrate(s.resolved_ops_db_url)
     build_world(open_lake(s.resolved_catalog_uri, s.resolved_warehouse))
     tokens = token_factory(s)
-    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", create_app(s, start_transports=False))
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", create_app(s))
     return schema, {role: tokens(role) for role in all_roles()}
 
 

@@ -45,12 +45,17 @@ def test_metrics_count_requests_by_route_template(client, token_for):
     assert_envelope(client.get("/metrics", headers=viewer), 403, "forbidden")
 
 
-def test_lifespan_starts_and_stops_the_transports(api_settings, tmp_path):
-    api_settings.connectors_dir = tmp_path / "no-connectors"  # nothing to start, but start_all runs
-    api_settings.connectors_dir.mkdir()
+def test_healthz_reports_the_transports_of_the_background_process(api_settings):
+    """The transports run in the server's background jobs process (tests/test_background.py);
+    without one, /healthz says they were not started."""
     from fastapi.testclient import TestClient
 
-    app = create_app(api_settings)
-    with TestClient(app) as c:
-        assert c.get("/healthz").json()["checks"]["transports"] in ("running", "not_installed")
-    assert app.state.transports_status == "stopped"
+    from sciti.background import BackgroundJobs
+
+    with TestClient(create_app(api_settings)) as c:
+        assert c.get("/healthz").json()["checks"]["transports"] == "not_started"
+    background = BackgroundJobs(api_settings)  # not started: as the server sees it before the child reports
+    with TestClient(create_app(api_settings, background=background)) as c:
+        assert c.get("/healthz").json()["checks"]["transports"] == "starting"
+        background.transports_status = "running"
+        assert c.get("/healthz").json()["checks"]["transports"] == "running"

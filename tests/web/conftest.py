@@ -89,7 +89,7 @@ def login(client: TestClient, username: str, password: str = PASSWORD, totp: str
 
 @pytest.fixture(scope="session")
 def web_app(web_settings: Settings):
-    return create_app(web_settings, start_transports=False)
+    return create_app(web_settings)
 
 
 @pytest.fixture(scope="session")
@@ -116,9 +116,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(web_settings: Settings) -> Iterator[str]:
     port = free_port()
-    config = uvicorn.Config(
-        create_app(web_settings, start_transports=False), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(web_settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

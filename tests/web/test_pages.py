@@ -229,7 +229,7 @@ def test_an_empty_instance_shows_empty_states(settings):
     migrate(settings.resolved_ops_db_url)
     with session_scope(settings.resolved_ops_db_url) as s:
         create_user(s, "first", ["viewer", "analyst"], password="Lantern-Orbit-Quarry-42")
-    with TestClient(create_app(settings, start_transports=False)) as c:
+    with TestClient(create_app(settings)) as c:
         login(c, "first")
         panels = c.get("/ui/home/panels").text
         assert "No declarations have been ingested yet." in panels

@@ -12,10 +12,9 @@ import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from sciti import __version__
@@ -24,6 +23,9 @@ from sciti.api.errors import install_error_handlers
 from sciti.api.middleware import RequestContextMiddleware
 from sciti.api.routers import auth, batches, health, quarantine, sql
 from sciti.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sciti.background import BackgroundJobs
 
 log = logging.getLogger("sciti.api")
 API_PREFIX = "/api/v1"
@@ -68,35 +70,12 @@ def _optional_module(name: str) -> Any | None:
     return importlib.import_module(name)
 
 
-def _start_transports(settings: Settings) -> tuple[Any | None, str]:
-    """Start the long-lived acquisition transports if this build has them: (handle, status)."""
-    module = _optional_module("sciti.acquire.transports")
-    start_all = getattr(module, "start_all", None)
-    if start_all is None:
-        return None, "not_installed"
-    try:
-        handle = start_all(settings)
-    except Exception as exc:  # the API stays up for queries and fixes; the log says why
-        log.error("acquisition transports failed to start: %s", exc, exc_info=exc)
-        return None, "failed"
-    return handle, "running"
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    if app.state.start_transports:
-        app.state.transports, app.state.transports_status = await run_in_threadpool(
-            _start_transports, settings
-        )
     log.info("api started", extra={"version": __version__})
     try:
         yield
     finally:
-        handle = app.state.transports
-        app.state.transports, app.state.transports_status = None, "stopped"
-        if handle is not None:
-            await run_in_threadpool(handle.stop)
         log.info("api stopped")
 
 
@@ -104,8 +83,9 @@ async def _to_web_app() -> RedirectResponse:
     return RedirectResponse("/ui/")
 
 
-def create_app(settings: Settings | None = None, *, start_transports: bool = True) -> FastAPI:
-    """The API for one SCITI instance. ``start_transports=False`` serves HTTP only (tests, workers)."""
+def create_app(settings: Settings | None = None, *, background: BackgroundJobs | None = None) -> FastAPI:
+    """The API for one SCITI instance. ``background``: the server's background jobs process (it runs
+    the acquisition transports; ``/healthz`` reports them), started and stopped by ``sciti serve``."""
     app = FastAPI(
         title="SCITI API",
         version=__version__,
@@ -120,9 +100,7 @@ def create_app(settings: Settings | None = None, *, start_transports: bool = Tru
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
-    app.state.start_transports = start_transports
-    app.state.transports = None
-    app.state.transports_status = "not_started"
+    app.state.background = background
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
 

@@ -166,14 +166,14 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    # Lake upkeep and personal-data retention run in the server's background jobs process
-    # (lake_upkeep_every_hours, retention_every_hours; 0 for both leaves them to cron).
+    # The acquisition transports, lake upkeep and personal-data retention run in the server's
+    # background jobs process (lake_upkeep_every_hours, retention_every_hours: 0 leaves it to cron).
     from sciti.background import start_background_jobs
 
     background = start_background_jobs(s)
     try:
         uvicorn.run(
-            create_app(s),
+            create_app(s, background=background),
             host=host,
             port=port,
             log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
@@ -181,8 +181,7 @@ def serve(
             server_header=False,
         )
     finally:
-        if background is not None:
-            background.stop()
+        background.stop()
 
 
 def register(app: typer.Typer) -> None:

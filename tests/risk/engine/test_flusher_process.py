@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 from prometheus_client import REGISTRY
 
-from sciti.child import NICENESS
 from sciti.risk.engine import FlusherProcess, RiskService
+from sciti.risk.engine.flush_worker import NICENESS
 from tests.risk.engine.test_store import heavy_cheap, lake_rows
 
 
@@ -85,7 +85,7 @@ with open(sys.argv[1], "rb") as f:
 with session_scope(settings.resolved_ops_db_url) as session:
     user, _ = create_user(session, "exit-check", ["clearance_system"], service=True)
     token = issue_token(session, user, 600).token
-with TestClient(create_app(settings, start_transports=False)) as client:
+with TestClient(create_app(settings)) as client:
     r = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": heavy_cheap("EXIT1")[0]},
                     headers={"Authorization": f"Bearer {token}"})
     print(r.status_code, flush=True)

@@ -21,7 +21,8 @@ log = logging.getLogger("sciti.api")
 @router.get("/healthz", summary="Liveness and readiness (no authentication)")
 def healthz(request: Request) -> JSONResponse:
     """``ok`` with the version when the operational database answers; 503 otherwise."""
-    checks = {"ops_db": "ok", "transports": request.app.state.transports_status}
+    background = request.app.state.background  # runs the transports (sciti serve)
+    checks = {"ops_db": "ok", "transports": background.transports_status if background else "not_started"}
     try:
         with get_engine(request.app.state.settings.resolved_ops_db_url).connect() as conn:
             conn.execute(text("SELECT 1"))
