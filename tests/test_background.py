@@ -149,3 +149,24 @@ def test_what_the_child_prints_besides_events_is_shown_and_skipped() -> None:
     assert proc.wait(timeout=30) == 0
     assert metric("sciti_lake_upkeep_passes_total") == passes + 1
     assert metric("sciti_lake_upkeep_last_pass_seconds") == 1234.5
+
+
+def test_events_after_the_server_is_gone_end_nothing_and_print_nothing() -> None:
+    """A server ended by a signal never stops its child: the child's events meet a closed pipe."""
+    script = (
+        "import sys, time\n"
+        "from sciti import child\n"
+        "sys.stdin.read()\n"  # wait until the 'server' is gone
+        "time.sleep(0.2)\n"
+        "child.send({'pass_ended': 1.0})\n"
+        "child.send({'pass_ended': 2.0})\n"
+        "print('still here', file=sys.stderr)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdout.close()  # the server died: nobody reads the child's events any more
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr is not None and proc.stderr.read().decode().strip() == "still here"  # no traceback

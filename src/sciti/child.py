@@ -70,8 +70,13 @@ def send(event: dict[str, Any]) -> None:
     """In the child: hand ``event`` to the server (a :data:`Report`)."""
     line = json.dumps(event) + "\n"
     with _SENDING:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The server is gone (killed, or ended by a signal before it could stop us); our stdin
+            # closes too, which stops us. Later events go nowhere, quietly (also at exit's flush).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def receive(*, niceness: int) -> tuple[Any, threading.Event]:
