@@ -44,9 +44,9 @@ RESTART_SECONDS = 30.0
 MODULE = "sciti.background"
 # The server's priority, unlike the flusher's (+10). A transport writes each message it receives
 # to the operational database before acknowledging it, and the real-time answers need that
-# database's write lock too. At a lower priority the child was descheduled while holding the lock,
-# and the answers waited longer: p99 286 ms against 53 ms at the same priority (2 cores, SQLite,
-# 200 MQTT messages/s, decision 0079). On another core the child does not slow the API process.
+# database's write lock too. At a lower priority the child was, most likely, descheduled while
+# holding the lock, and the answers waited longer: p99 286 ms against 53 ms at the same priority
+# (2 cores, SQLite, 200 MQTT messages/s; decision 0079). On another core it does not slow the API.
 NICENESS = 0
 
 
