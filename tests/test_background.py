@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import psutil
 import pytest
@@ -25,20 +24,12 @@ from sciti.ops import migrate, session_scope
 from sciti.settings import Settings
 from tests.acquire.transports.conftest import CONNECTORS
 from tests.acquire.transports.test_folder import CSV
+from tests.acquire.transports.test_mqtt import wait_for
 from tests.lake.test_maintain import SCHEMA, rows
 
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def wait_for(what: Callable[[], bool], seconds: float = 90.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not what():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture
@@ -76,7 +67,7 @@ def test_upkeep_and_retention_run_in_the_child_and_show_on_the_servers_metrics(i
     try:
         pid = background.pid
         assert pid is not None and pid != psutil.Process().pid
-        assert wait_for(lambda: metric("sciti_lake_upkeep_passes_total") > passes)
+        assert wait_for(lambda: metric("sciti_lake_upkeep_passes_total") > passes, 90)
         child = psutil.Process(pid)
         assert child.nice() == psutil.Process().nice() + NICENESS  # see NICENESS: the server's own
         # The pass compacted the three appends into one file: a new snapshot, counted here.

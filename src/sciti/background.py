@@ -55,9 +55,11 @@ def jobs(
 ) -> list[Periodic]:
     """The jobs the settings schedule, not started yet. Upkeep keeps the snapshots registered models
     were trained on and the files of scoring parts awaiting the lake."""
-    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     delay = {} if first_delay is None else {"first_delay": first_delay}
     out: list[Periodic] = []
+    if settings.lake_upkeep_every_hours <= 0 and settings.retention_every_hours <= 0:
+        return out  # both left to cron: no need to open the lake
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     if settings.lake_upkeep_every_hours > 0:
         policy = UpkeepPolicy(
             keep_days=settings.lake_keep_days,
