@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 
 import psutil
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from sqlalchemy import create_engine, text
 
 from sciti.access import list_entries
 from sciti.access.privacy import RetentionSchedule
+from sciti.api.app import create_app
 from sciti.background import NICENESS, BackgroundJobs, jobs
 from sciti.child import relay
 from sciti.lake import open_lake
@@ -102,6 +107,54 @@ def test_the_transports_run_in_the_child_and_report_to_healthz(instance: Setting
     finally:
         background.stop()
     assert background.transports_status == "stopped"
+
+
+@pytest.mark.postgres
+def test_a_failing_transport_shows_as_degraded_until_it_recovers(instance: Settings, tmp_path) -> None:
+    # A source database that does not exist: every extraction round fails. The API stays up
+    # (healthz 200 with the transports "degraded"), /metrics names the connector, and the state
+    # goes back to "running" once the source answers.
+    connectors = tmp_path / "connectors"
+    shutil.copytree(CONNECTORS / "sql_decl", connectors / "sql_decl")
+    spec = connectors / "sql_decl" / "connector.yaml"
+    missing = f"sciti_missing_{uuid.uuid4().hex[:8]}"
+    source = f"postgresql+psycopg://postgres@127.0.0.1:5432/{missing}"
+    spec.write_text(spec.read_text().replace("url_secret: sciti_test_source", f"url: '{source}'"))
+    feeds = instance.model_copy(update={"connectors_dir": connectors})
+    background = BackgroundJobs(feeds, first_delay=3600.0, watch_seconds=0.5)
+    background.start()
+    try:
+        assert wait_for(lambda: background.transports_status == "degraded", 60)
+        assert set(background.transport_errors) == {"sql_decl"}
+        assert "failed round" in background.transport_errors["sql_decl"]
+        assert metric("sciti_transport_problem", connector="sql_decl") == 1
+        with TestClient(create_app(feeds, background=background)) as client:
+            health = client.get("/healthz")
+        assert health.status_code == 200 and health.json()["checks"]["transports"] == "degraded"
+        assert "sql_decl" not in health.text  # names are for authenticated eyes (/metrics, logs)
+        admin = create_engine(
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{missing}"'))
+        try:
+            with create_engine(source).begin() as conn:
+                conn.execute(
+                    text(
+                        "CREATE TABLE src_declarations (id int primary key, declaration_id text, version int,"
+                        " office text, amount numeric, currency text, updated_at timestamptz)"
+                    )
+                )
+            assert wait_for(lambda: background.transports_status == "running", 120)
+            assert background.transport_errors == {}
+            assert metric("sciti_transport_problem", connector="sql_decl") == 0
+        finally:
+            background.stop()
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{missing}" WITH (FORCE)'))
+            admin.dispose()
+    finally:
+        background.stop()
 
 
 def test_a_background_process_that_died_is_started_again(instance: Settings) -> None:

@@ -22,7 +22,7 @@ import sys
 import threading
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from sciti import child
 from sciti.access.privacy import RetentionSchedule
@@ -40,7 +40,14 @@ RESTARTS = Counter(
     "sciti_background_restarts",
     "Times the background jobs process (lake upkeep, retention) ended and was started again.",
 )
+PROBLEMS = Gauge(
+    "sciti_transport_problem",
+    "1 while a connector's transport has a problem (not started, failing rounds, broker lost); the "
+    "server log says what.",
+    ["connector"],
+)
 RESTART_SECONDS = 30.0
+WATCH_SECONDS = 10.0  # how often the child looks at its transports' state
 MODULE = "sciti.background"
 # The server's priority, unlike the flusher's (+10). A transport writes each message it receives
 # to the operational database before acknowledging it, and the real-time answers need that
@@ -86,8 +93,9 @@ class BackgroundJobs:
     """The server's side: starts the child, relays its events, restarts it if it dies, and stops it
     (the transports flush what they staged; the job in progress finishes its table or rule).
 
-    ``transports_status`` (for ``/healthz``): starting, running (``transport_errors`` names the
-    connectors whose transport could not start, and why), failed, restarting or stopped."""
+    ``transports_status`` (for ``/healthz``): starting, running, degraded (``transport_errors``
+    names the connectors with a problem, and what: not started, failing rounds, broker lost; also
+    on ``/metrics`` as ``sciti_transport_problem``), failed, restarting or stopped."""
 
     def __init__(
         self,
@@ -95,8 +103,10 @@ class BackgroundJobs:
         *,
         first_delay: float | None = None,
         restart_seconds: float = RESTART_SECONDS,
+        watch_seconds: float = WATCH_SECONDS,
     ):
         self.settings, self.first_delay, self.restart_seconds = settings, first_delay, restart_seconds
+        self.watch_seconds = watch_seconds
         self._process: subprocess.Popen[bytes] | None = None
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -128,11 +138,20 @@ class BackgroundJobs:
         self.transports_status = "stopped"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return child.spawn(MODULE, (self.settings, self.first_delay), events=self._event, log=log)
+        payload = (self.settings, self.first_delay, self.watch_seconds)
+        return child.spawn(MODULE, payload, events=self._event, log=log)
 
     def _event(self, event: dict[str, Any]) -> None:
         if "transports" in event:
-            self.transports_status, self.transport_errors = event["transports"], event.get("errors", {})
+            errors = event.get("errors", {})
+            for connector in set(self.transport_errors) | set(errors):
+                PROBLEMS.labels(connector=connector).set(1 if connector in errors else 0)
+                if errors.get(connector) != self.transport_errors.get(connector):
+                    if connector in errors:
+                        log.warning("transport problem: %s: %s", connector, errors[connector])
+                    else:
+                        log.info("transport recovered: %s", connector)
+            self.transports_status, self.transport_errors = event["transports"], errors
         else:
             count(event)
 
@@ -173,20 +192,37 @@ def start_transports(settings: Settings) -> Transports | None:
         log.error("acquisition transports failed to start: %s", exc, exc_info=exc)
         child.send({"transports": "failed"})
         return None
-    child.send({"transports": "running", "errors": running.errors})
+    child.send(transports_event(running.errors))
     return running
+
+
+def transports_event(problems: dict[str, str]) -> dict[str, Any]:
+    return {"transports": "degraded" if problems else "running", "errors": problems}
+
+
+def watch_transports(transports: Transports | None, stopped: threading.Event, every: float) -> None:
+    """In the child, until the server closes our stdin: tell the server whenever the transports'
+    problems change (a source down, a broker unreachable, and when they recover)."""
+    last = transports.errors if transports is not None else None
+    while not stopped.wait(every):
+        if transports is None:
+            continue
+        problems = transports.problems()
+        if problems != last:
+            child.send(transports_event(problems))
+            last = problems
 
 
 def main() -> int:
     """The child: run the transports and jobs until the server closes our stdin, then stop them
     (each finishes its current step)."""
-    (settings, first_delay), stopped = child.receive(niceness=NICENESS)
+    (settings, first_delay, watch_seconds), stopped = child.receive(niceness=NICENESS)
     setup_logging(settings)
     transports = start_transports(settings)
     running = jobs(settings, report=child.send, first_delay=first_delay)
     for job in running:
         job.start()
-    stopped.wait()
+    watch_transports(transports, stopped, watch_seconds)
     for job in running:
         job.halt.set()
     if transports is not None:

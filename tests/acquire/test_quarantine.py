@@ -106,3 +106,27 @@ def test_resubmit_rules(acq_settings, runner: Runner) -> None:
         resubmit(acq_settings, entry["id"], None, user="tester")
     newest = list_quarantine(acq_settings)[0]
     assert newest["locator"].startswith("r.csv#resubmit-") and newest["status"] == "open"
+
+
+def test_a_missing_path_stops_the_run_before_anything_is_read(acq_settings, cli, tmp_path) -> None:
+    decl_connector(acq_settings)
+    path = tmp_path / "q.csv"
+    path.write_text(CSV)
+    typo = tmp_path / "q2.cvs"
+    result = run(cli, "ingest", "decl", str(path), str(typo))
+    assert result.exit_code != 0 and "no such file or folder" in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not a FileNotFoundError
+    assert orjson.loads(run(cli, "batches", "--json").output) == []  # nothing half done
+
+
+def test_show_prints_the_raw_text_unwrapped_for_resubmission(acq_settings, cli, tmp_path) -> None:
+    decl_connector(acq_settings)
+    long_id = "Q" + "9" * 150  # a line far wider than any terminal
+    path = tmp_path / "wide.csv"
+    path.write_text(f"{HEADER}\n{long_id},2024-07-03,KRPUS,x,USD,851713,\n")
+    assert run(cli, "ingest", "decl", str(path)).exit_code == 0
+    (entry,) = orjson.loads(run(cli, "quarantine", "list", "--json").output)
+    shown = run(cli, "quarantine", "show", str(entry["id"])).output
+    raw = shown.split("raw:", 1)[1]
+    assert f"{long_id},2024-07-03,KRPUS,x,USD,851713," in raw.splitlines()
+    assert HEADER in raw.splitlines()  # the header too, whole: the text can be sent back as is

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from sciti.acquire import blobs
 from sciti.acquire.connector import Connector, load_connector
+from sciti.acquire.dbtext import db_text, nul_note
 from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.formats import jsonl, tabular
 from sciti.acquire.items import Rejected
@@ -133,13 +134,17 @@ class Runner:
         unit: str,
         transport: str = "http",
         resubmission_of: int | None = None,
+        fingerprint: str | None = None,
     ) -> BatchResult:
-        """One received body (HTTP push, a message, a corrected unit) -> one batch."""
+        """One received body (HTTP push, a message, a corrected unit) -> one batch.
+
+        The batch is known by the sha256 of the bytes unless the caller names it (``fingerprint``):
+        two MQTT messages with the same bytes are two messages, each counted."""
         key = blobs.put_bytes(self.settings, data)
         return self._ingest(
             connector,
             unit,
-            key,
+            fingerprint or key,
             lambda: key,
             size=len(data),
             transport=transport,
@@ -217,7 +222,7 @@ class Runner:
                 connector=connector.name,
                 source=connector.source,
                 transport=transport,
-                unit=unit,
+                unit=db_text(unit),
                 fingerprint=fingerprint,
                 object_key=object_key or key,
                 status="running",
@@ -242,7 +247,7 @@ class Runner:
             tables = self._write(connector, batch, obj, mapped, started, fresh)
             self._commit(connector, batch.id, mapped, tables)
         except Exception as exc:  # a real failure: keep the batch retryable and say why
-            message = str(exc) or type(exc).__name__
+            message = db_text(str(exc)) or type(exc).__name__
             with session_scope(self.db) as s:
                 row = s.get(Batch, batch.id)
                 if row is not None:
@@ -476,10 +481,18 @@ def _copy_quarantine(conn: Any, batch_id: str, connector: Connector, rejects: li
 
 
 def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) -> tuple:
-    """One quarantine row in QUARANTINE_COLUMNS order."""
-    details = orjson.dumps(r.details).decode()
+    """One quarantine row in QUARANTINE_COLUMNS order, its text storable on every backend.
+
+    A NUL (0x00) from the source is shown as ␀ (PostgreSQL text cannot hold it; the bytes as
+    received are in the object store) and the reason says so and where (decision 0085)."""
+    details = orjson.dumps(r.details).decode()  # JSON writes a NUL as \u0000: plain ASCII
     source = (batch_id, connector.name, connector.source)
-    return (*source, r.locator, r.field, r.reason, r.raw, details, "open", now)
+    reason = r.reason
+    note = nul_note(r.raw) or nul_note(reason)
+    if note and "NUL byte" not in reason:
+        reason = f"{reason}; {note}"
+    text = (db_text(r.locator), db_text(r.field), db_text(reason), db_text(r.raw))
+    return (*source, *text, details, "open", now)
 
 
 def _stored(key: str) -> Callable[[], str]:

@@ -6,6 +6,7 @@ import getpass
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -69,6 +70,13 @@ def _totals(results: list[BatchResult], shown: int) -> str:
     return text
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since it was listed: said when its turn comes
+        return 0
+
+
 def ingest(
     connector: Annotated[str, typer.Argument(help="Connector name (a folder under connectors/).")],
     paths: Annotated[
@@ -84,8 +92,11 @@ def ingest(
         recovered = runner.recover()  # batches a killed run left half-way are finished first
         if not paths:
             fail(f"give the files or folders to ingest with connector {connector}")
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:  # checked before anything is read: a typo should not leave half a run behind
+            fail(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
         todo = [
-            (p, p.stat().st_size)
+            (p, _size(p))
             for path in paths
             for p in ([path] if path.is_file() else files_in(path, conn.files) if path.is_dir() else [path])
         ]
@@ -101,7 +112,12 @@ def ingest(
         ) as progress:
             task = progress.add_task(f"ingest {connector}", total=sum(size for _, size in todo) or None)
             for path, _ in todo:
-                results += runner.ingest_path(conn, path, progress=lambda _r, n: progress.advance(task, n))
+                try:
+                    results += runner.ingest_path(
+                        conn, path, progress=lambda _r, n: progress.advance(task, n)
+                    )
+                except FileNotFoundError:  # moved or deleted after it was listed: the rest go on
+                    console.print(f"[yellow]skipped[/] {path}: it is gone (moved or deleted while listed)")
     except SCITIError as exc:
         fail(exc)
     if as_json:
@@ -199,9 +215,13 @@ def quarantine_show(quarantine_id: int, as_json: Annotated[bool, typer.Option("-
     for key in ("id", "connector", "batch_id", "locator", "field", "reason", "status", "resolved_by"):
         console.print(f"[bold]{key}:[/] {q[key] if q[key] is not None else ''}", highlight=False)
     console.print("[bold]raw:[/]")
-    console.print(
-        q["raw"] or "(not kept: the whole unit is in the object store)", markup=False, highlight=False
-    )
+    if q["raw"]:
+        # Exactly as received, never wrapped at the terminal's width: it is meant to be saved,
+        # corrected and sent back with `resubmit --file`.
+        sys.stdout.write(q["raw"] if q["raw"].endswith("\n") else q["raw"] + "\n")
+        sys.stdout.flush()
+    else:
+        console.print("(not kept: the whole unit is in the object store)", highlight=False)
 
 
 @quarantine_app.command("resubmit")

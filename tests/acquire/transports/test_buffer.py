@@ -162,3 +162,64 @@ def test_settled_ids_are_forgotten_after_the_dedupe_window(tsettings, runner):
     buf.flush()
     with session_scope(tsettings.resolved_ops_db_url) as s:
         assert s.execute(select(func.count()).select_from(StagedRecord)).scalar_one() == 0
+
+
+def quarantined(tsettings) -> dict[str, str]:
+    with session_scope(tsettings.resolved_ops_db_url) as s:
+        return {q.locator: q.reason for q in s.scalars(select(QuarantineRecord))}
+
+
+def test_nul_empty_and_non_utf8_messages_are_quarantined_counted_and_the_rest_stored(tsettings, runner):
+    # On PostgreSQL a NUL in a staged payload or a quarantine entry once failed the whole flush
+    # (decision 0085); an empty message was acknowledged and counted nowhere.
+    buf = make_buffer(tsettings, runner)
+    stage_many(buf, 3)
+    bad = {
+        "n-1": b'{"message_id": "n-1", "office": "HK\x00G01"}',
+        "e-1": b"",
+        "e-2": b"",  # the same (empty) bytes again: a second message, counted again
+        "u-1": b'{"office": "\xff"}',
+    }
+    for mid, payload in bad.items():
+        assert buf.stage(mid, f"mqtt:test#{mid}", payload_text(payload))
+    results = buf.flush()
+    assert [r.status for r in results] == ["committed"] * 5
+    assert (sum(r.received for r in results), sum(r.stored for r in results)) == (7, 3)
+    assert sum(r.quarantined for r in results) == 4
+    reasons = quarantined(tsettings)
+    assert reasons["mqtt:test#e-1"].startswith("mqtt:test#e-1 is empty (0 bytes)")
+    assert "mqtt:test#e-2" in reasons
+    assert "NUL byte (0x00), first at byte 36 of the line" in reasons["mqtt:test#n-1:line 1"]
+    assert "bytes are not valid UTF-8 (byte 13 of the line is 0xff)" in reasons["mqtt:test#u-1:line 1"]
+    assert sorted(declarations(runner)) == [f"D-{i:05d}" for i in range(3)]
+
+
+def test_a_nul_in_a_message_id_or_locator_is_staged_and_redeliveries_still_recognised(tsettings, runner):
+    buf = make_buffer(tsettings, runner)
+    assert buf.stage("id:m\x00-1", "mqtt:t#id:m\x00-1", message(1)) is True
+    assert buf.stage("id:m\x00-1", "mqtt:t#id:m\x00-1", message(1)) is False
+    # Valid JSON whose value holds a NUL (written \u0000): a row of the flush, quarantined by its value.
+    assert buf.stage("id:m-2", "mqtt:t#2", message(2, currency="HK\x00D")) is True
+    [result] = buf.flush()
+    assert (result.received, result.stored, result.quarantined) == (2, 1, 1)
+    [(locator, reason)] = quarantined(tsettings).items()
+    assert "\u2400" in reason and "NUL byte (0x00)" in reason and "#row=" in locator
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"a": 1}', '{"a": 1}'),
+        (b'{"a": "x\x00y"}', "base64:"),  # PostgreSQL text cannot hold a NUL
+        (b"\xff\xfe", "base64:"),  # not UTF-8
+        (b"base64:aGk=", "base64:"),  # text that would otherwise read as our own marker
+        (b"", ""),
+    ],
+)
+def test_a_staged_payload_is_exact(payload, expected):
+    from sciti.acquire.transports.buffer import raw_bytes, storable
+
+    text = payload_text(payload)
+    assert text.startswith(expected) and "\x00" not in text
+    assert raw_bytes(text) == payload
+    assert raw_bytes(storable("{\x00}")) == b"{\x00}" and storable("{}") == "{}"

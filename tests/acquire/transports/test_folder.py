@@ -146,3 +146,21 @@ def test_start_all_runs_the_folder_transport_until_stopped(tsettings):
     finally:
         running.stop()
     assert not any(w.is_alive() for w in running.workers)
+
+
+def test_a_file_the_connector_does_not_take_stays_and_is_logged_once(tsettings, runner, caplog):
+    w = watcher(tsettings, runner)
+    w.scan_once()
+    (w.root / "notes.txt").write_text("junk", encoding="utf-8")
+    (w.root / "day2.CSV").write_text(CSV, encoding="utf-8")  # matches *.csv (case-insensitive)
+    with caplog.at_level("WARNING", logger="sciti.transports.folder"):
+        assert [t.name for t in w.scan_once()] == ["day2.CSV"]
+        assert w.scan_once() == [] and w.scan_once() == []
+    assert (w.root / "notes.txt").read_text(encoding="utf-8") == "junk"  # untouched, in place
+    assert not list((w.root / "processed").rglob("notes*")) and not list((w.root / "failed").iterdir())
+    logged = [r for r in caplog.records if "not taken" in r.getMessage()]
+    assert [(r.file, r.files) for r in logged] == [("notes.txt", "*.csv")]  # type: ignore[attr-defined]
+    assert list(w.not_taken) == ["notes.txt"]
+    (w.root / "notes.txt").unlink()
+    w.scan_once()
+    assert w.not_taken == {}

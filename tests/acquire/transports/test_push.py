@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -9,6 +12,8 @@ from sciti.ops import QuarantineRecord, migrate, session_scope
 from tests.acquire.transports.conftest import CONNECTORS
 from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
 from tests.conftest import make_settings
+
+push_module = importlib.import_module("sciti.acquire.transports.push")  # the package exports push()
 
 NDJSON = (
     b'{"declaration_id": "P-1", "version": 1, "office": "HKG01", "amount": "12.50", "currency": "HKD"}\n'
@@ -152,3 +157,75 @@ def test_the_route_is_in_the_openapi_document(api):
     client, token = api
     doc = client.get("/api/v1/openapi.json", headers=bearer(token)).json()
     assert "post" in doc["paths"]["/api/v1/ingest/{source}"]
+
+
+@pytest.fixture
+def shipped(tmp_path, shared_data):
+    """An instance with the connectors shipped in connectors/ (names with `-` among them)."""
+    home = tmp_path / "shipped"
+    home.mkdir()
+    s = make_settings(home)
+    migrate(s.resolved_ops_db_url)
+    return s
+
+
+@pytest.mark.parametrize("name", ["wco-dec", "edifact-cuscar", "demo-passengers", "demo-elock", "kcs"])
+def test_every_shipped_connector_can_be_pushed_to_by_name(shipped, name):
+    assert push_module.find_connector(shipped, name).name == name
+
+
+def test_a_wco_declaration_pushed_to_wco_dec_is_stored(shipped, shared_data):
+    sample = shared_data / "wco" / "samples" / "TT_IM001b__TT_IM001b.xml"
+    with make_client(shipped) as client:
+        token = token_factory(shipped)("data_engineer")
+        r = client.post(
+            "/api/v1/ingest/wco-dec",
+            files={"file": (sample.name, sample.read_bytes())},
+            headers=bearer(token),
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["connector"], body["status"], body["received"]) == ("wco-dec", "committed", 1)
+    assert body["received"] == body["stored"] + body["quarantined"]
+
+
+class _Frozen(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2026, 11, 24, 8, 17, 25, tzinfo=UTC)
+
+
+class _Units:
+    """Stands in for the runner: keeps the unit each push became."""
+
+    def __init__(self) -> None:
+        self.units: list[str] = []
+
+    def ingest_bytes(self, connector, data, unit, transport):
+        self.units.append(unit)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "name"),
+    [("application/x-ndjson", None, "body.ndjson"), ("text/csv", "day1.csv", "day1.csv")],
+)
+def test_two_pushes_in_the_same_instant_are_two_units(monkeypatch, content_type, filename, name):
+    monkeypatch.setattr(push_module, "datetime", _Frozen)
+    connector = type("C", (), {"name": "c", "format": "jsonl"})()
+    runner = _Units()
+    for body in (b'{"a": 1}\n', b'{"a": 2}\n'):
+        push_module.push(runner, connector, body, content_type=content_type, filename=filename)
+    first, second = runner.units
+    assert first != second
+    for unit in runner.units:
+        assert unit.startswith("http:push-20261124T081725.000000Z-") and unit.endswith("/" + name)
+
+
+def test_the_quarantine_locator_names_the_push(api, push_settings):
+    client, token = api
+    bodies = [NDJSON, NDJSON.replace(b"P-1", b"P-9")]  # two bodies, each with its bad line 3
+    ids = [client.post("/api/v1/ingest/push_decl", content=b, headers=ndjson(token)).json() for b in bodies]
+    with session_scope(push_settings.resolved_ops_db_url) as s:
+        locators = [q.locator for q in s.scalars(select(QuarantineRecord).order_by(QuarantineRecord.id))]
+    assert len(set(locators)) == 2 and [i["status"] for i in ids] == ["committed", "committed"]
+    assert all(loc.startswith("http:push-") and loc.endswith("/body.ndjson:line 3") for loc in locators)

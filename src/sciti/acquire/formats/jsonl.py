@@ -21,11 +21,21 @@ from sciti.acquire.items import Parsed, Rejected
 
 
 def _lines(data: bytes, unit: str) -> Iterator[tuple[int, Any, str | None, str]]:
-    """(line number, object or None, reason when rejected, raw text) for every non-blank line."""
+    """(line number, object or None, reason when rejected, raw text) for every non-blank line.
+
+    A unit with no line at all (an empty MQTT message, an empty file) is one rejected item,
+    numbered 0: something was received, so it is counted and quarantined, never dropped.
+    """
+    seen = False
     for number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
+        seen = True
         text = raw.decode("utf-8", errors="replace")
+        reason = _unreadable(raw, number)
+        if reason is not None:
+            yield number, None, reason, text
+            continue
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -35,6 +45,37 @@ def _lines(data: bytes, unit: str) -> Iterator[tuple[int, Any, str | None, str]]
             yield number, None, f"line {number} is a JSON {type(obj).__name__}, expected an object", text
             continue
         yield number, obj, None, text
+    if not seen:
+        what = "empty (0 bytes)" if not data else f"only blank lines ({len(data)} bytes)"
+        yield 0, None, f"{unit} is {what}: there is no JSON object in it; send one JSON object per line", ""
+
+
+def _unreadable(raw: bytes, number: int) -> str | None:
+    """Why a line can never be JSON, in plain words and with its place, or None.
+
+    A NUL byte and bytes that are not UTF-8 are both said as such (the parser's own words would be
+    "unexpected character" or "str is not valid UTF-8: surrogates not allowed")."""
+    at = raw.find(b"\x00")
+    if at >= 0:
+        count = raw.count(b"\x00")
+        many = f" ({count} in all)" if count > 1 else ""
+        return (
+            f"line {number} is not valid JSON: it holds a NUL byte (0x00){many}, first at byte {at + 1} "
+            "of the line; remove it at the source (a NUL inside a JSON string is written \\u0000)"
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"line {number} is not valid JSON: its bytes are not valid UTF-8 (byte {exc.start + 1} of "
+            f"the line is 0x{raw[exc.start]:02x}); send the text encoded as UTF-8"
+        )
+    return None
+
+
+def _locator(unit: str, number: int) -> str:
+    """``<unit>:line N``; the unit itself for a unit that has no line (number 0)."""
+    return f"{unit}:line {number}" if number else unit
 
 
 def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterator[Parsed | Rejected]:
@@ -47,7 +88,7 @@ def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterat
         name = getattr(ctx.connector, "name", "?")
         function = load_function(getattr(ctx.connector, "folder", None), options["records"], connector=name)
     for number, obj, reason, text in _lines(data, unit):
-        locator = f"{unit}:line {number}"
+        locator = _locator(unit, number)
         if obj is None:
             yield Rejected(locator=locator, reason=reason or "unreadable line", raw=text)
             continue
@@ -101,9 +142,8 @@ def stage(
     names: list[str] = []
     for number, obj, reason, text in _lines(path.read_bytes(), unit):
         if obj is None:
-            rejects.append(
-                Rejected(locator=f"{unit}:line {number}", reason=reason or "unreadable line", raw=text)
-            )
+            locator = _locator(unit, number)
+            rejects.append(Rejected(locator=locator, reason=reason or "unreadable line", raw=text))
             continue
         for key in obj:
             if key not in names:

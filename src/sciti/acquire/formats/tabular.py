@@ -7,6 +7,11 @@ reports rows that cannot be read (wrong column count, unterminated quotes, inval
 ``Rejected`` with the physical line DuckDB saw them on. Every staged row keeps its ordinal
 (``__row`` in ``Staged.source``); the mapping step turns ordinals back into locators with
 ``Staged.locator_sql``.
+
+A line longer than ``MAX_LINE_BYTES`` is never handed to a reader: neither reads it reliably
+(Arrow gives up, DuckDB skips a line longer than its buffer without a word). The line count pass
+finds such lines; they are blanked in a copy of the unit (so every other line keeps its number)
+and quarantined with their line and length, unread (decision 0086).
 """
 
 from __future__ import annotations
@@ -33,6 +38,31 @@ from sciti.acquire.items import Rejected
 
 UTF8_NAMES = {"utf-8", "utf-8-sig"}
 READ_CHUNK = 1 << 24
+# The longest CSV line read (16 MiB). Not below READ_CHUNK: the line count pass then finds every
+# longer line at a chunk boundary. DuckDB's buffer holds two such lines.
+MAX_LINE_BYTES = 1 << 24
+DUCKDB_BUFFER = 2 * MAX_LINE_BYTES
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over ``MAX_LINE_BYTES``: its number, where it starts (-1 when unknown) and its length
+    in bytes without the line end."""
+
+    line: int
+    start: int
+    size: int
+
+
+def _size_text(size: int) -> str:
+    return f"{size / (1 << 20):.3g} MB ({size} bytes)"
+
+
+def long_line_reason(line: int, size: int) -> str:
+    return (
+        f"line {line} is {_size_text(size)} long; lines of at most {_size_text(MAX_LINE_BYTES)} are "
+        "read, so it was not read: send such a value as a document, not inside a CSV line"
+    )
 
 
 def normalise_name(name: str) -> str:
@@ -109,15 +139,29 @@ def _codec(options: dict[str, Any]) -> str:
         ) from None
 
 
-def _transcode(path: Path, target: Path, encoding: str) -> dict[int, str]:
-    """Write ``path`` as UTF-8 to ``target`` line by line; return {line: reason} for undecodable lines.
+def _transcode(path: Path, target: Path, encoding: str) -> tuple[dict[int, str], list[LongLine]]:
+    """Write ``path`` as UTF-8 to ``target`` line by line; return {line: reason} for undecodable
+    lines, and the lines too long to read.
 
     A bad line is written with replacement characters (so line numbers stay those of the source)
-    and reported, so it is quarantined instead of being stored as garbage.
+    and reported, so it is quarantined instead of being stored as garbage. A line too long to read
+    is written empty, without being held in memory.
     """
     bad: dict[int, str] = {}
+    long: list[LongLine] = []
     with path.open("rb") as src, target.open("wb") as out:
-        for number, line in enumerate(src, start=1):
+        number = 0
+        while line := src.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                size = len(line)
+                while line and not line.endswith(b"\n"):
+                    line = src.readline(READ_CHUNK)
+                    size += len(line)
+                ended = line.endswith(b"\n")
+                long.append(LongLine(number, -1, size - ended - (line.endswith(b"\r\n") if ended else 0)))
+                out.write(b"\n" if ended else b"")
+                continue
             try:
                 text = line.decode(encoding)
             except UnicodeDecodeError as exc:
@@ -127,23 +171,63 @@ def _transcode(path: Path, target: Path, encoding: str) -> dict[int, str]:
             if number == 1:
                 text = text.lstrip("\ufeff")
             out.write(text.encode("utf-8"))
-    return bad
+    return bad, long
 
 
-def _count_lines(path: Path) -> int:
-    count, last = 0, b"\n"
+def _scan_lines(path: Path) -> tuple[int, list[LongLine]]:
+    """The number of lines and those longer than ``MAX_LINE_BYTES``, in one pass of READ_CHUNK
+    reads. A line within one chunk is shorter than the limit, so only the line running across
+    chunk boundaries (from the last line end of a chunk to the first of a later one) is measured."""
+    count = start = base = 0  # lines ended so far; where the current line starts; bytes read
+    long: list[LongLine] = []
     buf = bytearray(READ_CHUNK)
     with path.open("rb", buffering=0) as fh:
         while n := fh.readinto(buf):
-            view = buf if n == len(buf) else buf[:n]
-            count += view.count(b"\n")
-            last = bytes(view[-1:])
-    return count + (0 if last == b"\n" else 1)
+            ends = buf.count(b"\n", 0, n)
+            if ends:
+                end = base + buf.find(b"\n", 0, n)
+                if end - start > MAX_LINE_BYTES:
+                    long.append(LongLine(count + 1, start, end - start))
+                count += ends
+                start = base + buf.rfind(b"\n", 0, n) + 1
+            base += n
+    if start < base:  # a last line without a line end
+        count += 1
+        if base - start > MAX_LINE_BYTES:
+            long.append(LongLine(count, start, base - start))
+    return count, long
+
+
+def _blank_lines(path: Path, target: Path, long: list[LongLine]) -> None:
+    """Copy ``path`` to ``target`` with each long line emptied (its line end kept, so the lines
+    after it keep their numbers), streaming: a long line is skipped, never read into memory."""
+    with path.open("rb") as src, target.open("wb") as out:
+        pos = 0
+        for item in long:
+            _copy_range(src, out, item.start - pos)
+            src.seek(item.start + item.size)
+            pos = item.start + item.size
+        _copy_range(src, out, None)
+
+
+def _copy_range(src: Any, out: Any, size: int | None) -> None:
+    while size is None or size > 0:
+        chunk = src.read(READ_CHUNK if size is None else min(size, READ_CHUNK))
+        if not chunk:
+            return
+        out.write(chunk)
+        if size is not None:
+            size -= len(chunk)
 
 
 def _header(path: Path, delimiter: str, quote: str) -> tuple[str, list[str]]:
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
-        first = fh.readline()
+        first = fh.readline(MAX_LINE_BYTES + 1)
+    if len(first) > MAX_LINE_BYTES and not first.endswith("\n"):
+        raise AcquireError(
+            f"the header line is longer than {_size_text(MAX_LINE_BYTES)}; nothing in the file was read",
+            remedy="check that the file is a CSV with a header line",
+        )
     if not first.strip():
         raise AcquireError("the file is empty or has no header line", remedy="send a CSV with a header row")
     names = next(csv.reader(io.StringIO(first), delimiter=delimiter, quotechar=quote))
@@ -167,18 +251,24 @@ def stage_csv(
     quote = str(options.get("quote", '"'))
     escape = str(options.get("escape", quote))
     bad_lines: dict[int, str] = {}
+    long: list[LongLine] = []
     if encoding not in UTF8_NAMES:
         utf8 = work / (path.name + ".utf8")
-        bad_lines = _transcode(path, utf8, encoding)
+        bad_lines, long = _transcode(path, utf8, encoding)
         path = utf8
     header_line, header = _header(path, delimiter, quote)
     columns = normalise_names(header)
     staged = None
     with ThreadPoolExecutor(1) as pool:  # count lines while Arrow parses (both release the GIL)
-        counting = pool.submit(_count_lines, path)
-        plain_file = len(delimiter) == 1 and len(quote) == 1 and escape == quote
+        counting = pool.submit(_scan_lines, path)
+        plain_file = len(delimiter) == 1 and len(quote) == 1 and escape == quote and not long
         table = _read_arrow(path, columns, delimiter, quote) if plain_file else None
-        lines = counting.result()
+        lines, found = counting.result()
+    if found:  # lines too long to read: blank them in a copy and read that (never the Arrow table)
+        table, long = None, found
+        blanked = work / (path.name + ".lines")
+        _blank_lines(path, blanked, long)
+        path = blanked
     if table is not None and lines == 1 + table.num_rows:
         ordinals = pa.array(np.arange(table.num_rows, dtype=np.int64))
         table = table.append_column("__row", ordinals)
@@ -186,9 +276,9 @@ def stage_csv(
         staged = Staged(rows=table.num_rows, columns=columns, source=f"(SELECT * FROM {ARROW_SOURCE})")
         staged.arrow = table
         staged.plain_columns = frozenset(c for c in columns if _plain(table.column(c)))
-        _locate_rows(staged, unit, header_line, [], lines)
+        _locate_rows(staged, unit, [], lines)
     if staged is None:
-        staged = _stage_duckdb(con, path, unit, header_line, columns, lines, delimiter, quote, escape)
+        staged = _stage_duckdb(con, path, unit, header_line, columns, lines, delimiter, quote, escape, long)
     staged.raw_sql = lambda: _csv_line_sql(header_line, columns, delimiter, quote)
     staged.all_text = True
     if bad_lines:  # a bad line holds replacement characters: never certain, so the model sees it
@@ -263,20 +353,26 @@ def _stage_duckdb(
     delimiter: str,
     quote: str,
     escape: str,
+    long: tuple[LongLine, ...] | list[LongLine] = (),
 ) -> Staged:
-    """Stage with DuckDB's reader into ``src``; unreadable rows are reported with their line."""
+    """Stage with DuckDB's reader into ``src``; unreadable rows are reported with their line.
+    ``long``: lines blanked in ``path`` because they are too long to read."""
     spec = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
     try:
         con.execute(
             f"""CREATE OR REPLACE TABLE src AS SELECT * FROM read_csv({sql_str(str(path))},
                 header=true, auto_detect=false, columns={spec}, delim={sql_str(delimiter)},
                 quote={sql_str(quote)}, escape={sql_str(escape)}, strict_mode=true, encoding='utf-8',
+                max_line_size={MAX_LINE_BYTES}, buffer_size={DUCKDB_BUFFER},
                 store_rejects=true, rejects_table='rejects_err', rejects_scan='rejects_scan',
                 compression='none')"""
         )
         rows = _count(con)
-        rejected = con.execute(
-            """SELECT line, min(column_name), string_agg(DISTINCT error_message, '; '), min(csv_line)
+        # DuckDB may report one line several times (a column count per attempt): one row per line.
+        found = con.execute(
+            r"""SELECT line, list(DISTINCT error_type), min(column_name), min(error_message),
+                      max(TRY_CAST(regexp_extract(error_message, 'Actual Size:\s*(\d+)', 1) AS BIGINT)),
+                      min(csv_line) FILTER (WHERE error_type <> 'LINE SIZE OVER MAXIMUM')
                FROM rejects_err GROUP BY line ORDER BY line"""
         ).fetchall()
     except duckdb.Error as exc:
@@ -284,31 +380,73 @@ def _stage_duckdb(
             f"cannot read {unit} as CSV: {exc}", remedy="check the file and the connector options"
         ) from None
     staged = Staged(rows=rows, columns=columns)
-    _locate_rows(staged, unit, header_line, rejected, lines)
+    bad = [_unreadable(row, unit, header_line, len(columns), delimiter, quote) for row in found]
+    for x in long:  # blanked in ``path``: DuckDB skips an empty line without a word
+        reason = long_line_reason(x.line, x.size)
+        bad.append(_Bad(Rejected(f"{unit}:line {x.line}", reason, details={"line_bytes": x.size}), x.line, 1))
+    _locate_rows(staged, unit, sorted(bad, key=lambda b: b.line), lines)
     return staged
 
 
-def _locate_rows(
-    staged: Staged, unit: str, header_line: str, rejected: list[tuple[Any, ...]], lines: int
-) -> None:
-    """Rejects with their lines, and the physical line of every staged row (``locate``/``locator_sql``)."""
-    staged.rejects = [
-        Rejected(
-            locator=f"{unit}:line {line}",
-            reason=f"line {line} cannot be read as CSV: {message}",
-            field=normalise_name(col) if col else None,
-            raw=header_line + "\n" + (text or ""),
+@dataclass
+class _Bad:
+    """A row no reader could read: its quarantine entry, first physical line and lines taken."""
+
+    rejected: Rejected
+    line: int
+    span: int
+
+
+def _unreadable(
+    found: tuple[Any, ...], unit: str, header_line: str, width: int, delimiter: str, quote: str
+) -> _Bad:
+    """One line DuckDB rejected, with one plain sentence saying why."""
+    line, types, col, message, size, text = found
+    text = (text or "").strip("\r\n")  # DuckDB includes blank lines skipped before the row
+    field = normalise_name(col) if col else None
+    if "LINE SIZE OVER MAXIMUM" in types:  # a quoted value spanning lines made the row too long
+        reason, field = long_line_reason(line, int(size or 0)), None
+    elif "UNQUOTED VALUE" in types or "UNTERMINATED QUOTES" in types:
+        reason = (
+            f"line {line} has a quote that is not closed, or text after a closing quote, in column "
+            f"{field or '?'}: a quoted value must start and end with the quote"
         )
-        for line, col, message, text in rejected
-    ]
+    elif "INVALID ENCODING" in types or "INVALID UNICODE" in types:
+        reason = f"line {line} holds bytes that are not valid UTF-8"
+    elif "MISSING COLUMNS" in types or "TOO MANY COLUMNS" in types:
+        cells = _cells(text, delimiter, quote, message)
+        reason, field = f"line {line} has {cells} columns; the header has {width}", None
+    else:
+        reason = f"line {line} cannot be read as CSV: {message}"
+    raw = header_line + "\n" + text if text else None
+    # The lines a row took; unknown for a row too long (DuckDB keeps 10,000 characters of it), so
+    # the rows after it are then located by row number.
+    return _Bad(Rejected(f"{unit}:line {line}", reason, field, raw), line, text.count("\n") + 1)
+
+
+def _cells(text: str, delimiter: str, quote: str, message: str) -> str:
+    """How many cells a rejected line has: counted from its text, else taken from DuckDB's message."""
+    try:
+        records = list(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quote))
+        if len(records) == 1:
+            return str(len(records[0]))
+    except (csv.Error, ValueError):
+        pass
+    found = re.search(r"Found:\s*(\d+)", message or "")
+    return found.group(1) if found else "a different number of"
+
+
+def _locate_rows(staged: Staged, unit: str, bad: list[_Bad], lines: int) -> None:
+    """Rejects with their lines, and the physical line of every staged row (``locate``/``locator_sql``)."""
+    staged.rejects = [b.rejected for b in bad]
     # Physical line of staged row k: k + 2 + lines taken by rejected rows before it. Exact unless
     # quoted values span lines; then we fall back to row numbers rather than print a wrong line.
     first_k: list[int] = []
     offsets: list[int] = []
     offset = 0
-    for line, _, _, text in rejected:
-        first_k.append(line - 2 - offset)
-        offset += (text or "").count("\n") + 1
+    for b in bad:
+        first_k.append(b.line - 2 - offset)
+        offset += b.span
         offsets.append(offset)
     exact = lines == 1 + staged.rows + offset
 

@@ -8,6 +8,7 @@ returns a ``Transports`` whose ``stop()`` stops them (``sciti serve`` calls both
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from sciti.acquire.transports.worker import Worker
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.transports")
+# A broker restart or a network blip is normal; a subscription lost for longer is a problem.
+MQTT_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -37,6 +40,28 @@ class Transports:
 
     workers: list[Worker] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    _unsubscribed: dict[str, float] = field(default_factory=dict, repr=False)  # connector -> since
+
+    def problems(self, now: float | None = None) -> dict[str, str]:
+        """What is wrong now, per connector: a transport that could not start, a worker whose last
+        round failed, an MQTT subscription lost for more than ``MQTT_GRACE_SECONDS``."""
+        now = time.monotonic() if now is None else now
+        out = dict(self.errors)
+        for worker in self.workers:
+            connector = getattr(worker, "connector", None)  # every transport's worker has one
+            name = connector.name if connector is not None else worker.name
+            if worker.failures:
+                out[name] = f"{worker.failures} failed round(s) in a row: {worker.last_error}"
+            elif isinstance(worker, MqttSubscriber) and not worker.subscribed.is_set():
+                since = self._unsubscribed.setdefault(name, now)
+                if now - since >= MQTT_GRACE_SECONDS:
+                    out[name] = (
+                        f"not subscribed to the MQTT broker {worker.spec.host}:{worker.spec.port} "
+                        f"for {now - since:.0f} s (refused, unreachable or the subscription was denied)"
+                    )
+            else:
+                self._unsubscribed.pop(name, None)
+        return out
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every worker (each finishes its current step, MQTT flushes what it staged)."""

@@ -36,11 +36,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from sciti.acquire.dbtext import NUL, db_text
 from sciti.acquire.transports.rows import rows_to_table, with_mapped_columns
 from sciti.ops import StagedRecord, get_engine, session_scope, utcnow
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.transports.buffer")
+MESSAGE_ID_LENGTH = 128  # StagedRecord.message_id
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,16 @@ class StagingBuffer:
 
     # -- accepting ---------------------------------------------------------------------------
     def stage(self, message_id: str, locator: str, payload: str) -> bool:
-        """Commit one message; False when this message id is already staged (a redelivery)."""
+        """Commit one message; False when this message id is already staged (a redelivery).
+
+        Every value is made storable first (decision 0085): a NUL in the id or locator is shown
+        as ␀, and a payload holding one is kept as base64, so it is exact and PostgreSQL takes it.
+        """
         values = {
             "connector": self.name,
-            "message_id": message_id[:128],
-            "locator": locator,
-            "payload": payload,
+            "message_id": (db_text(message_id) or "")[:MESSAGE_ID_LENGTH],
+            "locator": db_text(locator),
+            "payload": storable(payload),
             "received_at": utcnow(),
         }
         engine = get_engine(self.url)
@@ -100,6 +106,15 @@ class StagingBuffer:
                 conn.execute(insert(StagedRecord).values(**values))
             return True
         except IntegrityError:
+            return False
+
+    def reachable(self) -> bool:
+        """Whether the operational database answers now (tells a failed message from an outage)."""
+        try:
+            with get_engine(self.url).connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure to answer means "not reachable"
             return False
 
     def pending(self) -> int:
@@ -211,7 +226,12 @@ class StagingBuffer:
         for item in bad:  # rare: each becomes a small batch the jsonl reader quarantines with its reason
             results.append(
                 self.runner.ingest_bytes(
-                    self.connector, raw_bytes(item.payload), item.locator, self.transport
+                    self.connector,
+                    raw_bytes(item.payload),
+                    item.locator,
+                    self.transport,
+                    # one batch per message, not per content: two empty messages are two, each counted
+                    fingerprint=fingerprint([item.message_id]),
                 )
             )
         if good:
@@ -268,8 +288,12 @@ def split(staged: list[Staged], connector: Any) -> tuple[list[dict[str, Any]], l
     """
     good, bad = [], []
     for item in staged:
+        data = raw_bytes(item.payload)
+        if not data.strip():  # an empty message is received all the same: the reader quarantines it
+            bad.append(item)
+            continue
         try:
-            value = json.loads(raw_bytes(item.payload))
+            value = json.loads(data)
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -279,6 +303,19 @@ def split(staged: list[Staged], connector: Any) -> tuple[list[dict[str, Any]], l
             value = {"sciti_raw": item.payload}
         good.append({**value, "sciti_message_id": item.message_id, "sciti_locator": item.locator})
     return good, bad
+
+
+def storable(payload: str) -> str:
+    """``payload`` as the staging table can keep it: as is, or ``base64:...`` of its UTF-8 when
+    it holds a NUL (PostgreSQL text cannot) or text no encoding can write (a lone surrogate)."""
+    try:
+        data = payload.encode("utf-8")
+    except UnicodeEncodeError:
+        data = payload.encode("utf-8", "surrogatepass")
+    else:
+        if NUL not in payload:
+            return payload
+    return "base64:" + base64.b64encode(data).decode("ascii")
 
 
 def raw_bytes(payload: str) -> bytes:

@@ -5,6 +5,9 @@ Convention (docs/transports.md):
 * a sender writes ``NAME.part`` / ``NAME.tmp`` / ``.NAME`` and renames it to ``NAME`` when done
   (rename is atomic on one file system), or writes ``NAME`` then an empty ``NAME.done`` marker
   (``require_marker: true`` makes the marker mandatory);
+* only files matching the connector's ``files`` pattern are taken, as ``sciti ingest`` takes from
+  a folder; any other file stays where it is, untouched, and is logged once (again if it changes),
+  so several connectors may share one folder and a stray file is seen, not swallowed;
 * without either, a file is taken once its size and modification time have not changed for
   ``settle_seconds`` — good enough for copies, not for a writer that pauses mid-file;
 * after ingest the file goes to ``processed/YYYY-MM-DD/`` (committed or duplicate); a file whose
@@ -28,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sciti.acquire.transports.spec import FolderSpec, redact, resolve_drop_path
 from sciti.acquire.transports.worker import Worker
+from sciti.acquire.units import matches
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.transports.folder")
@@ -62,6 +66,9 @@ class FolderWatcher(Worker):
         self.root = resolve_drop_path(settings, spec)
         self._last_seen: dict[str, tuple[int, int]] = {}
         self._attempts: dict[str, int] = {}
+        # Files left in the folder because they do not match ``connector.files``: name -> (size,
+        # mtime) when last logged, so each is logged once (and again when it changes).
+        self.not_taken: dict[str, tuple[int, int]] = {}
 
     def step(self) -> None:
         self.scan_once()
@@ -71,16 +78,23 @@ class FolderWatcher(Worker):
         for sub in ("", PROCESSED, FAILED):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         taken = []
+        present = set()
         for path in sorted(self.root.iterdir()):
             if self.stopping:
                 break
+            present.add(path.name)
             if self._complete(path) and (done := self._take(path)) is not None:
                 taken.append(done)
+        for name in set(self.not_taken) - present:  # removed or renamed by the operator
+            del self.not_taken[name]
         return taken
 
     def _complete(self, path: Path) -> bool:
         name = path.name
         if name.startswith(".") or name.endswith(PARTIAL_SUFFIXES) or not path.is_file():
+            return False
+        if not matches(name, self.connector.files):
+            self._not_taken(path)
             return False
         if self.spec.require_marker:
             return path.with_name(name + ".done").exists()
@@ -93,6 +107,27 @@ class FolderWatcher(Worker):
         settled = time.time() - st.st_mtime >= self.spec.settle_seconds
         # A file seen for the first time with an old mtime (e.g. after a restart) is complete.
         return settled and (previous is None or previous == seen)
+
+    def _not_taken(self, path: Path) -> None:
+        """Log a file the connector does not take, once per version of it; never touch it."""
+        try:
+            st = path.stat()
+        except OSError:
+            return  # gone meanwhile
+        seen = (st.st_size, st.st_mtime_ns)
+        if self.not_taken.get(path.name) == seen:
+            return
+        self.not_taken[path.name] = seen
+        log.warning(
+            "drop file not taken: its name does not match the connector's files pattern; it stays "
+            "in the folder (rename it to match, or deliver it to its own connector's folder)",
+            extra={
+                "connector": self.connector.name,
+                "file": path.name,
+                "files": self.connector.files,
+                "folder": str(self.root),
+            },
+        )
 
     def _take(self, path: Path) -> Taken | None:
         name = path.name

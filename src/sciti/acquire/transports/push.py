@@ -8,11 +8,16 @@ same body again is answered ``duplicate`` and stores nothing.
   record, a malformed line is quarantined with its line number, the rest is stored.
 * A file (multipart ``file`` field, or a raw body with an ``X-Filename`` header): read with the
   connector's own format (CSV, XML, EDIFACT, ...) exactly as if dropped in its folder.
+
+Every push is its own unit, ``http:<push id>/<file name>`` (``body.ndjson`` when NDJSON comes
+without a name), where the push id is the UTC time to the microsecond and 8 random hex digits: two
+pushes never share a locator, even of the same file name in the same second.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,8 @@ NDJSON_TYPES = frozenset(
     {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"}
 )
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# The names a connector may have (``Connector.name`` and ``.source``): ``wco-dec``, ``demo_x``.
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
 class UnsupportedPush(InvalidInput):
@@ -72,11 +78,8 @@ def push(runner: Any, connector: Any, data: bytes, *, content_type: str | None, 
                 f"connector {connector.name!r} reads {connector.format}, not NDJSON",
                 remedy="push the file itself (multipart field `file`, or a raw body with X-Filename)",
             )
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        unit = f"http:{name or 'body-' + stamp + '.ndjson'}"
-    elif name:
-        unit = f"http:{name}"
-    else:
+        name = name or "body.ndjson"
+    elif not name:
         raise UnsupportedPush(
             f"cannot tell what the body is (Content-Type {kind or 'missing'} and no file name)",
             remedy="send NDJSON as application/x-ndjson, or a file as multipart field `file` "
@@ -84,7 +87,14 @@ def push(runner: Any, connector: Any, data: bytes, *, content_type: str | None, 
         )
     if not data:
         raise InvalidInput("the request body is empty", remedy="send at least one record")
-    return runner.ingest_bytes(connector, data, unit, transport="http")
+    return runner.ingest_bytes(connector, data, f"http:{push_id()}/{name}", transport="http")
+
+
+def push_id() -> str:
+    """``push-20261124T081725.123456Z-1a2b3c4d``: when the push came, and unique even within one
+    microsecond (so the locators of two pushes never look alike)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"push-{stamp}-{secrets.token_hex(4)}"
 
 
 def result_json(result: Any) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from sciti.acquire.formats.tabular import normalise_name
@@ -62,16 +64,60 @@ def _array(values: list[Any]) -> pa.Array:
 
 
 def with_mapped_columns(table: pa.Table, connector: Any) -> pa.Table:
-    """Add, as empty text, every plain column the connector maps that no row carried.
+    """Add, as empty text, every column the connector's outputs refer to that no row carried.
 
     A JSON message may leave out an optional field; when no message of a flush has it, the
-    column would be missing altogether and the runner would reject the whole unit.
+    column would be missing altogether and the runner would reject the whole unit. A column
+    counts wherever the outputs name it: a field that is just the name, inside an expression
+    (``CASE WHEN kind = 'event' THEN event ...``) or in ``where:``. DuckDB's own parser finds
+    them, so quoting, string literals and functions are read as DuckDB reads them.
     """
     have = {normalise_name(name) for name in table.column_names}
-    for out in getattr(connector, "outputs", []) or []:
-        for expr in out.fields.values():
-            name = expr.strip()
-            if _PLAIN.fullmatch(name) and name.lower() not in _SQL_WORDS and normalise_name(name) not in have:
-                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-                have.add(normalise_name(name))
+    for name in referenced_columns(connector):
+        if normalise_name(name) not in have:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            have.add(normalise_name(name))
     return table
+
+
+def referenced_columns(connector: Any) -> list[str]:
+    """Source column names the connector's ``outputs`` refer to (fields and ``where``), in order."""
+    exprs = []
+    for out in getattr(connector, "outputs", []) or []:
+        exprs += [e for e in out.fields.values() if e and e.strip()]
+        if getattr(out, "where", None):
+            exprs.append(out.where)
+    return _columns_of(tuple(exprs))
+
+
+@lru_cache(maxsize=256)
+def _columns_of(exprs: tuple[str, ...]) -> list[str]:
+    names: dict[str, None] = {}
+    con = duckdb.connect(":memory:")
+    try:
+        for expr in exprs:
+            if _PLAIN.fullmatch(expr.strip()):  # the common case needs no parser
+                if expr.strip().lower() not in _SQL_WORDS:
+                    names[expr.strip()] = None
+                continue
+            found = con.execute("SELECT json_serialize_sql(?)", [f"SELECT {expr} FROM src"]).fetchone()
+            tree = json.loads(found[0]) if found else {}
+            if tree.get("error"):  # the mapping step reports a broken expression with its own words
+                continue
+            names.update(dict.fromkeys(_column_refs(tree)))
+    finally:
+        con.close()
+    return list(names)
+
+
+def _column_refs(node: Any) -> Iterator[str]:
+    """The last part of every COLUMN_REF in a ``json_serialize_sql`` tree (``t.col`` -> ``col``)."""
+    if isinstance(node, dict):
+        if node.get("class") == "COLUMN_REF" and node.get("column_names"):
+            yield node["column_names"][-1]
+            return
+        for value in node.values():
+            yield from _column_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _column_refs(value)

@@ -106,7 +106,8 @@ class MqttSpec(_Spec):
     )
     qos: Literal[0, 1, 2] = 1
     client_id: str | None = Field(
-        None, description="Stable id so the broker keeps our session. Default sciti-<connector>."
+        None,
+        description="Stable id so the broker keeps our session. Default sciti-<instance id>-<connector>.",
     )
     username: str | None = None
     password_secret: str | None = None
