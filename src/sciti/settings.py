@@ -8,13 +8,15 @@ elsewhere (a shared deployment points the catalog and operational database at Po
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -89,6 +91,12 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the API server binds to.")
     port: int = Field(8000, description="Port the API server listens on.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers `sciti serve` "
+        "believes: IP addresses or networks (CIDR), comma-separated in SCITI_TRUSTED_PROXIES. Default: "
+        "none, so a client's address is always the connection's own and no caller can choose it.",
+    )
     token_ttl_minutes: int = Field(480, description="Lifetime of a bearer token.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(True, description="Structured JSON logs (one object per line) on stderr.")
@@ -162,6 +170,33 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, toml_source(settings_cls))
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # SCITI_TRUSTED_PROXIES=10.0.0.5,10.0.1.0/24
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        # Written out in one canonical form: uvicorn takes anything it cannot parse (a host name,
+        # "10.0.1.5/24") as a literal that never matches, so a typo would fail silently there.
+        canonical = []
+        for item in value:
+            try:
+                parsed: Any = (
+                    ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network: list the addresses of your reverse "
+                    "proxies, e.g. 10.0.0.5 or 10.0.1.0/24 (never '*': any client could then choose "
+                    "the address it is logged and throttled under)"
+                ) from None
+            canonical.append(str(parsed))
+        return canonical
 
     @model_validator(mode="after")
     def _two_sqlite_files(self) -> Settings:

@@ -49,7 +49,7 @@ def test_a_user_is_required(ops_url: str) -> None:
     result = runner.invoke(app, ["sql", SQL])
     assert result.exit_code == 1 and "--user" in result.output
     result = runner.invoke(app, ["sql", SQL, "--user", "nobody"])
-    assert result.exit_code == 1 and "no active user 'nobody'" in result.output
+    assert result.exit_code == 1 and "account 'nobody' does not exist" in result.output
 
 
 def test_query_as_a_user_is_masked_and_audited(ops_url: str) -> None:

@@ -17,7 +17,9 @@ def test_privacy_endpoints_end_to_end(sqlite_api_settings):
         r = client.put("/api/v1/privacy/retention/nokind", json={"days": 4}, headers=sec)
         assert r.status_code == 422 and r.json()["error"]["code"] == "privacy_error"
         run = client.post("/api/v1/privacy/retention/run", json={"kinds": ["passenger"]}, headers=sec)
-        assert run.status_code == 200 and run.json()[0]["rows_deleted"] == 0, run.text
+        assert run.status_code == 200 and run.json()["tables"][0]["rows_deleted"] == 0, run.text
+        assert run.json()["tables"][0]["copies"]["risk.assessments"] == 0
+        assert run.json()["files"]["objects_deleted"] == 0  # received files: none past their rows
         assert client.delete("/api/v1/privacy/retention/passenger", headers=sec).status_code == 204
 
         consent = {

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from sciti.access import InvalidCredentials, LoginThrottled, create_user, list_entries, login, throttle
 from sciti.ops import migrate, session_scope
@@ -127,3 +128,80 @@ def test_concurrent_wrong_logins_from_a_new_address_are_401_not_500_on_postgres(
     with session_scope(url) as s:
         assert s.get(LoginThrottle, "192.0.2.44").failures == 6
         assert len(list_entries(s, action="login.failed")) == 6
+
+
+def _paths(key: bytes):
+    """Every library function that checks a password, each called for alice from ``client``."""
+    from sciti.access import change_password, get_user
+
+    def reauthenticate(*args, **kwargs):
+        from sciti.access.login import reauthenticate
+
+        return reauthenticate(*args, **kwargs)
+
+    new = "violet-ferry-morning-42"
+    return {
+        "login": lambda s, pw, client: login(s, "alice", pw, 30, client=client, now=T0),
+        "password change, first login": lambda s, pw, client: change_password(
+            s, "alice", pw, new, client=client, mfa_key=key, now=T0
+        ),
+        "password change, logged in": lambda s, pw, client: change_password(
+            s, "alice", pw, new, client=client, now=T0
+        ),
+        "re-authentication": lambda s, pw, client: reauthenticate(
+            s, get_user(s, "alice"), pw, client=client, step="mfa.enrol", now=T0
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["login", "password change, first login", "password change, logged in", "re-authentication"],
+)
+def test_every_password_check_counts_and_is_refused_while_blocked(sqlite_api_settings, monkeypatch, path):
+    from sciti.access import load_instance_key
+    from sciti.ops import User
+
+    monkeypatch.setattr(throttle, "CLIENT_MAX_FAILURES", 3)
+    url, address = sqlite_api_settings.resolved_ops_db_url, "203.0.113.9"
+    check = _paths(load_instance_key(sqlite_api_settings.home))[path]
+    with session_scope(url) as s:
+        create_user(s, "alice", ["viewer"], password=PASSWORD)
+    for _ in range(3):
+        with session_scope(url) as s, pytest.raises(InvalidCredentials):
+            check(s, "Summer2026!-guess", address)
+    with session_scope(url) as s:
+        assert s.get(LoginThrottle, address).failures == 0  # blocked: the count restarts for the block
+        assert s.scalars(select(User.failed_logins).where(User.username == "alice")).one() == 3
+    # blocked: the right password gets the same 429 as a wrong one, through this path and the login
+    for password in (PASSWORD, "Summer2026!-guess"):
+        with session_scope(url) as s, pytest.raises(LoginThrottled):
+            check(s, password, address)
+    with session_scope(url) as s, pytest.raises(LoginThrottled):
+        login(s, "alice", PASSWORD, 30, client=address, now=T0)
+
+
+def test_a_success_leaves_the_address_count_and_clears_its_account(sqlite_api_settings, monkeypatch):
+    from sciti.ops import User
+
+    monkeypatch.setattr(throttle, "CLIENT_MAX_FAILURES", 5)
+    url, address = sqlite_api_settings.resolved_ops_db_url, "203.0.113.9"
+    with session_scope(url) as s:
+        for name in ("alice", "bob"):
+            create_user(s, name, ["viewer"], password=PASSWORD)
+    for name in ("alice", "bob", "bob", "nobody"):
+        with session_scope(url) as s, pytest.raises(InvalidCredentials):
+            login(s, name, "Summer2026!-guess", 30, client=address, now=T0)
+    with session_scope(url) as s:
+        assert login(s, "alice", PASSWORD, 30, client=address, now=T0).token
+    with session_scope(url) as s:
+        counts = {name: n for name, n in s.execute(select(User.username, User.failed_logins))}
+        assert counts == {"alice": 0, "bob": 2}
+        assert s.get(LoginThrottle, address).failures == 4
+    with session_scope(url) as s, pytest.raises(InvalidCredentials):  # the fifth: blocked now
+        login(s, "bob", "Summer2026!-guess", 30, client=address, now=T0)
+    with session_scope(url) as s, pytest.raises(LoginThrottled):
+        login(s, "alice", PASSWORD, 30, client=address, now=T0)
+    # the failures age out with the window (15 minutes) and the block ends: nothing else clears them
+    with session_scope(url) as s:
+        assert login(s, "alice", PASSWORD, 30, client=address, now=T0 + timedelta(minutes=16)).token

@@ -114,6 +114,18 @@ def test_unmask_in_sql_needs_permission_and_purpose(client, world, user):
     assert "Chen" not in repr(unmasked[0].details), "no clear personal value in the audit trail"
 
 
+def test_a_failed_unmasked_query_keeps_no_value_in_the_audit(client, world, user):
+    # The database's error quotes the value it could not convert: the caller may see it, the
+    # audit trail (read by people without unmask, never deleted) must not keep it.
+    sql = "SELECT CAST(document_number AS INT) FROM std.passengers WHERE record_ref = 'R1'"
+    body = {"sql": sql, "unmask": True, "purpose": "case 7: identify"}
+    failed = client.post("/api/v1/sql", headers=user("analyst"), json=body)
+    assert failed.status_code == 400 and "M1234567" in failed.text, failed.text
+    (entry,) = entries(world, action="unmask")
+    assert entry.outcome == "failed" and "convert" in entry.details["error"]
+    assert "M1234567" not in repr(entry.details) and "'…'" in entry.details["error"]
+
+
 def test_an_office_sees_its_own_declarations(client, world, user):
     sql = "SELECT record_id FROM std.declarations ORDER BY 1"
     got = client.post("/api/v1/sql", headers=user("targeting_officer", "KR02"), json={"sql": sql}).json()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-import httpx
+import httpx2
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -98,9 +98,9 @@ def _wait_until_up(base: str, proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
             raise AssertionError(f"server exited early: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.1)
     raise AssertionError("server did not come up")
@@ -113,6 +113,11 @@ def test_real_server_in_a_subprocess(settings, tmp_path):
     init = subprocess.run([*cmd, "init"], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     one_time = _PASSWORD.search(init.stdout).group(1)
+    # Personal data and secrets: nothing the instance holds is readable by other local accounts.
+    made = [p for p in settings.home.rglob("*")]
+    assert any(p.name == "ops.db" for p in made) and any(p.is_dir() for p in made)
+    open_to_others = [str(p) for p in made if p.stat().st_mode & 0o077]
+    assert open_to_others == [], open_to_others
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -126,7 +131,7 @@ def test_real_server_in_a_subprocess(settings, tmp_path):
     )
     try:
         _wait_until_up(base, proc)
-        with httpx.Client(base_url=base, timeout=30) as http:
+        with httpx2.Client(base_url=base, timeout=30) as http:
             assert http.get("/api/v1/me").status_code == 401
             first = http.post("/api/v1/auth/token", data={"username": "admin", "password": one_time})
             assert first.json()["error"]["code"] == "password_change_required"

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sciti.risk.evaluate import ANCHORS, evaluate_kcs, evaluate_lake, metrics, point_metrics
+from sciti.risk.evaluate import (
+    ANCHORS,
+    MIN_REVENUE_RECORDS,
+    evaluate_kcs,
+    evaluate_lake,
+    metrics,
+    point_metrics,
+    usable_revenue,
+)
 from tests.risk.features.world import build_world_lake
 
 # 200 rows, scores descending: the top 1 % (2 rows) are both positive, the top 5 % (10) hold 4.
@@ -69,6 +77,21 @@ def test_lake_evaluation_time_split_with_revenue_and_random_subset(tmp_path_fact
     valid, random = report["validation"], report["validation_random"]
     assert 0 < random["n"] < valid["n"]
     assert {"revenue@1%", "revenue@10%", "precision@5%", "roc_auc"} <= set(valid["metrics"])
+    assert report["revenue_records"] >= MIN_REVENUE_RECORDS and "revenue_note" not in report
+
+
+def test_revenue_of_a_few_inspections_is_left_out_saying_so() -> None:
+    # One inspection with revenue: revenue@k% would be 1.000 at every k, with a 1.000-1.000 interval.
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0], float)
+    s = np.linspace(1, 0, 8)
+    rev = np.array([5000, 0, 0, 0, 0, 0, 0, 0], float)
+    assert metrics(y, s, rev, bootstrap=5)["metrics"]["revenue@1%"] == 1.0  # why it must go
+    used, note = usable_revenue(rev)
+    assert used is None and note is not None and "1 inspected record(s)" in note
+    assert "revenue@1%" not in metrics(y, s, used, bootstrap=5)["metrics"]
+    enough = np.full(MIN_REVENUE_RECORDS, 100.0)
+    kept, none = usable_revenue(enough)
+    assert kept is enough and none is None
 
 
 @pytest.fixture(scope="module")

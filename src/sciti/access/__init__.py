@@ -38,7 +38,7 @@ from sciti.access.errors import (
     SsoError,
     WeakPassword,
 )
-from sciti.access.guard import current_principal, optional_principal, require
+from sciti.access.guard import current_principal, demand, optional_principal, require
 from sciti.access.keys import load_instance_key
 from sciti.access.lifecycle import (
     DormantAccount,
@@ -115,6 +115,7 @@ __all__ = [
     "create_user",
     "csrf_token",
     "current_principal",
+    "demand",
     "dormant_accounts",
     "end_session",
     "enrol",

@@ -80,6 +80,17 @@ async def current_principal(principal: Principal | None = Depends(optional_princ
     return principal
 
 
+def demand(principal: Principal, permission: str) -> None:
+    """403 unless ``principal`` holds ``permission``: for a permission that only some requests of
+    an endpoint need (training a model is one; promoting it at once is another)."""
+    if not principal.can(permission):
+        raise PermissionDenied(
+            f"your roles ({', '.join(principal.roles) or 'none'}) do not allow {permission!r}",
+            remedy="ask an administrator for a role that grants it",
+            details={"permission": permission},
+        )
+
+
 def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the caller, who must hold ``permission`` (403 otherwise, 401 without a token).
 
@@ -89,12 +100,7 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     check_permission_name(permission)
 
     async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        if not principal.can(permission):
-            raise PermissionDenied(
-                f"your roles ({', '.join(principal.roles) or 'none'}) do not allow {permission!r}",
-                remedy="ask an administrator for a role that grants it",
-                details={"permission": permission},
-            )
+        demand(principal, permission)
         return principal
 
     dependency.__name__ = f"require_{permission.replace('.', '_')}"

@@ -1,10 +1,12 @@
 """The one policy point: what a caller may see of each lake table — tables, rows and columns.
 
 Rules are data (``data/policy.yaml``); field classifications come from the record kinds
-(``sciti.model``). :class:`DataPolicy` turns both, for one :class:`Principal`, into plain
-:class:`~sciti.lake.views.ViewRule` objects (a row filter and column masks as SQL) that the lake
-applies when it creates each table's view, so the SQL path, exports and the unmask endpoint all
-see the same thing. Nothing here knows about HTTP or the terminal.
+(``sciti.model``), and for tables made from records (``risk.assessments``, the risk reference
+tables) from the policy's ``derived:`` entries. :class:`DataPolicy` turns both, for one
+:class:`Principal`, into plain :class:`~sciti.lake.views.ViewRule` objects (a row filter and column
+masks as SQL) that the lake applies when it creates each table's view, so the SQL path, exports,
+the unmask endpoint and the web pages all see the same thing. Nothing here knows about HTTP or the
+terminal.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 
 from sciti.access.accounts import Principal
 from sciti.access.errors import AccessError, PermissionDenied
-from sciti.access.masking import METHODS, mask_sql, mask_value, new_salt, null_of
+from sciti.access.masking import DUCK_TYPES, METHODS, mask_sql, mask_value, new_salt, null_of
 from sciti.access.roles import all_roles, check_permission_name
 from sciti.lake.views import ViewRule, quote_literal
 from sciti.model import RecordKind, load_kinds
@@ -33,6 +35,30 @@ class TableRule:
     any_of: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     why: str = ""
+
+
+@dataclass(frozen=True)
+class DerivedTable:
+    """A lake table made from records (not a record kind): what it holds, for access (``derived:``)."""
+
+    ident: str
+    kind: str | None = None  # the record kind it is made from: that kind's need-to-know applies
+    personal: tuple[tuple[str, str], ...] = ()  # (column, model type) of its personal columns
+    office_column: str | None = None  # office-bound accounts see their office's rows
+    every_office: bool = False  # aggregates over every office: not for office-bound accounts
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Classified:
+    """One classified column of a table: its name, model type and classification."""
+
+    name: str
+    type: str
+    classification: str
+
+
+_DERIVED_KEYS = {"kind", "personal", "office_column", "every_office", "why"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +76,36 @@ class PolicyConfig:
     partner_kinds: frozenset[str]
     partner_row_column: str
     kinds_by_table: dict[str, RecordKind] = field(default_factory=dict)
+    derived: dict[str, DerivedTable] = field(default_factory=dict)
 
 
 def _strs(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in (value or ()))
+
+
+def _derived(raw: Any, kinds: dict[str, RecordKind]) -> dict[str, DerivedTable]:
+    out: dict[str, DerivedTable] = {}
+    for ident, entry in (raw or {}).items():
+        entry = entry or {}
+        where = f"policy.yaml: derived table {ident!r}"
+        unknown = set(entry) - _DERIVED_KEYS
+        if unknown or str(ident).count(".") != 1 or str(ident) != str(ident).lower():
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)} or not a lower-case zone.name")
+        kind = entry.get("kind")
+        if kind is not None and kind not in kinds:
+            raise ValueError(f"{where}: unknown kind {kind!r}")
+        personal = tuple((str(c), str(t)) for c, t in (entry.get("personal") or {}).items())
+        if any(t not in DUCK_TYPES for _, t in personal):
+            raise ValueError(f"{where}: personal column types must be among {sorted(DUCK_TYPES)}")
+        out[str(ident)] = DerivedTable(
+            ident=str(ident),
+            kind=None if kind is None else str(kind),
+            personal=personal,
+            office_column=None if entry.get("office_column") is None else str(entry["office_column"]),
+            every_office=bool(entry.get("every_office", False)),
+            why=str(entry.get("why", "")),
+        )
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -81,6 +133,7 @@ def policy_config() -> PolicyConfig:
         partner_kinds=frozenset(_strs(raw["partner"].get("kinds"))),
         partner_row_column=str(raw["partner"]["row_column"]),
         kinds_by_table={k.ident: k for k in kinds.values()},
+        derived=_derived(raw.get("derived"), kinds),
     )
     # A typo in the policy must fail at start-up, not silently open or close access.
     for perm in (
@@ -93,6 +146,9 @@ def policy_config() -> PolicyConfig:
     roles = {r for t in tables for r in t.roles} | {config.partner_role}
     if roles - set(all_roles()):
         raise ValueError(f"policy.yaml: unknown roles {sorted(roles - set(all_roles()))}")
+    clash = set(config.derived) & set(config.kinds_by_table)
+    if clash:
+        raise ValueError(f"policy.yaml: derived tables {sorted(clash)} are record kinds' tables")
     unknown = (set(kind_requires) | config.partner_kinds) - set(kinds)
     bad_methods = {m for m in (*by_field.values(), *by_type.values()) if m not in METHODS}
     if unknown or bad_methods:
@@ -146,27 +202,63 @@ class DataPolicy:
             return False
         if rule.roles and not any(r in p.roles for r in rule.roles):
             return False
+        return self._content_allowed(ident)
+
+    def _content_allowed(self, ident: str) -> bool:
+        """The need-to-know of what a table holds, on top of its table rule: its record kind's
+        ``requires`` (a derived table: those of the kind it is made from), and for office-bound
+        accounts no table of every office's figures."""
+        kind = self.kind_of(ident)
+        derived = self.config.derived.get(ident)
+        if derived is not None:
+            if derived.every_office and self.principal.office_code:
+                return False
+            kind = load_kinds().get(derived.kind or "")
+        if kind is None:
+            return True
+        return all(self.principal.can(x) for x in self.config.kind_requires.get(kind.name, ()))
+
+    def classified(self, ident: str) -> list[Classified]:
+        """The classified columns of a table: a record kind's fields (``internal`` ones included),
+        or a derived table's ``personal`` columns. Empty for tables that declare none."""
+        ident = ident.lower()
+        kind = self.kind_of(ident)
         if kind is not None:
-            return all(p.can(x) for x in self.config.kind_requires.get(kind.name, ()))
-        return True
+            return [Classified(f.name, f.type, f.classification) for f in kind.fields]
+        derived = self.config.derived.get(ident)
+        return [] if derived is None else [Classified(c, t, "personal") for c, t in derived.personal]
 
     # -- views ---------------------------------------------------------------------------------
     def rule(self, ident: str) -> ViewRule:
-        """Row filter and masks of one readable table (callers check :meth:`can_read` first)."""
+        """Row filter and masks of one table.
+
+        Callers check :meth:`can_read` first; a page that shows aggregates without ``sql.query``
+        (``need_to_know=False`` in the web) may not, so what a table holds is checked here too: a
+        table whose content the caller may not see shows no rows.
+        """
+        ident = ident.lower()
         kind = self.kind_of(ident)
-        if kind is None:
-            return ViewRule()  # raw, ref, risk, sec and derived tables: no classified fields declared
         if self.is_partner and not self.principal.can("sql.query"):
-            return self._partner_rule(kind)
+            return self._partner_rule(kind) if kind is not None else ViewRule(row_filter="false")
         columns: dict[str, str] = {}
         intel = self.principal.can(self.config.restricted_permission)
-        for f in kind.fields:
+        for f in self.classified(ident):
             if f.classification == "personal" and not self.unmask:
                 columns[f.name] = self._mask(f.name, f.type)
             elif f.classification == "restricted" and not intel:
                 columns[f.name] = null_of(f.type)
-        row_filter, depends = self._office_filter(kind)
-        return ViewRule(row_filter=row_filter, columns=columns, depends=depends)
+        if not self._content_allowed(ident):
+            return ViewRule(row_filter="false", columns=columns)
+        if kind is not None:
+            row_filter, depends = self._office_filter(kind)
+            return ViewRule(row_filter=row_filter, columns=columns, depends=depends)
+        derived = self.config.derived.get(ident)
+        office = self.principal.office_code
+        if derived is not None and derived.office_column and office:
+            return ViewRule(
+                row_filter=f'"{derived.office_column}" = {quote_literal(office)}', columns=columns
+            )
+        return ViewRule(columns=columns)
 
     def rules(self, idents: set[str]) -> dict[str, ViewRule]:
         """Rules for ``idents`` and every table their row filters read."""
@@ -184,15 +276,13 @@ class DataPolicy:
         """One record of ``ident`` as this caller may see it, for surfaces that do not use SQL
         (API responses built from Python objects, web pages): the same masks and hidden fields."""
         kind = self.kind_of(ident)
-        if kind is None:
-            return dict(record)
-        if self.is_partner and not self.principal.can("sql.query"):
+        if self.is_partner and not self.principal.can("sql.query") and kind is not None:
             shared = {"public", "partner_shareable"}
             hidden = {f.name for f in kind.fields if f.classification not in shared}
             return {k: (None if k in hidden else v) for k, v in record.items()}
         intel = self.principal.can(self.config.restricted_permission)
         out = dict(record)
-        for f in kind.fields:
+        for f in self.classified(ident):
             if f.name not in out:
                 continue
             if f.classification == "personal" and not self.unmask:
@@ -204,14 +294,11 @@ class DataPolicy:
 
     def masked_fields(self, ident: str) -> list[str]:
         """Personal fields of a table shown masked (empty when unmasked or unclassified)."""
-        kind = self.kind_of(ident)
-        if kind is None or self.unmask:
-            return []
-        return [f.name for f in kind.fields if f.classification == "personal"]
+        return [] if self.unmask else self.personal_fields(ident)
 
     def personal_fields(self, ident: str) -> list[str]:
-        kind = self.kind_of(ident)
-        return [] if kind is None else [f.name for f in kind.fields if f.classification == "personal"]
+        """Personal fields of a table: a record kind's, or a derived table's (see :meth:`classified`)."""
+        return [f.name for f in self.classified(ident) if f.classification == "personal"]
 
     def _mask(self, name: str, field_type: str) -> str:
         method = self.config.mask_by_field.get(name) or self.config.mask_by_type.get(field_type, "null")
@@ -247,4 +334,12 @@ class DataPolicy:
         return ViewRule(row_filter=row_filter, columns=columns)
 
 
-__all__ = ["UNMASK_PERMISSION", "DataPolicy", "PolicyConfig", "TableRule", "policy_config"]
+__all__ = [
+    "UNMASK_PERMISSION",
+    "Classified",
+    "DataPolicy",
+    "DerivedTable",
+    "PolicyConfig",
+    "TableRule",
+    "policy_config",
+]

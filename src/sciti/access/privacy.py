@@ -1,9 +1,11 @@
 """Personal-data protection: retention per record kind, the consent register, cross-boundary transfer rules.
 
 * **Retention**: a period per record kind (``data/retention.yaml``, overridden per instance in the
-  ops database). :func:`run_retention` deletes older rows from the lake for real: an Iceberg delete,
-  then expiry of every snapshot before it and removal of the files only those snapshots used, so
-  the rows are gone from time travel as well. Each table's run is proved in the audit trail.
+  ops database; :mod:`sciti.access.privacy_rules`). :func:`run_retention`
+  (:mod:`sciti.access.privacy_retention`) deletes older rows from the lake for real, with every copy
+  SCITI derived from them (risk assessments, the officers' queue, reference tables) and, once no
+  kept row needs it, the received file they came from (:mod:`sciti.access.privacy_objects`). Each
+  step is proved in the audit trail.
 * **Consent register**: department A may use person P's data held by department B for purpose X
   until a date, with who recorded it; :func:`consent_allows` answers before such a use.
 * **Transfer rules**: which record kinds may be sent to which partner administration, with which
@@ -12,243 +14,35 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sciti.access.audit import audit
-from sciti.errors import InvalidInput, NotFound
-from sciti.lake import Lake
-from sciti.model import ModelError, get_kind, load_kinds
-from sciti.ops import session_scope
-from sciti.ops.privacy_tables import Consent, RetentionOverride, TransferRule
-from sciti.periodic import Periodic
-from sciti.settings import Settings
-
-log = logging.getLogger("sciti.privacy")
-STORED_AT = "ingested_at"  # the date every row has: when SCITI stored it
-
-
-class PrivacyError(InvalidInput):
-    code = "privacy_error"
-
-
-# -- retention rules -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetentionRule:
-    kind: str
-    days: int
-    date_field: str
-    basis: str
-    origin: str  # "default" (the shipped file) or "override" (this instance)
-    table: str
-
-
-def _check_rule(kind: str, days: Any, date_field: str | None) -> tuple[int, str]:
-    try:
-        record_kind = get_kind(kind)
-    except ModelError:
-        raise PrivacyError(
-            f"unknown record kind {kind!r}", remedy=f"use one of: {', '.join(sorted(load_kinds()))}"
-        ) from None
-    if not isinstance(days, int) or days < 1:
-        raise PrivacyError(f"retention of {kind!r} must be a whole number of days >= 1, not {days!r}")
-    column = date_field or STORED_AT
-    if column != STORED_AT:
-        try:
-            found = record_kind.field(column)
-        except ModelError:
-            found = None
-        if found is None or found.type not in ("date", "timestamp"):
-            dated = [f.name for f in record_kind.fields if f.type in ("date", "timestamp")]
-            raise PrivacyError(
-                f"{kind}.{column} is not a date or timestamp field",
-                remedy=f"use {STORED_AT} or one of: {', '.join(dated) or 'none'}",
-            )
-    return days, column
-
-
-@lru_cache(maxsize=8)
-def _file_rules(path: str | None) -> dict[str, dict[str, Any]]:
-    text = (
-        Path(path).read_text("utf-8")
-        if path
-        else resources.files("sciti.access").joinpath("data/retention.yaml").read_text("utf-8")
-    )
-    kinds = (yaml.safe_load(text) or {}).get("kinds") or {}
-    for kind, spec in kinds.items():
-        _check_rule(kind, spec.get("days"), spec.get("date_field"))
-    return kinds
-
-
-def retention_rules(settings: Settings, session: Session) -> list[RetentionRule]:
-    """The rules in force: the shipped (or configured) file, then this instance's overrides."""
-    rules: dict[str, RetentionRule] = {}
-    for kind, spec in _file_rules(str(settings.retention_file) if settings.retention_file else None).items():
-        days, column = _check_rule(kind, spec.get("days"), spec.get("date_field"))
-        rules[kind] = RetentionRule(
-            kind, days, column, spec.get("basis", ""), "default", get_kind(kind).ident
-        )
-    for row in session.scalars(select(RetentionOverride)):
-        shipped = rules.get(row.kind)
-        column = row.date_field or (shipped.date_field if shipped else STORED_AT)
-        rules[row.kind] = RetentionRule(
-            row.kind, row.days, column, row.reason, "override", get_kind(row.kind).ident
-        )
-    return [rules[k] for k in sorted(rules)]
-
-
-def set_retention(
-    session: Session, kind: str, days: int, *, actor: str, date_field: str | None = None, reason: str = ""
-) -> RetentionOverride:
-    days, column = _check_rule(kind, days, date_field)
-    row = session.get(RetentionOverride, kind) or RetentionOverride(kind=kind)
-    before = row.days if row.days is not None else None
-    row.days, row.date_field, row.reason = days, date_field, reason  # None: the shipped rule's field
-    row.set_by, row.set_at = actor, datetime.now(UTC)
-    session.add(row)
-    audit(
-        session,
-        actor=actor,
-        action="retention.set",
-        target=f"kind:{kind}",
-        purpose=reason or None,
-        details={"days": days, "date_field": date_field or "as shipped", "before": before},
-    )
-    return row
-
-
-def unset_retention(session: Session, kind: str, *, actor: str) -> None:
-    row = session.get(RetentionOverride, kind)
-    if row is None:
-        raise NotFound(
-            f"record kind {kind!r} has no retention override", remedy="list them with `retention list`"
-        )
-    session.delete(row)
-    audit(session, actor=actor, action="retention.unset", target=f"kind:{kind}", details={"days": row.days})
-
-
-# -- retention run -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetentionResult:
-    """The proof of one table's run, as written to the audit trail."""
-
-    kind: str
-    table: str
-    cutoff: str
-    rows_deleted: int
-    delete_snapshot: int | None
-    expired_snapshots: list[int] = field(default_factory=list)
-    files_removed: int = 0
-    snapshots_left: int = 0
-    kept_by_refs: list[str] = field(default_factory=list)
-
-
-def _cutoff_literal(rule: RetentionRule, cutoff: datetime) -> str:
-    kind_field = None if rule.date_field == STORED_AT else get_kind(rule.kind).field(rule.date_field)
-    if kind_field is not None and kind_field.type == "date":
-        return cutoff.date().isoformat()
-    return cutoff.isoformat()
-
-
-def apply_retention(lake: Lake, rule: RetentionRule, *, now: datetime | None = None) -> RetentionResult:
-    """Delete the rows older than the rule's period, expire older snapshots and remove their files."""
-    now = now or datetime.now(UTC)
-    cutoff = now - timedelta(days=rule.days)
-    literal = _cutoff_literal(rule, cutoff)
-    if not lake.exists(rule.table):
-        return RetentionResult(rule.kind, rule.table, literal, 0, None)
-    condition = f"{rule.date_field} < '{literal}'"
-    table = lake.table(rule.table)
-    doomed = table.scan(row_filter=condition, selected_fields=("record_id",)).to_arrow().num_rows
-    if not doomed:
-        return RetentionResult(
-            rule.kind, rule.table, literal, 0, None, snapshots_left=len(table.metadata.snapshots)
-        )
-    before_ids = {s.snapshot_id for s in table.metadata.snapshots}
-    snapshot = lake.delete(rule.table, condition)
-    # Every older snapshot still holds the deleted rows: expire them all (the new one stays current)
-    # and remove every file only they used.
-    expired = lake.expire_snapshots(rule.table, timedelta(0), retain_last=1)
-    table = lake.table(rule.table)
-    left = table.metadata.snapshots
-    older_kept = [
-        name for name, ref in table.metadata.refs.items() if ref.snapshot_id in before_ids and name != "main"
-    ]
-    return RetentionResult(
-        kind=rule.kind,
-        table=rule.table,
-        cutoff=literal,
-        rows_deleted=doomed,
-        delete_snapshot=snapshot,
-        expired_snapshots=sorted(before_ids - {s.snapshot_id for s in left}),
-        files_removed=expired.removed.files,
-        snapshots_left=len(left),
-        kept_by_refs=older_kept,
-    )
-
-
-def run_retention(
-    settings: Settings,
-    lake: Lake,
-    *,
-    actor: str = "retention",
-    kinds: list[str] | None = None,
-    now: datetime | None = None,
-    source: str | None = None,
-) -> list[RetentionResult]:
-    """Apply every rule (or those of ``kinds``) and write one audit entry per table as proof.
-
-    This is the function a scheduler calls (e.g. once a day from the server or cron with
-    ``sciti privacy retention run``); running it twice deletes nothing the second time.
-    """
-    with session_scope(settings.resolved_ops_db_url) as session:
-        rules = retention_rules(settings, session)
-    if kinds:
-        unknown = set(kinds) - {r.kind for r in rules}
-        if unknown:
-            raise PrivacyError(
-                f"no retention rule for {', '.join(sorted(unknown))}",
-                remedy="add one with `sciti privacy retention set KIND DAYS`",
-            )
-        rules = [r for r in rules if r.kind in kinds]
-    results = []
-    for rule in rules:
-        result = apply_retention(lake, rule, now=now)
-        with session_scope(settings.resolved_ops_db_url) as session:
-            audit(
-                session,
-                actor=actor,
-                action="retention.run",
-                target=f"table:{rule.table}",
-                source=source,
-                outcome="ok" if not result.kept_by_refs else "partial",
-                details={**result.__dict__, "days": rule.days, "date_field": rule.date_field},
-            )
-        results.append(result)
-    return results
-
-
-class RetentionSchedule(Periodic):
-    """Runs :func:`run_retention` every ``settings.retention_every_hours`` (the server's background jobs)."""
-
-    def __init__(self, settings: Settings, lake: Lake, *, first_delay: float = 60.0):
-        super().__init__("sciti-retention", first_delay=first_delay, what="retention run", log=log)
-        self.settings, self.lake = settings, lake
-
-    def job(self) -> None:
-        run_retention(self.settings, self.lake, actor="retention-schedule", source="server")
-
-    def period(self) -> float:
-        return self.settings.retention_every_hours * 3600
+from sciti.access.privacy_objects import ObjectSweep, sweep_objects
+from sciti.access.privacy_retention import (
+    RetentionResult,
+    RetentionRun,
+    RetentionSchedule,
+    apply_retention,
+    run_retention,
+)
+from sciti.access.privacy_rules import (
+    STORED_AT,
+    PrivacyError,
+    RetentionRule,
+    _check_rule,
+    personal_kinds,
+    record_copies,
+    retention_rules,
+    set_retention,
+    unset_retention,
+)
+from sciti.errors import NotFound
+from sciti.model import get_kind
+from sciti.ops.privacy_tables import Consent, TransferRule
 
 
 # -- consent register ------------------------------------------------------------------------------
@@ -474,9 +268,12 @@ def transfer_allowed(
 
 
 __all__ = [
+    "STORED_AT",
+    "ObjectSweep",
     "PrivacyError",
     "RetentionResult",
     "RetentionRule",
+    "RetentionRun",
     "RetentionSchedule",
     "TransferDecision",
     "apply_retention",
@@ -484,12 +281,15 @@ __all__ = [
     "find_consent",
     "list_consents",
     "list_transfer_rules",
+    "personal_kinds",
+    "record_copies",
     "record_consent",
     "remove_transfer_rule",
     "retention_rules",
     "run_retention",
     "set_retention",
     "set_transfer_rule",
+    "sweep_objects",
     "transfer_allowed",
     "unset_retention",
     "withdraw_consent",

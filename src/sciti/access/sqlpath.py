@@ -8,6 +8,7 @@ on views that apply the caller's row filters and masks. ``record_query`` writes 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from sciti.model import PROVENANCE_NAMES
 from sciti.ops import session_scope
 
 MAX_AUDITED_SQL = 4000  # characters of the statement kept in the audit entry
+# Quoted text in a database error is usually a value of the data ("Could not convert string 'X'").
+QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 
 
 class TableNotReadable(PermissionDenied):
@@ -110,7 +113,7 @@ def record_query(
     if rows is not None:
         details["rows"] = rows
     if error:
-        details["error"] = error[:500]
+        details["error"] = audited_error(error)
     details.update(extra or {})
     audit(
         session,
@@ -122,6 +125,13 @@ def record_query(
         outcome=outcome,
         details=details,
     )
+
+
+def audited_error(message: str) -> str:
+    """The error as the audit keeps it: quoted text left out. A failed query's error can quote a
+    value of the data, in clear when the query unmasked it; the audit trail is read by people who
+    may not see personal data and is never deleted, so it must not keep one."""
+    return QUOTED.sub("'…'", message)[:500]
 
 
 def unmask_sql(principal: Principal, table: str, record_id: str, fields: list[str]) -> str:

@@ -8,6 +8,12 @@ Every change to a counter is one statement (an upsert, then an atomic UPDATE ...
 concurrent failures from a new address neither collide on the insert nor lose a count, on
 PostgreSQL as on SQLite (decision 0058).
 
+Every check of a password or one-time code counts here, not only the login: the password change,
+re-authentication before an MFA change, the MFA steps (decision 0082). A success never clears an
+address's count: the failures age out with their window. Clearing on success let anyone holding one
+valid account reset the count every 49 guesses; a success clears only that account's own count
+(``users.failed_logins``).
+
 While an address is blocked no failure is counted (nothing is checked), so ``failures`` counts the
 *refused* attempts of the block instead; the first attempt after the block starts a new window.
 Refusals are audited as ``login.throttled`` -- the first ``AUDIT_FIRST_REFUSALS`` of each block
@@ -20,11 +26,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, insert, or_, update
+from sqlalchemy import case, insert, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from sciti.access.accounts import as_utc, now_utc
+from sciti.access.accounts import as_utc
 from sciti.access.audit import audit
 from sciti.access.errors import LoginThrottled
 from sciti.ops.account_tables import LoginThrottle
@@ -122,16 +128,9 @@ def count_client_failure(session: Session, client: str, now: datetime) -> None:
     session.expire_all()
 
 
-def clear_client(session: Session, client: str, now: datetime | None = None) -> None:
-    """A successful login from ``client`` clears its count (not an active block)."""
-    ended = or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= (now or now_utc()))
-    session.execute(delete(LoginThrottle).where(LoginThrottle.client == _key(client), ended))
-
-
 __all__ = [
     "AUDIT_FIRST_REFUSALS",
     "CLIENT_MAX_FAILURES",
     "check_client",
-    "clear_client",
     "count_client_failure",
 ]

@@ -216,6 +216,64 @@ class RejectNul:
 
 
 _TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+# Every request but HTTP push (its own max_upload_bytes, for files): a batch of 1,000 assessments
+# is a few megabytes. Far more is a mistake or an attack, and would hold the event loop that
+# answers clearance systems while it is parsed.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class LimitBody:
+    """413 for a request body over ``MAX_BODY_BYTES``: at once when Content-Length says so, else as
+    soon as that many bytes have arrived (a chunked body), before any route parses it."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(RAW_BODY_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = envelope(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.limit // (1024 * 1024)} MB",
+            remedy="send fewer records per request (at most 1,000 assessments), or files through "
+            "/api/v1/ingest",
+            details={"limit_bytes": self.limit},
+        )
+        await response(scope, receive, send)
 
 
 def _media_type(scope: Scope) -> str:
@@ -287,3 +345,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unhandled)
     # Input PostgreSQL cannot store is refused up front with a field-level 422, not a 500.
     app.add_middleware(RejectNul)
+    app.add_middleware(LimitBody)  # added last, runs first: before RejectNul reads the body

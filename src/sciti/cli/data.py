@@ -21,11 +21,10 @@ import typer
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from sciti.access import DataPolicy, PermissionDenied, Principal, find_user, principal_of
+from sciti.access import DataPolicy, PermissionDenied, Principal, principal_of
 from sciti.access.sqlpath import audited_query
-from sciti.cli.common import console, fail, lake, settings
+from sciti.cli.common import console, fail, lake, settings, usable_account
 from sciti.errors import SCITIError
-from sciti.ops import session_scope
 
 # The terminal table shows this many rows unless --limit says otherwise; files get everything.
 DEFAULT_TABLE_ROWS = 50
@@ -115,14 +114,12 @@ def sql(
 
 
 def _principal(username: str | None) -> Principal:
+    """The user the query runs as: it must exist and be usable now (not disabled, expired or
+    locked), as a token or a session of theirs would have to be."""
     if not username:
         fail("sciti sql runs as a SCITI user: pass --user NAME or set SCITI_USER")
     try:
-        with session_scope(settings().resolved_ops_db_url) as session:
-            account = find_user(session, username)
-            if account is None or account.disabled:
-                fail(f"no active user {username!r} (see `sciti user list`)")
-            return principal_of(account)
+        return principal_of(usable_account(username))
     except SCITIError as exc:
         fail(exc)
 

@@ -117,18 +117,36 @@ def retention_run(
         results = privacy.run_retention(s, lake(s), actor=actor, kinds=kind, source="cli")
     except SCITIError as exc:
         fail(exc)
+    files = results.objects
     if as_json:
         for r in results:
             typer.echo(json.dumps(r.__dict__))
+        if files is not None:
+            typer.echo(json.dumps({"files": files.details()}))
         return
     out = Table(title="Retention run")
-    for col in ("table", "cutoff", "rows deleted", "snapshots expired", "files removed"):
+    for col in ("table", "cutoff", "rows deleted", "copies deleted", "snapshots expired", "files removed"):
         out.add_column(col)
     for r in results:
+        copies = ", ".join(f"{table} {n:,}" for table, n in r.copies.items() if n) or "0"
         out.add_row(
-            r.table, r.cutoff, str(r.rows_deleted), str(len(r.expired_snapshots)), str(r.files_removed)
+            r.table,
+            r.cutoff,
+            f"{r.rows_deleted:,}",
+            copies,
+            str(len(r.expired_snapshots)),
+            str(r.files_removed + r.copy_files_removed),
         )
     console.print(out)
+    if files is not None:
+        console.print(
+            f"received files: {files.objects_deleted:,} deleted ({files.bytes_freed:,} bytes) with the "
+            f"last of their rows, {files.quarantine_deleted:,} quarantine entries deleted; "
+            f"{files.held:,} kept while some of their rows are inside their period",
+            highlight=False,
+        )
+        for key, until in sorted(files.held_until.items())[:5]:
+            console.print(f"  kept {key[:16]}… until {until or 'its last row passes'}", highlight=False)
     kept = [f"{r.table} ({', '.join(r.kept_by_refs)})" for r in results if r.kept_by_refs]
     if kept:
         fail(f"old snapshots are kept by tags or branches, so deleted rows stay reachable: {'; '.join(kept)}")

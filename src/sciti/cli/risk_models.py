@@ -43,12 +43,18 @@ def _metrics_table(title: str, result: dict[str, Any], anchors: dict[str, float]
     for col in ("metric", "value", "95% CI", "anchor"):
         table.add_column(col)
     for name, value in result["metrics"].items():
-        lo, hi = result["ci95"].get(name, [float("nan")] * 2)
+        lo, hi = result["ci95"].get(name) or (None, None)
         anchor = next(
             (f"{v:.2f} ({k.split('_')[0]})" for k, v in (anchors or {}).items() if k.endswith(name)), ""
         )
-        table.add_row(name, f"{value:.3f}", f"{lo:.3f}-{hi:.3f}", anchor)
+        ci = f"{lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else "–"
+        table.add_row(name, _figure(value), ci, anchor)
     return table
+
+
+def _figure(value: float | None) -> str:
+    """A metric, or a dash where it cannot be computed (revenue@k% with no revenue known)."""
+    return "–" if value is None else f"{value:.3f}"
 
 
 def train_cmd(
@@ -64,6 +70,8 @@ def train_cmd(
     from sciti.risk.models import train
 
     actor = _actor(user, "models.train")
+    if promote:
+        _actor(user, "models.promote")  # checked before the minutes of training, not after
     with console.status(f"training a {label} model for {kind} ..."):
         entry = run_or_fail(
             train,
@@ -194,6 +202,8 @@ def evaluate_lake_cmd(
         print(json.dumps(report, default=str, indent=2))
         return
     console.print(_metrics_table(f"{kind} {label}, tested from {report['split_date']}", report["validation"]))
+    if "revenue_note" in report:
+        console.print(report["revenue_note"], highlight=False)
     if "validation_random" in report:
         console.print(_metrics_table("random-inspection subset (unbiased)", report["validation_random"]))
 

@@ -3,7 +3,10 @@
 The CLI talks to the operational database directly, so it runs where an operator runs the
 server. It acts as a named local account: ``--user NAME`` (or ``SCITI_USER``), which must exist,
 be enabled and hold the permission of the step (rules.write, rules.approve). Four eyes holds on
-the CLI as on the API: the author of a version cannot approve it under any name of theirs.
+the CLI as on the API: the author of a version cannot approve it under any name of theirs, only
+the author submits a draft, and refusals are audited as ``denied`` (source ``cli``). A dry-run,
+of a file or of a stored version, is a read of the lake on that account's behalf: its office, its
+permissions (``--unmask --purpose`` for personal fields), audited (decision 0080).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from sciti.cli.common import console, fail
+from sciti.cli.common import acting_account, console, fail, usable_account
 from sciti.cli.common import settings as get_settings
 from sciti.errors import SCITIError
 
@@ -59,9 +62,61 @@ def _ops() -> Iterator[Session]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not the rule's
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.end]
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        fail(
+            f"{path}: not UTF-8 text: byte 0x{bad[:1].hex()} at line {line} column {column} (byte "
+            f"{exc.start} of the file): save the rule as UTF-8"
+        )
+
+
+def _audit_denied(user: str, rule_id: str, version: int | None, decision: str, reason: str) -> None:
+    """A refused step, audited as over the API, in its own transaction (the refused one rolled back)."""
+    from sciti.ops import session_scope
+    from sciti.risk import rules
+
+    with session_scope(get_settings().resolved_ops_db_url) as session:
+        rules.audit_refusal(
+            session,
+            actor=user,
+            rule_id=rule_id,
+            version=version,
+            decision=decision,
+            reason=reason,
+            source="cli",
+        )
+
+
+def _save(path: Path, user: str, comment: str, submit: bool) -> tuple[str, int, str]:
+    """Store one file (and submit it) in its own transaction: what is printed as stored is stored."""
+    from sciti.ops import session_scope
+    from sciti.risk import rules
+
+    text = _read(path)
+    try:
+        with session_scope(get_settings().resolved_ops_db_url) as session:
+            known = {r.id for r in rules.list_rules(session)}
+            row = rules.save_rule(session, text, actor=user, comment=comment)
+            if submit:
+                rules.submit(session, row.rule_id, row.version, actor=user, comment=comment)
+            return row.rule_id, row.version, row.status
+    except rules.ProtectedFieldsRefused as exc:
+        rule_id = rules.parse_rule(text).id
+        _audit_denied(user, rule_id, None, "version" if rule_id in known else "create", "protected fields")
+        fail(f"{path}: {exc}")
+    except SCITIError as exc:
+        fail(f"{path}: {exc}")
+    except (OperationalError, ProgrammingError):
+        fail(
+            "the operational database is not initialised or not reachable: run `sciti init`, check ops_db_url"
+        )
 
 
 @rule_app.command("check")
@@ -85,18 +140,11 @@ def add(
     comment: Comment = "",
     submit: Annotated[bool, typer.Option(help="Submit each new version for approval at once.")] = False,
 ) -> None:
-    """Store rules as drafts (a new rule, or a new version of an existing one)."""
-    from sciti.risk import rules
-
-    with _ops() as session:
-        for path in files:
-            try:
-                row = rules.save_rule(session, _read(path), actor=user, comment=comment)
-                if submit:
-                    rules.submit(session, row.rule_id, row.version, actor=user, comment=comment)
-            except SCITIError as exc:
-                fail(f"{path}: {exc}")
-            console.print(f"{row.rule_id} version {row.version}: {row.status}")
+    """Store rules as drafts (a new rule, or a new version of an existing one), one file at a time:
+    the first file refused stops the command, the ones before it are stored."""
+    for path in files:
+        rule_id, version, status = _save(path, user, comment, submit)
+        console.print(f"{rule_id} version {version}: {status}")
 
 
 @rule_app.command("starter")
@@ -191,8 +239,13 @@ def _decide(step: str, rule_id: str, version: int, user: str, comment: str) -> N
             status = row.status
     except rules.FourEyesViolation as exc:
         if step in ("approve", "reject"):
-            with session_scope(get_settings().resolved_ops_db_url) as session:
-                rules.audit_refusal(session, actor=user, rule_id=rule_id, version=version, decision=step)
+            _audit_denied(user, rule_id, version, step, "four eyes")
+        fail(exc)
+    except rules.NotTheAuthor as exc:
+        _audit_denied(user, rule_id, version, step, "not the author")
+        fail(exc)
+    except rules.ProtectedFieldsRefused as exc:
+        _audit_denied(user, rule_id, version, step, "protected fields")
         fail(exc)
     except SCITIError as exc:
         fail(exc)
@@ -201,7 +254,7 @@ def _decide(step: str, rule_id: str, version: int, user: str, comment: str) -> N
 
 @rule_app.command("submit")
 def submit(rule_id: str, version: int, user: User, comment: Comment = "") -> None:
-    """Submit a draft for approval."""
+    """Submit a draft for approval (only its author does)."""
     _decide("submit", rule_id, version, user, comment)
 
 
@@ -229,31 +282,75 @@ def retire(rule_id: str, user: User, comment: Comment = "") -> None:
 
 @rule_app.command("dry-run")
 def dry_run(
-    target: Annotated[str, typer.Argument(help="A rule id, or a rule file not stored yet.")],
-    days: Annotated[int, typer.Option(min=1, help="Days back from the newest record (or --until).")] = 30,
+    target: Annotated[str, typer.Argument(help="A rule id, or a rule file (.yaml) not stored yet.")],
+    days: Annotated[
+        int, typer.Option(min=1, help="Days back from the newest record (or --until); at most ten years.")
+    ] = 30,
     version: Annotated[int | None, typer.Option(help="Version (default: the latest).")] = None,
     until: Annotated[str | None, typer.Option(help="Last day of the window, YYYY-MM-DD.")] = None,
-    user: Annotated[str, typer.Option("--user", "-u", envvar="SCITI_USER", help="Who ran it (kept).")] = "",
+    user: Annotated[
+        str,
+        typer.Option(
+            "--user",
+            "-u",
+            envvar="SCITI_USER",
+            help="Account the dry-run reads the lake as (its office and permissions; audited).",
+        ),
+    ] = "",
+    unmask: Annotated[
+        bool,
+        typer.Option(
+            "--unmask",
+            help="The rule names personal fields: read them in clear (personal.unmask, --purpose).",
+        ),
+    ] = False,
+    purpose: Annotated[str | None, typer.Option(help="Why you unmask; recorded in the audit trail.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """What the rule would have hit over the last N days of lake data, and known frauds among the hits."""
+    """What the rule would have hit over the last N days of lake data, and known frauds among the hits.
+
+    Runs as --user: over that account's office only, personal fields only with --unmask and a
+    --purpose, and written to the audit trail (rule.dry_run). A stored version's figures are kept
+    for the approver.
+    """
+    from sciti.access import principal_of
     from sciti.risk import rules
 
     settings = get_settings()
+    if days > rules.MAX_DAYS:
+        fail(f"--days {days} is more than {rules.MAX_DAYS} (ten years): give a shorter window")
     try:
         end = date.fromisoformat(until) if until else None
     except ValueError:
         fail(f"--until {until!r} is not a date: write YYYY-MM-DD")
+    path = Path(target)
+    is_file = path.suffix in (".yaml", ".yml") and path.exists()
+    definition = None
+    if is_file:  # a bad file fails before any account is looked at
+        try:
+            definition = rules.parse_rule(_read(path))
+        except SCITIError as exc:
+            fail(f"{path}: {exc}")
+    name, _ = acting_account(user, "rules.write")
+    principal = principal_of(usable_account(name))
     try:
-        path = Path(target)
-        if path.suffix in (".yaml", ".yml") and path.exists():
-            result = rules.dry_run(settings, rules.parse_rule(_read(path)), days, until=end)
+        if definition is not None:
+            result = rules.dry_run_as(
+                settings, principal, definition, days, until=end, unmask=unmask, purpose=purpose, source="cli"
+            )
         else:
-            if not user:
-                fail("a stored rule's dry-run is kept with who ran it: give --user NAME (or SCITI_USER)")
             with _ops() as session:
                 result = rules.dry_run_version(
-                    settings, session, target, version, days, actor=user, until=end
+                    settings,
+                    session,
+                    target,
+                    version,
+                    days,
+                    principal=principal,
+                    until=end,
+                    unmask=unmask,
+                    purpose=purpose,
+                    source="cli",
                 )
     except SCITIError as exc:
         fail(exc)
@@ -265,11 +362,16 @@ def dry_run(
         f"{result.window_from} .. {result.window_to} ({result.days} days, {result.seconds:.2f} s)"
     )
     rate = f"{result.hit_rate:.0%}" if result.hit_rate is not None else "n/a"
+    scope = f" ({result.in_scope:,} in the rule's scope)" if result.scope_kept else ""
+    office = f" of office {result.office}" if result.office else ""
     console.print(
-        f"{result.records:,} {result.kind}s in the window; hits {result.hits:,} rows, "
+        f"{result.records:,} {result.kind}s{office} in the window{scope}; hits {result.hits:,} rows, "
         f"{result.hit_subjects:,} {result.kind}s; inspected {result.inspected_hits:,}; "
-        f"known frauds {result.known_frauds:,} (hit rate {rate})"
+        f"known frauds {result.known_frauds:,} (hit rate {rate})",
+        highlight=False,
     )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if result.hits_per_day:
         table = Table("day", "hits", "known frauds")
         for day in result.hits_per_day[-31:]:

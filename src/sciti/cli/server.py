@@ -6,15 +6,17 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.panel import Panel
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from sciti import __version__
 from sciti.access import create_user
-from sciti.cli.common import console, fail, lake
+from sciti.cli.common import console, database_problem, fail, lake
 from sciti.cli.common import settings as get_settings
 from sciti.errors import SCITIError
 from sciti.logs import setup_logging
@@ -45,7 +47,8 @@ def instance_initialised(settings: Settings) -> bool:
         with session_scope(url) as session:
             return any("administrator" in (u.roles or []) for u in session.scalars(select(User)))
     except Exception as exc:
-        raise SCITIError(
+        problem = database_problem(exc) if isinstance(exc, DBAPIError) else None
+        raise problem or SCITIError(
             f"cannot open the operational database: {type(exc).__name__}",
             remedy="check ops_db_url (SCITI_OPS_DB_URL) and that the database server is running",
         ) from exc
@@ -136,6 +139,25 @@ def init(
         )
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options from ``trusted_proxies`` (decision 0082).
+
+    Only a connection from a listed proxy may set the client's address (``X-Forwarded-For``,
+    read from the right: the first address that is not a listed proxy) and scheme
+    (``X-Forwarded-Proto``, which makes cookies Secure). With none listed the headers are not read
+    at all: uvicorn's own default believes them from 127.0.0.1, and FORWARDED_ALLOW_IPS in the
+    environment would widen that; neither applies here.
+    """
+    proxies = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
+
+
+def _clients_line(settings: Settings) -> str:
+    if not settings.trusted_proxies:
+        return "address of the connection (X-Forwarded-For ignored: no trusted_proxies)"
+    return "X-Forwarded-For believed from " + ", ".join(settings.trusted_proxies)
+
+
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default: settings host)."),
     port: int | None = typer.Option(None, help="Port to listen on (default: settings port)."),
@@ -150,6 +172,7 @@ def serve(
     try:
         if not instance_initialised(s):
             fail(f"no SCITI instance at {s.home.resolve()} (run `sciti init` first)")
+        lake(s)  # the catalogue too: one line now (the root command's), not a traceback per request
     except SCITIError as exc:
         fail(exc)
     setup_logging(s)
@@ -162,6 +185,7 @@ def serve(
         "  first login:   change the one-time password `sciti init` printed, via POST\n"
         f"                 {url}/api/v1/auth/password (lost it? `sciti user passwd admin`)\n"
         "  or a token:    sciti user token NAME   (then send 'Authorization: Bearer <token>')\n"
+        f"  clients:       {_clients_line(s)}\n"
         "  stop:          Ctrl+C",
         highlight=False,
         soft_wrap=True,
@@ -179,6 +203,7 @@ def serve(
             log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
             access_log=False,  # our middleware logs each request, without query strings
             server_header=False,
+            **proxy_options(s),
         )
     finally:
         background.stop()

@@ -97,6 +97,22 @@ class ObjectStore:
     def size(self, key: str) -> int:
         return self.path(key).stat().st_size
 
+    def delete(self, key: str) -> int:
+        """Remove the object for good (privacy retention); returns the bytes freed, 0 if it was not there.
+
+        The unlink is made durable (the folder is fsync'd). Key folders stay, even when empty: a
+        concurrent ``put`` may be about to rename into one. A later ``put`` of the same bytes
+        stores them again under the same key.
+        """
+        path = self.path(key)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        _fsync_dir(path.parent)
+        return size
+
 
 def record_object(
     lake: Lake,

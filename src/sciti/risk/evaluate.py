@@ -121,6 +121,21 @@ def _interval(values: list[float]) -> list[float]:
     return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
 
 
+MIN_REVENUE_RECORDS = 10  # inspections with revenue raised in the test period, for revenue@k%
+
+
+def usable_revenue(revenue: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The revenue to report revenue@k% on, or None and why. A share of the revenue of one or two
+    inspections says nothing (one gives 1.000 at every k, with an interval of 1.000-1.000)."""
+    known = int((revenue > 0).sum())
+    if known >= MIN_REVENUE_RECORDS:
+        return revenue, None
+    return None, (
+        f"revenue@k% left out: {known} inspected record(s) of the test period have revenue raised; "
+        f"at least {MIN_REVENUE_RECORDS} are needed"
+    )
+
+
 CURVE_POINTS = 101  # per curve: small enough to keep in the registry entry and draw as is
 
 
@@ -298,17 +313,23 @@ def evaluate_lake(
     y = labels_of(test_part, label)
     s = model.score(test_part)
     rev = np.asarray(pc.fill_null(test_part["revenue_raised"], 0.0).to_numpy(zero_copy_only=False), float)
+    used, note = usable_revenue(rev)
     report: dict[str, Any] = {
         "kind": kind,
         "label": label,
         "split_date": cut.isoformat(),
         "train_rows": train_part.num_rows,
-        "validation": metrics(y, s, rev, bootstrap=bootstrap),
+        "revenue_records": int((rev > 0).sum()),
+        "validation": metrics(y, s, used, bootstrap=bootstrap),
     }
+    if note:
+        report["revenue_note"] = note
     random = np.asarray(
         pc.fill_null(pc.equal(test_part["selection_reason"], "random"), False).to_numpy(zero_copy_only=False),
         bool,
     )
     if random.any():
-        report["validation_random"] = metrics(y[random], s[random], rev[random], bootstrap=bootstrap)
+        report["validation_random"] = metrics(
+            y[random], s[random], None if used is None else rev[random], bootstrap=bootstrap
+        )
     return report

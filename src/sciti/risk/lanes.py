@@ -7,6 +7,7 @@ home folder). Everything here is pure: the engine asks, the ops database keeps t
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ LANE_MEANING = {
     "yellow": "document check",
     "red": "physical inspection",
 }
+log = logging.getLogger("sciti.risk.lanes")
 POLICY_FILE = "lanes.yaml"
 
 
@@ -197,11 +199,24 @@ def _model_shares(
 
 def load_policy(home: Path | None = None) -> LanePolicy:
     """The instance's ``<home>/lanes.yaml`` if there is one, else the packaged default."""
-    if home is not None and (home / POLICY_FILE).is_file():
-        path = home / POLICY_FILE
-        return parse_policy(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     text = resources.files("sciti.risk").joinpath("data", POLICY_FILE).read_text(encoding="utf-8")
-    return parse_policy(yaml.safe_load(text))
+    default = parse_policy(yaml.safe_load(text))
+    if home is None or not (home / POLICY_FILE).is_file():
+        return default
+    path = home / POLICY_FILE
+    policy = parse_policy(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    for kind, lanes in default.kinds.items():
+        mine = policy.kinds.get(kind)
+        if lanes.model_shares and mine is not None and not mine.model_shares:
+            # The instance's file replaces the packaged one whole: an example without the shares
+            # silently turned calibration off (the model's score became 100 x probability).
+            log.warning(
+                "%s gives no model_shares for %s: models trained from now on score it uncalibrated "
+                "(100 x probability); copy model_shares from the packaged lanes.yaml to keep them",
+                path,
+                kind,
+            )
+    return policy
 
 
 def ration_red(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select
@@ -17,6 +17,10 @@ from sciti.risk.engine import Flusher, RiskService
 from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
 from tests.risk.engine.conftest import approve
 from tests.risk.engine.test_store import heavy_cheap
+
+# An inspection is dated on or after its assessment (a day of slack for time zones; decision 0089).
+TODAY = datetime.now(UTC).date()
+YESTERDAY = TODAY - timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +182,7 @@ def test_take_override_inspect_and_report(api, kcs) -> None:
     }  # fmt: skip
 
     done = client.post("/api/v1/risk/inspections", headers=officer, json={
-        "assessment_id": aid, "outcome": "seizure", "inspected_on": "2026-01-05",
+        "assessment_id": aid, "outcome": "seizure", "inspected_on": str(TODAY),
         "revenue_raised": 1200.5})  # fmt: skip
     assert done.status_code == 201, done.text
     result = done.json()
@@ -233,7 +237,7 @@ def test_a_rule_whose_hits_are_all_innocent_is_flagged(api, kcs) -> None:
     (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
                        headers=officer).json()["assessments"]  # fmt: skip
     assert a["rule_ids"] == ["T-CN-DUTY"] and a["lane"] != "green", a
-    result = {"assessment_id": a["assessment_id"], "outcome": "no_discrepancy", "inspected_on": "2026-01-06"}
+    result = {"assessment_id": a["assessment_id"], "outcome": "no_discrepancy", "inspected_on": str(TODAY)}
     done = client.post("/api/v1/risk/inspections", headers=officer, json=result)
     assert done.status_code == 201 and done.json()["fraud"] is False
     Flusher(kcs).flush()
@@ -290,7 +294,7 @@ def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> 
     (record,) = heavy_cheap("ONCE")
     (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
                        headers=officer).json()["assessments"]  # fmt: skip
-    result = {"assessment_id": a["assessment_id"], "outcome": "discrepancy", "inspected_on": "2026-02-07",
+    result = {"assessment_id": a["assessment_id"], "outcome": "discrepancy", "inspected_on": str(YESTERDAY),
               "inspection_type": "documentary", "revenue_raised": 300.0,
               "findings": "undervalued"}  # fmt: skip
     first = client.post("/api/v1/risk/inspections", headers=officer, json=result)
@@ -303,7 +307,7 @@ def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> 
         assert again.json() == stored
 
     for changed in (
-        {"outcome": "no_discrepancy"},
+        {"outcome": "seizure"},  # a different result that agrees with itself (decision 0089)
         {"inspection_type": "physical"},  # kept in the lake row only
         {"inspection_id": "INS-OTHER-ONE"},
         {"fraud": False},
@@ -319,11 +323,9 @@ def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> 
         )
         assert len(list(rows)) == 1
     lake = open_lake(kcs.resolved_catalog_uri, kcs.resolved_warehouse)
-    (n,) = query(lake, "SELECT count(*) FROM std.inspection_results WHERE inspected_on = DATE '2026-02-07'"
+    (n,) = query(lake, f"SELECT count(*) FROM std.inspection_results WHERE inspected_on = DATE '{YESTERDAY}'"
                  ).column(0).to_pylist()  # fmt: skip
     assert n == 1
-    report = hit_report(
-        kcs, since=datetime(2026, 2, 7).date(), until=datetime(2026, 2, 8).date(), period="day"
-    )
+    report = hit_report(kcs, since=YESTERDAY, until=TODAY, period="day")
     (line,) = [r for r in report["rules_over_time"] if r["rule_id"] == "T-HEAVY-CHEAP"]
     assert (line["inspected"], line["frauds"]) == (1, 1)

@@ -85,3 +85,20 @@ def test_packaged_policy_covers_every_assessed_kind(tmp_path) -> None:
         "kinds:\n  declaration:\n    thresholds: {red: 10}\n", encoding="utf-8"
     )
     assert load_policy(tmp_path).lane("declaration", 10) == "red"  # an instance's own file wins
+
+
+def test_an_instance_file_without_model_shares_is_warned_about(tmp_path, caplog) -> None:
+    # The file replaces the packaged one whole: leaving out model_shares turns calibration off.
+    (tmp_path / "lanes.yaml").write_text(
+        "kinds:\n  declaration:\n    thresholds: {red: 80, yellow: 60}\n", encoding="utf-8"
+    )
+    with caplog.at_level("WARNING", logger="sciti.risk.lanes"):
+        assert load_policy(tmp_path).for_kind("declaration").model_shares == {}
+    assert "no model_shares for declaration" in caplog.text
+    caplog.clear()
+    (tmp_path / "lanes.yaml").write_text(
+        "kinds:\n  declaration:\n    thresholds: {red: 80}\n    model_shares: {red: 0.02}\n", encoding="utf-8"
+    )
+    with caplog.at_level("WARNING", logger="sciti.risk.lanes"):
+        load_policy(tmp_path)
+    assert "model_shares" not in caplog.text

@@ -39,15 +39,19 @@ def test_assess_queue_override_feedback_and_flush_on_postgres(tmp_path, pg_datab
         svc.stop()  # flushes the buffer into risk.assessments
     assert {a.lane for a in answers} == {"red"}
     with session_scope(s.resolved_ops_db_url) as session:
-        page = list_queue(session, office="PG1", limit=2)
+        page = list_queue(session, scope="PG1", limit=2)  # as an account bound to office PG1
         assert len(page.items) == 2 and page.next_cursor
-        rest = list_queue(session, office="PG1", limit=2, cursor=page.next_cursor)
+        rest = list_queue(session, scope="PG1", limit=2, cursor=page.next_cursor)
         assert len(rest.items) == 1 and rest.next_cursor is None
         aid = answers[0].assessment_id
-        override(session, aid, lane="yellow", reason="documents suffice", actor="bob")
+        override(session, aid, lane="yellow", reason="documents suffice", actor="bob", scope="PG1")
         lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
         done = record_inspection(
-            session, lake, InspectionInput(aid, "no_discrepancy", answers[0].assessed_at.date()), actor="bob"
+            session,
+            lake,
+            InspectionInput(aid, "no_discrepancy", answers[0].assessed_at.date()),
+            actor="bob",
+            scope="PG1",
         )
     assert done["fraud"] is False and done["selection_reason"] == "officer"
     lake = open_lake(s.resolved_catalog_uri, s.resolved_warehouse)
@@ -79,7 +83,7 @@ def test_a_value_the_database_refuses_fails_only_its_own_request(tmp_path, pg_da
     finally:
         store.close()
     with session_scope(s.resolved_ops_db_url) as session:
-        queued = {i["assessment_id"] for i in list_queue(session, office="PGX1", limit=10).items}
+        queued = {i["assessment_id"] for i in list_queue(session, scope=None, office="PGX1", limit=10).items}
     assert queued == {answers[0][0].assessment_id, answers[2][0].assessment_id}
 
 

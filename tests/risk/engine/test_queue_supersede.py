@@ -54,7 +54,9 @@ def items(settings, record_id: str) -> dict[str, tuple[str, str | None]]:
 
 def open_ids(settings, office_code: str) -> list[str]:
     with session_scope(settings.resolved_ops_db_url) as session:
-        return [i["assessment_id"] for i in list_queue(session, office=office_code, limit=500).items]
+        return [
+            i["assessment_id"] for i in list_queue(session, scope=None, office=office_code, limit=500).items
+        ]
 
 
 def benign(record: dict) -> dict:
@@ -105,9 +107,16 @@ def test_an_item_an_officer_worked_is_kept_and_told(kcs, rules_only, work) -> No
     (first,) = assess_and_store(kcs, rules_only, [record])
     with session_scope(kcs.resolved_ops_db_url) as session:
         if work == "take":
-            assign(session, first.assessment_id, actor="officer1")
+            assign(session, first.assessment_id, actor="officer1", scope=None)
         else:
-            override(session, first.assessment_id, lane="yellow", reason="known importer", actor="officer1")
+            override(
+                session,
+                first.assessment_id,
+                lane="yellow",
+                reason="known importer",
+                actor="officer1",
+                scope=None,
+            )
     (second,) = assess_and_store(kcs, rules_only, [record])
     status = "assigned" if work == "take" else "open"
     # the officer's item stays the record's one item and names the re-assessment (in the lake)
@@ -122,7 +131,7 @@ def test_an_inspected_record_is_not_queued_again_by_a_reassessment(kcs, rules_on
     lake = open_lake(kcs.resolved_catalog_uri, kcs.resolved_warehouse)
     with session_scope(kcs.resolved_ops_db_url) as session:
         outcome = InspectionInput(first.assessment_id, "no_discrepancy", first.assessed_at.date())
-        record_inspection(session, lake, outcome, actor="officer1")
+        record_inspection(session, lake, outcome, actor="officer1", scope=None)
     (second,) = assess_and_store(kcs, rules_only, [record])  # a new model or rules: still red
     assert second.lane == "red"
     assert items(kcs, first.record_id) == {first.assessment_id: ("done", second.assessment_id)}

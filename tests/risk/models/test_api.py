@@ -33,6 +33,12 @@ def test_train_list_read_promote_over_http(world_lake, tmp_path) -> None:
         )
 
         assert client.post(f"/api/v1/models/{version}/promote", json={}, headers=analyst).status_code == 403
+        # ... nor through training: promoting at once needs models.promote too, checked first.
+        at_once = {"kind": "declaration", "promote_to": "champion"}
+        refused = client.post("/api/v1/models/train", json=at_once, headers=analyst)
+        assert_envelope(refused, 403, "forbidden")["details"] == {"permission": "models.promote"}
+        still = client.get("/api/v1/models", params={"kind": "declaration"}, headers=supervisor).json()
+        assert [v["version"] for v in still] == [version]  # nothing trained, nothing promoted
         promoted = client.post(
             f"/api/v1/models/{version}/promote",
             json={"role": "champion", "reason": "pilot"},
@@ -73,9 +79,11 @@ def test_train_on_the_command_line_says_which_source_systems_it_learnt_from(
     app.command("noop")(lambda: None)  # a group needs a sibling to keep its name
     risk_models.register(app)
     try:
+        refused = CliRunner().invoke(app, ["train", "declaration", "--user", "ana", "--promote", "champion"])
         result = CliRunner().invoke(app, ["train", "declaration", "--user", "ana"])
     finally:
         get_settings.cache_clear()
+    assert refused.exit_code != 0 and "lacks the models.promote permission" in refused.output
     assert result.exit_code == 0, result.output
     assert "learnt from: demo-clearance " in result.output  # the tiny world's labels: one channel
     assert "differ in their label rates" not in result.output

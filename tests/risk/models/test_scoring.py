@@ -118,6 +118,18 @@ def test_without_the_single_row_call_records_score_through_predict(
             {"unit_value_band_z": None},
             "Missing: Robust z-score of the log unit value against the reference band (contributes +0.21)",
         ),
+        # A field the record lacks reads "unknown", as in rule reasons, not the raw feature name.
+        (
+            "hs_origin_risk",
+            {"hs_origin_risk": 0.21637064573867548, "hs6": "940510"},
+            "HS 940510 from unknown was found fraudulent in 22% of past inspections (contributes +0.21)",
+        ),
+        (
+            "unit_value_ratio",
+            {"unit_value_ratio": float("inf"), "hs6": "940510", "country_of_origin": "CN"},
+            "Cannot be computed from the declared values: Declared unit value divided by the reference",
+        ),
+        ("item_price", {"item_price": 12345.678}, "Item price is 12,345.7 (contributes +0.21)"),
     ],
 )
 def test_factor_text(feature: str, row: dict, text: str) -> None:

@@ -39,6 +39,11 @@ BASE = {
         ("acceptance_date > '2026-02-01'", 1, 19, "but '2026-02-01' is text", "date '2026-01-31'"),
         ("", 1, 1, "is missing", "add `when:`"),
         ("  # only a comment", 1, 19, "ends too early", "a field name"),
+        # Beyond the largest double a literal reads as infinity, which the SQL side cannot spell.
+        ("net_mass_kg > 1e999 or net_mass_kg < 0", 1, 15, "'1e999' is too large a number", "smaller"),
+        ("net_mass_kg > 0 or\nnet_mass_kg < -1e999", 2, 16, "'1e999' is too large", "is not missing"),
+        ("net_mass_kg not in (1, -1e400)", 1, 25, "'1e400' is too large a number", "smaller"),
+        ("unit_value_ratio < " + "9" * 400 + "%", 1, 20, "is too large a number", "smaller"),
     ],
 )
 def test_condition_errors_say_where_and_what_to_write(when, line, column, message, remedy) -> None:
@@ -63,6 +68,12 @@ def test_condition_errors_say_where_and_what_to_write(when, line, column, messag
         ({"title": None}, "title", "is missing"),
         ({"reason": "Ratio {ratio}"}, "reason", "mentions {ratio}"),
         ({"reason": "Ratio {unit_value_ratio"}, "reason", "malformed"),
+        # A reason is rendered for every hit: no 100 MB reasons, no formats Python cannot apply.
+        ({"reason": "HS {hs6:>99999999}"}, "reason", "{hs6:>99999999} asks for a width of 99999999"),
+        ({"reason": "{unit_value_ratio:.999f}"}, "reason", "asks for a precision of 999"),
+        ({"reason": "{unit_value_ratio:0101,.21f}"}, "reason", "a width of 101 and a precision of 21"),
+        ({"reason": "{hs6:{unit_value_ratio}}"}, "reason", "has a format Python cannot apply"),
+        ({"reason": "{hs6:abc}"}, "reason", "has a format Python cannot apply"),
         # Reasons are shown unmasked on the queue: no person's data in them.
         (
             {"kind": "passenger", "when": "watchlist_hit", "reason": "Passenger {surname} {given_names}"},
@@ -159,3 +170,16 @@ def test_scope(scope, record, in_scope) -> None:
 def test_keywords_ignore_case_and_do_not_swallow_names() -> None:
     tree = parse_condition("NOT aeo AND hs6 IN ('85') Or android_count Is Missing")
     assert type(tree).__name__ == "BoolOp" and tree.op == "or"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["{unit_value_ratio:.0%}", "{item_price:,.0f}", "{hs6:>100}", "{hs6!s:^20.20}", "{net_mass_kg:+08.2f}"],
+)
+def test_reasons_within_the_format_bounds_are_accepted(reason) -> None:
+    assert parse_rule({**BASE, "reason": reason}).reason == reason
+
+
+def test_the_largest_finite_numbers_are_still_numbers() -> None:
+    rule = compile_rule(parse_rule({**BASE, "when": "net_mass_kg > 1.7e308 or net_mass_kg < -1.7e308"}))
+    assert "inf" not in rule.sql and rule.matches({"net_mass_kg": 1.8e308})

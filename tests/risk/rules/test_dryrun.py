@@ -71,9 +71,12 @@ def test_dry_run_figures_match_an_independent_count(kcs_lake, days, until, scope
     lo = date.fromordinal(hi.toordinal() - days + 1)
     matches = compile_python(rule)
     window = [r for r in rows if lo <= r["acceptance_date"] <= hi]
-    hits = [r for r in window if matches(r) and (not scope or r["office_code"] in scope["offices"])]
+    kept = [r for r in window if not scope or r["office_code"] in scope["offices"]]
+    hits = [r for r in kept if matches(r)]
     assert (result.window_from, result.window_to) == (lo, hi)
     assert result.records == len(window)  # KCS: one item per declaration
+    assert result.in_scope == len(kept) > 0 and result.scope_kept == ({"offices": len(kept)} if scope else {})
+    assert result.notes == []
     assert result.hits == result.hit_subjects == len(hits) > 0
     assert result.inspected_hits == len(hits)  # every KCS declaration was inspected
     assert result.known_frauds == sum(1 for r in hits if r["fraud"])
@@ -83,6 +86,48 @@ def test_dry_run_figures_match_an_independent_count(kcs_lake, days, until, scope
     assert set(result.sample_ids) <= {r["record_id"] for r in hits}
     assert len(result.sample_ids) == min(20, len(hits))
     assert result.path == "lake"
+
+
+def test_a_scope_that_keeps_nothing_and_a_validity_outside_the_window_are_said(kcs_lake) -> None:
+    """The docs' example scope over the KCS data: every record is left out, and the result says so
+    (which scope key kept how many), as it says that the rule is valid only in 2026."""
+    scope = {"offices": ["KRINC", "KRPUS"], "procedures": ["4000"]}
+    valid = {"valid_from": "2026-01-01", "valid_to": "2026-07-01"}
+    result = dry_run(kcs_lake, parse_rule({**RULE, "scope": scope, **valid}), 400)
+    window = [r for r in subject_rows(kcs_lake) if result.window_from <= r["acceptance_date"]]
+    procedures = sum(1 for r in window if r["procedure_code"] == "4000")
+    assert (result.records, result.in_scope, result.hits) == (len(window), 0, 0)
+    assert result.scope_kept == {"offices": 0, "procedures": procedures}
+    assert (result.valid_from, result.valid_to) == ("2026-01-01", "2026-07-01")
+    scope_note, validity_note = result.notes
+    assert f"the scope kept none of the {len(window):,} declarations in the window" in scope_note
+    assert (
+        "offices KRINC, KRPUS kept 0" in scope_note and f"procedures 4000 kept {procedures:,}" in scope_note
+    )
+    assert "valid from 2026-01-01 until 2026-07-01, outside the whole window" in validity_note
+
+
+@pytest.mark.parametrize(
+    ("valid", "note"),
+    [
+        ({"valid_from": "2026-01-01"}, "valid from 2026-01-01, outside the whole window"),
+        ({"valid_to": "2019-01-01T06:00:00Z"}, "valid until 2019-01-01T06:00:00Z, outside the whole window"),
+        ({"valid_from": "2021-02-01"}, "valid from 2021-02-01, only part of the window"),
+        ({"valid_from": "2019-01-01", "valid_to": "2030-01-01"}, None),
+    ],
+)
+def test_validity_does_not_limit_the_window_but_is_said(kcs_lake, valid, note) -> None:
+    """A rule is valid over assessment times; the dry-run shows what it selects in the window."""
+    plain = dry_run(kcs_lake, parse_rule(RULE), 400)
+    result = dry_run(kcs_lake, parse_rule({**RULE, **valid}), 400)
+    assert (result.records, result.hits, result.known_frauds) == (
+        plain.records,
+        plain.hits,
+        plain.known_frauds,
+    )
+    assert plain.hits > 0 and result.in_scope == result.records
+    assert [n for n in result.notes if note and note in n] == ([] if note is None else result.notes)
+    assert len(result.notes) == (0 if note is None else 1)
 
 
 def test_dry_run_on_an_empty_lake_says_nothing_was_hit(settings) -> None:
@@ -110,6 +155,14 @@ def test_a_rule_on_derived_features_runs_over_the_engines_features(kcs_lake) -> 
     assert result.hit_subjects == len({r["declaration_id"] for r in hits}) > 0
     assert result.known_frauds == len({r["declaration_id"] for r in hits if r["fraud"]})
     assert result.window_to == hi
+
+    # The same over the features, with a scope: the records it keeps are counted there too.
+    offices = sorted({r["office_code"] for r in rows if r["office_code"]})[:2]
+    scoped = dry_run(kcs_lake, parse_rule({**rule.to_dict(), "scope": {"offices": offices}}), 60)
+    window = {r["declaration_id"] for r in rows if lo <= r["record_date"] <= hi}
+    kept = {r["declaration_id"] for r in rows if lo <= r["record_date"] <= hi and r["office_code"] in offices}
+    assert (scoped.path, scoped.records, scoped.in_scope) == ("features", len(window), len(kept))
+    assert 0 < len(kept) < len(window) and scoped.scope_kept == {"offices": len(kept)}
 
 
 def test_starter_cash_rule_over_the_demo_worlds_currency_records(tiny_world, settings) -> None:

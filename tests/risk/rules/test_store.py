@@ -56,6 +56,7 @@ def test_an_author_who_may_approve_still_cannot_approve_their_own(rules_db) -> N
         ([("submit", "bob")], rules.FourEyesViolation),  # a supervisor does not hold rules.write
         ([("submit", "alice"), ("reject", "bob"), ("approve", "carol")], rules.RuleWorkflowError),
         ([("submit", "nobody")], rules.FourEyesViolation),
+        ([("submit", "carol")], rules.NotTheAuthor),  # alice's draft: carol may write, not submit it
     ],
 )
 def test_workflow_refusals(sqlite_rules_db, steps, error) -> None:
@@ -209,3 +210,70 @@ def test_two_approvers_at_once_approve_a_version_only_once(pg_settings) -> None:
     with scope(pg_settings) as session:
         decisions = [d.decision for d in rules.history(session, "T-UNDER-01").decisions]
         assert decisions.count("approve") == 1 and rules.rules_generation(session, "declaration") == 1
+
+
+PASSPORT_RULE = """\
+id: T-PAX-DOC-01
+title: A known passport
+kind: passenger
+when: document_number = 'G352540(5)'
+lane: red
+reason: "Passenger {record_ref}"
+"""
+
+
+def without_unmask(monkeypatch) -> None:
+    """Roles as if none of them granted personal.unmask (the standard roles that write rules do)."""
+    real = rules.store.permissions_of
+    monkeypatch.setattr(rules.store, "permissions_of", lambda roles: real(roles) - {"personal.unmask"})
+
+
+def test_only_people_who_may_read_a_field_in_clear_write_or_approve_a_rule_naming_it(
+    sqlite_rules_db, monkeypatch
+) -> None:
+    """A rule naming a personal field is a standing lookup of it (decision 0080)."""
+    from sciti.access import list_entries
+
+    without_unmask(monkeypatch)
+    with scope(sqlite_rules_db) as session, pytest.raises(rules.ProtectedFieldsRefused) as refused:
+        rules.save_rule(session, PASSPORT_RULE, actor="alice")
+    assert refused.value.details == {
+        "fields": ["document_number"],
+        "permissions": ["personal.unmask"],
+        "step": "write",
+    }
+    assert "G352540" not in str(refused.value)
+    monkeypatch.undo()
+    with scope(sqlite_rules_db) as session:
+        rules.save_rule(session, PASSPORT_RULE, actor="alice")
+        rules.submit(session, "T-PAX-DOC-01", 1, actor="alice")
+    without_unmask(monkeypatch)
+    with scope(sqlite_rules_db) as session, pytest.raises(rules.ProtectedFieldsRefused, match="approve"):
+        rules.approve(session, "T-PAX-DOC-01", 1, actor="bob")
+    monkeypatch.undo()
+    with scope(sqlite_rules_db) as session:
+        assert rules.approve(session, "T-PAX-DOC-01", 1, actor="bob").status == "approved"
+        (created,) = [e for e in list_entries(session, action="rule.create")]
+        assert created.details["protected_fields"] == {"personal": ["document_number"]}
+    # Switching it off reads nothing: no permission needed to write or approve the retirement.
+    without_unmask(monkeypatch)
+    with scope(sqlite_rules_db) as session:
+        retired = rules.retire(session, "T-PAX-DOC-01", actor="alice")
+        rules.submit(session, "T-PAX-DOC-01", retired.version, actor="alice")
+        assert rules.approve(session, "T-PAX-DOC-01", retired.version, actor="bob").status == "approved"
+
+
+def test_only_the_author_submits_a_draft_and_anyone_else_drafts_their_own(sqlite_rules_db) -> None:
+    with scope(sqlite_rules_db) as session:
+        rules.create_rule(session, UNDERVALUE, actor="alice")
+    with scope(sqlite_rules_db) as session, pytest.raises(rules.NotTheAuthor) as refused:
+        rules.submit(session, "T-UNDER-01", 1, actor="carol")
+    assert refused.value.http_status == 403 and refused.value.details == {"author": "alice"}
+    assert (
+        "only its author submits it" in refused.value.message and "your own version" in refused.value.remedy
+    )
+    with scope(sqlite_rules_db) as session:
+        assert rules.get_version(session, "T-UNDER-01", 1).status == "draft"
+        mine = rules.new_version(session, "T-UNDER-01", UNDERVALUE.replace("30%", "25%"), actor="carol")
+        assert rules.submit(session, "T-UNDER-01", mine.version, actor="carol").status == "submitted"
+        assert rules.approve(session, "T-UNDER-01", mine.version, actor="bob").status == "approved"

@@ -292,13 +292,16 @@ async def _password_changer(
 
 @router.post("/auth/password", summary="Change your own password (also the way out of a one-time password)")
 def password(
+    request: Request,
     body: PasswordChange,
     changer: Annotated[tuple[str, bool], Depends(_password_changer)],
     session: SessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Checks the current password, applies the password rules, and revokes every token of the
-    account: log in again afterwards. Without a token, an account with MFA also sends ``totp``."""
+    account: log in again afterwards. Without a token, an account with MFA also sends ``totp``.
+    The current password is checked like a login: a wrong one counts towards the account's lockout
+    and the address's throttle, and a blocked address gets 429 ``login_throttled``."""
     username, logged_in = changer
     if body.username and body.username.strip().lower() != username:
         raise PermissionDenied(
@@ -310,10 +313,17 @@ def password(
         username,
         body.current_password,
         body.new_password,
+        client=client_address(request),
         second_factor=body.totp,
         mfa_key=None if logged_in else load_instance_key(settings.home),
     )
-    audit(session, actor=user.username, action="password.change", target=f"user:{user.username}")
+    audit(
+        session,
+        actor=user.username,
+        action="password.change",
+        target=f"user:{user.username}",
+        source=client_address(request),
+    )
     log.info("password changed", extra={"user": user.username})
     return {"changed": True, "username": user.username, "next": "log in again with POST /api/v1/auth/token"}
 

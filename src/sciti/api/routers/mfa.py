@@ -3,6 +3,8 @@
 Every account manages its own MFA (no permission beyond being logged in); administrators reset
 other people's with ``POST /api/v1/users/{username}/reset-mfa``. Changing MFA asks for the
 current password too (when the account has one), so a stolen token alone cannot replace it.
+Every password and one-time code checked here counts like a login (lockout, per-address throttle,
+``login.failed`` in the trail; decision 0082), so a stolen token is no way to guess either.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from sciti.access import (
-    InvalidCredentials,
     MfaError,
     Principal,
     confirm,
@@ -23,11 +24,11 @@ from sciti.access import (
     load_instance_key,
     mfa_enabled,
     remove_mfa,
-    verify_password,
     verify_second_factor,
 )
 from sciti.access.accounts import now_utc
 from sciti.access.audit import audit
+from sciti.access.login import check_one_time_code, reauthenticate
 from sciti.access.mfa import new_recovery_codes, recovery_codes_left
 from sciti.api.deps import CurrentUser, SessionDep, SettingsDep
 from sciti.ops import User
@@ -70,12 +71,12 @@ def _source(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _user_with_password(session: Session, principal: Principal, password: str | None) -> User:
+def _user_with_password(
+    session: Session, request: Request, principal: Principal, password: str | None, step: str
+) -> User:
+    """The caller's account once its current password is proved (counted like a login)."""
     user = get_user(session, principal.username)
-    if user.password_hash is not None and not verify_password(user.password_hash, password or ""):
-        raise InvalidCredentials(
-            "the current password is missing or wrong", remedy="send your current password as 'password'"
-        )
+    reauthenticate(session, user, password, client=_source(request), step=step)
     return user
 
 
@@ -95,7 +96,7 @@ def status(principal: CurrentUser, session: SessionDep) -> MfaStatus:
 def start(
     body: PasswordProof, request: Request, principal: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> EnrolAnswer:
-    user = _user_with_password(session, principal, body.password)
+    user = _user_with_password(session, request, principal, body.password, "mfa.enrol")
     if user.password_hash is None:
         raise MfaError(
             f"account {user.username!r} has no password to protect (a service or single sign-on account)",
@@ -121,7 +122,15 @@ def finish(
     body: CodeBody, request: Request, principal: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> RecoveryCodes:
     user = get_user(session, principal.username)
-    codes = confirm(session, user, load_instance_key(settings.home), body.code, now_utc())
+    now, key = now_utc(), load_instance_key(settings.home)
+    codes = check_one_time_code(
+        session,
+        user,
+        lambda: confirm(session, user, key, body.code, now),
+        client=_source(request),
+        step="mfa.confirm",
+        now=now,
+    )
     audit(
         session,
         actor=user.username,
@@ -141,8 +150,15 @@ def renew(
     body: CodeBody, request: Request, principal: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> RecoveryCodes:
     user = get_user(session, principal.username)
-    now = now_utc()
-    verify_second_factor(session, user, load_instance_key(settings.home), body.code, now)
+    now, key = now_utc(), load_instance_key(settings.home)
+    check_one_time_code(
+        session,
+        user,
+        lambda: verify_second_factor(session, user, key, body.code, now),
+        client=_source(request),
+        step="mfa.recovery_codes",
+        now=now,
+    )
     codes = new_recovery_codes(session, user.id, now)
     audit(
         session,
@@ -162,10 +178,19 @@ def disable(
     session: SessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    user = _user_with_password(session, principal, body.password)
+    user = get_user(session, principal.username)
     if not mfa_enabled(session, user.id):
         raise MfaError(f"user {user.username!r} has no MFA to turn off")
-    verify_second_factor(session, user, load_instance_key(settings.home), body.code, now_utc())
+    now, key = now_utc(), load_instance_key(settings.home)
+    reauthenticate(
+        session,
+        user,
+        body.password,
+        client=_source(request),
+        step="mfa.disable",
+        second_factor=lambda: verify_second_factor(session, user, key, body.code, now),
+        now=now,
+    )
     remove_mfa(session, user.id)
     audit(
         session,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from sciti.access import Principal, require
+from sciti.access import Principal, demand, require
 from sciti.api.deps import SettingsDep
 from sciti.risk.features import SUBJECT_KINDS
 from sciti.risk.models import get_version, list_versions, promote, train
@@ -51,6 +51,8 @@ def version(version: str, settings: SettingsDep, _: Reader) -> dict[str, Any]:
 
 @router.post("/models/train", status_code=201, summary="Train and register a new model version")
 async def train_model(body: TrainIn, settings: SettingsDep, who: Trainer) -> dict[str, Any]:
+    if body.promote_to:  # checked before the minutes of training, not after
+        demand(who, "models.promote")
     return await run_in_threadpool(
         train,
         settings,

@@ -4,7 +4,7 @@ register and cross-boundary transfer rules, with their check functions."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sciti.access import Principal, require
 from sciti.access.privacy import (
-    RetentionResult,
+    RetentionRun as RetentionRunResult,
+)
+from sciti.access.privacy import (
     consent_allows,
     list_consents,
     list_transfer_rules,
@@ -66,6 +68,19 @@ class RetentionResultOut(BaseModel):
     files_removed: int
     snapshots_left: int
     kept_by_refs: list[str]
+    copies: dict[str, int] = Field(
+        default_factory=dict, description="Rows deleted from each copy of the records (risk.assessments ...)."
+    )
+    copy_files_removed: int = 0
+
+
+class RetentionRunOut(BaseModel):
+    tables: list[RetentionResultOut]
+    files: dict[str, Any] | None = Field(
+        None,
+        description="Received files: deleted with the last of their rows, or kept (held_until) while "
+        "some of their rows are inside their period.",
+    )
 
 
 @router.get("/privacy/retention", summary="Retention rules in force", response_model=list[RetentionRuleOut])
@@ -95,17 +110,19 @@ def delete_retention(kind: str, session: SessionDep, principal: Manager) -> None
 @router.post(
     "/privacy/retention/run",
     summary="Run retention now: delete old rows from the lake, expire snapshots, remove files",
-    response_model=list[RetentionResultOut],
+    response_model=RetentionRunOut,
 )
 async def post_retention_run(
     body: RetentionRun, request: Request, settings: SettingsDep, lake: LakeDep, principal: Manager
-) -> list[RetentionResultOut]:
-    def run() -> list[RetentionResult]:
+) -> RetentionRunOut:
+    def run() -> RetentionRunResult:
         return run_retention(
             settings, lake, actor=principal.username, kinds=body.kinds, source=_source(request)
         )
 
-    return [RetentionResultOut(**r.__dict__) for r in await run_in_threadpool(run)]
+    done = await run_in_threadpool(run)
+    files = done.objects.details() if done.objects is not None else None
+    return RetentionRunOut(tables=[RetentionResultOut(**r.__dict__) for r in done], files=files)
 
 
 # -- consent register --------------------------------------------------------------------------------

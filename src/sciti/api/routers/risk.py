@@ -1,32 +1,43 @@
-"""Risk engine over HTTP: real-time assessment, the officers' queue, overrides, feedback, report."""
+"""Risk engine over HTTP: real-time assessment, the officers' queue, overrides, feedback, report.
+
+The queue, taking, overrides and inspection results are scoped to the caller's office when its
+account has one: another office's item answers 404 exactly like an unknown id (need-to-know
+includes not knowing which ids exist), and the attempt is audited as denied.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sciti.access import Principal, require
+from sciti.access import Principal, audit, require
 from sciti.api.deps import LakeDep, SessionDep, SettingsDep
+from sciti.errors import InvalidInput
+from sciti.ops import session_scope
 from sciti.risk.engine import (
     InspectionInput,
+    OutsideOffice,
     RiskService,
     assign,
     hit_report,
     list_queue,
     override,
     service_for,
+    submit_inspection,
 )
-from sciti.risk.engine.enqueue import refuse_superseded
-from sciti.risk.engine.feedback import submit_inspection
+from sciti.risk.engine.feedback import INSPECTION_ID_MAX, REVENUE_LIMIT, inspection_problems
 from sciti.risk.engine.inputs import records_of, request_models
 from sciti.risk.lanes import LANES
+from sciti.settings import Settings
 
 
 @asynccontextmanager
@@ -154,8 +165,11 @@ def queue(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """Open and taken items by default (`status` for others). An account bound to an office sees
+    that office's items only; `office` filters within what the caller may see."""
     page = list_queue(
         session,
+        scope=principal.office_code,
         kind=kind,
         office=office,
         lane=lane,
@@ -167,10 +181,35 @@ def queue(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
+@contextmanager
+def _outside_office_audited(
+    settings: Settings, request: Request, principal: Principal, action: str, assessment_id: str
+) -> Iterator[None]:
+    """Audit, as denied, work asked on another office's item; the 404 goes on unchanged.
+
+    In its own transaction: the request's own is rolled back with the error."""
+    try:
+        yield
+    except OutsideOffice:
+        with session_scope(settings.resolved_ops_db_url) as session:
+            audit(
+                session,
+                actor=principal.username,
+                action=action,
+                target=f"assessment:{assessment_id}",
+                source=request.client.host if request.client else None,
+                outcome="denied",
+                details={"reason": "another office's item", "office": principal.office_code},
+            )
+        raise
+
+
 @router.post("/queue/{assessment_id}/assign", response_model=QueueItemOut, summary="Take a flagged record")
-def take(assessment_id: str, session: SessionDep, principal: Worker) -> dict[str, Any]:
-    refuse_superseded(session, assessment_id)
-    return assign(session, assessment_id, actor=principal.username)
+def take(
+    assessment_id: str, request: Request, settings: SettingsDep, session: SessionDep, principal: Worker
+) -> dict[str, Any]:
+    with _outside_office_audited(settings, request, principal, "risk.assign", assessment_id):
+        return assign(session, assessment_id, actor=principal.username, scope=principal.office_code)
 
 
 class OverrideIn(BaseModel):
@@ -180,26 +219,70 @@ class OverrideIn(BaseModel):
 
 @router.post("/queue/{assessment_id}/override", response_model=QueueItemOut, summary="Change a record's lane")
 def change_lane(
-    assessment_id: str, body: OverrideIn, session: SessionDep, principal: Worker
+    assessment_id: str,
+    body: OverrideIn,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    principal: Worker,
 ) -> dict[str, Any]:
-    refuse_superseded(session, assessment_id)
-    return override(session, assessment_id, lane=body.lane, reason=body.reason, actor=principal.username)
+    with _outside_office_audited(settings, request, principal, "risk.override", assessment_id):
+        return override(
+            session,
+            assessment_id,
+            lane=body.lane,
+            reason=body.reason,
+            actor=principal.username,
+            scope=principal.office_code,
+        )
 
 
 class InspectionIn(BaseModel):
+    """An inspection result. Training takes its labels from these, so what cannot be stored, or
+    contradicts itself, is refused field by field (docs/decisions/0089)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     assessment_id: str
     outcome: Literal["no_discrepancy", "discrepancy", "seizure", "referred", "not_performed"]
-    inspected_on: date
+    inspected_on: date = Field(
+        description="The day of the control: not in the future, not before the assessment "
+        "(a day of slack either way for time zones)."
+    )
     inspection_type: Literal["documentary", "physical", "scan", "canine", "sample", "audit", "other"] = (
         "physical"
     )
-    fraud: bool | None = Field(None, description="Default: true for discrepancy or seizure.")
-    fraud_severity: int | None = Field(None, ge=0, le=2)
+    fraud: bool | None = Field(
+        None,
+        description="Default: from fraud_severity when sent, else true for discrepancy or seizure. "
+        "Never true for no_discrepancy or not_performed.",
+    )
+    fraud_severity: int | None = Field(None, ge=0, le=2, description="0 none, 1 fraud, 2 critical fraud.")
     findings: str | None = None
-    discrepancy_type: str | None = None
-    revenue_raised: float | None = None
+    discrepancy_type: str | None = Field(None, description="Not with no_discrepancy or not_performed.")
+    revenue_raised: float | None = Field(
+        None,
+        ge=0,
+        lt=REVENUE_LIMIT,
+        allow_inf_nan=False,
+        description="Additional duties, taxes and penalties: 0 or more, below the lake column's limit, "
+        "kept to its 4 decimal places. None with no_discrepancy or not_performed.",
+    )
     revenue_currency: str | None = None
-    inspection_id: str | None = Field(None, description="Your reference; one is made when left out.")
+    inspection_id: str | None = Field(
+        None, max_length=INSPECTION_ID_MAX, description="Your reference; one is made when left out."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InspectionIn:
+        problems = inspection_problems(InspectionInput(**self.model_dump()))
+        if problems:
+            errors = [
+                InitErrorDetails(type=PydanticCustomError("inconsistent", why), loc=(field,), input=None)
+                for field, why in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
 
 @router.post(
@@ -208,16 +291,37 @@ class InspectionIn(BaseModel):
     summary="Record an inspection result (feedback)",
     responses={
         200: {"description": "The same result was already recorded (a retry): the stored one, unchanged."},
-        409: {"description": "A different result is already recorded for this assessment."},
+        409: {"description": "A result is already recorded for this assessment, or for its record."},
+        422: {"description": "A field cannot be stored, or contradicts the outcome or the assessment."},
     },
 )
 def inspection(
-    body: InspectionIn, response: Response, session: SessionDep, lake: LakeDep, principal: Worker
+    body: InspectionIn,
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    session: SessionDep,
+    lake: LakeDep,
+    principal: Worker,
 ) -> dict[str, Any]:
-    """One result per assessment. Sending the very same result again answers 200 with the stored
-    one (a retry stores nothing twice); a different result for an assessment that has one is 409."""
+    """One result per assessment, and per record. Sending the very same result again answers 200
+    with the stored one (a retry stores nothing twice); a different result for an assessment that
+    has one, or for a record that has one through another assessment, is 409. A result for a
+    superseded assessment is recorded and says so (`superseded`, `newer_assessment_id`). An
+    office-bound account records results for its own office's items only."""
     data = InspectionInput(**body.model_dump())
-    stored, created = submit_inspection(session, lake, data, actor=principal.username)
+    with _outside_office_audited(settings, request, principal, "risk.inspection", body.assessment_id):
+        try:
+            stored, created = submit_inspection(
+                session, lake, data, actor=principal.username, scope=principal.office_code
+            )
+        except InvalidInput as exc:  # e.g. a date before the assessment: one 422 shape for every field
+            fields = exc.details.get("fields")
+            if not fields:
+                raise
+            raise RequestValidationError(
+                [{"loc": ("body", f["field"]), "msg": f["problem"], "type": "inconsistent"} for f in fields]
+            ) from None
     if not created:
         response.status_code = 200
     return stored

@@ -1,7 +1,16 @@
 """Risk rules: list, read, draft, version, diff, submit, approve or reject (four eyes), retire, dry-run.
 
-Bad rule text is a 422 whose details name the field, line and column. Approval is refused (403,
-code four_eyes) to the author of the version, whatever their roles.
+Bad rule text is a 422 whose details name the field, line and column; a body field an endpoint
+does not know is a 422 naming it. Approval is refused (403, code four_eyes) to the author of the
+version, whatever their roles, and submission (403, code not_author) to anyone but the author;
+both refusals are audited as ``denied``.
+
+A dry-run is a read of lake data on the caller's behalf (decision 0080): it runs under the caller's
+policy (their office's rows), a condition naming personal fields needs ``unmask`` and a
+``purpose`` (and ``personal.unmask``), one naming restricted fields needs ``intel.read`` (403, code
+protected_fields, naming the fields), and every attempt is audited as ``rule.dry_run``. Writing or
+approving a rule that names such fields needs the same permissions; kept dry-run figures are shown
+only to readers who could have made them.
 """
 
 from __future__ import annotations
@@ -9,18 +18,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from sciti.access import Principal, require
 from sciti.api.deps import RowId, SessionDep, SettingsDep
+from sciti.api.routers.sql import NO_NUL, client_of
 from sciti.errors import InvalidInput
 from sciti.ops import session_scope
 from sciti.ops.rules_tables import Rule, RuleDryRun, RuleVersion
 from sciti.risk import rules as rules_api
 from sciti.risk.rules.columns import SUBJECT_KINDS, column_infos
+from sciti.risk.rules.dryrun import MAX_DAYS
 
 router = APIRouter(tags=["rules"])
 Reader = Annotated[Principal, Depends(require("rules.read"))]
@@ -31,13 +42,19 @@ Approver = Annotated[Principal, Depends(require("rules.approve"))]
 class RuleIn(BaseModel):
     """A rule definition: YAML ``text`` as analysts write it, or the same as a JSON ``definition``."""
 
+    # A field the endpoint does not know is refused (422 naming it), never ignored: a dry-run asked
+    # with "since" must not quietly run over another window than the one meant.
+    model_config = ConfigDict(extra="forbid")
+
     text: str | None = Field(None, description="The rule in YAML (see docs/risk-rules.md).")
     definition: dict[str, Any] | None = Field(None, description="The rule as a JSON object (same fields).")
     comment: str = Field("", description="Why this version: shown in the history and to the approver.")
 
     @model_validator(mode="after")
     def one_form(self) -> RuleIn:
-        if (self.text is None) == (self.definition is None):
+        if self.text is None and self.definition is None:
+            raise ValueError("the rule is missing: give it as `text` (YAML) or as `definition` (JSON)")
+        if self.text is not None and self.definition is not None:
             raise ValueError("give the rule either as `text` (YAML) or as `definition` (JSON), not both")
         return self
 
@@ -47,6 +64,8 @@ class RuleIn(BaseModel):
 
 
 class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     comment: str = Field("", description="Why: kept in the append-only decision log.")
 
 
@@ -109,11 +128,21 @@ class DiffOut(BaseModel):
 
 
 class DryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     days: int = Field(
-        30, ge=1, le=3660, description="How many days back from the newest record (or `until`)."
+        30, ge=1, le=MAX_DAYS, description="How many days back from the newest record (or `until`)."
     )
     until: date | None = Field(
         None, description="Last day of the window (default: newest record of the kind)."
+    )
+    unmask: bool = Field(
+        False,
+        description="The condition names personal fields: read them in clear (needs `personal.unmask` "
+        "and a `purpose`; audited). Without it such a dry-run is refused.",
+    )
+    purpose: str | None = Field(
+        None, max_length=500, pattern=NO_NUL, description="Why you unmask; recorded in the audit trail."
     )
 
 
@@ -135,9 +164,32 @@ class DryRunOut(BaseModel):
     known_frauds: int
     hit_rate: float | None = Field(description="Known frauds / inspected subjects among the hits.")
     hits_per_day: list[dict[str, Any]]
-    sample_ids: list[str]
+    sample_ids: list[str] = Field(description="Up to 20 hit records, of the records you may read.")
     path: str
     seconds: float
+    office: str | None = Field(
+        None, description="The figures cover only this office's records (your account's); null: all."
+    )
+    unmasked: list[str] = Field(
+        default_factory=list, description="Personal fields the dry-run read in clear (with your purpose)."
+    )
+    in_scope: int = Field(
+        0, description="Records in the window the rule's scope keeps (all of them when it has no scope)."
+    )
+    scope_kept: dict[str, int] = Field(
+        default_factory=dict, description="Scope key (offices, ...) -> records of the window it alone keeps."
+    )
+    valid_from: str | None = Field(
+        None, description="Start of the rule's validity (it does not limit the window: see `notes`)."
+    )
+    valid_to: str | None = Field(
+        None, description="End of the rule's validity (it does not limit the window: see `notes`)."
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know to read the figures: a scope that kept no record, a validity period "
+        "outside the window.",
+    )
 
 
 class StoredDryRunOut(BaseModel):
@@ -145,7 +197,12 @@ class StoredDryRunOut(BaseModel):
     days: int
     actor: str
     at: datetime
-    result: dict[str, Any]
+    result: dict[str, Any] = Field(description="The figures ({} when withheld from you).")
+    withheld: str | None = Field(
+        None,
+        description="Why the figures are not shown to you: made over another office's (or every "
+        "office's) records, or the rule names fields your roles may not read in clear.",
+    )
 
 
 class ColumnOut(BaseModel):
@@ -220,18 +277,36 @@ def rule_columns(kind: str, _: Reader) -> list[ColumnOut]:
 @router.post(
     "/rules", summary="Create a rule (version 1, a draft)", response_model=VersionOut, status_code=201
 )
-def create_rule(body: RuleIn, who: Writer, session: SessionDep) -> VersionOut:
-    return version_out(rules_api.create_rule(session, body.source, actor=who.username, comment=body.comment))
+def create_rule(body: RuleIn, who: Writer, session: SessionDep, settings: SettingsDep) -> VersionOut:
+    try:
+        row = rules_api.create_rule(session, body.source, actor=who.username, comment=body.comment)
+    except rules_api.ProtectedFieldsRefused:
+        rule_id = rules_api.parse_rule(body.source).id
+        _audit_refusal(settings, who.username, rule_id, None, "create", "protected fields")
+        raise
+    return version_out(row)
 
 
 @router.post(
     "/rules/dry-run",
-    summary="Dry-run a definition that is not stored yet",
+    summary="Dry-run a definition that is not stored yet (as you: your office, your masks; audited)",
     response_model=DryRunOut,
 )
-async def dry_run_definition(body: AdHocDryRunIn, _: Writer, settings: SettingsDep) -> DryRunOut:
+async def dry_run_definition(
+    body: AdHocDryRunIn, who: Writer, settings: SettingsDep, request: Request
+) -> DryRunOut:
     definition = rules_api.parse_rule(body.source)
-    result = await run_in_threadpool(rules_api.dry_run, settings, definition, body.days, until=body.until)
+    result = await run_in_threadpool(
+        rules_api.dry_run_as,
+        settings,
+        who,
+        definition,
+        body.days,
+        until=body.until,
+        unmask=body.unmask,
+        purpose=body.purpose,
+        source=client_of(request),
+    )
     return DryRunOut(**result.to_dict())
 
 
@@ -259,10 +334,15 @@ def get_rule(rule_id: str, _: Reader, session: SessionDep) -> RuleOut:
     response_model=VersionOut,
     status_code=201,
 )
-def add_version(rule_id: str, body: RuleIn, who: Writer, session: SessionDep) -> VersionOut:
-    return version_out(
-        rules_api.new_version(session, rule_id, body.source, actor=who.username, comment=body.comment)
-    )
+def add_version(
+    rule_id: str, body: RuleIn, who: Writer, session: SessionDep, settings: SettingsDep
+) -> VersionOut:
+    try:
+        row = rules_api.new_version(session, rule_id, body.source, actor=who.username, comment=body.comment)
+    except rules_api.ProtectedFieldsRefused:
+        _audit_refusal(settings, who.username, rule_id, None, "version", "protected fields")
+        raise
+    return version_out(row)
 
 
 @router.get(
@@ -310,8 +390,16 @@ def rule_history(rule_id: str, _: Reader, session: SessionDep) -> HistoryOut:
     summary="Submit a draft for approval",
     response_model=VersionOut,
 )
-def submit(rule_id: str, version: RowId, body: Decision, who: Writer, session: SessionDep) -> VersionOut:
-    return version_out(rules_api.submit(session, rule_id, version, actor=who.username, comment=body.comment))
+def submit(rule_id: str, version: RowId, body: Decision, who: Writer, settings: SettingsDep) -> VersionOut:
+    # Own transaction: a refused submission (not the author) must still leave its audit entry behind.
+    try:
+        with session_scope(settings.resolved_ops_db_url) as session:
+            return version_out(
+                rules_api.submit(session, rule_id, version, actor=who.username, comment=body.comment)
+            )
+    except rules_api.NotTheAuthor:
+        _audit_refusal(settings, who.username, rule_id, version, "submit", "not the author")
+        raise
 
 
 @router.post(
@@ -328,6 +416,9 @@ def approve(rule_id: str, version: RowId, body: Decision, who: Approver, setting
             )
     except rules_api.FourEyesViolation:
         _audit_refusal(settings, who.username, rule_id, version, "approve")
+        raise
+    except rules_api.ProtectedFieldsRefused:
+        _audit_refusal(settings, who.username, rule_id, version, "approve", "protected fields")
         raise
 
 
@@ -347,9 +438,13 @@ def reject(rule_id: str, version: RowId, body: Decision, who: Approver, settings
         raise
 
 
-def _audit_refusal(settings: Any, actor: str, rule_id: str, version: int, decision: str) -> None:
+def _audit_refusal(
+    settings: Any, actor: str, rule_id: str, version: int | None, decision: str, reason: str = "four eyes"
+) -> None:
     with session_scope(settings.resolved_ops_db_url) as session:
-        rules_api.audit_refusal(session, actor=actor, rule_id=rule_id, version=version, decision=decision)
+        rules_api.audit_refusal(
+            session, actor=actor, rule_id=rule_id, version=version, decision=decision, reason=reason
+        )
 
 
 @router.post(
@@ -364,28 +459,54 @@ def retire(rule_id: str, body: Decision, who: Writer, session: SessionDep) -> Ve
 
 @router.post(
     "/rules/{rule_id}/versions/{version}/dry-run",
-    summary="Dry-run a stored version over the last N days of lake data (figures are kept)",
+    summary="Dry-run a stored version over the last N days of lake data (as you; figures are kept)",
     response_model=DryRunOut,
 )
 def dry_run_version(
-    rule_id: str, version: int, body: DryRunIn, who: Writer, settings: SettingsDep, session: SessionDep
+    rule_id: str,
+    version: int,
+    body: DryRunIn,
+    who: Writer,
+    settings: SettingsDep,
+    session: SessionDep,
+    request: Request,
 ) -> DryRunOut:
     result = rules_api.dry_run_version(
-        settings, session, rule_id, version, body.days, actor=who.username, until=body.until
+        settings,
+        session,
+        rule_id,
+        version,
+        body.days,
+        principal=who,
+        until=body.until,
+        unmask=body.unmask,
+        purpose=body.purpose,
+        source=client_of(request),
     )
     return DryRunOut(**result.to_dict())
 
 
 @router.get(
     "/rules/{rule_id}/dry-runs",
-    summary="Dry-runs made of this rule's versions, newest first",
+    summary="Dry-runs made of this rule's versions, newest first (figures only where you could make them)",
     response_model=list[StoredDryRunOut],
 )
-def list_dry_runs(rule_id: str, _: Reader, session: SessionDep) -> list[StoredDryRunOut]:
+def list_dry_runs(rule_id: str, who: Reader, session: SessionDep) -> list[StoredDryRunOut]:
     rules_api.get_rule(session, rule_id)
     rows = session.scalars(
         select(RuleDryRun).where(RuleDryRun.rule_id == rule_id).order_by(RuleDryRun.id.desc()).limit(100)
     )
-    return [
-        StoredDryRunOut(version=r.version, days=r.days, actor=r.actor, at=r.at, result=r.result) for r in rows
-    ]
+    fields: dict[int | None, dict[str, list[str]]] = {}
+    out = []
+    for r in rows:
+        if r.version not in fields:
+            fields[r.version] = rules_api.protected_fields(
+                rules_api.parse_rule(rules_api.get_version(session, rule_id, r.version).text)
+            )
+        result, withheld = rules_api.shown_dry_run(r.result, fields[r.version], who)
+        out.append(
+            StoredDryRunOut(
+                version=r.version, days=r.days, actor=r.actor, at=r.at, result=result, withheld=withheld
+            )
+        )
+    return out

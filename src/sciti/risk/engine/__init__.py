@@ -7,11 +7,12 @@ from sciti.risk.engine.errors import (
     AssessmentInputError,
     AssessmentNotFound,
     EngineError,
+    OutsideOffice,
     QueueItemNotFound,
     StoreUnavailable,
     WorkflowConflict,
 )
-from sciti.risk.engine.feedback import InspectionInput, record_inspection
+from sciti.risk.engine.feedback import InspectionInput, record_inspection, submit_inspection
 from sciti.risk.engine.flusher import Flusher, FlusherProcess
 from sciti.risk.engine.report import hit_report
 from sciti.risk.engine.ruleset import RuleHit, RuleSet
@@ -19,7 +20,15 @@ from sciti.risk.engine.scoring import ScoreResult, score_since
 from sciti.risk.engine.service import RiskService, service_for
 from sciti.risk.engine.store import AssessmentStore
 from sciti.risk.engine.subjects import SUBJECTS
-from sciti.risk.engine.workqueue import QueuePage, assign, list_queue, override, overrides_of
+from sciti.risk.engine.workqueue import (
+    QueuePage,
+    assign,
+    in_scope,
+    list_queue,
+    override,
+    overrides_of,
+    queue_item,
+)
 
 __all__ = [
     "ASSESSMENTS_SCHEMA",
@@ -36,6 +45,7 @@ __all__ = [
     "FlusherProcess",
     "InspectionInput",
     "KindParts",
+    "OutsideOffice",
     "QueueItemNotFound",
     "QueuePage",
     "RiskService",
@@ -47,10 +57,13 @@ __all__ = [
     "assign",
     "combine",
     "hit_report",
+    "in_scope",
     "list_queue",
     "override",
     "overrides_of",
+    "queue_item",
     "record_inspection",
     "score_since",
     "service_for",
+    "submit_inspection",
 ]

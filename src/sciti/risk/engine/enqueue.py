@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskQueueItem
-from sciti.risk.engine.errors import WorkflowConflict
 
 T = TypeVar("T")
 ATTEMPTS = 3
@@ -121,16 +120,4 @@ def _supersede_open(session: Session, latest: dict[Key, str]) -> tuple[set[Key],
     return worked, len(superseded)
 
 
-def refuse_superseded(session: Session, assessment_id: str) -> None:
-    """Work goes to the record's current item: taking or overriding a superseded one would reopen it
-    beside its successor."""
-    item = session.get(RiskQueueItem, assessment_id)
-    if item is not None and item.status == "superseded":
-        raise WorkflowConflict(
-            f"{item.subject_ref or assessment_id} was re-assessed: this queue item is superseded",
-            remedy=f"work on the newer assessment {item.newer_assessment_id} instead",
-            details={"assessment_id": assessment_id, "newer_assessment_id": item.newer_assessment_id},
-        )
-
-
-__all__ = ["committed", "enqueue", "refuse_superseded"]
+__all__ = ["committed", "enqueue"]

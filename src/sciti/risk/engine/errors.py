@@ -31,6 +31,23 @@ class AssessmentNotFound(EngineError):
     default_remedy = "use the assessment_id returned by POST /api/v1/risk/assess or shown in the queue"
 
 
+class OutsideOffice(EngineError):
+    """An item of another office, asked for by an office-bound account.
+
+    Raised as :class:`QueueItemOutsideOffice` or :class:`AssessmentOutsideOffice`: each answers
+    exactly as an unknown id does (same status, code, message and remedy), so an account cannot
+    learn which ids exist in other offices. The API catches this base to audit the refusal.
+    """
+
+
+class QueueItemOutsideOffice(QueueItemNotFound, OutsideOffice):
+    pass
+
+
+class AssessmentOutsideOffice(AssessmentNotFound, OutsideOffice):
+    pass
+
+
 class WorkflowConflict(EngineError):
     code = "conflict"
     http_status = 409

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import String
 
-from sciti.model import get_kind
+from sciti.model import get_kind, make_record_id
 from sciti.ops.risk_tables import RiskQueueItem
-from sciti.risk.engine.subjects import SUBJECTS
+from sciti.risk.engine.subjects import REALTIME_SOURCE, SUBJECTS
 
 MAX_RECORDS = 1000
+# Goods items: 999 in one declaration, as the WCO data model and EU customs declarations allow; and
+# in one request, so a batch cannot hold the event loop (that answers every clearance system) for
+# seconds: about 10,000 items take a second of scoring.
+MAX_ITEMS = 999
+MAX_REQUEST_ITEMS = 10_000
 
 
 # The lake's record id, kept in the officers' queue: a longer one would make the database refuse
@@ -43,6 +48,44 @@ _FROM_HEADER = frozenset({"declaration_id", "declaration_version"})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Record(_Strict):
+    """One record as sent. A ``record_id`` sent with it must be the one its key fields and source
+    give: the id decides which stored record (and which open queue item) the answer is about, so a
+    record sent under another record's id could take that record off the officers' queue."""
+
+    kind: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _record_id_is_its_own(self) -> _Record:
+        problems: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = []
+        source = getattr(self, "source", None) or REALTIME_SOURCE
+        given = getattr(self, "record_id", None)
+        key = get_kind(self.kind).key
+        if given and given != make_record_id(self.kind, source, *(getattr(self, k, None) for k in key)):
+            problems.append((("record_id",), key))
+        header = (getattr(self, "declaration_id", None), getattr(self, "version", None))
+        for i, item in enumerate(getattr(self, "items", None) or ()):
+            own = item.record_id
+            if own and own != make_record_id("declaration_item", source, *header, item.item_number):
+                problems.append((("items", i, "record_id"), ("declaration_id", "version", "item_number")))
+        if not problems:
+            return self
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "record_id_mismatch",
+                    "record_id is not the id of this record: it must be the one {key} and the source "
+                    "give (leave it out and SCITI computes it)",
+                    {"key": " + ".join(fields)},
+                ),
+                loc=loc,
+                input=None,
+            )
+            for loc, fields in problems
+        ]
+        raise ValidationError.from_exception_data(type(self).__name__, errors)
 
 
 class _Assess(_Strict):
@@ -68,6 +111,18 @@ class _Assess(_Strict):
         ]
         # A ValidationError raised here keeps its field locations (a ValueError would name none).
         raise ValidationError.from_exception_data(type(self).__name__, errors)
+
+    @model_validator(mode="after")
+    def _items_in_reach(self) -> _Assess:
+        records = getattr(self, "records", None) or []
+        total = sum(len(getattr(r, "items", None) or ()) for r in records)
+        if total <= MAX_REQUEST_ITEMS:
+            return self
+        msg = f"the batch holds {total:,} goods items; send at most {MAX_REQUEST_ITEMS:,} per request"
+        error = InitErrorDetails(
+            type=PydanticCustomError("too_many_items", msg), loc=("records",), input=None
+        )
+        raise ValidationError.from_exception_data(type(self).__name__, [error])
 
 
 def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
@@ -110,14 +165,23 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
 def record_model(kind: str) -> type[BaseModel]:
     """The pydantic model of one record of ``kind`` as a clearance system sends it."""
     name = "".join(p.capitalize() for p in kind.split("_"))
+    base = type(f"_{name}Record", (_Record,), {"kind": kind})
     if kind != "declaration":
-        return create_model(f"{name}In", __base__=_Strict, **_fields(kind))
+        return create_model(f"{name}In", __base__=base, **_fields(kind))
     item = create_model("DeclarationItemIn", __base__=_Strict, **_fields("declaration_item", _FROM_HEADER))
     return create_model(
         "DeclarationIn",
-        __base__=_Strict,
+        __base__=base,
         **_fields("declaration"),
-        items=(list[item], Field(..., min_length=1, description="The goods items (at least one).")),  # type: ignore[valid-type]
+        items=(
+            list[item],  # type: ignore[valid-type]
+            Field(
+                ...,
+                min_length=1,
+                max_length=MAX_ITEMS,
+                description=f"The goods items (at least one, at most {MAX_ITEMS}).",
+            ),
+        ),
     )
 
 
@@ -155,4 +219,4 @@ def records_of(body: Any) -> list[dict[str, Any]]:
     return [r.model_dump(exclude_none=True) for r in items]
 
 
-__all__ = ["MAX_RECORDS", "record_model", "records_of", "request_models"]
+__all__ = ["MAX_ITEMS", "MAX_RECORDS", "MAX_REQUEST_ITEMS", "record_model", "records_of", "request_models"]

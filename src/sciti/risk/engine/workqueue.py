@@ -2,6 +2,13 @@
 
 Pages are cut by (score, assessment_id) with an index on both, so the millionth page costs what
 the first does; the cursor is opaque to clients.
+
+Every function takes ``scope``: the office of an office-bound caller (its account's
+``office_code``), or None for an account that works every office. Items of other offices (and
+items without an office) do not exist for a scoped caller: they are not listed, and taking or
+overriding one is answered as for an unknown id (:class:`QueueItemOutsideOffice`, a 404), the way
+the lake's row rules hide other offices' rows (docs/decisions/0081). ``scope`` has no default, so
+no caller can forget it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from sqlalchemy.orm import Session
 from sciti.access.audit import audit
 from sciti.errors import InvalidInput
 from sciti.ops.risk_tables import RiskOverride, RiskQueueItem
-from sciti.risk.engine.errors import QueueItemNotFound, WorkflowConflict
+from sciti.risk.engine.errors import QueueItemNotFound, QueueItemOutsideOffice, WorkflowConflict
 from sciti.risk.lanes import LANES
 
 OPEN_STATUSES = ("open", "assigned")
@@ -67,9 +74,15 @@ def item_dict(item: RiskQueueItem) -> dict[str, Any]:
     }
 
 
+def in_scope(office_code: str | None, scope: str | None) -> bool:
+    """Whether an item of ``office_code`` exists for a caller of ``scope`` (None: every office)."""
+    return scope is None or office_code == scope
+
+
 def list_queue(
     session: Session,
     *,
+    scope: str | None,
     kind: str | None = None,
     office: str | None = None,
     lane: str | None = None,
@@ -78,8 +91,11 @@ def list_queue(
     cursor: str | None = None,
     limit: int = 50,
 ) -> QueuePage:
-    """Flagged records, highest score first (then newest assessment)."""
+    """Flagged records, highest score first (then newest assessment), of ``scope``'s office only
+    when given (``office`` then narrows nothing further, or finds nothing when it differs)."""
     q = select(RiskQueueItem)
+    if scope is not None:
+        q = q.where(RiskQueueItem.office_code == scope)
     if kind:
         q = q.where(RiskQueueItem.kind == kind)
     if office:
@@ -109,16 +125,27 @@ def list_queue(
     return QueuePage([item_dict(r) for r in rows], nxt)
 
 
-def _item(session: Session, assessment_id: str) -> RiskQueueItem:
+def _item(session: Session, assessment_id: str, scope: str | None) -> RiskQueueItem:
+    """The item to work on: one of the caller's office, and the record's current one."""
     item = session.get(RiskQueueItem, assessment_id)
     if item is None:
         raise QueueItemNotFound(details={"assessment_id": assessment_id})
+    if not in_scope(item.office_code, scope):
+        raise QueueItemOutsideOffice(details={"assessment_id": assessment_id})
+    if item.status == "superseded":
+        # Work goes to the record's current item: taking or overriding a superseded one would
+        # reopen it beside its successor.
+        raise WorkflowConflict(
+            f"{item.subject_ref or assessment_id} was re-assessed: this queue item is superseded",
+            remedy=f"work on the newer assessment {item.newer_assessment_id} instead",
+            details={"assessment_id": assessment_id, "newer_assessment_id": item.newer_assessment_id},
+        )
     return item
 
 
-def assign(session: Session, assessment_id: str, *, actor: str) -> dict[str, Any]:
+def assign(session: Session, assessment_id: str, *, actor: str, scope: str | None) -> dict[str, Any]:
     """Take a flagged record (to me). Taking one already taken by someone else is refused."""
-    item = _item(session, assessment_id)
+    item = _item(session, assessment_id, scope)
     if item.status == "done":
         raise WorkflowConflict(
             f"{item.subject_ref or assessment_id} is already closed", remedy="pick an open record"
@@ -135,7 +162,9 @@ def assign(session: Session, assessment_id: str, *, actor: str) -> dict[str, Any
     return item_dict(item)
 
 
-def override(session: Session, assessment_id: str, *, lane: str, reason: str, actor: str) -> dict[str, Any]:
+def override(
+    session: Session, assessment_id: str, *, lane: str, reason: str, actor: str, scope: str | None
+) -> dict[str, Any]:
     """Change a record's lane: recorded as the officer's own trigger (append-only), audited."""
     if lane not in LANES:
         raise InvalidInput(
@@ -145,7 +174,7 @@ def override(session: Session, assessment_id: str, *, lane: str, reason: str, ac
         raise InvalidInput(
             "an override needs a reason", remedy="say why the lane changes", details={"field": "reason"}
         )
-    item = _item(session, assessment_id)
+    item = _item(session, assessment_id, scope)
     if item.lane == lane:
         raise WorkflowConflict(f"{item.subject_ref or assessment_id} is already in the {lane} lane")
     entry = RiskOverride(
@@ -161,6 +190,17 @@ def override(session: Session, assessment_id: str, *, lane: str, reason: str, ac
         details={"from": entry.from_lane, "to": lane, "reason": entry.reason},
     )
     session.flush()
+    out = item_dict(item)
+    out["overrides"] = overrides_of(session, assessment_id)
+    return out
+
+
+def queue_item(session: Session, assessment_id: str, *, scope: str | None) -> dict[str, Any] | None:
+    """One item as the caller may see it (with its overrides); None when there is none for the
+    caller: unknown, or of another office."""
+    item = session.get(RiskQueueItem, assessment_id)
+    if item is None or not in_scope(item.office_code, scope):
+        return None
     out = item_dict(item)
     out["overrides"] = overrides_of(session, assessment_id)
     return out
@@ -182,4 +222,14 @@ def overrides_of(session: Session, assessment_id: str) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["QueuePage", "assign", "decode_cursor", "encode_cursor", "list_queue", "override", "overrides_of"]
+__all__ = [
+    "QueuePage",
+    "assign",
+    "decode_cursor",
+    "encode_cursor",
+    "in_scope",
+    "list_queue",
+    "override",
+    "overrides_of",
+    "queue_item",
+]

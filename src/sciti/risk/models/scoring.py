@@ -239,9 +239,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class _Filled(dict):
+    """A field the record does not have at all reads "unknown" too, like one it has empty."""
+
+    def __missing__(self, key: str) -> str:
+        return UNKNOWN
+
+
+UNKNOWN = "unknown"  # the word rule reasons use for a missing value as well
+
+
 def _filled(row: dict[str, Any]) -> dict[str, Any]:
-    """The record's values for the templates (a missing one reads "?")."""
-    return {k: ("?" if v is None else v) for k, v in row.items()}
+    """The record's values for the templates (a missing one reads "unknown")."""
+    return _Filled((k, UNKNOWN if v is None else v) for k, v in row.items())
 
 
 def describe(
@@ -260,22 +270,26 @@ def describe(
     info = columns(kind).get(name)
     value = row.get(name)
     effect = f"(contributes {contribution:+.2f})"
+    # The description's first clause: its formula and examples are for analysts, not officers.
+    label = _CLAUSE.split(info.description, maxsplit=1)[0].rstrip(".") if info else name.replace("_", " ")
     if value is None:
-        # The description's first clause: its formula and examples are for analysts, not officers.
-        label = _CLAUSE.split(info.description, maxsplit=1)[0].rstrip(".") if info else name.replace("_", " ")
         return f"Missing: {label} {effect}"
+    if isinstance(value, float) and not math.isfinite(value):
+        # e.g. a unit value over a mass of 0 kg: "inf per kg" helps no one.
+        return f"Cannot be computed from the declared values: {label} {effect}"
     template = info.explain if info and info.explain else None
     if isinstance(value, bool) and not value:
         template = info.explain_no if info and info.explain_no else None
     elif info and info.explain_unseen and _unseen(value, fallback):
         template = info.explain_unseen
     if template:
+        values = filled if isinstance(filled, _Filled) else _filled(filled or row)
         try:
-            return f"{template.format(**(filled or _filled(row)), value=value)} {effect}"
+            return f"{template.format_map(_Filled(values, value=value))} {effect}"
         except (ValueError, TypeError, KeyError, IndexError):
             pass
-    label = name.replace("_", " ").capitalize()
-    return f"{label} is {value} {effect}"
+    shown = f"{value:,.6g}" if isinstance(value, float) else value  # not 0.21637064573867548
+    return f"{name.replace('_', ' ').capitalize()} is {shown} {effect}"
 
 
 _CLAUSE = re.compile(r": | \(|; ")

@@ -9,6 +9,7 @@ the one test that looks at missing values. Both compilers (sql.py, python.py) im
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -208,19 +209,31 @@ def _unquote(token: str) -> str:
     return "".join(out)
 
 
+def _finite(tok: Token, value: float) -> float:
+    """``value`` if it is a finite number. A literal beyond the largest double (about 1.8e308)
+    reads as infinity, which neither compiler can spell the same way: refused where it is written."""
+    if not math.isfinite(value):
+        raise _Positioned(
+            tok,
+            f"{str(tok)!r} is too large a number (the largest is about 1.8e308)",
+            "write a smaller number; to test that a value is present at all, write `... is not missing`",
+        )
+    return value
+
+
 @v_args(inline=True)
 class _Build(Transformer):
     def number(self, tok: Token) -> Literal:
-        return Literal(*_pos(tok), float(tok), "number")
+        return Literal(*_pos(tok), _finite(tok, float(tok)), "number")
 
     def percent(self, tok: Token) -> Literal:
-        return Literal(*_pos(tok), float(tok[:-1]) / 100.0, "number")
+        return Literal(*_pos(tok), _finite(tok, float(tok[:-1]) / 100.0), "number")
 
     def neg_number(self, tok: Token) -> Literal:
-        return Literal(*_pos(tok), -float(tok), "number")
+        return Literal(*_pos(tok), -_finite(tok, float(tok)), "number")
 
     def neg_percent(self, tok: Token) -> Literal:
-        return Literal(*_pos(tok), -float(tok[:-1]) / 100.0, "number")
+        return Literal(*_pos(tok), -_finite(tok, float(tok[:-1]) / 100.0), "number")
 
     def string(self, tok: Token) -> Literal:
         return Literal(*_pos(tok), _unquote(tok), "text")

@@ -39,6 +39,16 @@ KEYS = (
 # Names a reason may use beyond the columns: who and what the record is.
 REASON_EXTRA = ("record_id",)
 PROTECTED_CLASSES = ("personal", "restricted")  # never quoted in a reason
+# A reason's format spec (Python's mini-language, without nested fields) and its bounds: a reason
+# is rendered for every hit and stored with every assessment, so `{hs6:>99999999}` (100 MB a hit)
+# is refused when the rule is checked, not met at scoring time.
+FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?[+\- ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<precision>\d+))?"
+    r"[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
+)
+MAX_FORMAT_WIDTH = 100
+MAX_FORMAT_PRECISION = 20
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,8 @@ class RuleDef:
             "kind": self.kind,
             "description": self.description or None,
             "scope": {k: list(v) for k, v in self.scope.items()} or None,
-            "valid_from": _iso(self.valid_from),
-            "valid_to": _iso(self.valid_to),
+            "valid_from": iso_moment(self.valid_from),
+            "valid_to": iso_moment(self.valid_to),
             "when": self.when,
             "weight": _plain_number(self.weight),
             "lane": self.lane,
@@ -91,7 +101,8 @@ def _plain_number(value: float | None) -> float | int | None:
     return int(value) if float(value).is_integer() else value
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_moment(value: datetime | None) -> str | None:
+    """A validity bound as rules spell it: a date for UTC midnight, else a UTC time."""
     if value is None:
         return None
     if value.time() == datetime.min.time():
@@ -225,9 +236,10 @@ def _check_reason(reason: str, kind: str, columns: dict[str, str], lines: dict[s
             lines,
         ) from None
     infos = column_infos(kind)
-    for _, name, _, _ in parts:
+    for _, name, spec, _ in parts:
         if name is None:
             continue
+        _check_format_spec(name, spec or "", lines)
         if name not in columns and name not in REASON_EXTRA:
             raise _field_error(
                 "reason",
@@ -247,6 +259,36 @@ def _check_reason(reason: str, kind: str, columns: dict[str, str], lines: dict[s
                 "(masked unless their role may unmask)",
                 lines,
             )
+
+
+def _check_format_spec(name: str, spec: str, lines: dict[str, int]) -> None:
+    """Refuse a format spec Python cannot apply, or one whose width or precision would make a
+    reason longer than a sentence."""
+    found = FORMAT_SPEC.fullmatch(spec)
+    if found is None:
+        raise _field_error(
+            "reason",
+            f"{{{name}:{spec}}} has a format Python cannot apply",
+            "write e.g. {name}, {name:.0%}, {name:,.0f} or {name:>10}; use {{ for a brace",
+            lines,
+        )
+    width, precision = int(found["width"] or 0), int(found["precision"] or 0)
+    too_large = [
+        f"{what} of {value}"
+        for what, value, bound in (
+            ("a width", width, MAX_FORMAT_WIDTH),
+            ("a precision", precision, MAX_FORMAT_PRECISION),
+        )
+        if value > bound
+    ]
+    if too_large:
+        raise _field_error(
+            "reason",
+            f"{{{name}:{spec}}} asks for {' and '.join(too_large)}: a reason is one sentence, "
+            "rendered for every hit",
+            f"use a width of at most {MAX_FORMAT_WIDTH} and a precision of at most {MAX_FORMAT_PRECISION}",
+            lines,
+        )
 
 
 def parse_rule(source: str | dict[str, Any], *, author: str | None = None) -> RuleDef:
@@ -333,6 +375,7 @@ __all__ = [
     "RuleDef",
     "canonical_yaml",
     "compile_condition",
+    "iso_moment",
     "load_rule_text",
     "parse_rule",
     "syntax_error",

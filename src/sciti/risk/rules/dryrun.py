@@ -6,28 +6,37 @@ the columns the rule reads. A rule that reads derived features runs over
 ``features.lake_records`` + ``features.compute_batch`` (the same features the engine scores with).
 The window ends at ``until`` or, by default, at the newest record of the kind in the lake, so a
 dry-run over a historical data set (e.g. KCS 2020) is meaningful.
+
+A person's dry-run reads the lake on their behalf: given a :class:`DryRunAccess` it reads the
+tables through that caller's views (their office's rows only, personal fields masked unless they
+unmasked with a purpose), exactly as the SQL path. Without one (benchmarks, the engine's own
+checks) it reads every row, and refuses a rule that names personal or restricted fields: nobody
+stands behind such a lookup. The audited entry points are in :mod:`sciti.risk.rules.dryrun_audited`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sciti.lake import Lake, open_lake, query
 from sciti.model import get_kind
 from sciti.risk.errors import FeatureError
 from sciti.risk.rules.columns import SCOPE_FIELDS, column_infos, column_types
 from sciti.risk.rules.condition import names_in, referenced_types
-from sciti.risk.rules.definition import RuleDef, compile_condition
+from sciti.risk.rules.definition import RuleDef, compile_condition, iso_moment
+from sciti.risk.rules.protected import DryRunAccess, ProtectedFieldsRefused, protected_fields, source_tables
 from sciti.risk.rules.sql import condition_sql, in_list_sql, quote_ident, quote_text
 from sciti.settings import Settings
 
 SAMPLE = 20
+MAX_DAYS = 3660  # ten years: the longest window a dry-run looks back over (API and CLI alike)
 INSPECTIONS = "std.inspection_results"
 # Known fraud: the label when given, else the severity, else a seizure.
 FRAUD_SQL = "COALESCE(fraud, fraud_severity > 0, outcome = 'seizure', FALSE)"
@@ -103,6 +112,13 @@ class DryRunResult:
     sample_ids: list[str] = field(default_factory=list)
     path: str = "lake"  # lake (canonical columns pushed down) or features (derived features computed)
     seconds: float = 0.0
+    office: str | None = None  # the figures cover only this office's records (the caller's); None: all
+    unmasked: list[str] = field(default_factory=list)  # personal fields read in clear (with a purpose)
+    in_scope: int = 0  # records in the window the rule's scope keeps (= records without a scope)
+    scope_kept: dict[str, int] = field(default_factory=dict)  # scope key -> records that key alone keeps
+    valid_from: str | None = None  # the rule's validity period, as written (not applied: see notes)
+    valid_to: str | None = None
+    notes: list[str] = field(default_factory=list)  # why the figures may not be what one expects
 
     @property
     def hit_rate(self) -> float | None:
@@ -117,12 +133,8 @@ class DryRunResult:
         return out
 
 
-def _table_of(kind: str) -> str:
-    return get_kind(kind).ident
-
-
 def _source_tables(kind: str) -> list[str]:
-    return ["std.declarations", "std.declaration_items"] if kind == "declaration" else [_table_of(kind)]
+    return source_tables(kind)
 
 
 def _canonical_column(kind: str, name: str) -> str:
@@ -139,17 +151,50 @@ def _needs_features(rule: RuleDef) -> bool:
     return any(infos[n].derived for n in names_in(tree) if n in infos)
 
 
-def _aggregate_sql(relation: str, totals: str, frauds: str, hi_sql: str, days: int, where_sql: str) -> str:
-    """One statement: per-day records, hits, inspected hits, known frauds and sample ids.
+def _scope_sql(scope: dict[str, str], count_sql: str, relation: str, window: str) -> tuple[str, str]:
+    """A CTE ``s`` counting, per day, the records the whole scope keeps and those each scope key
+    alone keeps, and the columns that read it; with no scope, nothing to count (every record is
+    in scope) and NULLs."""
+    if not scope:
+        return "", "CAST(NULL AS BIGINT) AS in_scope"
+    every = " AND ".join(scope.values())
+    counts = ", ".join(
+        [f"{count_sql} FILTER ({every}) AS in_scope"]
+        + [f"{count_sql} FILTER ({part}) AS {quote_ident('scope_' + key)}" for key, part in scope.items()]
+    )
+    cte = f"s AS (SELECT record_date, {counts} FROM {relation}, b WHERE {window} GROUP BY record_date),"
+    columns = ", ".join(
+        ["COALESCE(s.in_scope, 0) AS in_scope"]
+        + [f"COALESCE(s.{quote_ident('scope_' + k)}, 0) AS {quote_ident('scope_' + k)}" for k in scope]
+    )
+    return cte, columns
+
+
+def _aggregate_sql(
+    relation: str,
+    totals: str,
+    frauds: str,
+    hi_sql: str,
+    days: int,
+    where_sql: str,
+    scope: dict[str, str] | None = None,
+    count_sql: str = "count(*)",
+) -> str:
+    """One statement: per-day records, records in scope, hits, inspected hits, known frauds and
+    sample ids.
 
     ``relation`` has record_id, record_date, subject_key and the rule's columns; ``totals`` has the
     record_date of every record (for declarations the header table alone: no join needed to count).
     ``where_sql`` is the rule's condition and scope as a plain conjunction in WHERE, where NULL is
     not a hit, so DuckDB pushes each single-table part below the join and only hits are grouped.
     ``hi_sql`` is the window's last day: a literal, or ``NEWEST`` (the newest record's day, taken
-    from the per-day counts, so the records are read once).
+    from the per-day counts, so the records are read once). ``scope``: key -> SQL of each part of
+    the rule's scope, counted (with ``count_sql``, as ``records`` counts) in one more pass over
+    the window only when the rule has a scope, so that a scope that keeps nothing shows.
     """
     window = f"record_date BETWEEN b.hi - INTERVAL {int(days) - 1} DAY AND b.hi"
+    scope_cte, scope_columns = _scope_sql(scope or {}, count_sql, relation, window)
+    scope_join = "LEFT JOIN s ON s.record_date = COALESCE(t.record_date, d.record_date)" if scope_cte else ""
     return f"""
         WITH t_all AS MATERIALIZED (
             SELECT record_date, count(*) AS records FROM {totals} GROUP BY record_date
@@ -168,23 +213,30 @@ def _aggregate_sql(relation: str, totals: str, frauds: str, hi_sql: str, days: i
                    count(*) FILTER (f.fraud) AS known_frauds, min(h.sample, {SAMPLE}) AS samples
             FROM h LEFT JOIN {frauds} f ON f.subject_key = h.subject_key
             GROUP BY h.record_date
+        ),
+        {scope_cte}
+        per_day AS (
+            SELECT COALESCE(t.record_date, d.record_date) AS day, b.hi, COALESCE(t.records, 0) AS records,
+                   COALESCE(d.hits, 0) AS hits, COALESCE(d.hit_subjects, 0) AS hit_subjects,
+                   COALESCE(d.inspected_hits, 0) AS inspected_hits,
+                   COALESCE(d.known_frauds, 0) AS known_frauds, d.samples, {scope_columns}
+            FROM t FULL JOIN d ON t.record_date = d.record_date CROSS JOIN b {scope_join}
         )
-        SELECT COALESCE(t.record_date, d.record_date) AS day, b.hi, COALESCE(t.records, 0) AS records,
-               COALESCE(d.hits, 0) AS hits, COALESCE(d.hit_subjects, 0) AS hit_subjects,
-               COALESCE(d.inspected_hits, 0) AS inspected_hits, COALESCE(d.known_frauds, 0) AS known_frauds,
-               d.samples
-        FROM t FULL JOIN d ON t.record_date = d.record_date CROSS JOIN b
-        ORDER BY day
+        SELECT * FROM per_day ORDER BY day
     """  # noqa: S608 (compiled rule and numbers we formatted)
+
+
+def scope_parts(rule: RuleDef) -> dict[str, str]:
+    """Scope key (offices, ...) -> its SQL test (NULL, i.e. out of scope, for a missing value)."""
+    fields = SCOPE_FIELDS.get(rule.kind, {})
+    return {key: in_list_sql(fields[key], values) for key, values in rule.scope.items()}
 
 
 def where_sql(rule: RuleDef) -> str:
     """The rule's condition and scope for a WHERE clause (NULL there is no hit, as in the engine)."""
     columns = column_types(rule.kind)
     tree = compile_condition(rule.when, columns)
-    fields = SCOPE_FIELDS.get(rule.kind, {})
-    parts = [condition_sql(tree, referenced_types(tree, columns))]
-    parts += [in_list_sql(fields[key], values) for key, values in rule.scope.items()]
+    parts = [condition_sql(tree, referenced_types(tree, columns)), *scope_parts(rule).values()]
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -203,6 +255,7 @@ def _result(
     per_day: pa.Table,
     path: str,
     started: float,
+    access: DryRunAccess | None,
 ) -> DryRunResult:
     rows = per_day.to_pylist()
     keys = ("records", "hits", "hit_subjects", "inspected_hits", "known_frauds")
@@ -211,12 +264,18 @@ def _result(
     samples: list[str] = []
     for r in reversed(rows):  # the most recent hits first
         samples += sorted(r["samples"] or [])
-    return DryRunResult(
+    if rule.scope:
+        in_scope = sum(int(r.get("in_scope") or 0) for r in rows)
+        kept = {k: sum(int(r.get(f"scope_{k}") or 0) for r in rows) for k in rule.scope}
+    else:
+        in_scope, kept = total["records"], {}
+    window_from = hi - timedelta(days=days - 1) if hi else None
+    result = DryRunResult(
         rule_id=rule.id,
         version=version,
         kind=rule.kind,
         days=days,
-        window_from=hi - timedelta(days=days - 1) if hi else None,
+        window_from=window_from,
         window_to=hi,
         hits_per_day=[
             {
@@ -231,8 +290,87 @@ def _result(
         sample_ids=samples[:SAMPLE],
         path=path,
         seconds=time.perf_counter() - started,
-        **total,
+        office=access.office if access else None,
+        unmasked=access.unmasked if access else [],
+        in_scope=in_scope,
+        scope_kept=kept,
+        valid_from=iso_moment(rule.valid_from),
+        valid_to=iso_moment(rule.valid_to),
+        records=total["records"],
+        hits=total["hits"],
+        hit_subjects=total["hit_subjects"],
+        inspected_hits=total["inspected_hits"],
+        known_frauds=total["known_frauds"],
     )
+    result.notes = notes(rule, result)
+    return result
+
+
+def notes(rule: RuleDef, result: DryRunResult) -> list[str]:
+    """What a reader of the figures must know to read them right: a scope that kept no record of
+    the window (so the rule could not hit), and a validity period that leaves out the window.
+
+    Validity does not limit the dry-run (docs/risk-rules.md, *Dry-run*): a rule is valid over
+    *assessment* times, the window is of *record* dates, and a dry-run exists to show what a rule
+    would select before it takes effect, most often in a period that has not begun.
+    """
+    out: list[str] = []
+    if rule.scope and result.records and not result.in_scope:
+        parts = "; ".join(
+            f"{key.replace('_', ' ')} {', '.join(rule.scope[key])} kept {result.scope_kept.get(key, 0):,}"
+            for key in rule.scope
+        )
+        out.append(
+            f"the scope kept none of the {result.records:,} {rule.kind}s in the window ({parts}), so "
+            "the rule could not hit: check the scope's values against the data (codes as the source "
+            "writes them)"
+        )
+    if result.window_from is None or result.window_to is None or not (rule.valid_from or rule.valid_to):
+        return out
+    start = datetime.combine(result.window_from, datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(result.window_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    period = " ".join(
+        p
+        for p in (
+            f"from {iso_moment(rule.valid_from)}" if rule.valid_from else "",
+            f"until {iso_moment(rule.valid_to)}" if rule.valid_to else "",
+        )
+        if p
+    )
+    window = f"{result.window_from} .. {result.window_to}"
+    if (rule.valid_from and rule.valid_from >= end) or (rule.valid_to and rule.valid_to <= start):
+        out.append(
+            f"the rule is valid {period}, outside the whole window ({window}): in live use it would "
+            "not have been applied to any of these records; the figures show what its condition and "
+            "scope select in the window"
+        )
+    elif (rule.valid_from and rule.valid_from > start) or (rule.valid_to and rule.valid_to < end):
+        out.append(
+            f"the rule is valid {period}, only part of the window ({window}): the figures count the "
+            "whole window; in live use it applies only while valid"
+        )
+    return out
+
+
+def _lake_query(lake: Lake, sql: str, access: DryRunAccess | None, tables: set[str]) -> pa.Table:
+    """``sql`` over the lake: through the caller's views when there is a caller, else as stored."""
+    if access is None:
+        return query(lake, sql)
+    return query(lake, sql, rules=access.view_rules(tables))
+
+
+def _refuse_without_caller(rule: RuleDef) -> None:
+    fields = protected_fields(rule)
+    if fields:
+        names = [n for ns in fields.values() for n in ns]
+        raise ProtectedFieldsRefused(
+            f"rule {rule.id!r} names {', '.join(names)} ({' and '.join(fields)} data): a dry-run of it "
+            "must be made by a named account that may read them",
+            remedy="dry-run it as yourself: `sciti risk rule dry-run ... --user NAME`, POST "
+            "/api/v1/rules/dry-run or the rule page (with an unmask and a purpose where personal fields "
+            "are named)",
+            details={"fields": names},
+        )
 
 
 def dry_run(
@@ -243,22 +381,37 @@ def dry_run(
     until: date | datetime | None = None,
     version: int | None = None,
     lake: Lake | None = None,
+    access: DryRunAccess | None = None,
 ) -> DryRunResult:
-    """Hits, known frauds among hits, hits per day and sample record ids over the last ``days`` days."""
+    """Hits, known frauds among hits, hits per day and sample record ids over the last ``days`` days.
+
+    ``access``: whose dry-run it is (:func:`sciti.risk.rules.protected.authorize_dry_run`); the lake
+    is then read through that caller's views. Without it every row is read, and a rule that names
+    personal or restricted fields is refused (ProtectedFieldsRefused).
+    """
     started = time.perf_counter()
-    if days < 1:
+    if not 1 <= days <= MAX_DAYS:
         from sciti.risk.rules.errors import RuleError
 
-        raise RuleError(f"cannot dry-run over {days} days", remedy="give at least 1 day")
+        raise RuleError(
+            f"cannot dry-run over {days} days", remedy=f"give from 1 to {MAX_DAYS} days (ten years)"
+        )
+    if access is None:
+        _refuse_without_caller(rule)
     lake = lake or open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     end = until.date() if isinstance(until, datetime) else until
     subject = SUBJECT_SQL[rule.kind]
-    if not all(lake.exists(t) for t in _source_tables(rule.kind)):
-        return _result(rule, version, days, end, pa.table({}), "lake", started)
+    tables = _source_tables(rule.kind)
+    if not all(lake.exists(t) for t in tables):
+        return _result(rule, version, days, end, pa.table({}), "lake", started, access)
     hit_sql = where_sql(rule)
-    frauds = _frauds_sql(rule.kind) if lake.exists(INSPECTIONS) else NO_FRAUDS
+    inspected = lake.exists(INSPECTIONS) and (access is None or access.policy.can_read(INSPECTIONS))
+    frauds = _frauds_sql(rule.kind) if inspected else NO_FRAUDS
+    readable = set(tables) | ({INSPECTIONS} if inspected else set())
     if _needs_features(rule):
-        return _dry_run_features(settings, lake, rule, version, days, end, hit_sql, frauds, started)
+        return _dry_run_features(
+            settings, lake, rule, version, days, end, hit_sql, frauds, started, access, readable
+        )
     hi_sql = f"DATE '{end.isoformat()}'" if end is not None else NEWEST
     names = set(
         names_in(compile_condition(rule.when, {n: i.type for n, i in column_infos(rule.kind).items()}))
@@ -273,8 +426,21 @@ def dry_run(
     )
     header = subject.from_sql.split(" JOIN ")[0]
     totals = f"(SELECT {subject.date_sql} AS record_date FROM {header})"
-    per_day = query(lake, _aggregate_sql(relation, totals, frauds, hi_sql, days, hit_sql))
-    return _result(rule, version, days, end, per_day, "lake", started)
+    count = "count(DISTINCT subject_key)" if rule.kind == "declaration" else "count(*)"  # as `totals`
+    sql = _aggregate_sql(relation, totals, frauds, hi_sql, days, hit_sql, scope_parts(rule), count)
+    per_day = _lake_query(lake, sql, access, readable)
+    return _result(rule, version, days, end, per_day, "lake", started, access)
+
+
+def _visible_ids(lake: Lake, kind: str, access: DryRunAccess) -> pa.Table | None:
+    """Record ids of ``kind`` that the caller's row filters let through; None when the caller sees
+    every row (nothing to filter)."""
+    tables = _source_tables(kind)
+    if not access.row_filtered(tables):
+        return None
+    subject = SUBJECT_SQL[kind]
+    sql = f"SELECT {subject.record_id_sql} AS record_id FROM {subject.from_sql}"  # noqa: S608 (our SQL)
+    return _lake_query(lake, sql, access, set(tables))
 
 
 def _dry_run_features(
@@ -287,23 +453,35 @@ def _dry_run_features(
     hit_sql: str,
     frauds: str,
     started: float,
+    access: DryRunAccess | None,
+    readable: set[str],
 ) -> DryRunResult:
     from sciti.risk import features
 
     subject = SUBJECT_SQL[rule.kind]
     if end is None:
         source = subject.from_sql.split(" JOIN ")[0]
-        end = query(lake, f"SELECT max({subject.date_sql}) AS hi FROM {source}").column("hi")[0].as_py()  # noqa: S608
+        found = _lake_query(lake, f"SELECT max({subject.date_sql}) AS hi FROM {source}", access, readable)  # noqa: S608
+        end = found.column("hi")[0].as_py()
         if end is None:
-            return _result(rule, version, days, None, pa.table({}), "features", started)
+            return _result(rule, version, days, None, pa.table({}), "features", started, access)
     lo = end - timedelta(days=days - 1)
+    # Features are computed as the engine computes them, from every record they depend on; the
+    # subjects counted are then only the records the caller may see (their office's).
     records = features.lake_records(settings, rule.kind, since=lo, until=end + timedelta(days=1))
     try:
         reference = features.load_reference(settings)
     except FeatureError:  # none saved yet: compute from the lake as it is now (as the engine does)
         reference = features.build_reference(settings)
     table = features.compute_batch(rule.kind, records, reference)
-    fraud_table = query(lake, f"SELECT * FROM {frauds} AS x") if frauds != NO_FRAUDS else None  # noqa: S608
+    visible = _visible_ids(lake, rule.kind, access) if access is not None else None
+    if visible is not None:
+        table = table.filter(pc.is_in(table.column("record_id"), value_set=visible.column("record_id")))
+    fraud_table = (
+        _lake_query(lake, f"SELECT * FROM {frauds} AS x", access, readable)  # noqa: S608
+        if frauds != NO_FRAUDS
+        else None
+    )
     conn = duckdb.connect()
     try:
         conn.execute("SET TimeZone = 'UTC'")
@@ -322,54 +500,13 @@ def _dry_run_features(
             f"DATE '{end}'",
             days,
             hit_sql,
+            scope_parts(rule),
+            "count(DISTINCT subject_key)",  # as the totals count: distinct subjects per day
         )
         per_day = conn.sql(sql).to_arrow_table()
     finally:
         conn.close()
-    return _result(rule, version, days, end, per_day, "features", started)
+    return _result(rule, version, days, end, per_day, "features", started, access)
 
 
-def dry_run_version(
-    settings: Settings,
-    session: Any,
-    rule_id: str,
-    version: int | None = None,
-    days: int = 30,
-    *,
-    actor: str,
-    until: date | datetime | None = None,
-) -> DryRunResult:
-    """Dry-run a stored version and keep its figures (the approver sees what the author saw)."""
-    from sciti.access.audit import audit
-    from sciti.ops import utcnow
-    from sciti.ops.rules_tables import RuleDryRun
-    from sciti.risk.rules.store import definition_of, get_version
-
-    row = get_version(session, rule_id, version)
-    result = dry_run(settings, definition_of(row), days, until=until, version=row.version)
-    session.add(
-        RuleDryRun(
-            version_id=row.id,
-            rule_id=rule_id,
-            version=row.version,
-            days=days,
-            records=result.records,
-            hits=result.hit_subjects,
-            known_frauds=result.known_frauds,
-            hit_rate=result.hit_rate,
-            result=result.to_dict(),
-            actor=actor,
-            at=utcnow(),
-        )
-    )
-    audit(
-        session,
-        actor=actor,
-        action="rule.dry_run",
-        target=f"rule:{rule_id}",
-        details={"version": row.version, "days": days, "hits": result.hit_subjects},
-    )
-    return result
-
-
-__all__ = ["SUBJECT_SQL", "DryRunResult", "dry_run", "dry_run_version", "where_sql"]
+__all__ = ["MAX_DAYS", "SUBJECT_SQL", "DryRunResult", "dry_run", "notes", "scope_parts", "where_sql"]

@@ -36,4 +36,19 @@ class FourEyesViolation(RuleError):
     default_remedy = "a different user holding the rules.approve permission must approve this version"
 
 
-__all__ = ["FourEyesViolation", "RuleError", "RuleNotFound", "RuleSyntaxError", "RuleWorkflowError"]
+class NotTheAuthor(RuleError):
+    """Someone other than a draft's author tried to submit it: submitting says "I, who wrote this,
+    ask for its approval", and only the author can say that."""
+
+    code = "not_author"
+    http_status = 403
+
+
+__all__ = [
+    "FourEyesViolation",
+    "NotTheAuthor",
+    "RuleError",
+    "RuleNotFound",
+    "RuleSyntaxError",
+    "RuleWorkflowError",
+]

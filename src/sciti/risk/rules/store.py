@@ -23,7 +23,8 @@ from sciti.access.audit import audit
 from sciti.ops import utcnow
 from sciti.ops.rules_tables import Rule, RuleDecision, RulesGeneration, RuleVersion
 from sciti.risk.rules.definition import RuleDef, canonical_yaml, parse_rule
-from sciti.risk.rules.errors import FourEyesViolation, RuleNotFound, RuleWorkflowError
+from sciti.risk.rules.errors import FourEyesViolation, NotTheAuthor, RuleNotFound, RuleWorkflowError
+from sciti.risk.rules.protected import check_may_name, protected_fields
 
 PENDING = ("draft", "submitted")
 
@@ -37,6 +38,11 @@ class History:
 
 def _actor(session: Session, username: str, permission: str) -> str:
     """The acting account's name; it must exist, be enabled and hold ``permission``."""
+    return _account(session, username, permission)[0]
+
+
+def _account(session: Session, username: str, permission: str) -> tuple[str, frozenset[str]]:
+    """The acting account's name and permissions; it must exist, be enabled and hold ``permission``."""
     user = find_user(session, username)
     if user is None or user.disabled:
         raise FourEyesViolation(
@@ -49,7 +55,7 @@ def _actor(session: Session, username: str, permission: str) -> str:
             remedy=f"act as a user whose role grants {permission}",
             details={"permission": permission},
         )
-    return user.username
+    return user.username, permissions_of(user.roles or [])
 
 
 def bump_generation(session: Session, kind: str) -> None:
@@ -148,12 +154,16 @@ def _add_version(session: Session, rule: Rule, definition: RuleDef, actor: str, 
     session.add(row)
     session.flush()
     _record(session, row, "create", actor, comment)
+    details: dict[str, Any] = {"version": row.version, "sha256": row.text_sha256}
+    fields = protected_fields(definition)
+    if fields:  # which rules read personal or restricted fields (names only, never the values)
+        details["protected_fields"] = fields
     audit(
         session,
         actor=actor,
         action="rule.create" if row.version == 1 else ("rule.retire" if not row.enabled else "rule.version"),
         target=f"rule:{rule.id}",
-        details={"version": row.version, "sha256": row.text_sha256},
+        details=details,
     )
     return row
 
@@ -161,9 +171,14 @@ def _add_version(session: Session, rule: Rule, definition: RuleDef, actor: str, 
 def save_rule(
     session: Session, source: str | dict[str, Any], *, actor: str, comment: str = ""
 ) -> RuleVersion:
-    """Store a definition: a new rule (version 1) or a new draft version of an existing one."""
-    actor = _actor(session, actor, "rules.write")
+    """Store a definition: a new rule (version 1) or a new draft version of an existing one.
+
+    A rule that names personal or restricted fields needs an author who may read them in clear
+    (ProtectedFieldsRefused otherwise): such a rule is a standing lookup of those fields.
+    """
+    actor, permissions = _account(session, actor, "rules.write")
     definition = parse_rule(source, author=actor)
+    check_may_name(actor, permissions, definition, step="write")
     rule = session.get(Rule, definition.id, with_for_update=True, populate_existing=True)
     if rule is None:
         rule = Rule(
@@ -223,14 +238,25 @@ def retire(session: Session, rule_id: str, *, actor: str, comment: str = "") -> 
     rule = get_rule(session, rule_id, lock=True)
     base = get_version(session, rule_id, rule.effective_version or rule.latest_version)
     definition = replace(definition_of(base), enabled=False)
-    actor = _actor(session, actor, "rules.write")
+    actor = _actor(session, actor, "rules.write")  # switching a rule off reads nothing: no field check
     return _add_version(session, rule, replace(definition, author=actor), actor, comment or "retire")
 
 
 def submit(session: Session, rule_id: str, version: int, *, actor: str, comment: str = "") -> RuleVersion:
+    """Ask for approval of a draft. Only its author submits it (NotTheAuthor otherwise): a version
+    goes to the approver as its author's, and someone else's draft may not be finished. Anyone
+    holding rules.write who wants it approved stores their own version (superseding the draft) and
+    submits that."""
     actor = _actor(session, actor, "rules.write")
     get_rule(session, rule_id, lock=True)
     row = get_version(session, rule_id, version)
+    if row.author != actor:
+        raise NotTheAuthor(
+            f"version {version} of rule {rule_id!r} is {row.author!r}'s: only its author submits it",
+            remedy=f"ask {row.author!r} to submit it, or store your own version of the rule (you are then "
+            "its author) and submit that",
+            details={"author": row.author},
+        )
     if row.status != "draft":
         raise RuleWorkflowError(
             f"version {version} of rule {rule_id!r} is {row.status}, not a draft",
@@ -263,21 +289,40 @@ def _decide(
     return row
 
 
-def audit_refusal(session: Session, *, actor: str, rule_id: str, version: int, decision: str) -> None:
-    """Record a refused approval or rejection (call in a fresh transaction: the refused one rolls back)."""
+def audit_refusal(
+    session: Session,
+    *,
+    actor: str,
+    rule_id: str,
+    version: int | None,
+    decision: str,
+    reason: str = "four eyes",
+    source: str | None = None,
+) -> None:
+    """Record a refused step (submit, approve, reject, create, version), in a fresh transaction:
+    the refused one rolls back. ``reason`` says which check refused it, never the rule's values;
+    ``source`` is the client (``cli`` on the command line)."""
     audit(
         session,
         actor=actor,
         action=f"rule.{decision}",
         target=f"rule:{rule_id}",
+        source=source,
         outcome="denied",
-        details={"version": version, "reason": "four eyes"},
+        details={"version": version, "reason": reason},
     )
 
 
 def approve(session: Session, rule_id: str, version: int, *, actor: str, comment: str = "") -> RuleVersion:
-    """Four eyes: put a submitted version into effect (approver != author, holds rules.approve)."""
+    """Four eyes: put a submitted version into effect (approver != author, holds rules.approve).
+
+    The approver of a rule that names personal or restricted fields must be allowed to read them in
+    clear (ProtectedFieldsRefused): approving puts a lookup of those fields over every record.
+    """
     row = _decide(session, rule_id, version, actor, comment, "approve")
+    if row.enabled:  # a version that retires the rule reads nothing
+        _, permissions = _account(session, actor, "rules.approve")
+        check_may_name(actor, permissions, definition_of(row), step="approve")
     rule = get_rule(session, rule_id)
     if rule.effective_version is not None and rule.effective_version > version:
         raise RuleWorkflowError(

@@ -33,6 +33,8 @@ from sciti.web.render import page, render, settings_of
 
 router = APIRouter()
 YEAR = 365 * 24 * 3600
+# Refusals of the login and password pages that have their own status (as the API answers them).
+_STATUS = {"error.csrf_failed": 403, "error.login_throttled": 429}
 
 
 def _client(request: Request) -> str:
@@ -150,7 +152,7 @@ async def login_submit(
         return _logged_in(request, started, lang, _next(next, root))
     return await _login_form(
         request,
-        status_code=403 if error == "error.csrf_failed" else 401 if not change else 200,
+        status_code=_STATUS.get(error, 401 if not change else 200),
         next=next,
         error=error,
         username=form["username"],
@@ -167,10 +169,17 @@ def _change(settings: Settings, form: dict[str, str], client: str) -> tuple[Any,
             form["username"],
             form["password"],
             form["new_password"],
+            client=client,
             second_factor=form.get("totp") or None,
             mfa_key=load_instance_key(settings.home),
         )
-        audit(session, actor=user.username, action="password.change", target=f"user:{user.username}")
+        audit(
+            session,
+            actor=user.username,
+            action="password.change",
+            target=f"user:{user.username}",
+            source=client,
+        )
     return _start(settings, {**form, "password": form["new_password"], "totp": ""}, client, None)
 
 
@@ -196,7 +205,7 @@ async def password_submit(
     except SCITIError as exc:
         return await _login_form(
             request,
-            status_code=403 if exc.code == "csrf_failed" else 422,
+            status_code=_STATUS.get(f"error.{exc.code}", 422),
             error=f"error.{exc.code}",
             detail=exc.message,
             username=form["username"],

@@ -3,7 +3,8 @@
 
 Reads come from the operational database and from the lake through the caller's policy (masked
 fields stay masked); every change is a call to the JSON API with the session's CSRF token, so the
-page can do nothing the API would not let the same person do.
+page can do nothing the API would not let the same person do. An office-bound account sees its
+own office's queue and records only: another office's record is "not found", as in the API.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sciti.lake import open_lake
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
 from sciti.ops.rules_tables import Rule, RuleDecision, RuleDryRun, RuleVersion
-from sciti.risk.engine import list_queue
+from sciti.risk.engine import list_queue, queue_item
 from sciti.risk.models import list_versions, sources_differ
+from sciti.risk.rules import parse_rule, protected_fields, shown_dry_run
 from sciti.settings import Settings
 from sciti.web.lakeview import lake_view
 from sciti.web.render import page, render, settings_of
@@ -35,9 +37,18 @@ router = APIRouter()
 LANES = ("red", "yellow", "blue", "green")
 
 
-def _queue(settings: Settings, filters: dict[str, Any], cursor: str | None, mine: str | None) -> Any:
+def _queue(
+    settings: Settings, principal: Principal, filters: dict[str, Any], cursor: str | None, mine: bool
+) -> Any:
     with session_scope(settings.resolved_ops_db_url) as session:
-        return list_queue(session, **filters, assigned_to=mine, cursor=cursor, limit=50)
+        return list_queue(
+            session,
+            scope=principal.office_code,
+            **filters,
+            assigned_to=principal.username if mine else None,
+            cursor=cursor,
+            limit=50,
+        )
 
 
 @router.get("/risk/queue", response_class=HTMLResponse)
@@ -57,9 +68,7 @@ async def queue(
         "lane": lane if lane in LANES else None,
         "status": status if status in ("open", "assigned", "done") else None,
     }
-    found = await run_in_threadpool(
-        _queue, settings_of(request), filters, cursor or None, principal.username if mine else None
-    )
+    found = await run_in_threadpool(_queue, settings_of(request), principal, filters, cursor or None, mine)
     args = {"kind": kind, "office": office, "lane": lane, "status": status, "mine": mine}
     return await render(
         request, "risk_queue.html", principal, active="risk", page=found, args=args, lanes=LANES
@@ -98,12 +107,16 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
             ASSESSMENTS,
             f"SELECT * FROM {ASSESSMENTS} WHERE assessment_id = {quote_literal(assessment_id)}",  # noqa: S608
         )
-        if not found:
+        if not found:  # unknown, or of another office for an office-bound account: the same answer
             raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
         a = found[0]
         factors = json.loads(a.get("factors") or "[]")
+        with session_scope(settings.resolved_ops_db_url) as session:
+            item = queue_item(session, assessment_id, scope=principal.office_code)
         out: dict[str, Any] = {
             "assessment": a,
+            # Actions only on a queue item the caller may work: its office's (when office-bound), open.
+            "workable": item is not None and item["status"] in ("open", "assigned"),
             "reasons": _shown_reasons(a.get("reasons"), factors),
             "factors": factors,
             "items": None,
@@ -221,7 +234,7 @@ async def rules(
     return await render(request, "rules.html", principal, active="rules", rules=items)
 
 
-def _rule(settings: Settings, rule_id: str) -> dict[str, Any]:
+def _rule(settings: Settings, rule_id: str, principal: Principal) -> dict[str, Any]:
     with session_scope(settings.resolved_ops_db_url) as session:
         rule = session.get(Rule, rule_id)
         if rule is None:
@@ -235,6 +248,9 @@ def _rule(settings: Settings, rule_id: str) -> dict[str, Any]:
         runs = session.scalars(
             select(RuleDryRun).where(RuleDryRun.rule_id == rule_id).order_by(RuleDryRun.id.desc()).limit(5)
         ).all()
+        named: dict[int | None, dict[str, list[str]]] = {
+            v.version: protected_fields(parse_rule(v.text)) for v in versions
+        }
         out_versions = []
         previous = ""
         for v in versions:
@@ -278,7 +294,15 @@ def _rule(settings: Settings, rule_id: str) -> dict[str, Any]:
                 }
                 for d in decisions
             ],
-            "dry_runs": [{"version": r.version, "result": r.result} for r in runs],
+            # Kept figures only where this reader could have made them (their office; fields they
+            # may read in clear): decision 0080.
+            "dry_runs": [
+                {"version": r.version, "result": shown}
+                for r in runs
+                for shown, withheld in [shown_dry_run(r.result, named.get(r.version, {}), principal)]
+                if withheld is None
+            ],
+            "personal_fields": named.get(rule.latest_version, {}).get("personal", []),
         }
 
 
@@ -286,7 +310,7 @@ def _rule(settings: Settings, rule_id: str) -> dict[str, Any]:
 async def rule(
     request: Request, rule_id: str, principal: Annotated[Principal, Depends(page("rules.read"))]
 ) -> HTMLResponse:
-    data = await run_in_threadpool(_rule, settings_of(request), rule_id)
+    data = await run_in_threadpool(_rule, settings_of(request), rule_id, principal)
     return await render(request, "rule.html", principal, active="rules", data=data)
 
 

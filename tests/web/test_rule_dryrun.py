@@ -1,0 +1,45 @@
+"""The rule page's dry-run (decision 0080): a rule naming personal fields asks for unmask and a
+purpose, and kept figures are shown only to readers who could have made them."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from sciti.access import create_user
+from sciti.api.app import create_app
+from sciti.ops import migrate, session_scope
+from sciti.risk import rules
+from tests.risk.rules.test_dryrun_access import write_passengers
+from tests.web.conftest import PASSWORD, login
+
+RULE = """\
+id: WEB-PAX-01
+title: A known passport
+kind: passenger
+when: document_number = 'G352540(5)'
+lane: red
+reason: "Passenger {record_ref}"
+"""
+
+
+def test_the_rule_page_asks_for_a_purpose_and_keeps_figures_in_scope(settings) -> None:
+    migrate(settings.resolved_ops_db_url)
+    write_passengers(settings)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        create_user(s, "ori", ["targeting_officer"], password=PASSWORD)
+        create_user(s, "kim", ["supervisor"], office_code="KR01", password=PASSWORD)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        rules.save_rule(s, RULE, actor="ori")
+        ran = rules.dry_run_version(
+            settings, s, "WEB-PAX-01", 1, 400, actor="ori", unmask=True, purpose="case 2026-114"
+        )
+        assert ran.hits == 3
+    app = create_app(settings)
+    with TestClient(app) as ori, TestClient(app) as kim:
+        page = login(ori, "ori").get("/ui/rules/WEB-PAX-01").text
+        form = page[page.index('id="dryrun-form"') : page.index("</form>", page.index('id="dryrun-form"'))]
+        assert 'name="unmask"' in form and 'name="purpose"' in form and "document_number" in form
+        assert "v1: 3 hits among 5 records" in page
+        # Bound to one office: figures made over every office's records are not shown.
+        page = login(kim, "kim").get("/ui/rules/WEB-PAX-01").text
+        assert "3 hits among" not in page and "Not dry-run yet." in page
