@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from sciti.access import list_entries
 from sciti.cli.main import app
 from sciti.ops import User, session_scope
 from sciti.settings import Settings, get_settings
@@ -68,6 +69,10 @@ def test_init_creates_the_instance_and_the_first_administrator(instance):
         admin = s.scalars(select(User).where(User.username == "admin")).one()
         assert admin.roles == ["administrator"] and admin.must_change_password
         assert password not in admin.password_hash
+        (made,) = list_entries(s, action="user.create")  # the trail starts with the first account
+        assert made.target == "user:admin" and made.source == "cli" and password not in repr(made.details)
+    checked = runner.invoke(app, ["audit", "verify"])
+    assert "audit trail intact: 1 entries" in checked.output and "--anchor" in checked.output
     from sciti.lake import open_lake
 
     lake = open_lake(instance.resolved_catalog_uri, instance.resolved_warehouse)

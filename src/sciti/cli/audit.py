@@ -92,6 +92,14 @@ def verify_cmd(
         f"audit trail intact: {result.entries} entries, head {result.head_seq} {result.head_hash}",
         highlight=False,
     )
+    if anchor_file is None:
+        # Someone with write access to the database can remove the newest entries (or all of them)
+        # and the head with them; only heads kept elsewhere show it.
+        console.print(
+            "checked without an anchor: entries removed from the end, head included, cannot be seen; "
+            "check with --anchor FILE (see `sciti audit anchor`)",
+            highlight=False,
+        )
 
 
 @audit_app.command("anchor")

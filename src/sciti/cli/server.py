@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from sciti import __version__
-from sciti.access import create_user
+from sciti.access import audit, create_user
 from sciti.cli.common import console, database_problem, fail, lake
 from sciti.cli.common import settings as get_settings
 from sciti.errors import SCITIError
@@ -92,6 +93,15 @@ def initialise(settings: Settings) -> InitResult:
         if existing is None:
             _, result.admin_password = create_user(
                 session, ADMIN_USER, ["administrator"], display_name="Administrator"
+            )
+            # The trail's first entry: who made the first account, as `sciti user add` records.
+            audit(
+                session,
+                actor=f"cli:{getpass.getuser()}",
+                action="user.create",
+                target=f"user:{ADMIN_USER}",
+                source="cli",
+                details={"roles": ["administrator"], "by": "sciti init"},
             )
         elif "administrator" not in (existing.roles or []):
             existing.roles = sorted({*existing.roles, "administrator"})
