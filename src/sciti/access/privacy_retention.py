@@ -335,6 +335,22 @@ def apply_retention(
     )
 
 
+def _proof(
+    db: str, actor: str, rule: RetentionRule, source: str | None, outcome: str, details: dict[str, Any]
+) -> None:
+    """One table's ``retention.run`` entry, in its own transaction (a failed table's too)."""
+    with session_scope(db) as session:
+        audit(
+            session,
+            actor=actor,
+            action="retention.run",
+            target=f"table:{rule.table}",
+            source=source,
+            outcome=outcome,
+            details=details,
+        )
+
+
 def run_retention(
     settings: Settings,
     lake: Lake,
@@ -369,27 +385,11 @@ def run_retention(
         try:
             result = apply_retention(lake, rule, now=now, ops_db_url=db)
         except Exception as exc:
-            with session_scope(db) as session:
-                audit(
-                    session,
-                    actor=actor,
-                    action="retention.run",
-                    target=f"table:{rule.table}",
-                    source=source,
-                    outcome="failed",
-                    details={"kind": rule.kind, "error": type(exc).__name__, "days": rule.days},
-                )
+            failed = {"kind": rule.kind, "error": type(exc).__name__, "days": rule.days}
+            _proof(db, actor, rule, source, "failed", failed)
             raise
-        with session_scope(db) as session:
-            audit(
-                session,
-                actor=actor,
-                action="retention.run",
-                target=f"table:{rule.table}",
-                source=source,
-                outcome="ok" if not result.kept_by_refs else "partial",
-                details={**result.__dict__, "days": rule.days, "date_field": rule.date_field},
-            )
+        done = {**result.__dict__, "days": rule.days, "date_field": rule.date_field}
+        _proof(db, actor, rule, source, "ok" if not result.kept_by_refs else "partial", done)
         results.append(result)
     # Every rule in force decides whether a received file is still needed, not only the ones run.
     try:

@@ -131,15 +131,7 @@ def dry_run_as(
         source=source,
     )
     with session_scope(settings.resolved_ops_db_url) as session:
-        audit(
-            session,
-            actor=principal.username,
-            action=ACTION,
-            target=f"rule:{rule.id}",
-            purpose=access.purpose,
-            source=source,
-            details={**details, **_figures(result, access)},
-        )
+        _audit_done(session, principal, rule.id, access, source, details, result)
     return result
 
 
@@ -211,6 +203,20 @@ def dry_run_version(
             at=utcnow(),
         )
     )
+    _audit_done(session, principal, rule_id, access, source, details, result)
+    return result
+
+
+def _audit_done(
+    session: Session,
+    principal: Principal,
+    rule_id: str,
+    access: DryRunAccess,
+    source: str | None,
+    details: dict[str, Any],
+    result: DryRunResult,
+) -> None:
+    """The audit entry of a dry-run that ran: what was asked and the figures, never the values."""
     audit(
         session,
         actor=principal.username,
@@ -220,7 +226,6 @@ def dry_run_version(
         source=source,
         details={**details, **_figures(result, access)},
     )
-    return result
 
 
 __all__ = ["ACTION", "dry_run_as", "dry_run_version"]
