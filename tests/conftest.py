@@ -57,8 +57,10 @@ def pg_database() -> Iterator[str]:
     try:
         yield f"{PG_SERVER}/{name}"
     finally:
-        from sciti.ops.db import get_engine
+        from sciti.ops.db import _session_factory, get_engine
 
+        get_engine(f"{PG_SERVER}/{name}").dispose()  # close its pooled connections before the drop
+        _session_factory.cache_clear()
         get_engine.cache_clear()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -213,6 +213,15 @@ def test_create_a_rule_dry_run_it_and_approve_it_as_a_second_person(offline, liv
     page.get_by_role("button", name="Run over past data").click()
     page.wait_for_selector("#dryrun-summary")
     assert "Records:" in page.inner_text("#dryrun-summary")
+    assert "In scope" not in page.inner_text("#dryrun-summary")  # no scope, no scope figure
+    # A scope that keeps nothing: the answer says why there are no hits, on the page.
+    page.locator("#rule-text").fill(text + "scope: {offices: [ZZ99]}\n")
+    page.get_by_role("button", name="Save as new version").click()
+    page.wait_for_selector("h2#h-ver >> text=Version 2")
+    page.get_by_role("button", name="Run over past data").click()
+    page.wait_for_selector("#dryrun-notes")
+    assert "In scope: 0" in page.inner_text("#dryrun-summary")
+    assert "the scope kept none" in page.inner_text("#dryrun-notes")
     page.get_by_role("button", name="Submit for approval").click()
     page.wait_for_selector("#latest-status >> text=submitted")
     assert page.get_by_role("button", name="Approve").count() == 0  # not by its author

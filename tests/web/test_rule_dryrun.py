@@ -43,3 +43,33 @@ def test_the_rule_page_asks_for_a_purpose_and_keeps_figures_in_scope(settings) -
         # Bound to one office: figures made over every office's records are not shown.
         page = login(kim, "kim").get("/ui/rules/WEB-PAX-01").text
         assert "3 hits among" not in page and "Not dry-run yet." in page
+
+
+SCOPED = """\
+id: WEB-PAX-02
+title: Passengers at an office that sent none
+kind: passenger
+scope: {offices: [ZZ99]}
+when: document_number = 'G352540(5)'
+lane: red
+reason: "Passenger {record_ref}"
+"""
+
+
+def test_the_rule_page_says_why_a_scoped_rule_hit_nothing(settings) -> None:
+    """A 0-hit dry-run whose scope kept no record says so on the page, not only in the API."""
+    migrate(settings.resolved_ops_db_url)
+    write_passengers(settings)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        create_user(s, "ori", ["targeting_officer"], password=PASSWORD)
+    with session_scope(settings.resolved_ops_db_url) as s:
+        rules.save_rule(s, SCOPED, actor="ori")
+        ran = rules.dry_run_version(
+            settings, s, "WEB-PAX-02", 1, 400, actor="ori", unmask=True, purpose="case 2026-114"
+        )
+        assert (ran.hits, ran.in_scope) == (0, 0) and ran.notes
+    with TestClient(create_app(settings)) as ori:
+        page = login(ori, "ori").get("/ui/rules/WEB-PAX-02").text
+    assert "v1: 0 hits among 5 records" in page and "In scope: 0" in page
+    notes = page[page.index('id="dryrun-notes"') : page.index("</div>", page.index('id="dryrun-notes"'))]
+    assert "the scope kept none of the 5 passengers" in notes and "ZZ99" in notes

@@ -145,9 +145,17 @@
       const p = document.createElement("p");
       p.id = "dryrun-summary";
       p.textContent = `${m.msgRecords}: ${data.records} · ${m.msgHits}: ${data.hits} · ${m.msgFrauds}: ${data.known_frauds} · ${m.msgRate}: ${rate}`;
+      if (data.scope_kept && Object.keys(data.scope_kept).length) p.textContent += ` · ${m.msgInScope}: ${data.in_scope}`;
       const chart = document.createElement("div");
       chart.className = "chart small";
-      box.append(p, chart);
+      box.append(p);
+      if (data.notes && data.notes.length) {  // why the figures may not be what one expects
+        const notes = document.createElement("div"), head = document.createElement("strong"), list = document.createElement("ul");
+        notes.className = "notice"; notes.id = "dryrun-notes"; head.textContent = m.msgNotes;
+        for (const n of data.notes) { const li = document.createElement("li"); li.textContent = n; list.append(li); }
+        notes.append(head, list); box.append(notes);
+      }
+      box.append(chart);
       const days = data.hits_per_day || [];
       draw(chart, { kind: "bar", x: days.map((d) => String(d.day)), series: [{ name: m.msgHits, data: days.map((d) => d.hits) }] });
       return;
