@@ -27,6 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, LessThan, Or
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -91,8 +92,10 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _in_list(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(_quote(v) for v in sorted(values))})"
+def _in_list(column: str, values: Iterable[str]) -> BooleanExpression:
+    """``column IN (values)``, built rather than written out: retention may name tens of thousands
+    of records, and parsing such a filter as text took seconds."""
+    return In(term=column, literals=sorted(values))
 
 
 def _cutoff_literal(rule: RetentionRule, cutoff: datetime) -> str:
@@ -102,7 +105,7 @@ def _cutoff_literal(rule: RetentionRule, cutoff: datetime) -> str:
     return cutoff.isoformat()
 
 
-def _delete_for_real(lake: Lake, ident: str, condition: str, rows: int) -> _Deleted:
+def _delete_for_real(lake: Lake, ident: str, condition: str | BooleanExpression, rows: int) -> _Deleted:
     """Delete, expire every older snapshot, remove the files only they used."""
     table = lake.table(ident)
     before_ids = {s.snapshot_id for s in table.metadata.snapshots}
@@ -199,14 +202,14 @@ def _record_copy(
     count = pc.sum(pc.or_(of_doomed, orphan).cast(pa.int64())).as_py() or 0
     if not count:
         return _Deleted(), set()
-    parts = []
+    parts: list[BooleanExpression] = []
     if doomed_here:
         parts.append(_in_list(copy.record_column, doomed_here))
     if orphans:
         parts.append(
-            f"({_in_list(copy.record_column, orphans)} AND {copy.dated_by} < '{cutoff.isoformat()}')"
+            And(_in_list(copy.record_column, orphans), LessThan(term=copy.dated_by, value=cutoff.isoformat()))
         )
-    condition = f"{copy.kind_column} = {_quote(kind)} AND ({' OR '.join(parts)})"
+    condition = And(EqualTo(term=copy.kind_column, value=kind), parts[0] if len(parts) == 1 else Or(*parts))
     assessments = (
         set(pc.filter(rows["assessment_id"], pc.or_(of_doomed, orphan)).to_pylist()) if extra else set()
     )

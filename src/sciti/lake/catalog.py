@@ -23,6 +23,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
+from pyiceberg.expressions import BooleanExpression
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from sqlalchemy import select
@@ -245,8 +246,11 @@ class Lake:
         with self._guard(ident):
             return _writes.upsert(self.table(ident), data, keys, _props(batch_id), update=update)
 
-    def delete(self, ident: str, filter_expr: str, *, batch_id: str | None = None) -> int | None:
-        """Delete rows matching ``filter_expr`` (pyiceberg syntax: ``"office_code = 'X' AND version < 2"``).
+    def delete(
+        self, ident: str, filter_expr: str | BooleanExpression, *, batch_id: str | None = None
+    ) -> int | None:
+        """Delete rows matching ``filter_expr`` (pyiceberg syntax: ``"office_code = 'X' AND version < 2"``,
+        or an expression built with ``pyiceberg.expressions``, for long lists of values).
 
         Returns the new snapshot id, or None when nothing matched.
         """
