@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pyarrow as pa
 import pytest
 
 from sciti.logs import REDACTED, redact, request_id_var, setup_logging
@@ -111,3 +112,13 @@ def test_api_logs_name_the_user_and_never_the_secrets(captured, settings):
         ("/api/v1/me", 200),
     ]
     assert access[-1]["user"] == "alice" and access[-1]["request_id"]
+
+
+def test_loading_a_lake_table_does_not_log_at_info(captured, tmp_path):
+    """pyiceberg's per-table "Defaulting to PyArrow FileIO" stays out of the operator's log."""
+    from sciti.lake import open_lake
+
+    lake = open_lake(f"sqlite:///{tmp_path}/catalog.db", str(tmp_path / "warehouse"))
+    lake.ensure_table("std.t", pa.schema([("a", pa.int64())]))
+    lake.table("std.t")
+    assert not [line for line in _lines(captured) if line["logger"].startswith("pyiceberg")]

@@ -135,4 +135,7 @@ def setup_logging(settings: Settings, stream: IO[str] | None = None) -> logging.
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
+    # pyiceberg says "Defaulting to PyArrow FileIO" at INFO on every table it loads: in a server
+    # that is two lines per table per upkeep pass, and says nothing an operator can act on.
+    logging.getLogger("pyiceberg.io").setLevel(max(logging.WARNING, root.level))
     return handler

@@ -4,11 +4,20 @@ Sources, highest first: arguments passed in code, ``SCITI_*`` environment variab
 in the working directory, then the defaults below. Paths that are not absolute are taken relative
 to the working directory; everything an instance stores lives under ``home`` unless pointed
 elsewhere (a shared deployment points the catalog and operational database at PostgreSQL).
+
+Nothing is skipped silently (decision 0095): a key of sciti.toml that names no setting, a SCITI_
+variable that looks like a misspelt one, a database URL SCITI has no driver for and a named file
+that does not exist are refused when the settings load, each on one line.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import ipaddress
+import os
+import re
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,8 +30,28 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sciti.errors import ConfigError
 
 TOML_FILE = "sciti.toml"
+# The tables sciti.toml may have, each read by its own settings class (``toml_source(cls, table)``).
+TOML_SECTIONS = ("sso",)
+# SCITI_ variables that are not settings: the CLI's acting account and development secrets
+# (sciti.access.secrets). Tests, benches and other programs use the prefix too (SCITI_SHARED_DATA).
+NOT_SETTINGS = ("SCITI_USER", "SCITI_SECRET_*")
+# How alike a SCITI_ variable's name must be to a setting's to be taken for a misspelling of it:
+# SCITI_OPS_DB_URI (0.9) is refused, SCITI_SHARED_DATA (like nothing) is left to its own program.
+_MISSPELT = 0.8
+_DATABASE_EXAMPLES = "postgresql+psycopg://user@host/database (PostgreSQL) or sqlite:///path/to/file.db"
+
+
+class SettingsError(ConfigError):
+    """sciti.toml or a SCITI_ variable that cannot be read as settings. The message names the file
+    (or variable), the key and what to write instead, on one line."""
+
+    code = "settings_error"
 
 
 @lru_cache(maxsize=64)
@@ -36,28 +65,163 @@ def _absolute(path: Path) -> Path:
     return _resolve(path, "" if path.is_absolute() else str(Path.cwd()))
 
 
+def _closest(name: str, valid: list[str], cutoff: float = 0.6) -> str | None:
+    """The valid name most like ``name`` (difflib), whatever the case; None if none is close."""
+    spelt = {item.lower(): item for item in valid}
+    found = difflib.get_close_matches(name.lower(), list(spelt), n=1, cutoff=cutoff)
+    return spelt[found[0]] if found else None
+
+
 class _TomlFile(TomlConfigSettingsSource):
-    """sciti.toml in the working directory: the whole file, or one table of it (``[sso]``)."""
+    """sciti.toml in the working directory: the whole file, or one table of it (``[sso]``).
+
+    Strict: a key that names no setting is refused, never skipped. A skipped ``ops_db_uri`` once
+    sent an instance on PostgreSQL to a fresh SQLite file while its lake stayed shared.
+    """
 
     def __init__(self, settings_cls: type[BaseSettings], table: str | None = None):
-        self._table = table
+        self._table, self._fields_of = table, settings_cls  # the parent reads the file before it sets its own
         super().__init__(settings_cls, toml_file=TOML_FILE, toml_table_header=())
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
-        data = super()._read_file(file_path)
+        where = Path(file_path).absolute()
+        try:
+            data = super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"{where}: {_toml_problem(exc)}",
+                remedy='write each setting as one `name = value` line, text in quotes: log_level = "INFO"',
+            ) from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{where} is not UTF-8 text", remedy="save it as UTF-8") from None
+        except OSError as exc:
+            raise SettingsError(f"cannot read {where}: {exc.strerror or exc}") from None
         if self._table is None:
-            return data
+            _refuse_unknown(data, self._fields_of, where, sections=TOML_SECTIONS)
+            # The tables belong to their own settings classes, which read and check them.
+            return {key: value for key, value in data.items() if key not in TOML_SECTIONS}
         section = data.get(self._table)
-        return dict(section) if isinstance(section, dict) else {}  # absent table: nothing
+        if section is None:
+            return {}
+        if not isinstance(section, dict):
+            raise SettingsError(f"{where}: {self._table} must be a table: [{self._table}] and its lines")
+        _refuse_unknown(section, self._fields_of, where, table=self._table)
+        return dict(section)
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib puts the place at the end of its message, "(at line 3, column 7)"; say it first.
+    message = str(exc)
+    place = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if place is None:
+        return f"not valid TOML: {message}"
+    return f"line {place[1]}, column {place[2]}: not valid TOML: {message[: place.start()]}"
+
+
+def _refuse_unknown(
+    data: dict[str, Any],
+    settings_cls: type[BaseSettings],
+    where: Path,
+    *,
+    table: str | None = None,
+    sections: tuple[str, ...] = (),
+) -> None:
+    fields = list(settings_cls.model_fields)
+    problems = []
+    for key in data:
+        if key in fields:
+            continue
+        if key in sections:
+            if not isinstance(data[key], dict):
+                problems.append(f"{key} must be a table ([{key}] and its lines)")
+            continue
+        if table is None and isinstance(data[key], dict):
+            closest = _closest(key, list(sections))
+            hint = f"did you mean [{closest}]?" if closest else f"the tables are: [{'], ['.join(sections)}]"
+            problems.append(f"unknown table [{key}] ({hint})")
+            continue
+        if table is not None and key in Settings.model_fields:
+            # TOML puts every line after a [table] header into that table, however it is indented.
+            problems.append(f"{key} belongs above the first [table] of the file, not under [{table}]")
+            continue
+        name = key if table is None else f"[{table}] {key}"
+        closest = _closest(key, fields)
+        problems.append(f"unknown setting {name}" + (f" (did you mean {closest}?)" if closest else ""))
+    if problems:
+        raise SettingsError(
+            f"{where}: {'; '.join(problems)}",
+            remedy="fix or remove it: docs/operations.md lists the settings",
+        )
+
+
+def _refuse_misspelt_variables(settings_cls: type[BaseSettings], table: str | None) -> None:
+    """Refuse a SCITI_ variable whose name is a near miss of a setting (SCITI_OPS_DB_URI).
+
+    Other SCITI_ variables are left alone: the prefix is shared (SCITI_USER, SCITI_SECRET_<NAME>,
+    and the tables' own prefixes such as SCITI_SSO_), so only a name that looks like one of this
+    class's settings is taken for a mistake.
+    """
+    prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
+    fields = [name.upper() for name in settings_cls.model_fields]
+    others = [*NOT_SETTINGS, *(f"{prefix}{section.upper()}_*" for section in TOML_SECTIONS if table is None)]
+    for variable in sorted(os.environ):
+        name = variable.upper()
+        if not name.startswith(prefix) or any(fnmatch.fnmatchcase(name, other) for other in others):
+            continue
+        rest = name[len(prefix) :]
+        if rest in fields:
+            continue
+        closest = _closest(rest, fields, _MISSPELT)
+        if closest is not None:
+            raise SettingsError(
+                f"the environment variable {variable} names no setting (did you mean {prefix}{closest}?)",
+                remedy=f"rename it, or unset it (`unset {variable}`)",
+            )
 
 
 def toml_source(settings_cls: type[BaseSettings], table: str | None = None) -> PydanticBaseSettingsSource:
-    """The one reader of sciti.toml, for every settings class (``table``: one of its sections)."""
+    """The one reader of sciti.toml, for every settings class (``table``: one of its sections).
+
+    It also refuses a SCITI_ environment variable that looks like a misspelt setting of the class,
+    as it refuses a misspelt key in the file.
+    """
+    if table is not None and table not in TOML_SECTIONS:
+        raise ValueError(f"add {table!r} to sciti.settings.TOML_SECTIONS, or the file's check refuses it")
+    _refuse_misspelt_variables(settings_cls, table)
     return _TomlFile(settings_cls, table)
 
 
+def _database_url(value: str | None) -> str | None:
+    """A URL SCITI can open: SQLite, or PostgreSQL through psycopg 3 (the driver it installs).
+
+    ``postgres://`` (a common spelling, which SQLAlchemy no longer knows) and other databases would
+    otherwise fail at first use with a driver traceback. The URL is shown without its password.
+    """
+    if value is None:
+        return None
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: write {_DATABASE_EXAMPLES}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if (backend, driver) in (("sqlite", ""), ("sqlite", "pysqlite"), ("postgresql", "psycopg")):
+        return value
+    shown = url.render_as_string(hide_password=True)
+    if backend in ("postgres", "postgresql"):
+        fixed = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        raise ValueError(f"{shown}: write {fixed} (SCITI reaches PostgreSQL through psycopg 3)")
+    if backend == "sqlite":
+        fixed = url.set(drivername="sqlite").render_as_string(hide_password=True)
+        raise ValueError(f"{shown}: write {fixed}")
+    raise ValueError(
+        f"{shown}: SCITI keeps its databases in PostgreSQL or SQLite: write {_DATABASE_EXAMPLES}"
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCITI_", extra="ignore")
+    # extra="forbid": a misspelt keyword in code is refused too. hide_input_in_errors: a refused
+    # database URL may hold a password, and a validation error prints its input otherwise.
+    model_config = SettingsConfigDict(env_prefix="SCITI_", extra="forbid", hide_input_in_errors=True)
 
     home: Path = Field(
         Path("sciti-data"), description="Instance folder: catalog, warehouse, objects, ops DB."
@@ -98,7 +262,9 @@ class Settings(BaseSettings):
         "none, so a client's address is always the connection's own and no caller can choose it.",
     )
     token_ttl_minutes: int = Field(480, description="Lifetime of a bearer token.")
-    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level: DEBUG, INFO, WARNING, ERROR (any case)."
+    )
     log_json: bool = Field(True, description="Structured JSON logs (one object per line) on stderr.")
 
     buffer_max_rows: int = Field(
@@ -197,6 +363,32 @@ class Settings(BaseSettings):
                 ) from None
             canonical.append(str(parsed))
         return canonical
+
+    @field_validator("catalog_uri", "ops_db_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        return _database_url(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _named_files_exist(self) -> Settings:
+        # A file named here is read later (retention by the server's background process, the
+        # OpenBao token at a secret's first use): a missing one should stop the start, naming it.
+        named = {"retention_file": self.retention_file}
+        if self.secrets_backend == "openbao":
+            named |= {"openbao_token_file": self.openbao_token_file, "openbao_ca_file": self.openbao_ca_file}
+        missing = [
+            f"{name} (SCITI_{name.upper()} or sciti.toml) names {path.absolute()}, which is not a file"
+            for name, path in named.items()
+            if path is not None and not path.is_file()
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
 
     @model_validator(mode="after")
     def _two_sqlite_files(self) -> Settings:

@@ -235,12 +235,14 @@ def test_folder_takes_matching_files_case_insensitively(acq_settings, runner, tm
     assert len(rows(acq_settings, "std.declarations")) == 2
 
 
-def test_missing_source_column_quarantines_the_unit(acq_settings, runner, tmp_path) -> None:
+def test_missing_source_column_fails_the_batch(acq_settings, runner, tmp_path) -> None:
+    """A header without a column the connector maps fails the batch, to be retried once the file or
+    the connector is fixed (decision 0094): nothing is committed, so nothing is lost as "duplicate"."""
     path = tmp_path / "short.csv"
     path.write_text("Declaration ID,Date\nX1,2024-01-01\n")
     (result,) = runner.ingest_path(decl_connector(acq_settings), path)
-    assert (result.status, result.received, result.quarantined) == ("committed", 1, 1)
-    assert "no column 'office'" in quarantined(acq_settings)["short.csv"]
+    assert result.status == "failed" and "no column 'office'" in (result.error or "")
+    assert rows(acq_settings, "std.declarations") == []
 
 
 def test_bad_sql_in_a_connector_fails_the_batch_with_a_reason(acq_settings, runner, tmp_path) -> None:

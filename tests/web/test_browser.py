@@ -196,6 +196,12 @@ def test_find_a_flagged_declaration_and_record_the_inspection(offline, live_serv
     with page.expect_navigation():  # the page reloads once the API has recorded the result
         page.get_by_role("button", name="Record result").click()
     page.wait_for_selector("#reasons")
+    # The reloaded page confirms, and shows the result instead of the form.
+    page.wait_for_selector("#notices .notice.ok")
+    assert page.inner_text("#notices") == "The inspection result is recorded."
+    assert "seizure" in page.inner_text("#inspection-result")
+    assert page.locator("#inspection-form").count() == 0
+    shot(page, "risk-record-inspected")
     assert _inspected(page, live_server) > before  # the hit rates now count this inspection
 
 

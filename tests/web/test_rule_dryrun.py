@@ -42,7 +42,11 @@ def test_the_rule_page_asks_for_a_purpose_and_keeps_figures_in_scope(settings) -
         assert "v1: 3 hits among 5 records" in page
         # Bound to one office: figures made over every office's records are not shown.
         page = login(kim, "kim").get("/ui/rules/WEB-PAX-01").text
-        assert "3 hits among" not in page and "Not dry-run yet." in page
+        assert "3 hits among" not in page and "Not dry-run yet." not in page
+        # ... and the page says they exist and why they are not shown, not that there are none.
+        assert "v1 was dry-run, but its figures are withheld from you: made over every office" in page
+        # The history's decisions read as words, in the page's language.
+        assert "<td>created</td>" in page
 
 
 SCOPED = """\

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sciti.access.audit import audit
-from sciti.errors import InvalidInput, NotFound
+from sciti.errors import ConfigError, InvalidInput, NotFound
 from sciti.model import ModelError, get_kind, load_kinds
 from sciti.ops.privacy_tables import RetentionOverride
 from sciti.settings import Settings
@@ -86,12 +86,20 @@ def _check_rule(kind: str, days: Any, date_field: str | None) -> tuple[int, str]
 
 
 def _read(path: str | None) -> dict[str, Any]:
-    text = (
-        Path(path).read_text("utf-8")
-        if path
-        else resources.files("sciti.access").joinpath("data/retention.yaml").read_text("utf-8")
-    )
-    return yaml.safe_load(text) or {}
+    if not path:
+        text = resources.files("sciti.access").joinpath("data/retention.yaml").read_text("utf-8")
+        return yaml.safe_load(text) or {}
+    # An instance's own file: settings check it exists when they load, but it may have gone since,
+    # or not be YAML. Say which setting names it, on one line.
+    where = f"retention_file (SCITI_RETENTION_FILE or sciti.toml) names {Path(path).absolute()}"
+    try:
+        return yaml.safe_load(Path(path).read_text("utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{where}, which cannot be read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{where}, which is not YAML text{at}") from None
 
 
 @lru_cache(maxsize=8)

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sciti.acquire.checks_sql import compile_checks, kept_column, kinds, output_select, value_columns
-from sciti.acquire.connector import Connector, Output
-from sciti.acquire.errors import AcquireError, ConnectorError
+from sciti.acquire.connector import DEFINITION_FILE, Connector, Output
+from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
 from sciti.acquire.formats.tabular import ARROW_SOURCE, Staged, quote_ident, sql_str
 from sciti.acquire.items import Rejected
 from sciti.acquire.validation import Problem, decide_table, describe
@@ -123,15 +123,27 @@ def _bind(con: duckdb.DuckDBPyConnection, connector: Connector, staged: Staged, 
                     f"connector {connector.name}: {exc}", remedy="fix the SQL in `outputs`"
                 ) from None
             if not staged.sparse:
-                # The unit lacks a column the connector maps: the file is wrong, not the connector.
-                raise AcquireError(
-                    f"the unit has no column {missing.group(1)!r} needed by the connector's outputs "
-                    f"(its columns are: {', '.join(staged.columns)})",
-                    remedy="send the file with the expected header, or fix `outputs` in the connector",
-                ) from None
+                raise _missing_column(connector, staged, missing.group(1)) from None
             con.execute(f"ALTER TABLE src ADD COLUMN {quote_ident(missing.group(1))} VARCHAR")
         except duckdb.Error as exc:
             raise _cannot_compute(connector, staged, exc) from None
+
+
+def _missing_column(connector: Connector, staged: Staged, column: str) -> MissingColumn:
+    """The header lacks a column the connector maps. A cut-short export and a misspelt mapping look
+    the same from here, so the batch fails as a whole (nothing committed, retried as it stands)
+    instead of quarantining every row as one entry: once the file or the connector is fixed the
+    rows come in, each counted (decision 0094)."""
+    where = connector.folder / DEFINITION_FILE if connector.folder else f"{connector.name}/{DEFINITION_FILE}"
+    return MissingColumn(
+        f"the header has no column {column!r}, which connector {connector.name} maps ({where}); "
+        f"the header's columns are: {', '.join(staged.columns)}",
+        remedy=(
+            "if the file is incomplete (a cut-short export), send it again whole; if the connector "
+            f"names the column wrongly, correct `outputs` in {where} and ingest again: nothing of "
+            "this file was stored, and its batch is retried (a drop folder retries it by itself)"
+        ),
+    )
 
 
 def _cannot_compute(connector: Connector, staged: Staged, exc: Exception) -> ConnectorError:

@@ -3,28 +3,76 @@
 Quarantined units are never edited in place: a correction is re-submitted through the same
 connector as a new batch linked to the original entry, which is then marked ``resubmitted``;
 an entry that should not be stored is ``discarded`` with a reason. Both keep who and when.
+A re-submission is a unit of its own (its fingerprint names the entry), and the entry is closed
+only when that batch committed rows: stored, or quarantined again under a new open entry.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from sciti.acquire.connector import load_connector
-from sciti.acquire.errors import AcquireError
+from sciti.acquire.errors import AcquireError, NotInitialised, UnitBusy
 from sciti.acquire.runner import BatchResult, Runner
 from sciti.errors import NotFound
-from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
+from sciti.ops import Batch, QuarantineRecord, get_engine, session_scope, utcnow
+from sciti.ops.db import alembic_config
 from sciti.settings import Settings
 
 STATUSES = ("open", "resubmitted", "discarded")
 
 
 def _ready(settings: Settings) -> None:
-    Path(settings.home).mkdir(parents=True, exist_ok=True)
-    migrate(settings.resolved_ops_db_url)
+    """Stop unless the operational database holds this version's schema. Only `sciti init` makes
+    or upgrades it: a command that only reads the registry must not set up a database that was
+    never initialised (an unreachable one still fails on connecting, with its own line)."""
+    url = settings.resolved_ops_db_url
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    remedy = "run `sciti init`, or check that ops_db_url (SCITI_OPS_DB_URL) names the instance's database"
+    file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+    if file is not None and str(file) != ":memory:" and not file.exists():  # asking must not create it
+        raise NotInitialised(
+            f"the operational database at {shown} is not initialised (there is no file {file.name})",
+            remedy=remedy,
+        )
+    with get_engine(url).connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    needed, known = _schema_revisions()
+    if current == needed:
+        return
+    if not current:
+        raise NotInitialised(
+            f"the operational database at {shown} is not initialised (it has no SCITI schema)", remedy=remedy
+        )
+    have, want = ", ".join(sorted(current)), ", ".join(sorted(needed))
+    if not current <= known:  # made by a newer SCITI: `sciti init` of this one cannot help
+        raise NotInitialised(
+            f"the operational database at {shown} has a schema this version of SCITI does not know "
+            f"(revision {have}; this version's newest is {want})",
+            remedy="run the version of SCITI that made it",
+        )
+    raise NotInitialised(
+        f"the operational database at {shown} is not initialised for this version of SCITI (its "
+        f"schema is at revision {have}; this version needs {want})",
+        remedy="run `sciti init` with this version to bring the schema up to date",
+    )
+
+
+@cache
+def _schema_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """This version's schema: the revisions it ends at, and every revision it knows (read from its
+    migrations, not from a database)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
 
 
 def _entry(q: QuarantineRecord, full: bool = False) -> dict[str, Any]:
@@ -84,7 +132,10 @@ def _get(s: Any, quarantine_id: int) -> QuarantineRecord:
 
 
 def resubmit(settings: Settings, quarantine_id: int, corrected: str | None, user: str) -> BatchResult:
-    """Re-run one quarantined unit (the corrected text, or the text as quarantined) as a new batch."""
+    """Re-run one quarantined unit (the corrected text, or the text as quarantined) as a new batch.
+
+    The entry is closed (``resubmitted``) only when that batch committed rows; otherwise it stays
+    open and an error says why and what to do. A failed batch is returned as it is (open entry)."""
     _ready(settings)
     with session_scope(settings.resolved_ops_db_url) as s:
         q = _get(s, quarantine_id)
@@ -103,19 +154,55 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: str | None, user
     connector = load_connector(settings, name)
     # Keep the original unit's extension so the same format handling applies.
     base = locator.split(":line ")[0].split("#")[0]
+    data = text.encode("utf-8")
     result = Runner(settings).ingest_bytes(
         connector,
-        text.encode("utf-8"),
+        data,
         f"{base}#resubmit-{quarantine_id}",
         transport="resubmit",
         resubmission_of=quarantine_id,
+        fingerprint=resubmission_fingerprint(quarantine_id, data),
     )
-    if result.status in ("committed", "duplicate"):
-        with session_scope(settings.resolved_ops_db_url) as s:
+    if result.status == "busy":
+        raise UnitBusy(
+            f"quarantine entry {quarantine_id} stays open: {result.error}",
+            remedy="re-submit it again later",
+            details={"batch_id": result.batch_id},
+        )
+    if result.status == "failed":
+        return result
+    with session_scope(settings.resolved_ops_db_url) as s:
+        batch = s.get(Batch, result.batch_id) if result.batch_id else None
+        # ``duplicate``: this very re-submission committed before, and closing the entry was
+        # interrupted; its batch says whether rows came in.
+        landed = (
+            batch is not None
+            and batch.status == "committed"
+            and batch.resubmission_of == quarantine_id
+            and batch.stored + batch.quarantined > 0
+        )
+        if landed:
             q = _get(s, quarantine_id)
             q.status, q.resolved_by, q.resolved_at = "resubmitted", user, utcnow()
-            q.resubmit_batch_id = result.batch_id or None
+            q.resubmit_batch_id = result.batch_id
+    if not landed:
+        raise AcquireError(
+            f"quarantine entry {quarantine_id} stays open: the re-submitted text gave no rows "
+            f"(batch {result.batch_id}: {result.status}, received {result.received})",
+            remedy="re-submit the corrected unit with its header (sciti quarantine resubmit ID --file FILE), "
+            "or discard the entry with a reason",
+            details={"batch_id": result.batch_id, "status": result.status},
+        )
     return result
+
+
+def resubmission_fingerprint(quarantine_id: int, data: bytes) -> str:
+    """A re-submission's own identity: the entry and the bytes. The same bytes as the original unit
+    (the whole file sent again once the connector is fixed) are then a new batch, not a
+    ``duplicate`` of the batch that quarantined them."""
+    digest = hashlib.sha256(f"resubmit\x1f{quarantine_id}\x1f".encode())
+    digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 def discard(settings: Settings, quarantine_id: int, reason: str, user: str) -> dict[str, Any]:

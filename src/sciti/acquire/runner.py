@@ -6,33 +6,42 @@ rows deterministically from the stored bytes; append each lake table once, tagge
 id; then, in one operational-database transaction, write the quarantine entries and mark the
 batch committed. A batch found ``running`` (the process died) is recovered by deriving the same
 rows again and appending only to tables whose history does not yet show the batch.
+
+One process at a time works on a batch (docs/decisions/0094): it takes the batch's claim with a
+conditional UPDATE, renews it while it works, and commits only while it still holds it. Another
+caller with the same unit is answered ``busy`` (try later); a claim whose owner died runs out, or
+is taken at once when the owner was a process on this machine that is gone.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sciti.acquire import blobs
 from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.dbtext import db_text, nul_note
-from sciti.acquire.errors import AcquireError, ConnectorError
+from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn, UnitBusy
 from sciti.acquire.formats import jsonl, tabular
 from sciti.acquire.items import Rejected
 from sciti.acquire.mapping import Mapped, Target, map_staged
@@ -66,6 +75,13 @@ MEDIA_TYPES = {
 PARQUET_MAGIC = b"PAR1"
 QUARANTINE_CHUNK = 10_000
 DUCKDB_MEMORY = "2GB"  # per ingest; DuckDB spills to the work folder beyond it
+# A claim on a batch lasts CLAIM_SECONDS unless renewed; its owner renews it every RENEW_SECONDS
+# while it works. A process on another machine that dies holds its batches this long at most; one
+# on this machine is seen to be gone at once (its process id no longer runs).
+CLAIM_SECONDS = 120.0
+RENEW_SECONDS = 20.0
+
+log = logging.getLogger("sciti.acquire.runner")
 
 
 def raw_table(source: str) -> str:
@@ -79,7 +95,7 @@ class BatchResult:
 
     batch_id: str
     connector: str
-    status: str  # committed | duplicate | failed
+    status: str  # committed | duplicate | failed | busy (another process is ingesting it: try later)
     received: int = 0
     stored: int = 0
     quarantined: int = 0
@@ -98,21 +114,34 @@ class Runner:
         self.db = settings.resolved_ops_db_url
         migrate(self.db)
         self._ensured: set[str] = set()
+        self._token = uuid.uuid4().hex[:8]  # two runners of one process are two owners
         self.spool = Path(settings.home) / "spool"
         self.spool.mkdir(exist_ok=True)
         _clear_stale_spool(self.spool)
 
     # ---- entry points -------------------------------------------------------------------------
 
+    @property
+    def owner(self) -> str:
+        """This runner as a batch's claim names it: ``machine:pid:token`` (the pid is read now, so a
+        forked child is its own owner)."""
+        return f"{_machine()}:{os.getpid()}:{self._token}"
+
     def ingest_path(
-        self, connector: Connector, path: Path, progress: Callable[[BatchResult, int], None] | None = None
+        self,
+        connector: Connector,
+        path: Path,
+        progress: Callable[[BatchResult, int], None] | None = None,
+        *,
+        unit: str | None = None,
     ) -> list[BatchResult]:
-        """A file -> one batch; a folder -> one batch per matching file (``connector.files``)."""
+        """A file -> one batch; a folder -> one batch per matching file (``connector.files``), each
+        named by its path under the folder. ``unit`` names a file's batch (default: its file name)."""
         path = Path(path)
         if path.is_dir():
             units = [(p, p.relative_to(path).as_posix()) for p in files_in(path, connector.files)]
         elif path.is_file():
-            units = [(path, path.name)]
+            units = [(path, unit or path.name)]
         else:
             raise AcquireError(f"{path} does not exist", remedy="give a file or folder to ingest")
         results = []
@@ -178,7 +207,8 @@ class Runner:
         )
 
     def recover(self) -> list[BatchResult]:
-        """Finish every batch a dead process left ``running`` (idempotent)."""
+        """Finish every batch a dead process left ``running`` (idempotent). A batch another live
+        process is working on is left to it."""
         with session_scope(self.db) as s:
             pending = [b.id for b in s.scalars(select(Batch).where(Batch.status == "running"))]
         results = []
@@ -191,7 +221,9 @@ class Runner:
                 connector = load_connector(self.settings, batch.connector)
             except AcquireError:
                 continue
-            results.append(self._process(connector, batch))
+            outcome, claimed = self._claim(batch_id)
+            if outcome == "claimed":
+                results.append(self._process(connector, claimed))
         return results
 
     # ---- the protocol -------------------------------------------------------------------------
@@ -208,15 +240,13 @@ class Runner:
         resubmission_of: int | None = None,
         object_key: str | None = None,
     ) -> BatchResult:
-        with session_scope(self.db) as s:
-            batch = s.scalars(
-                select(Batch).where(Batch.connector == connector.name, Batch.fingerprint == fingerprint)
-            ).first()
-            if batch is not None and batch.status == "committed":
-                return BatchResult(batch.id, connector.name, "duplicate", unit=unit)
+        found = self._find(connector.name, fingerprint)
+        if found is not None and found.status == "committed":
+            return BatchResult(found.id, connector.name, "duplicate", unit=unit)
         key = store()  # bytes are safe before the batch exists, so recovery can always re-read them
-        fresh = batch is None
-        if batch is None:
+        if found is None:
+            # Registered with its claim in the same INSERT: no moment where another process could
+            # take a batch nobody holds yet.
             batch = Batch(
                 id=uuid.uuid4().hex,
                 connector=connector.name,
@@ -228,32 +258,100 @@ class Runner:
                 status="running",
                 resubmission_of=resubmission_of,
                 started_at=utcnow(),
+                claimed_by=self.owner,
+                claimed_until=_claim_end(),
             )
             try:
                 with session_scope(self.db) as s:
                     s.add(batch)
-            except IntegrityError:  # another process registered it a moment ago
-                return BatchResult("", connector.name, "duplicate", unit=unit)
-        return self._process(connector, batch, fresh=fresh)
+            except IntegrityError:  # another process registered it a moment ago, and holds it
+                found = self._find(connector.name, fingerprint)
+                if found is None:
+                    raise
+            else:
+                return self._process(connector, batch, fresh=True)
+        # Known but not committed: crashed, failed, or being worked on right now by someone else.
+        outcome, batch = self._claim(found.id)
+        if outcome == "committed":
+            return BatchResult(batch.id, connector.name, "duplicate", unit=unit)
+        if outcome == "busy":
+            return _busy(connector, batch, unit)
+        return self._process(connector, batch)
+
+    def _find(self, connector: str, fingerprint: str) -> Batch | None:
+        with session_scope(self.db) as s:
+            return s.scalars(
+                select(Batch).where(Batch.connector == connector, Batch.fingerprint == fingerprint)
+            ).first()
+
+    def _claim(self, batch_id: str) -> tuple[str, Batch]:
+        """Take a registered batch for this runner: ``claimed``, ``committed`` (nothing to do) or
+        ``busy`` (another live process holds it).
+
+        One conditional UPDATE, checked by its row count, so of two processes asking at once only
+        one gets the batch: it is free when nobody holds it, the holder's time has run out, or the
+        holder was a process on this machine that no longer runs (a crash, seen at once)."""
+        with session_scope(self.db) as s:
+            seen = s.get(Batch, batch_id)
+        if seen is None:
+            raise AcquireError(f"batch {batch_id} is no longer in the registry", remedy="send the unit again")
+        if seen.status == "committed":
+            return "committed", seen
+        now = utcnow()
+        free: ColumnElement[bool] = or_(
+            Batch.claimed_by.is_(None), Batch.claimed_until.is_(None), Batch.claimed_until < now
+        )
+        if seen.claimed_by and _owner_gone(seen.claimed_by):
+            free = or_(free, Batch.claimed_by == seen.claimed_by)
+        with session_scope(self.db) as s:
+            done = s.execute(
+                update(Batch)
+                .where(Batch.id == batch_id, Batch.status != "committed", free)
+                .values(status="running", error=None, claimed_by=self.owner, claimed_until=_claim_end())
+                .execution_options(synchronize_session=False)
+            )
+            won = cast(CursorResult[Any], done).rowcount == 1
+        with session_scope(self.db) as s:
+            batch = s.get(Batch, batch_id)
+        if batch is None:
+            raise AcquireError(f"batch {batch_id} is no longer in the registry", remedy="send the unit again")
+        if won:
+            return "claimed", batch
+        return ("committed" if batch.status == "committed" else "busy"), batch
 
     def _process(self, connector: Connector, batch: Batch, *, fresh: bool = False) -> BatchResult:
-        """Derive, write and commit one batch. ``fresh``: registered just now, so no table can hold it
-        yet and the history lookups (which grow with every snapshot) are skipped."""
+        """Derive, write and commit one batch this runner has claimed. ``fresh``: registered just
+        now, so no table can hold it yet and the history lookups (which grow with every snapshot)
+        are skipped."""
         started = batch.started_at if batch.started_at.tzinfo else batch.started_at.replace(tzinfo=UTC)
         work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.spool))
+        lease = _Lease(self.db, batch.id, self.owner)
+        lease.start()
         try:
             obj = blobs.object_path(self.settings, batch.object_key or "")
             mapped = self._derive(connector, obj, batch.unit, batch.id, started, work, self._target)
-            tables = self._write(connector, batch, obj, mapped, started, fresh)
-            self._commit(connector, batch.id, mapped, tables)
+            tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
+            self._commit(connector, batch.id, mapped, tables, lease)
+        except UnitBusy as exc:  # another process took the batch over: it is theirs to finish
+            return BatchResult(batch.id, connector.name, "busy", unit=batch.unit, error=str(exc))
         except Exception as exc:  # a real failure: keep the batch retryable and say why
             message = db_text(str(exc)) or type(exc).__name__
-            with session_scope(self.db) as s:
-                row = s.get(Batch, batch.id)
-                if row is not None:
-                    row.status, row.error, row.finished_at = "failed", message, utcnow()
+            with session_scope(self.db) as s:  # only while it is still ours to mark
+                s.execute(
+                    update(Batch)
+                    .where(Batch.id == batch.id, Batch.claimed_by == self.owner)
+                    .values(
+                        status="failed",
+                        error=message,
+                        finished_at=utcnow(),
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
             return BatchResult(batch.id, connector.name, "failed", unit=batch.unit, error=message)
         finally:
+            lease.stop()
             shutil.rmtree(work, ignore_errors=True)
         return BatchResult(
             batch.id,
@@ -292,6 +390,8 @@ class Runner:
                     mapped = self._map_part(
                         connector, path, name, batch_id, started, work / f"part-{n}", lists, target
                     )
+                except MissingColumn as exc:  # say which file of the unit (a zip has several)
+                    raise MissingColumn(f"{name}: {exc.message}", remedy=exc.remedy) from None
                 except ConnectorError:
                     raise
                 except AcquireError as exc:
@@ -330,7 +430,7 @@ class Runner:
                 fmt
             )
             if stager is None:
-                raise AcquireError(
+                raise ConnectorError(
                     f"format {fmt!r} is record-style and cannot use `outputs`",
                     remedy="remove `outputs` or use csv, jsonl or parquet",
                 )
@@ -357,11 +457,21 @@ class Runner:
         )
 
     def _write(
-        self, connector: Connector, batch: Batch, obj: Path, mapped: Mapped, started: datetime, fresh: bool
+        self,
+        connector: Connector,
+        batch: Batch,
+        obj: Path,
+        mapped: Mapped,
+        started: datetime,
+        fresh: bool,
+        lease: _Lease,
     ) -> dict[str, int]:
-        """Append each table once for this batch; skip tables whose history already has it."""
+        """Append each table once for this batch; skip tables whose history already has it.
+
+        The claim is checked (and renewed) before each append: a runner that lost it stops here."""
         raw_ident = raw_table(connector.source)
         self._ensure(raw_ident, RAW_SCHEMA)
+        lease.hold()
         if fresh or not self.lake.has_batch(raw_ident, batch.id):
             row = pa.table(
                 {
@@ -379,17 +489,22 @@ class Runner:
         tables = {get_kind(k).ident: n for k, n in mapped.written.items()}
         for kind_name, files in mapped.files.items():
             ident = get_kind(kind_name).ident
-            if files and (fresh or not self.lake.has_batch(ident, batch.id)):
-                self.lake.append_files(ident, files, batch_id=batch.id)
+            if files:
+                lease.hold()
+                if fresh or not self.lake.has_batch(ident, batch.id):
+                    self.lake.append_files(ident, files, batch_id=batch.id)
         for kind_name, table in mapped.tables.items():
-            tables[get_kind(kind_name).ident] = self._append(kind_name, table, batch_id=batch.id, fresh=fresh)
+            tables[get_kind(kind_name).ident] = self._append(
+                kind_name, table, batch_id=batch.id, fresh=fresh, lease=lease
+            )
         return tables
 
-    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool) -> int:
+    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool, lease: _Lease) -> int:
         """One append of a kind's rows for a batch, unless the table's history already has it."""
         kind = get_kind(kind_name)
         if table.num_rows:
             self._ensure(kind.ident, kind.arrow_schema())
+            lease.hold()
             if fresh or not self.lake.has_batch(kind.ident, batch_id):
                 self.lake.append(kind.ident, table, batch_id=batch_id)
         return table.num_rows
@@ -407,8 +522,11 @@ class Runner:
             self.lake.ensure_table(ident, schema)
             self._ensured.add(ident)
 
-    def _commit(self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int]) -> None:
-        """Quarantine entries and the committed status in one transaction: both or neither."""
+    def _commit(
+        self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int], lease: _Lease
+    ) -> None:
+        """Quarantine entries and the committed status in one transaction: both or neither, and
+        only while this runner still holds the batch (the claim is released by the same UPDATE)."""
         merged: dict[str, Rejected] = {}
         for r in mapped.rejects:  # one entry per locator (unique per batch)
             if r.locator in merged:
@@ -416,11 +534,10 @@ class Runner:
             else:
                 merged[r.locator] = Rejected(r.locator, r.reason, r.field, r.raw, dict(r.details))
         with session_scope(self.db) as s:
-            s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
-            _insert_quarantine(s, batch_id, connector, list(merged.values()))
-            s.execute(
+            # First, so that on PostgreSQL the batch row stays locked until this transaction ends.
+            done = s.execute(
                 update(Batch)
-                .where(Batch.id == batch_id)
+                .where(Batch.id == batch_id, Batch.claimed_by == lease.owner)
                 .values(
                     status="committed",
                     error=None,
@@ -429,8 +546,15 @@ class Runner:
                     stored=mapped.stored,
                     quarantined=len(mapped.rejects),
                     tables=tables,
+                    claimed_by=None,
+                    claimed_until=None,
                 )
+                .execution_options(synchronize_session=False)
             )
+            if cast(CursorResult[Any], done).rowcount != 1:
+                raise lease.lost_error()  # rolls this transaction back: nothing is marked
+            s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
+            _insert_quarantine(s, batch_id, connector, list(merged.values()))
         mapped.rejects = list(merged.values()) if len(merged) == len(mapped.rejects) else mapped.rejects
 
 
@@ -493,6 +617,104 @@ def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) 
         reason = f"{reason}; {note}"
     text = (db_text(r.locator), db_text(r.field), db_text(reason), db_text(r.raw))
     return (*source, *text, details, "open", now)
+
+
+class _Lease(threading.Thread):
+    """Keeps this runner's claim on a batch alive while it works, and says when it was lost.
+
+    A thread renews the claim every RENEW_SECONDS; ``hold()``, called before each lake append,
+    renews it at once and raises ``UnitBusy`` if another process has taken the batch (this one's
+    time ran out, e.g. its machine was paused longer than CLAIM_SECONDS). A runner that lost its
+    batch so stops at its next append and never commits it."""
+
+    def __init__(self, db: str, batch_id: str, owner: str):
+        super().__init__(name=f"sciti-claim-{batch_id[:12]}", daemon=True)
+        self.db, self.batch_id, self.owner = db, batch_id, owner
+        self.lost = False
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(RENEW_SECONDS):
+            try:
+                if not self.renew():
+                    return
+            except Exception as exc:  # noqa: BLE001 - the database may answer at the next renewal
+                log.warning("batch claim not renewed", extra={"batch_id": self.batch_id, "error": str(exc)})
+
+    def renew(self) -> bool:
+        with session_scope(self.db) as s:
+            done = s.execute(
+                update(Batch)
+                .where(Batch.id == self.batch_id, Batch.claimed_by == self.owner)
+                .values(claimed_until=_claim_end())
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], done).rowcount != 1:
+                self.lost = True
+        return not self.lost
+
+    def hold(self) -> None:
+        if self.lost or not self.renew():
+            raise self.lost_error()
+
+    def lost_error(self) -> UnitBusy:
+        self.lost = True
+        return UnitBusy(
+            f"batch {self.batch_id} was taken over by another process before this one committed it; "
+            "nothing more was written by this one",
+            remedy="the other process finishes it; see `sciti batches`",
+        )
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join()
+
+
+def _claim_end() -> datetime:
+    return utcnow() + timedelta(seconds=CLAIM_SECONDS)
+
+
+@functools.cache
+def _machine() -> str:
+    """This machine as claims name it. The host name for people; the boot id and the process-id
+    namespace so that two machines (or containers) whose names are alike are never taken for one
+    another: whether a process id still runs is known only where it was given out."""
+    parts = [socket.gethostname()[:100]]
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
+        parts.append("".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit()))  # pid:[4026531836]
+    except OSError:  # not Linux: the host name alone
+        pass
+    return "/".join(parts)
+
+
+def _owner_gone(owner: str) -> bool:
+    """Whether a claim's owner was a process on this machine that no longer runs."""
+    if owner.count(":") < 2:
+        return False
+    machine, pid, _ = owner.rsplit(":", 2)
+    return machine == _machine() and pid.isdigit() and not _alive(int(pid))
+
+
+def _holder(owner: str | None) -> str:
+    """A claim's owner as a person reads it: ``process 4711 on host``."""
+    if not owner or owner.count(":") < 2:
+        return "another process"
+    machine, pid, _ = owner.rsplit(":", 2)
+    return f"process {pid} on {machine.split('/', 1)[0]}"
+
+
+def _busy(connector: Connector, batch: Batch, unit: str) -> BatchResult:
+    until = batch.claimed_until
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    when = f", claimed until {until:%Y-%m-%d %H:%M:%S} UTC unless renewed" if until else ""
+    message = (
+        f"{unit} is being ingested by another process ({_holder(batch.claimed_by)}, batch {batch.id}"
+        f"{when}); nothing was done here: try again later"
+    )
+    return BatchResult(batch.id, connector.name, "busy", unit=unit, error=message)
 
 
 def _stored(key: str) -> Callable[[], str]:

@@ -6,35 +6,71 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
 from sciti.errors import SCITIError
 from sciti.lake import Lake, open_lake
-from sciti.settings import Settings, get_settings
+from sciti.settings import Settings, SettingsError, get_settings
 
+T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
+    """The process's settings; a wrong one ends the command with one line naming it.
+
+    sciti.toml is checked whole once per loaded settings: its tables too (``[sso]``), which their
+    own classes read only when used, so a misspelt key there is not found at a first login.
+    """
+    loaded, problems = _checked(get_settings)
+    if loaded is not None and _TABLES_CHECKED.get("for") is not loaded:
+        problems = _checked(_sso_settings, table="sso")[1]
+        if problems is None:
+            _TABLES_CHECKED["for"] = loaded
+    if loaded is not None and problems is None:
+        return loaded
+    fail(f"invalid settings: {problems}")
+
+
+_TABLES_CHECKED: dict[str, Settings] = {}  # "for": the settings whose sciti.toml tables were checked
+
+
+def _checked(load: Callable[[], T], table: str | None = None) -> tuple[T | None, str | None]:
+    """What ``load`` returns, or the one line that says why it could not."""
     try:
-        return get_settings()
+        return load(), None
     except ValidationError as exc:  # one line per wrong setting, named as the operator sets it
-        problems = "; ".join(_setting_problem(e) for e in exc.errors(include_context=False))
-    fail(f"invalid settings: {problems}")  # outside ``except``: the exit does not carry the error along
+        return None, "; ".join(_setting_problem(e, table) for e in exc.errors(include_context=False))
+    except SettingsError as exc:  # sciti.toml unreadable, or a name that is no setting
+        return None, str(exc)
+    except SCITIError as exc:  # a table's own check (an unknown role in [sso] role_map)
+        where = f"[{table}] (SCITI_{table.upper()}_* or [{table}] in sciti.toml): " if table else ""
+        return None, f"{where}{exc}"
 
 
-def _setting_problem(error: Any) -> str:
+def _sso_settings() -> object:
+    from sciti.access.sso import SsoSettings
+
+    return SsoSettings()
+
+
+def _setting_problem(error: Any, table: str | None = None) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if not error["loc"]:
         return message
     name = str(error["loc"][0])
+    if table is not None:
+        return (
+            f"[{table}] {name} (SCITI_{table.upper()}_{name.upper()} or [{table}] in sciti.toml): {message}"
+        )
     return f"{name} (SCITI_{name.upper()} or sciti.toml): {message}"
 
 
@@ -45,7 +81,8 @@ def lake(s: Settings | None = None) -> Lake:
 
 def fail(error: BaseException | str, code: int = 1) -> NoReturn:
     """Exit non-zero with a one-line reason (and the remedy, when we know one)."""
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    # escape: a reason may name a table of sciti.toml ("[sso]"), which is not markup.
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

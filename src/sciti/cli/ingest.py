@@ -27,9 +27,14 @@ from sciti.acquire import (
     resubmit,
     show_quarantine,
 )
+from sciti.acquire.errors import UnitBusy
 from sciti.acquire.units import files_in
 from sciti.cli.common import console, fail, settings
 from sciti.errors import SCITIError
+
+# Exit status of a run that left units to another process ingesting them at that moment: "try
+# again later" (EX_TEMPFAIL of sysexits.h), not a failure of the data.
+TRY_LATER = 75
 
 quarantine_app = typer.Typer(
     help="Look at, correct and re-submit, or discard quarantined units.", no_args_is_help=True
@@ -51,7 +56,7 @@ def _result_table(results: list[BatchResult]) -> RichTable:
     for col in ("unit", "status", "received", "stored", "quarantined", "batch"):
         table.add_column(col, justify="right" if col in ("received", "stored", "quarantined") else "left")
     for r in shown:
-        style = {"failed": "red", "duplicate": "dim"}.get(r.status, "")
+        style = {"failed": "red", "duplicate": "dim", "busy": "yellow"}.get(r.status, "")
         table.add_row(
             r.unit, r.status, str(r.received), str(r.stored), str(r.quarantined), r.batch_id[:12], style=style
         )
@@ -59,7 +64,9 @@ def _result_table(results: list[BatchResult]) -> RichTable:
 
 
 def _totals(results: list[BatchResult], shown: int) -> str:
-    statuses = {st: sum(r.status == st for r in results) for st in ("committed", "duplicate", "failed")}
+    statuses = {
+        st: sum(r.status == st for r in results) for st in ("committed", "duplicate", "failed", "busy")
+    }
     received = sum(r.received for r in results)
     stored = sum(r.stored for r in results)
     quarantined = sum(r.quarantined for r in results)
@@ -95,10 +102,16 @@ def ingest(
         missing = [str(p) for p in paths if not p.exists()]
         if missing:  # checked before anything is read: a typo should not leave half a run behind
             fail(f"no such file or folder: {', '.join(missing)} (nothing was ingested)")
+        # A file found in a folder is named by its path under that folder, as the runner names it
+        # (``old/api_records.jsonl`` and ``api_records.jsonl`` stay two names in every locator).
         todo = [
-            (p, _size(p))
+            (p, unit, _size(p))
             for path in paths
-            for p in ([path] if path.is_file() else files_in(path, conn.files) if path.is_dir() else [path])
+            for p, unit in (
+                [(f, f.relative_to(path).as_posix()) for f in files_in(path, conn.files)]
+                if path.is_dir()
+                else [(path, path.name)]
+            )
         ]
         results: list[BatchResult] = []
         with Progress(
@@ -110,11 +123,11 @@ def ingest(
             disable=as_json,
             transient=True,
         ) as progress:
-            task = progress.add_task(f"ingest {connector}", total=sum(size for _, size in todo) or None)
-            for path, _ in todo:
+            task = progress.add_task(f"ingest {connector}", total=sum(size for *_, size in todo) or None)
+            for path, unit, _ in todo:
                 try:
                     results += runner.ingest_path(
-                        conn, path, progress=lambda _r, n: progress.advance(task, n)
+                        conn, path, progress=lambda _r, n: progress.advance(task, n), unit=unit
                     )
                 except FileNotFoundError:  # moved or deleted after it was listed: the rest go on
                     console.print(f"[yellow]skipped[/] {path}: it is gone (moved or deleted while listed)")
@@ -129,6 +142,13 @@ def ingest(
     failed = [r for r in results if r.status == "failed"]
     if failed:
         fail(f"{len(failed)} batch(es) failed: {failed[0].unit}: {failed[0].error}")
+    busy = [r for r in results if r.status == "busy"]
+    if busy:
+        fail(
+            f"{len(busy)} unit(s) not ingested now: {busy[0].error} (then a unit the other process "
+            "committed is a duplicate, and one it left unfinished is finished by that run)",
+            code=TRY_LATER,
+        )
 
 
 def batches(
@@ -242,6 +262,8 @@ def quarantine_resubmit(
             if corrected is None:
                 fail("the text was not changed; nothing re-submitted")
         result = resubmit(s, quarantine_id, corrected, user=getpass.getuser())
+    except UnitBusy as exc:
+        fail(exc, code=TRY_LATER)
     except (SCITIError, OSError) as exc:
         fail(exc)
     console.print(_result_table([result]))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
 from sciti.cli.common import database_problem, fail, guard_acting_accounts
+from sciti.errors import ConfigError, SCITIError
 
 INSTANCE_UMASK = 0o077
 
@@ -23,6 +24,8 @@ class SciTiGroup(TyperGroup):
       account is usable now: not disabled, expired or locked.
     - An operational database or catalogue that cannot be reached (or is not initialised) ends
       any command with one line naming the setting to check, never a traceback nor a password.
+    - So does a configuration problem no command caught (``ConfigError``), e.g. a retention file
+      that cannot be read; a wrong setting ends it in ``common.settings``.
     - Files it creates are for the service account alone (``INSTANCE_UMASK``, decision 0084).
     """
 
@@ -35,12 +38,15 @@ class SciTiGroup(TyperGroup):
         # children) holds personal data or secrets: readable by the service account only, as
         # PostgreSQL keeps its data folder. Child processes inherit it.
         os.umask(INSTANCE_UMASK)
+        problem: SCITIError | None
         try:
             return super().invoke(ctx)
         except DBAPIError as exc:
             problem = database_problem(exc)
             if problem is None:
                 raise
+        except ConfigError as exc:  # a setting names something unusable (a retention file ...)
+            problem = exc
         fail(problem)  # outside ``except``: the exit does not carry the driver's error along
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sciti.cli.common import console, fail
+from sciti.cli.common import acting_account, console, fail, usable_account
 from sciti.cli.common import settings as get_settings
 from sciti.errors import SCITIError
 
@@ -23,6 +23,14 @@ def _date(value: str | None, option: str) -> date | None:
         return datetime.fromisoformat(value).date()
     except ValueError:
         fail(f"{option} {value!r} is not a date: write it as YYYY-MM-DD")
+
+
+def _office_of(user: str) -> str | None:
+    """The office of the account the report is made as; it must be usable and hold risk.report."""
+    from sciti.access import principal_of
+
+    name, _ = acting_account(user, "risk.report")
+    return principal_of(usable_account(name)).office_code
 
 
 def score(
@@ -43,6 +51,14 @@ def score(
             help="Score only records without an assessment yet (to finish a run that stopped part way).",
         ),
     ] = False,
+    rules_only: Annotated[
+        bool,
+        typer.Option(
+            "--rules-only",
+            help="Score with the approved rules only, no model (e.g. while a champion cannot be "
+            "loaded). Without it, a champion that cannot be loaded stops the run before anything is written.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score every record ingested in the window: write risk.assessments, queue the flagged ones."""
@@ -58,7 +74,10 @@ def score(
     start, end = _date(since, "--since"), _date(until, "--until")
     results = []
     try:
-        assessor = Assessor.load(s, kinds=tuple(kinds))
+        assessor = Assessor.load(s, kinds=tuple(kinds), rules_only=rules_only)
+        # Before anything is written: a kind whose champion cannot be loaded would be scored
+        # with rules only, unlike real time (decision 0093).
+        assessor.require_models()
         with console.status("scoring ...", spinner="dots"):
             for k in kinds:
                 results.append(
@@ -108,10 +127,24 @@ def report(
     period: Annotated[str, typer.Option("--period", help="day, week or month.")] = "month",
     kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only this record kind.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            envvar="SCITI_USER",
+            help="Report as this account (risk.report): of its office only when it is bound to one.",
+        ),
+    ] = None,
 ) -> None:
-    """Hit rates per rule and per model over time; flags rules that never hit or only hit the innocent."""
+    """Hit rates per rule and per model over time; flags rules that never hit or only hit the innocent.
+
+    Without --user it covers every office (the instance's operator); with it, what that account
+    would get from GET /api/v1/risk/report (decision 0090).
+    """
     from sciti.risk.engine import hit_report
 
+    office = _office_of(user) if user else None
     try:
         data = hit_report(
             get_settings(),
@@ -119,13 +152,15 @@ def report(
             until=_date(until, "--until"),
             period=period,
             kind=kind,
+            office=office,
         )
     except SCITIError as exc:
         fail(exc)
     if as_json:
         console.print_json(json.dumps(data, default=str))
         return
-    rules = Table(title=f"Rules {data['since']} .. {data['until']}")
+    scope = f", office {office}" if office else ""
+    rules = Table(title=f"Rules {data['since']} .. {data['until']}{scope}")
     for col in ("rule", "hits", "inspected", "frauds", "hit rate", "flag"):
         rules.add_column(col)
     for r in data["rules"]:

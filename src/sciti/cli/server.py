@@ -119,8 +119,13 @@ def init(
     s = get_settings()
     try:
         if instance_initialised(s):
+            # An instance made by an earlier version gets this version's schema (idempotent):
+            # commands that read the registry ask for `sciti init` when the schema is behind.
+            migrate(s.resolved_ops_db_url)
             if if_missing:
-                console.print(f"instance already initialised at {s.home.resolve()}", highlight=False)
+                console.print(
+                    f"instance already initialised at {s.home.resolve()} (schema up to date)", highlight=False
+                )
                 return
             fail(
                 f"instance already initialised at {s.home.resolve()} "

@@ -31,8 +31,12 @@ AsOf = int | str | datetime | None
 Rules = Mapping[str, ViewRule]
 
 # zone.name, each part bare or double-quoted. Over-matching (aliases, strings) is harmless: names
-# that are not lake tables are skipped.
-_QUALIFIED = re.compile(r'(?:"([^"]+)"|([A-Za-z_]\w*))\s*\.\s*(?:"([^"]+)"|([A-Za-z_]\w*))')
+# that are not lake tables are skipped. A bare zone starts only where a word starts: without the
+# lookbehind every position inside a long word (a 16,000-character literal) was tried again, each
+# scanning to the word's end, and the scan took seconds holding the GIL (the whole server stalled).
+# No table reference is lost: DuckDB's grammar has none that starts inside a word (``1std.x`` does
+# not parse). A missed table would get no view, so its query would fail, not read around a rule.
+_QUALIFIED = re.compile(r'(?:"([^"]+)"|(?<!\w)([A-Za-z_]\w*))\s*\.\s*(?:"([^"]+)"|([A-Za-z_]\w*))')
 
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _TABLES_REMEDY = "address tables as zone.name (e.g. std.declarations); list them with `sciti tables`"

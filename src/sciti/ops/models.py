@@ -74,6 +74,11 @@ class Batch(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     object_key: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default="running")  # running|committed|failed
+    # Who works on the batch now, and until when (decision 0094): a process takes the batch with
+    # a conditional UPDATE and renews the time while it works, so two processes never derive and
+    # append one unit at once; a crashed owner's claim runs out and recovery takes the batch.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None]
     received: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)

@@ -22,6 +22,10 @@ from sciti.web.lakeview import LakeView
 DAYS = 30  # the window shown, ending at the newest day in the data (demo data may be old)
 TREND_WEEKS = 26
 FORECAST_WEEKS = 8
+# The fewest weeks of seizures the forecast is fitted to: as many as it looks ahead. A line through
+# fewer points than it extends is mostly their noise, and with so few the prediction interval's
+# scatter (n - 2 degrees of freedom) is itself a guess.
+MIN_FIT_WEEKS = FORECAST_WEEKS
 Z95 = 1.959963984540054
 
 
@@ -91,28 +95,41 @@ def linear_forecast(values: Sequence[float], horizon: int) -> dict[str, list[flo
 
 
 def seizure_trend(view: LakeView) -> dict[str, Any] | None:
-    """Seizures per week (the last ``TREND_WEEKS``) and a forecast of the next ``FORECAST_WEEKS``."""
+    """Seizures per week and, from ``MIN_FIT_WEEKS`` weeks on, a forecast of the next ``FORECAST_WEEKS``.
+
+    The weeks run from the first week with a seizure (at most the last ``TREND_WEEKS``) to the
+    newest: weeks before the first seizure are not zeros, they are before the data (or before an
+    office or a feed began), and counting them as zeros fits a rise that is not there. A week
+    without a seizure inside that span is a real zero.
+    """
     rows = view.rows(
         "std.seizures",
         f"""WITH w AS (SELECT date_trunc('week', seized_at) AS week, count(DISTINCT seizure_id) AS n
-                       FROM std.seizures GROUP BY ALL),
+                       FROM std.seizures WHERE seized_at IS NOT NULL GROUP BY ALL),
                  span AS (SELECT range AS week FROM range(
-                       (SELECT max(week) FROM w) - INTERVAL {TREND_WEEKS - 1} WEEK,
+                       greatest((SELECT min(week) FROM w),
+                                (SELECT max(week) FROM w) - INTERVAL {TREND_WEEKS - 1} WEEK),
                        (SELECT max(week) FROM w) + INTERVAL 1 DAY, INTERVAL 1 WEEK))
             SELECT CAST(CAST(span.week AS DATE) AS VARCHAR) AS week, coalesce(w.n, 0) AS n
             FROM span LEFT JOIN w ON w.week = span.week ORDER BY 1""",  # noqa: S608
     )
-    if not rows:
-        return None if rows is None else {"weeks": [], "counts": [], "forecast": linear_forecast([], 0)}
+    if rows is None:
+        return None
     weeks = [r["week"] for r in rows]
-    last = datetime.fromisoformat(weeks[-1])
-    ahead = [(last + timedelta(weeks=i + 1)).date().isoformat() for i in range(FORECAST_WEEKS)]
     counts = [int(r["n"]) for r in rows]
+    fit = len(counts) >= MIN_FIT_WEEKS
+    last = datetime.fromisoformat(weeks[-1]) if weeks else None
+    ahead = (
+        [(last + timedelta(weeks=i + 1)).date().isoformat() for i in range(FORECAST_WEEKS)]
+        if last and fit
+        else []
+    )
     return {
         "weeks": weeks,
         "ahead": ahead,
         "counts": counts,
-        "forecast": linear_forecast(counts, FORECAST_WEEKS),
+        "forecast": linear_forecast(counts if fit else [], FORECAST_WEEKS),
+        "min_weeks": MIN_FIT_WEEKS,  # fewer weeks than this: no forecast, and the panel says why
     }
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sciti.acquire.errors import AcquireError
+from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.items import Rejected
 
 UTF8_NAMES = {"utf-8", "utf-8-sig"}
@@ -132,8 +132,8 @@ def _codec(options: dict[str, Any]) -> str:
     name = str(options.get("encoding") or "utf-8")
     try:
         return codecs.lookup(name).name
-    except LookupError:
-        raise AcquireError(
+    except LookupError:  # the connector's mistake, not the file's: the batch fails, nothing is quarantined
+        raise ConnectorError(
             f"unknown encoding {name!r} in the connector options",
             remedy="use a Python codec name such as utf-8, gb18030, big5, cp1252",
         ) from None

@@ -250,6 +250,13 @@ class StagingBuffer:
             raise RuntimeError(
                 f"flush batch {failed[0].batch_id} failed ({failed[0].error}); its messages stay staged"
             )
+        busy = [r for r in results if getattr(r, "status", None) == "busy"]
+        if busy:  # another process is flushing these very messages: the next flush settles them
+            log.info(
+                "buffer flush is being ingested by another process; its messages stay staged",
+                extra={"connector": self.name, "batches": [r.batch_id for r in busy]},
+            )
+            return results
         with session_scope(self.url) as s:
             s.execute(
                 update(StagedRecord)

@@ -13,6 +13,9 @@ Convention (docs/transports.md):
 * after ingest the file goes to ``processed/YYYY-MM-DD/`` (committed or duplicate); a file whose
   batch fails is retried ``attempts`` rounds, then goes to ``failed/`` with ``NAME.error.txt``
   saying why; nothing is ever deleted;
+* a file whose unit another process is ingesting at that moment (a manual ``sciti ingest`` of the
+  same bytes) stays where it is, without counting an attempt: the next round finds it committed
+  (``duplicate``) and moves it, or finishes it if that process stopped;
 * a crash between ingest and move is harmless: the file is ingested again on restart, the
   runner sees the same fingerprint and answers ``duplicate``, and the file is moved.
 """
@@ -143,6 +146,13 @@ class FolderWatcher(Worker):
         if failed:
             reason = "; ".join(f"batch {r.batch_id} failed: {r.error or 'see sciti batches'}" for r in failed)
             return self._failed(path, redact(reason), results)
+        busy = [r for r in results if getattr(r, "status", None) == "busy"]
+        if busy:  # not this file's fault, and not a failure: try again next round
+            log.info(
+                "drop file is being ingested by another process; left for the next round",
+                extra={"connector": self.connector.name, "file": name, "batches": [r.batch_id for r in busy]},
+            )
+            return None
         self._attempts.pop(name, None)
         log.info(
             "drop file ingested",

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sciti.acquire.errors import UnitBusy
 from sciti.acquire.transports.errors import PayloadTooLarge
 from sciti.errors import InvalidInput, NotFound
 from sciti.settings import Settings
@@ -87,7 +88,16 @@ def push(runner: Any, connector: Any, data: bytes, *, content_type: str | None, 
         )
     if not data:
         raise InvalidInput("the request body is empty", remedy="send at least one record")
-    return runner.ingest_bytes(connector, data, f"http:{push_id()}/{name}", transport="http")
+    result = runner.ingest_bytes(connector, data, f"http:{push_id()}/{name}", transport="http")
+    if getattr(result, "status", None) == "busy":  # 409: the same body is being ingested right now
+        raise UnitBusy(
+            f"the same body is being ingested right now by another process (batch {result.batch_id}); "
+            "nothing was done with this request",
+            remedy="send it again in a minute: it is then answered `duplicate` once the other ingest "
+            "has committed, or ingested if that one stopped",
+            details={"batch_id": result.batch_id, "connector": result.connector},
+        )
+    return result
 
 
 def push_id() -> str:

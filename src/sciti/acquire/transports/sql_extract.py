@@ -197,6 +197,8 @@ class SqlExtractor(Worker):
             after = Cursor.decode(pending["after"]) if pending["after"] else None
             until = Cursor.decode(pending["until"])
             results.append(self._commit_window(self.read(after, until), after, until, epoch))
+            if _busy(results[-1]):  # the window stays pending: the next round asks again
+                return [r for r in results if r is not None]
         while not self.stopping:
             after = self.cursor()
             rows = self.read(after, limit=self.spec.batch_rows)
@@ -206,7 +208,7 @@ class SqlExtractor(Worker):
             until = Cursor(last[self.spec.watermark], last[self.spec.tiebreak])
             self._put({PENDING_KEY: {"after": after.encode() if after else None, "until": until.encode()}})
             results.append(self._commit_window(rows, after, until, epoch))
-            if len(rows) < self.spec.batch_rows:
+            if len(rows) < self.spec.batch_rows or _busy(results[-1]):
                 break
         return [r for r in results if r is not None]
 
@@ -223,6 +225,12 @@ class SqlExtractor(Worker):
                 raise RuntimeError(
                     f"extraction batch {result.batch_id} failed; the window is retried next round"
                 )
+            if _busy(result):  # another process is ingesting this very window: ask again next round
+                log.info(
+                    "sql window is being ingested by another process; retried next round",
+                    extra={"connector": self.connector.name, "batch_id": result.batch_id},
+                )
+                return result
             log.info(
                 "sql window ingested",
                 extra={"connector": self.connector.name, "rows": len(rows), "status": result.status},
@@ -233,6 +241,10 @@ class SqlExtractor(Worker):
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _busy(result: Any) -> bool:
+    return getattr(result, "status", None) == "busy"
 
 
 def _show(cursor: Cursor | None) -> str:

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sciti.access import Principal, audit, require
+from sciti.access import Principal, audit, current_principal, demand, require
 from sciti.api.deps import LakeDep, SessionDep, SettingsDep
 from sciti.errors import InvalidInput
 from sciti.ops import session_scope
@@ -36,6 +36,7 @@ from sciti.risk.engine import (
 )
 from sciti.risk.engine.feedback import INSPECTION_ID_MAX, REVENUE_LIMIT, inspection_problems
 from sciti.risk.engine.inputs import records_of, request_models
+from sciti.risk.engine.workqueue import reassign, release
 from sciti.risk.lanes import LANES
 from sciti.settings import Settings
 
@@ -54,6 +55,7 @@ router = APIRouter(prefix="/risk", tags=["risk"], lifespan=lifespan)
 Assessing = Annotated[Principal, Depends(require("risk.assess"))]
 QueueReader = Annotated[Principal, Depends(require("risk.queue"))]
 Worker = Annotated[Principal, Depends(require("risk.work"))]
+Supervisor = Annotated[Principal, Depends(require("risk.supervise"))]
 Reporter = Annotated[Principal, Depends(require("risk.report"))]
 Lane = Literal["green", "blue", "yellow", "red"]
 
@@ -134,6 +136,10 @@ class QueueItemOut(BaseModel):
     score: float
     lane: str
     assigned_lane: str
+    lane_rules: list[str] = Field(
+        description="Lane rules that hit and named the engine's lane (assigned_lane): the lane came from "
+        "them, whatever the score (a watch-list rule sends a record to red with a score of 0)."
+    )
     sampled: bool
     reasons: list[str]
     rule_ids: list[str]
@@ -153,20 +159,22 @@ class QueuePageOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-@router.get("/queue", response_model=QueuePageOut, summary="Flagged records, highest score first")
+@router.get("/queue", response_model=QueuePageOut, summary="Flagged records, most urgent lane first")
 def queue(
     session: SessionDep,
     principal: QueueReader,
     kind: str | None = None,
     office: str | None = None,
     lane: Annotated[Lane | None, Query()] = None,
-    status: Annotated[Literal["open", "assigned", "done", "superseded"] | None, Query()] = None,
+    status: Annotated[Literal["open", "assigned", "done", "superseded", "any"] | None, Query()] = None,
     mine: bool = False,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Open and taken items by default (`status` for others). An account bound to an office sees
-    that office's items only; `office` filters within what the caller may see."""
+    """Red items first, then yellow, then blue (post-clearance audit), then any other lane; within
+    a lane, highest score first. Open and taken items by default (`status` for others, `any` for
+    every status). An account bound to an office sees that office's items only; `office` filters
+    within what the caller may see."""
     page = list_queue(
         session,
         scope=principal.office_code,
@@ -212,12 +220,85 @@ def take(
         return assign(session, assessment_id, actor=principal.username, scope=principal.office_code)
 
 
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=2000, description="Why (kept in the audit trail).")
+
+
+@router.post(
+    "/queue/{assessment_id}/release",
+    response_model=QueueItemOut,
+    summary="Give a taken record back to the queue",
+    responses={409: {"description": "Not taken, closed, or taken by someone else (you are no supervisor)."}},
+)
+def give_back(
+    assessment_id: str,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    principal: Worker,
+    body: Annotated[ReleaseIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Its taker, or a supervisor (`risk.supervise`) for a record someone else has taken."""
+    with _outside_office_audited(settings, request, principal, "risk.release", assessment_id):
+        return release(
+            session,
+            assessment_id,
+            actor=principal.username,
+            scope=principal.office_code,
+            supervisor=principal.can("risk.supervise"),
+            reason=body.reason if body else None,
+        )
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=150, description="The account to work the record.")
+    reason: str | None = Field(None, max_length=2000, description="Why (kept in the audit trail).")
+
+
+@router.post(
+    "/queue/{assessment_id}/reassign",
+    response_model=QueueItemOut,
+    summary="Give a record, taken or not, to an officer (supervisors)",
+    responses={
+        409: {"description": "Closed, superseded, or already that officer's."},
+        422: {"description": "`to` is no active account that may work this record."},
+    },
+)
+def hand_over(
+    assessment_id: str,
+    body: ReassignIn,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    principal: Supervisor,
+) -> dict[str, Any]:
+    """`to` must hold `risk.work` and, when bound to an office, be of the record's office."""
+    with _outside_office_audited(settings, request, principal, "risk.reassign", assessment_id):
+        return reassign(
+            session,
+            assessment_id,
+            to=body.to,
+            actor=principal.username,
+            scope=principal.office_code,
+            reason=body.reason,
+        )
+
+
 class OverrideIn(BaseModel):
     lane: Lane
     reason: str = Field(min_length=3, description="Why the lane changes (kept with the override).")
 
 
-@router.post("/queue/{assessment_id}/override", response_model=QueueItemOut, summary="Change a record's lane")
+@router.post(
+    "/queue/{assessment_id}/override",
+    response_model=QueueItemOut,
+    summary="Change a record's lane",
+    responses={409: {"description": "Already in that lane, superseded, or taken by someone else."}},
+)
 def change_lane(
     assessment_id: str,
     body: OverrideIn,
@@ -226,6 +307,7 @@ def change_lane(
     session: SessionDep,
     principal: Worker,
 ) -> dict[str, Any]:
+    """A record someone has taken is changed by them or by a supervisor (`risk.supervise`)."""
     with _outside_office_audited(settings, request, principal, "risk.override", assessment_id):
         return override(
             session,
@@ -234,6 +316,7 @@ def change_lane(
             reason=body.reason,
             actor=principal.username,
             scope=principal.office_code,
+            supervisor=principal.can("risk.supervise"),
         )
 
 
@@ -291,7 +374,10 @@ class InspectionIn(BaseModel):
     summary="Record an inspection result (feedback)",
     responses={
         200: {"description": "The same result was already recorded (a retry): the stored one, unchanged."},
-        409: {"description": "A result is already recorded for this assessment, or for its record."},
+        409: {
+            "description": "A result is already recorded for this assessment, or for its record; or "
+            "another officer has taken the record (only they or a supervisor record its result)."
+        },
         422: {"description": "A field cannot be stored, or contradicts the outcome or the assessment."},
     },
 )
@@ -308,12 +394,18 @@ def inspection(
     with the stored one (a retry stores nothing twice); a different result for an assessment that
     has one, or for a record that has one through another assessment, is 409. A result for a
     superseded assessment is recorded and says so (`superseded`, `newer_assessment_id`). An
-    office-bound account records results for its own office's items only."""
+    office-bound account records results for its own office's items only. A record someone has
+    taken takes its result from them or from a supervisor (`risk.supervise`)."""
     data = InspectionInput(**body.model_dump())
     with _outside_office_audited(settings, request, principal, "risk.inspection", body.assessment_id):
         try:
             stored, created = submit_inspection(
-                session, lake, data, actor=principal.username, scope=principal.office_code
+                session,
+                lake,
+                data,
+                actor=principal.username,
+                scope=principal.office_code,
+                supervisor=principal.can("risk.supervise"),
             )
         except InvalidInput as exc:  # e.g. a date before the assessment: one 422 shape for every field
             fields = exc.details.get("fields")
@@ -336,11 +428,25 @@ def report(
     period: Literal["day", "week", "month"] = "month",
     kind: str | None = None,
 ) -> dict[str, Any]:
-    return hit_report(settings, since=since, until=until, period=period, kind=kind)
+    """Of the caller's office when the account is bound to one (decision 0090): the office comes
+    from the account only, so no parameter widens it; an account without an office sees all."""
+    office = principal.office_code
+    return hit_report(settings, since=since, until=until, period=period, kind=kind, office=office)
 
 
-@router.get("/status", summary="Engine state: rules, models (and alerts), buffered assessments")
-def status(request: Request, principal: Reporter) -> dict[str, Any]:
+async def _status_reader(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Readers of the risk reports, or those who run the platform (``metrics``: monitoring,
+    administrators): the engine's state is versions, counts and model alerts, no record data."""
+    if not principal.can("metrics"):
+        demand(principal, "risk.report")
+    return principal
+
+
+@router.get(
+    "/status",
+    summary="Engine state: rules, models (and alerts), buffered assessments (risk.report or metrics)",
+)
+def status(request: Request, principal: Annotated[Principal, Depends(_status_reader)]) -> dict[str, Any]:
     svc = getattr(request.app.state, "risk_service", None)
     if svc is None:
         return {"started": False, "lanes": list(LANES)}

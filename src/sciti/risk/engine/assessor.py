@@ -23,7 +23,7 @@ import pyarrow as pa
 from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.decide import RowResult, decide, factors_of, model_scores
-from sciti.risk.engine.errors import AssessmentInputError
+from sciti.risk.engine.errors import AssessmentInputError, EngineError
 from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, MODEL_RELOADS, RULES_RELOADS
 from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
 from sciti.risk.engine.subjects import SUBJECTS, rows_of, subject_ref
@@ -35,6 +35,30 @@ RulesLoader = Callable[[str, datetime], list[Any]]
 Champion = tuple[str, str]  # (version, artefact key) in the model registry
 ChampionsLoader = Callable[[], dict[str, Champion]]  # per kind
 ModelLoader = Callable[[str, Champion], tuple[Any | None, str | None]]  # (model, why it is missing)
+
+
+# Why a run asked to score with rules only has no model (the answer's model line says it).
+RULES_ONLY = "not used in this run (sciti risk score --rules-only)"
+
+
+class ModelUnavailable(EngineError):
+    """A kind's champion model cannot be loaded, and a batch run would score without it.
+
+    The server then keeps serving the previous champion, or rules only when it had none; a batch
+    run cannot know which, so it stops instead of giving answers real time may not give."""
+
+    code = "model_unavailable"
+    default_remedy = (
+        "repair the artefact or promote another champion (see docs/risk-models.md), or score with "
+        "rules only on purpose: sciti risk score --rules-only"
+    )
+
+
+def item_order(row: dict[str, Any]) -> tuple[bool, int]:
+    """Goods items by number, lowest first (one without a number last): both paths score a
+    declaration's items in this order, so equal scores name the same item everywhere."""
+    number = row.get("item_number")
+    return (number is None, 0 if number is None else int(number))
 
 
 @dataclass
@@ -63,6 +87,8 @@ class Assessor:
         champions_loader: ChampionsLoader | None = None,
         model_loader: ModelLoader | None = None,
         champions: dict[str, str | None] | None = None,
+        failed: dict[str, str | None] | None = None,
+        rules_only: bool = False,
     ):
         self.policy = policy
         self.reference = reference
@@ -73,19 +99,43 @@ class Assessor:
         # Per kind, the registry's champion version its parts were loaded from (None: there was
         # none). A kind missing here has not loaded its champion yet: it is tried at every check.
         self._champions: dict[str, str | None] = dict(champions or {})
+        # Per kind, the champion version that failed to load (None: the registry could not name
+        # it); gone once a champion loads. Batch refuses to score such a kind without its model.
+        self.failed: dict[str, str | None] = dict(failed or {})
+        # Rules only on purpose (``sciti risk score --rules-only``): no model is loaded or used.
+        self.rules_only = rules_only
         self.reload_seconds = reload_seconds
         self.explain_top = explain_top
         self._checked = time.monotonic()
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: Settings, kinds: tuple[str, ...] = tuple(SUBJECTS), **options: Any) -> Assessor:
-        """Active rules and champion model per kind, the lane policy and the feature reference."""
+    def load(
+        cls,
+        settings: Settings,
+        kinds: tuple[str, ...] = tuple(SUBJECTS),
+        *,
+        rules_only: bool = False,
+        **options: Any,
+    ) -> Assessor:
+        """Active rules and champion model per kind, the lane policy and the feature reference.
+
+        ``rules_only``: load no model at all, and say so in every answer (a batch run asked for it)."""
         loader: RulesLoader = lambda kind, at: parts.active_rules(settings, kind, at)  # noqa: E731
         model_loader: ModelLoader = lambda kind, champion: parts.load_model(settings, kind, champion)  # noqa: E731
         now = datetime.now(UTC)
         champions = parts.champions(settings, migrate_first=True)  # None: no model registry installed
-        by_kind, loaded = {}, {}
+        if rules_only:  # no model loaded, none picked up later
+            by_kind = {kind: KindParts(RuleSet(kind, loader(kind, now)), None, RULES_ONLY) for kind in kinds}
+            return cls(
+                policy=load_policy(settings.home),
+                reference=parts.load_reference(settings),
+                parts_by_kind=by_kind,
+                rules_loader=loader,
+                rules_only=True,
+                **options,
+            )
+        by_kind, loaded, failed = {}, {}, {}
         for kind in kinds:
             champion = None if champions is None else champions.get(kind)
             if champions is None:
@@ -95,6 +145,7 @@ class Assessor:
             if error is None:
                 loaded[kind] = None if champion is None else champion[0]
             else:
+                failed[kind] = None if champion is None else champion[0]
                 log.error("champion model for %s failed to load: %s", kind, error)
             MODEL_ALERT.labels(kind=kind).set(1 if error else 0)
             by_kind[kind] = KindParts(RuleSet(kind, loader(kind, now)), model, error)
@@ -106,6 +157,7 @@ class Assessor:
             champions_loader=None if champions is None else lambda: parts.champions(settings) or {},
             model_loader=model_loader,
             champions=loaded,
+            failed=failed,
             **options,
         )
 
@@ -126,6 +178,26 @@ class Assessor:
             raise AssessmentInputError(
                 f"record kind {kind!r} is not assessed here", remedy=f"use one of: {', '.join(self.parts)}"
             ) from None
+
+    def require_models(self, kinds: tuple[str, ...] | None = None) -> None:
+        """Raise ``ModelUnavailable`` for the first kind left without a model because its champion
+        failed to load (the server's fallback, which batch must not take quietly: see decision 0093).
+
+        A kind still served by its previous champion (a newer one failed) has its model, as on the
+        server; a kind without a champion, or a run with ``rules_only``, is rules only on purpose."""
+        if self.rules_only:
+            return
+        for kind in kinds or tuple(self.parts):
+            p = self.kind_parts(kind)
+            if p.model is not None or p.model_error is None:
+                continue
+            version = self.failed.get(kind)
+            name = f"champion model {version} of {kind}" if version else f"champion model of {kind}"
+            why = (p.model_error.splitlines() or [""])[0]  # one line: a loader's error can run on
+            raise ModelUnavailable(
+                f"{name} cannot be loaded, so batch scores would differ from real time: {why}",
+                details={"kind": kind, "model_version": version, "why": p.model_error},
+            )
 
     @property
     def refresh_due(self) -> bool:
@@ -182,6 +254,7 @@ class Assessor:
         version = None if champion is None else champion[0]
         if error is not None:
             MODEL_ALERT.labels(kind=kind).set(1)
+            self.failed[kind] = version
             if p.model is not None:  # a broken new artefact must not take down a working model
                 error = f"champion {version} failed to load, still serving {p.model_version}: {error}"
             if error != p.model_error:  # said once; tried again at every check
@@ -192,6 +265,7 @@ class Assessor:
         # own memory, out of the collector's sight, and the frozen old one is freed by refcounting.
         self.parts[kind] = KindParts(p.rules, model, None)
         self._champions[kind] = version
+        self.failed.pop(kind, None)
         MODEL_ALERT.labels(kind=kind).set(0)
         MODEL_RELOADS.labels(kind=kind).inc()
         log.info("champion model of %s is now %s", kind, version or "none (rules only)")
@@ -211,6 +285,7 @@ class Assessor:
         out = []
         for record in records:
             record_id, rows = rows_of(kind, record)
+            rows.sort(key=item_order)  # stable: other kinds have one row
             if not rows:
                 raise AssessmentInputError(
                     f"{kind} {subject_ref(kind, record)} has no goods items to assess",
@@ -234,6 +309,7 @@ class Assessor:
                         hits=hits,
                     )
                 )
+            # The first of equal scores, i.e. the lowest item number (rows are in item order).
             top = max(range(len(results)), key=lambda i: results[i].score)
             factors = []
             if p.model is not None:
@@ -265,11 +341,14 @@ class Assessor:
         officer, since a model explanation costs far more than its score; ``none`` gives the score
         parts and rule reasons only (the fastest, for re-scoring history). ``with_features``: the
         table already holds the derived features (``features.compute_batch``).
+        Raises ``ModelUnavailable`` when ``kind``'s champion cannot be loaded (``require_models``).
         """
         from sciti.risk.engine.batch import assess_table
 
         self.refresh_rules()
-        return assess_table(self.pinned(kind), kind, table, explain=explain, with_features=with_features)
+        pinned = self.pinned(kind)
+        pinned.require_models((kind,))
+        return assess_table(pinned, kind, table, explain=explain, with_features=with_features)
 
     def pinned(self, kind: str) -> Assessor:
         """This assessor with ``kind``'s parts fixed, for one call: a swap by another thread
@@ -288,4 +367,4 @@ def new_assessment_id() -> str:
     return f"{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
 
 
-__all__ = ["Assessor", "KindParts", "new_assessment_id"]
+__all__ = ["RULES_ONLY", "Assessor", "KindParts", "ModelUnavailable", "item_order", "new_assessment_id"]

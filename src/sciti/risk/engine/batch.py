@@ -79,11 +79,25 @@ def _has_unknown(feats: pa.Table) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.not_equal(col, ""), False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _item_numbers(feats: pa.Table) -> np.ndarray:
+    """Each row's goods item number as a sort key (a row without one after every numbered one),
+    as ``assessor.item_order`` orders a record's items in real time."""
+    if "item_number" not in feats.column_names:
+        return np.zeros(feats.num_rows, dtype=np.float64)
+    col = pc.cast(feats["item_number"], pa.float64())
+    return np.asarray(pc.fill_null(col, np.inf).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
 def _units(
-    unit_of_row: list[str], score_arr: np.ndarray
+    unit_of_row: list[str], score_arr: np.ndarray, item_numbers: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(unit of each row, top row of each unit, its score, rows per unit); units in order of appearance."""
+    """(unit of each row, top row of each unit, its score, rows per unit); units in order of appearance.
+
+    The top row is the highest score; on equal scores the lowest item number (``item_numbers``),
+    then the earliest row: the item real time names, whatever order the lake's rows come in."""
     n = len(unit_of_row)
+    if item_numbers is None:
+        item_numbers = np.zeros(n, dtype=np.float64)
     _, first, inverse, counts = np.unique(
         np.asarray(unit_of_row, dtype=object), return_index=True, return_inverse=True, return_counts=True
     )
@@ -94,7 +108,7 @@ def _units(
     m = len(order)
     top = np.full(m, -1)
     best = np.full(m, -np.inf)
-    for i in np.lexsort((np.arange(n), -score_arr)):  # highest score first, earliest row on ties
+    for i in np.lexsort((np.arange(n), item_numbers, -score_arr)):  # highest score, lowest item
         if top[unit[i]] < 0:
             top[unit[i]] = i
             best[unit[i]] = score_arr[i]
@@ -197,7 +211,8 @@ def _assess_table(
         unit_direct = direct
         unit_ids = unit_of_row
     else:
-        unit, top, best, items_per_unit = _units(unit_of_row.to_pylist(), score_arr)
+        item_numbers = _item_numbers(feats)
+        unit, top, best, items_per_unit = _units(unit_of_row.to_pylist(), score_arr, item_numbers)
         m = len(top)
         unit_direct = np.full(m, -1)
         np.maximum.at(unit_direct, unit, direct)
@@ -540,10 +555,14 @@ def _fill_rich(
     explain_units: np.ndarray,
     cols: dict[str, Any],
 ) -> None:
-    """Build the rich units through ``decide`` (the single-record path's own code)."""
+    """Build the rich units through ``decide`` (the single-record path's own code).
+
+    A unit's rows go to ``decide`` in item-number order, as real time sends a record's items, so
+    the reasons and ``items`` list them alike whatever order the lake's rows come in."""
     p = assessor.kind_parts(kind)
     rows_of_unit: dict[int, list[int]] = {int(u): [] for u in rich}
-    for i in np.flatnonzero(np.isin(unit, rich)):
+    wanted = np.flatnonzero(np.isin(unit, rich))
+    for i in wanted[np.argsort(_item_numbers(feats)[wanted], kind="stable")]:
         rows_of_unit[int(unit[i])].append(int(i))
     needed = np.asarray(sorted(i for rows in rows_of_unit.values() for i in rows), dtype=np.int64)
     narrow = feats.select(_words_columns(kind, p.rules, feats, needed))  # only what the words use

@@ -9,7 +9,8 @@ same result sent again (a client retrying after a lost answer) gets the stored o
 nothing; a different result for an assessment that has one is a conflict (409).
 
 An office-bound caller (``scope``: its office) records results for its office's items only; an
-item of another office is answered as an unknown assessment id (see ``workqueue``).
+item of another office is answered as an unknown assessment id (see ``workqueue``). A record an
+officer has taken takes its result from that officer or a supervisor only (409 for anyone else).
 
 A result is checked before anything is stored (docs/decisions/0089), since training takes its
 labels from it: a revenue the lake's decimal column can hold (finite, not negative), an inspection
@@ -44,7 +45,7 @@ from sciti.lake import Lake
 from sciti.model import get_kind, make_record_id
 from sciti.ops.risk_tables import RiskInspection, RiskQueueItem
 from sciti.risk.engine.errors import AssessmentNotFound, AssessmentOutsideOffice, WorkflowConflict
-from sciti.risk.engine.workqueue import OPEN_STATUSES, in_scope
+from sciti.risk.engine.workqueue import OPEN_STATUSES, in_scope, refuse_taken
 
 FEEDBACK_SOURCE = "sciti-risk"
 
@@ -174,17 +175,32 @@ def _refuse(problems: list[tuple[str, str]]) -> None:
 
 
 def record_inspection(
-    session: Session, lake: Lake, data: InspectionInput, *, actor: str, scope: str | None
+    session: Session,
+    lake: Lake,
+    data: InspectionInput,
+    *,
+    actor: str,
+    scope: str | None,
+    supervisor: bool = False,
 ) -> dict[str, Any]:
     """Store the result, close the queue item, write the lake row; returns what was stored."""
-    return submit_inspection(session, lake, data, actor=actor, scope=scope)[0]
+    return submit_inspection(session, lake, data, actor=actor, scope=scope, supervisor=supervisor)[0]
 
 
 def submit_inspection(
-    session: Session, lake: Lake, data: InspectionInput, *, actor: str, scope: str | None
+    session: Session,
+    lake: Lake,
+    data: InspectionInput,
+    *,
+    actor: str,
+    scope: str | None,
+    supervisor: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Like :func:`record_inspection`, and whether the result is new (False: the same result was
-    already recorded, and what was stored then is returned)."""
+    already recorded, and what was stored then is returned).
+
+    A record someone else has taken (any of its open items) takes a result from its taker or a
+    ``supervisor`` only: the result closes the taker's item."""
     data = check_inspection(data)
     item = _locked_item(session, data.assessment_id, scope)
     assessed_on = _utc(item.assessed_at).date()
@@ -212,6 +228,7 @@ def submit_inspection(
             "API; if it is wrong, report it to an administrator with its inspection id",
             details={"assessment_id": item.assessment_id, "inspection_id": earlier.inspection_id},
         )
+    _refuse_taken_record(session, item, actor, supervisor)
     _refuse_second_result(session, item, scope)
     inspection_id = data.inspection_id or f"INS-{uuid.uuid4().hex[:16]}"
     if session.get(RiskInspection, inspection_id) is not None:
@@ -275,6 +292,20 @@ def _locked_item(session: Session, assessment_id: str, scope: str | None) -> Ris
         .execution_options(populate_existing=True)
     ).all()
     return item
+
+
+def _refuse_taken_record(session: Session, item: RiskQueueItem, actor: str, supervisor: bool) -> None:
+    """409 when another officer has taken the record: through this item, or through the record's
+    newer item (a result sent to a superseded assessment closes that one too)."""
+    items = session.scalars(
+        select(RiskQueueItem).where(
+            RiskQueueItem.kind == item.kind,
+            RiskQueueItem.record_id == item.record_id,
+            RiskQueueItem.status.in_(OPEN_STATUSES),
+        )
+    ).all()
+    for taken in sorted(items, key=lambda i: i.assessment_id != item.assessment_id):  # this one first
+        refuse_taken(taken, actor, supervisor=supervisor, doing="record its inspection result")
 
 
 def _first_result(session: Session, *where: Any) -> RiskInspection | None:

@@ -3,20 +3,35 @@
 Unknown field names are refused (a typo would otherwise be scored as a missing value), types are
 checked, required fields are required, and a request holds exactly one of ``record`` and
 ``records``: a malformed request is answered 422 naming each field.
-A declaration is its header fields plus ``items``, each a goods item.
+A declaration is its header fields plus ``items``, each a goods item, numbered from 1, each number
+once.
+
+Values are read as ingest stores them, so a record scores the same in real time as from the lake:
+blank text is no value (ingest stores it as null), and numbers are JSON numbers (ingest has typed
+columns; ``true`` or ``"12.5"`` is a client's mistake, not a mass or a price). Text that cannot be
+stored as UTF-8 (a lone UTF-16 surrogate, which JSON's ``\\ud800`` escape can carry) is refused.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import String
 
 from sciti.model import get_kind, make_record_id
+from sciti.model.rules import TRIM_CHARS
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.subjects import REALTIME_SOURCE, SUBJECTS
 
@@ -44,6 +59,57 @@ _PY: dict[str, Any] = {
 }
 # Fields an item takes from its declaration rather than repeating them.
 _FROM_HEADER = frozenset({"declaration_id", "declaration_version"})
+# Smallest values the request takes beyond the record kinds' own: goods items are numbered from 1
+# (the kind says so in words), and a number is what the answer's reasons name an item by.
+_MINIMUM = {("declaration_item", "item_number"): 1}
+
+
+def _text(value: Any) -> Any:
+    """Text as ingest keeps it: one check for every text field of every kind.
+
+    A lone surrogate cannot be encoded, so the lake, the queue and the features would all fail on
+    it (a 500); blank text becomes no value, as ingest stores it, so a blank code reads "unknown"
+    like a missing one and a rule sees NULL in both paths."""
+    if not isinstance(value, str):
+        return value  # the type check says what is wrong
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "string_unicode",
+            "text must be valid Unicode: character {position} is a lone UTF-16 surrogate "
+            "(an unpaired \\ud800-\\udfff escape), which cannot be stored",
+            {"position": exc.start + 1},
+        ) from None
+    if not value.strip(TRIM_CHARS):
+        return None
+    return value
+
+
+def _required_text(value: Any) -> Any:
+    value = _text(value)
+    if value is None:
+        raise PydanticCustomError("missing", "Field required: blank text is no value")
+    return value
+
+
+def _number(name: str) -> Any:
+    """A JSON number, nothing read as one: ``true`` is not 1 kg, nor ``"12.5"`` a price."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, (bool, str)):
+            what = "true or false" if isinstance(value, bool) else "text"
+            raise PydanticCustomError(
+                f"{name}_type", "Input should be a JSON number, not {what}", {"what": what}
+            )
+        return value  # an int for a float field is fine; pydantic judges the rest
+
+    return check
+
+
+_TEXT = BeforeValidator(_text)
+_CHECKS: dict[str, Any] = {"int": BeforeValidator(_number("int")), "float": BeforeValidator(_number("float"))}
+_CHECKS["decimal"] = _CHECKS["float"]
 
 
 class _Strict(BaseModel):
@@ -56,6 +122,33 @@ class _Record(_Strict):
     record sent under another record's id could take that record off the officers' queue."""
 
     kind: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _items_numbered_once(self) -> _Record:
+        # Reasons and the answer's items name a goods item by its number: two items with one
+        # number could not be told apart, and the record's id would be one for both.
+        first: dict[int, int] = {}
+        errors = []
+        for i, item in enumerate(getattr(self, "items", None) or ()):
+            number = item.item_number
+            if number in first:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "duplicate_item_number",
+                            "item_number {number} is also the number of items[{other}]: "
+                            "each goods item has its own number",
+                            {"number": number, "other": first[number]},
+                        ),
+                        loc=("items", i, "item_number"),
+                        input=number,
+                    )
+                )
+            else:
+                first[number] = i
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     @model_validator(mode="after")
     def _record_id_is_its_own(self) -> _Record:
@@ -128,13 +221,13 @@ class _Assess(_Strict):
 def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "record_id": (
-            str | None,
+            Annotated[str | None, _TEXT],
             Field(
                 None, max_length=RECORD_ID_MAX, description="The record's lake id, when the sender knows it."
             ),
         ),
         "source": (
-            str | None,
+            Annotated[str | None, _TEXT],
             Field(None, description="Source system; used for the record id when none is sent."),
         ),
     }
@@ -144,11 +237,16 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
         typ = _PY[f.type]
         low, high = cast(tuple[float | None, float | None], INT64 if typ is int else (None, None))
         low = low if f.minimum is None else f.minimum  # e.g. no negative mass (the YAML says)
+        low = _MINIMUM.get((kind, f.name), low)
         high = high if f.maximum is None else f.maximum
         finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
+        check = _CHECKS.get(f.type)
+        if typ is str:
+            check = BeforeValidator(_required_text) if required else _TEXT
+        annotated = typ if required else typ | None
         out[f.name] = (
-            typ if required else typ | None,
+            annotated if check is None else Annotated[annotated, check],
             Field(
                 ... if required else None,
                 description=f.description,

@@ -28,7 +28,7 @@ from sciti.risk.features.spec import (
     DATE_COLUMNS,
     ORIGIN_COLUMN,
     WATCH_COLUMNS,
-    coded_fields,
+    code_checks,
     complete,
     features_of,
 )
@@ -159,10 +159,8 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
     ]
     cols["watchlist_hit"] = "(" + " OR ".join(watch) + ")"
     unknown = []
-    for name, codelist in coded_fields(kind):
-        if not ref.known.get(codelist):
-            continue
-        value = "p.hs6" if codelist == "hs" else sql_text(f"p.{name}")
+    for name, codelist, looked_up in code_checks(kind, ref.known):
+        value = "p.hs6" if looked_up == "hs6" else sql_text(f"p.{looked_up}")
         present = sql_text(f"p.{name}")
         unknown.append(
             f"CASE WHEN {present} IS NOT NULL AND ({value} IS NULL OR {value} NOT IN "

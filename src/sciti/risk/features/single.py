@@ -23,7 +23,7 @@ from sciti.risk.features.spec import (
     DATE_COLUMNS,
     ORIGIN_COLUMN,
     WATCH_COLUMNS,
-    coded_fields,
+    code_checks,
     features_of,
 )
 
@@ -109,12 +109,11 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
         py_upper(r(c)) in watch for c in WATCH_COLUMNS[kind] if py_upper(r(c)) is not None
     )
     unknown = []
-    for name, codelist in coded_fields(kind):
-        known = ref.known.get(codelist)
-        if not known or py_text(r(name)) is None:
+    for name, codelist, looked_up in code_checks(kind, ref.known):
+        if py_text(r(name)) is None:
             continue
-        value = hs6 if codelist == "hs" else py_text(r(name))
-        if value is None or value not in known:
+        value = hs6 if looked_up == "hs6" else py_text(r(looked_up))
+        if value is None or value not in ref.known[codelist]:
             unknown.append(name)
     f["unknown_codes"] = ",".join(unknown)
     f["unknown_code_count"] = float(len(unknown))

@@ -54,10 +54,26 @@ def base_fields(kind: str) -> tuple[tuple[str, str, str | None], ...]:
     return tuple(out.values())
 
 
+# Code lists a value is checked against for ``unknown_codes``: those the record kinds name and
+# the reference loads whole (``reference.known_codes``). UN/LOCODE is left out: the published
+# files hold its countries, not its locations. The project has no list of offices, customs
+# procedures or modes of transport (a source may use its own codes, e.g. KCS's), so those fields
+# are not checked (docs/risk-engine.md, decision 0093).
+CHECKED_CODELISTS = ("hs", "country", "currency")
+
+
 @lru_cache(maxsize=16)  # features.yaml does not change while running; real time asks per record
 def coded_fields(kind: str) -> tuple[tuple[str, str], ...]:
     """(field, code list) checked for unknown codes (HS, countries, currencies)."""
-    return tuple((n, cl) for n, _, cl in base_fields(kind) if cl in ("hs", "country", "currency"))
+    return tuple((n, cl) for n, _, cl in base_fields(kind) if cl in CHECKED_CODELISTS)
+
+
+def code_checks(kind: str, known: dict[str, frozenset[str]]) -> list[tuple[str, str, str]]:
+    """The unknown-code checks of ``kind``, for both paths (``single`` and ``batch``): (field,
+    code list, what is looked up) for each coded field whose list is loaded. A field is unknown
+    when it has a value (blank text is none) and the looked-up value is missing or not in the
+    list; an HS code is looked up by its first six digits (``hs6``)."""
+    return [(name, cl, "hs6" if cl == "hs" else name) for name, cl in coded_fields(kind) if known.get(cl)]
 
 
 @lru_cache(maxsize=16)

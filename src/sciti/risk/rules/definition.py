@@ -148,8 +148,23 @@ def _key_lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
+# A rule is read by people before it is approved: 64 KiB is pages of conditions. Longer text is a
+# mistake or an attack, and reading it (YAML in pure Python) holds a request for seconds.
+MAX_RULE_CHARS = 65_536
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_RULE_CHARS:
+        raise RuleSyntaxError(
+            f"the rule is {size:,} characters long; a rule may have at most {MAX_RULE_CHARS:,}",
+            remedy="split it into several rules, or put long lists of values in a watch list",
+            details={"field": "yaml", "line": 1, "column": 1},
+        )
+
+
 def load_rule_text(text: str) -> tuple[dict[str, Any], dict[str, int]]:
     """YAML text -> (mapping, key lines); RuleSyntaxError with the YAML position when unreadable."""
+    _check_size(len(text))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -294,6 +309,8 @@ def _check_format_spec(name: str, spec: str, lines: dict[str, int]) -> None:
 def parse_rule(source: str | dict[str, Any], *, author: str | None = None) -> RuleDef:
     """Check a rule definition (YAML text or a mapping) and return it; RuleSyntaxError says where."""
     data, lines = load_rule_text(source) if isinstance(source, str) else (dict(source), {})
+    if not isinstance(source, str):
+        _check_size(sum(len(str(v)) for v in data.values()))
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise _field_error(unknown[0], "is not a rule field", f"rule fields are: {', '.join(KEYS)}", lines)

@@ -4,6 +4,11 @@ A version is immutable; its workflow is draft -> submitted -> approved | rejecte
 version supersedes older ones still pending. Only an approved version takes effect, and only a
 user other than its author who holds ``rules.approve`` may approve it. Every step is audited and
 raises the kind's rules generation, which invalidates compiled rules everywhere.
+
+Steps on one rule happen one at a time, on SQLite as on PostgreSQL (decision 0092): each starts
+by writing the rule's row (:func:`_lock`), and each status change is a conditional UPDATE that
+must change exactly one row (:func:`_move`). Of two decisions on one version at the same moment,
+one goes through and the other is refused (RuleWorkflowError, HTTP 409).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sciti.access import find_user, permissions_of
 from sciti.access.audit import audit
@@ -81,12 +87,58 @@ def rules_generation(session: Session, kind: str | None = None) -> int:
     return sum(session.scalars(query))
 
 
+def _lock(session: Session, rule_id: str) -> None:
+    """Hold the rule's row until the transaction ends: one workflow step on a rule at a time.
+
+    A write, not SELECT ... FOR UPDATE: that locks nothing on SQLite, where pysqlite begins the
+    transaction only at the first write, so parallel steps all read the state before any of them
+    and all went through. An UPDATE takes the row lock on PostgreSQL and the write lock on SQLite
+    (as the audit head does); every read after it sees the steps committed before.
+    """
+    session.execute(
+        update(Rule)
+        .where(Rule.id == rule_id)
+        .values(latest_version=Rule.latest_version)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def get_rule(session: Session, rule_id: str, *, lock: bool = False) -> Rule:
     """The rule; ``lock`` holds its row until the transaction ends (one workflow step at a time)."""
-    rule = session.get(Rule, rule_id, with_for_update=lock or None, populate_existing=lock)
+    if lock:
+        _lock(session, rule_id)
+    rule = session.get(Rule, rule_id, populate_existing=lock)
     if rule is None:
         raise RuleNotFound(f"no rule {rule_id!r}")
     return rule
+
+
+def _move(session: Session, row: RuleVersion, to: str, *, only_from: tuple[str, ...]) -> bool:
+    """Set the version's status to ``to`` if it is still one of ``only_from``; False if it was not.
+
+    A conditional UPDATE whose row count decides: a step that lost a race changes nothing, however
+    the database locks (the rule's lock makes this the second wall, not the only one).
+    """
+    moved = session.execute(
+        update(RuleVersion)
+        .where(RuleVersion.id == row.id, RuleVersion.status.in_(only_from))
+        .values(status=to)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        return False
+    set_committed_value(row, "status", to)
+    return True
+
+
+def _changed_meanwhile(session: Session, row: RuleVersion, step: str) -> RuleWorkflowError:
+    now = session.scalar(select(RuleVersion.status).where(RuleVersion.id == row.id))
+    return RuleWorkflowError(
+        f"version {row.version} of rule {row.rule_id!r} is {now} now: another step on it went through "
+        f"while this {step} ran",
+        remedy="see the rule's history",
+        details={"version": row.version, "status": now},
+    )
 
 
 def get_version(session: Session, rule_id: str, version: int | None = None) -> RuleVersion:
@@ -130,17 +182,31 @@ def _record(session: Session, row: RuleVersion, decision: str, actor: str, comme
 
 
 def _add_version(session: Session, rule: Rule, definition: RuleDef, actor: str, comment: str) -> RuleVersion:
+    """The next version of ``rule`` (whose row the caller has locked), superseding pending ones."""
     text = canonical_yaml(definition)
-    for pending in session.scalars(
+    number = rule.latest_version + 1
+    claimed = session.execute(  # the number is taken only if nobody took it first
+        update(Rule)
+        .where(Rule.id == rule.id, Rule.latest_version == rule.latest_version)
+        .values(latest_version=number, title=definition.title)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise RuleWorkflowError(
+            f"another version of rule {rule.id!r} was stored while this one was",
+            remedy="read the rule's latest version and store yours again",
+        )
+    set_committed_value(rule, "latest_version", number)
+    set_committed_value(rule, "title", definition.title)
+    pending_rows = session.scalars(
         select(RuleVersion).where(RuleVersion.rule_id == rule.id, RuleVersion.status.in_(PENDING))
-    ):
-        pending.status = "superseded"
-        _record(session, pending, "supersede", actor, f"replaced by version {rule.latest_version + 1}")
-    rule.latest_version += 1
-    rule.title = definition.title
+    ).all()
+    for pending in pending_rows:
+        if _move(session, pending, "superseded", only_from=PENDING):
+            _record(session, pending, "supersede", actor, f"replaced by version {number}")
     row = RuleVersion(
         rule_id=rule.id,
-        version=rule.latest_version,
+        version=number,
         kind=definition.kind,
         definition=definition.to_dict(),
         text=text,
@@ -169,9 +235,10 @@ def _add_version(session: Session, rule: Rule, definition: RuleDef, actor: str, 
 
 
 def save_rule(
-    session: Session, source: str | dict[str, Any], *, actor: str, comment: str = ""
+    session: Session, source: str | dict[str, Any], *, actor: str, comment: str = "", only_new: bool = False
 ) -> RuleVersion:
-    """Store a definition: a new rule (version 1) or a new draft version of an existing one.
+    """Store a definition: a new rule (version 1) or a new draft version of an existing one
+    (``only_new``: refuse one that exists, RuleWorkflowError).
 
     A rule that names personal or restricted fields needs an author who may read them in clear
     (ProtectedFieldsRefused otherwise): such a rule is a standing lookup of those fields.
@@ -179,7 +246,8 @@ def save_rule(
     actor, permissions = _account(session, actor, "rules.write")
     definition = parse_rule(source, author=actor)
     check_may_name(actor, permissions, definition, step="write")
-    rule = session.get(Rule, definition.id, with_for_update=True, populate_existing=True)
+    _lock(session, definition.id)
+    rule = session.get(Rule, definition.id, populate_existing=True)
     if rule is None:
         rule = Rule(
             id=definition.id,
@@ -190,7 +258,12 @@ def save_rule(
             latest_version=0,
         )
         session.add(rule)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # PostgreSQL: a row that does not exist yet cannot be locked
+            raise _exists(definition.id, "was created by someone else at the same moment") from None
+    elif only_new:
+        raise _exists(definition.id, "exists already")
     else:
         if rule.kind != definition.kind:
             raise RuleWorkflowError(
@@ -210,16 +283,20 @@ def save_rule(
     return _add_version(session, rule, definition, actor, comment)
 
 
+def _exists(rule_id: str, what: str) -> RuleWorkflowError:
+    return RuleWorkflowError(
+        f"rule {rule_id!r} {what}", remedy="add a version to it instead (POST .../versions)"
+    )
+
+
 def create_rule(
     session: Session, source: str | dict[str, Any], *, actor: str, comment: str = ""
 ) -> RuleVersion:
     """A new rule; refuses an id that exists (use ``new_version``)."""
     data_id = parse_rule(source).id
     if session.get(Rule, data_id) is not None:
-        raise RuleWorkflowError(
-            f"rule {data_id!r} exists already", remedy="add a version to it instead (POST .../versions)"
-        )
-    return save_rule(session, source, actor=actor, comment=comment)
+        raise _exists(data_id, "exists already")
+    return save_rule(session, source, actor=actor, comment=comment, only_new=True)
 
 
 def new_version(
@@ -262,7 +339,8 @@ def submit(session: Session, rule_id: str, version: int, *, actor: str, comment:
             f"version {version} of rule {rule_id!r} is {row.status}, not a draft",
             remedy="only drafts can be submitted for approval",
         )
-    row.status = "submitted"
+    if not _move(session, row, "submitted", only_from=("draft",)):
+        raise _changed_meanwhile(session, row, "submission")
     _record(session, row, "submit", actor, comment)
     audit(session, actor=actor, action="rule.submit", target=f"rule:{rule_id}", details={"version": version})
     return row
@@ -329,10 +407,12 @@ def approve(session: Session, rule_id: str, version: int, *, actor: str, comment
             f"version {rule.effective_version} of rule {rule_id!r} is newer and already in effect",
             remedy="approve a newer version instead",
         )
+    if not _move(session, row, "approved", only_from=("submitted",)):
+        raise _changed_meanwhile(session, row, "approval")
     if rule.effective_version is not None:
         old = get_version(session, rule_id, rule.effective_version)
-        old.status = "replaced"
-    row.status = "approved"
+        if not _move(session, old, "replaced", only_from=("approved",)):
+            raise _changed_meanwhile(session, old, "approval")
     row.decided_by = find_user(session, actor).username  # type: ignore[union-attr]
     row.decided_at = utcnow()
     rule.effective_version = version
@@ -350,7 +430,8 @@ def approve(session: Session, rule_id: str, version: int, *, actor: str, comment
 
 def reject(session: Session, rule_id: str, version: int, *, actor: str, comment: str = "") -> RuleVersion:
     row = _decide(session, rule_id, version, actor, comment, "reject")
-    row.status = "rejected"
+    if not _move(session, row, "rejected", only_from=("submitted",)):
+        raise _changed_meanwhile(session, row, "rejection")
     row.decided_by = find_user(session, actor).username  # type: ignore[union-attr]
     row.decided_at = utcnow()
     _record(session, row, "reject", row.decided_by, comment)

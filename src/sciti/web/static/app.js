@@ -130,7 +130,11 @@
 
   function after(form, data, out) {
     const how = form.dataset.after;
-    if (how === "reload") { window.location.reload(); return; }
+    if (how === "reload") {
+      // A confirmation to show once the page has reloaded (e.g. "Inspection result recorded").
+      if (form.dataset.doneMsg) sessionStorage.setItem("sciti-done", form.dataset.doneMsg);
+      window.location.reload(); return;
+    }
     if (how === "goto-rule" && data.rule_id) { window.location.assign(`${body().dataset.root}/rules/${encodeURIComponent(data.rule_id)}`); return; }
     if (how === "verify") {
       out.className = data.ok ? "notice ok" : "notice error";
@@ -189,5 +193,9 @@
   document.addEventListener("htmx:responseError", (ev) => notice(body().dataset.msgFailed + ` (${ev.detail.xhr.status})`, "error"));
   document.addEventListener("htmx:sendError", () => notice(body().dataset.msgOffline, "error"));
   document.addEventListener("htmx:afterSettle", (ev) => drawAll(ev.detail.elt));
-  document.addEventListener("DOMContentLoaded", () => drawAll(document));
+  document.addEventListener("DOMContentLoaded", () => {
+    drawAll(document);
+    const done = sessionStorage.getItem("sciti-done");
+    if (done) { sessionStorage.removeItem("sciti-done"); notice(done, "ok"); }
+  });
 })();

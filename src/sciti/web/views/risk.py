@@ -12,29 +12,35 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from sciti.access import Principal
+from sciti.access import DataPolicy, Principal
 from sciti.access.sqlpath import audited_query
 from sciti.errors import NotFound
 from sciti.lake import open_lake
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
+from sciti.ops.risk_tables import RiskInspection, RiskOutbox, RiskQueueItem
 from sciti.ops.rules_tables import Rule, RuleDecision, RuleDryRun, RuleVersion
-from sciti.risk.engine import list_queue, queue_item
+from sciti.risk.engine import in_scope, list_queue, queue_item
+from sciti.risk.engine.workqueue import ANY_STATUS, OPEN_STATUSES, STATUSES, lane_rules, may_work
 from sciti.risk.models import list_versions, sources_differ
 from sciti.risk.rules import parse_rule, protected_fields, shown_dry_run
 from sciti.settings import Settings
-from sciti.web.lakeview import lake_view
+from sciti.web.lakeview import LakeView, lake_view
 from sciti.web.render import page, render, settings_of
 
 router = APIRouter()
 LANES = ("red", "yellow", "blue", "green")
+# The queue page's status choices: "" (the default) is work still to do, open or taken.
+QUEUE_STATUSES = (*STATUSES, ANY_STATUS)
 
 
 def _queue(
@@ -66,12 +72,19 @@ async def queue(
         "kind": kind or None,
         "office": office or None,
         "lane": lane if lane in LANES else None,
-        "status": status if status in ("open", "assigned", "done") else None,
+        "status": status if status in QUEUE_STATUSES else None,
     }
     found = await run_in_threadpool(_queue, settings_of(request), principal, filters, cursor or None, mine)
     args = {"kind": kind, "office": office, "lane": lane, "status": status, "mine": mine}
     return await render(
-        request, "risk_queue.html", principal, active="risk", page=found, args=args, lanes=LANES
+        request,
+        "risk_queue.html",
+        principal,
+        active="risk",
+        page=found,
+        args=args,
+        lanes=LANES,
+        statuses=("", *QUEUE_STATUSES),
     )
 
 
@@ -94,29 +107,106 @@ def _parties_sql(record_id: str) -> str:
     )
 
 
+def _buffered(settings: Settings, assessment_id: str) -> dict[str, Any] | None:
+    """The assessment as the durable buffer holds it (``risk_outbox``), None once the lake flusher
+    has moved it (about 20 s after a real-time answer). Read before the lake: the flusher commits
+    to the lake before it deletes from the buffer, so one of the two always has it."""
+    with session_scope(settings.resolved_ops_db_url) as session:
+        payload = session.scalars(
+            select(RiskOutbox.payload).where(RiskOutbox.assessment_id == assessment_id).limit(1)
+        ).first()
+    if payload is None:
+        return None
+    row: dict[str, Any] = json.loads(payload)
+    row["assessed_at"] = datetime.fromisoformat(row["assessed_at"])
+    return row
+
+
+def _assessment(
+    principal: Principal, view: LakeView, assessment_id: str, buffered: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The assessment from the lake, or from the buffer when the lake does not have it yet; the
+    buffered one under the lake table's own rules (need-to-know, office rows, masks)."""
+    if buffered is not None:
+        policy = DataPolicy(principal)
+        if policy.can_read(ASSESSMENTS) and in_scope(buffered.get("office_code"), principal.office_code):
+            return policy.mask_record(ASSESSMENTS, buffered)
+    else:
+        found = view.rows(
+            ASSESSMENTS,
+            f"SELECT * FROM {ASSESSMENTS} WHERE assessment_id = {quote_literal(assessment_id)}",  # noqa: S608
+        )
+        if found:
+            return found[0]
+    # Unknown, or of another office for an office-bound account: the same answer.
+    raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
+
+
+def _work(session: Session, principal: Principal, a: dict[str, Any]) -> dict[str, Any]:
+    """The record's queue item as the caller may see it, what the caller may do with it, and its
+    recorded inspection result. Actions are offered only where the API would take them."""
+    item = queue_item(session, a["assessment_id"], scope=principal.office_code)
+    to_do = item is not None and item["status"] in OPEN_STATUSES
+    taker = item["assigned_to"] if item else None
+    supervisor = principal.can("risk.supervise")
+    works = to_do and principal.can("risk.work")
+    free_to_me = may_work(taker, principal.username, supervisor=supervisor)
+    return {
+        "item": item,
+        # Override and inspection result: the caller's office's open item, not taken by another
+        # officer (unless the caller supervises).
+        "workable": works and free_to_me,
+        "can_take": works and taker is None,
+        "can_release": works and taker is not None and free_to_me,
+        "can_reassign": to_do and supervisor,
+        "result": _result(session, principal, a["kind"], a["record_id"]),
+    }
+
+
+def _result(session: Session, principal: Principal, kind: str, record_id: str) -> dict[str, Any] | None:
+    """The record's inspection result (a record takes one), when its assessment is the caller's to see."""
+    rows = session.scalars(
+        select(RiskInspection)
+        .where(RiskInspection.kind == kind, RiskInspection.record_id == record_id)
+        .order_by(RiskInspection.created_at)
+    ).all()
+    for r in rows:
+        where = session.get(RiskQueueItem, r.assessment_id) if r.assessment_id else None
+        if where is not None and in_scope(where.office_code, principal.office_code):
+            return {
+                "inspection_id": r.inspection_id,
+                "assessment_id": r.assessment_id,
+                "outcome": r.outcome,
+                "fraud": r.fraud,
+                "inspected_on": r.inspected_on,
+                "findings": r.findings,
+                "revenue_raised": r.revenue_raised,
+                "actor": r.actor,
+                "recorded_at": r.created_at,
+            }
+    return None
+
+
 def _record(settings: Settings, principal: Principal, assessment_id: str) -> dict[str, Any]:
     """The assessment, and for a declaration its items, parties and importer's history, through the
     caller's policy: a table the caller may not read shows as hidden, masked fields stay masked.
 
     One DuckDB connection serves every read, and each query filters by id inside the Parquet scan
     (``risk.assessments`` included: its list columns map to DuckDB lists, see sciti.lake.views).
+    An assessment still in the durable buffer (a real-time answer of the last seconds) is read
+    from there, so its record page opens as soon as its queue item is listed.
     """
+    buffered = _buffered(settings, assessment_id)
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     with lake_view(lake, principal, (ASSESSMENTS, *RECORD_TABLES)) as view:
-        found = view.rows(
-            ASSESSMENTS,
-            f"SELECT * FROM {ASSESSMENTS} WHERE assessment_id = {quote_literal(assessment_id)}",  # noqa: S608
-        )
-        if not found:  # unknown, or of another office for an office-bound account: the same answer
-            raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
-        a = found[0]
+        a = _assessment(principal, view, assessment_id, buffered)
         factors = json.loads(a.get("factors") or "[]")
         with session_scope(settings.resolved_ops_db_url) as session:
-            item = queue_item(session, assessment_id, scope=principal.office_code)
+            work = _work(session, principal, a)
         out: dict[str, Any] = {
             "assessment": a,
-            # Actions only on a queue item the caller may work: its office's (when office-bound), open.
-            "workable": item is not None and item["status"] in ("open", "assigned"),
+            **work,
+            "lane_rules": lane_rules(a.get("reasons"), a["lane"]),
             "reasons": _shown_reasons(a.get("reasons"), factors),
             "factors": factors,
             "items": None,
@@ -129,6 +219,9 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
         rid = quote_literal(a["record_id"])
         decl = view.rows("std.declarations", f"SELECT * FROM std.declarations WHERE record_id = {rid}")
         out["record"] = decl[0] if decl else None
+        # None: the caller may not read it; []: not in the lake (a declaration assessed in real
+        # time before, or without, its ingestion).
+        out["record_missing"] = decl == []
         out["items"] = view.rows(
             "std.declaration_items",
             f"SELECT * FROM std.declaration_items WHERE parent_record_id = {rid} ORDER BY item_number",
@@ -251,6 +344,16 @@ def _rule(settings: Settings, rule_id: str, principal: Principal) -> dict[str, A
         named: dict[int | None, dict[str, list[str]]] = {
             v.version: protected_fields(parse_rule(v.text)) for v in versions
         }
+        # Kept figures only where this reader could have made them (their office; fields they
+        # may read in clear): decision 0080. The others are named as withheld, with why.
+        kept: list[dict[str, Any]] = []
+        for r in runs:
+            shown, withheld = shown_dry_run(r.result, named.get(r.version, {}), principal)
+            kept.append(
+                {"version": r.version, "result": shown}
+                if withheld is None
+                else {"version": r.version, "why": withheld}
+            )
         out_versions = []
         previous = ""
         for v in versions:
@@ -294,14 +397,9 @@ def _rule(settings: Settings, rule_id: str, principal: Principal) -> dict[str, A
                 }
                 for d in decisions
             ],
-            # Kept figures only where this reader could have made them (their office; fields they
-            # may read in clear): decision 0080.
-            "dry_runs": [
-                {"version": r.version, "result": shown}
-                for r in runs
-                for shown, withheld in [shown_dry_run(r.result, named.get(r.version, {}), principal)]
-                if withheld is None
-            ],
+            "dry_runs": [run for run in kept if "result" in run],
+            # Newest first, like the runs: the page says the figures exist but are not this reader's.
+            "dry_runs_withheld": [run for run in kept if "why" in run],
             "personal_fields": named.get(rule.latest_version, {}).get("personal", []),
         }
 

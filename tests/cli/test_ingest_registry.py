@@ -1,0 +1,206 @@
+"""`sciti batches`, `sciti quarantine ...` and `sciti ingest` as a data engineer runs them.
+
+- The registry commands read an instance; they do not make one (decision 0094). On a folder that
+  never had `sciti init` they used to exit 0 with an empty table and leave a 400 KB ops.db behind.
+- A file missing a column the connector maps is a failed batch, not one quarantine entry.
+- Files of one name in two folders keep their folder in the unit name and in every locator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+from alembic import command
+from alembic.migration import MigrationContext
+from typer.testing import CliRunner
+
+from sciti.acquire import Runner
+from sciti.acquire.quarantine import _schema_revisions
+from sciti.cli.main import app
+from sciti.ops import get_engine
+from sciti.ops.db import alembic_config
+from sciti.settings import Settings, get_settings
+from tests.cli.test_server import settings_env
+from tests.conftest import make_settings
+
+HEADER = "Declaration ID,Date,Office,Amount,Currency,HS Code,Container"
+DECL = {
+    "name": "decl",
+    "source": "decl",
+    "format": "csv",
+    "files": "*.csv",
+    "outputs": [
+        {
+            "kind": "declaration",
+            "fields": {
+                "declaration_id": "declaration_id",
+                "version": "1",
+                "acceptance_date": "date",
+                "office_code": "office",
+                "invoice_amount": "amount",
+                "invoice_currency": "currency",
+            },
+        }
+    ],
+}
+REGISTRY_COMMANDS = [
+    ["batches"],
+    ["quarantine", "list"],
+    ["quarantine", "show", "1"],
+    ["quarantine", "resubmit", "1"],
+    ["quarantine", "discard", "1", "--reason", "not ours"],
+]
+cli = CliRunner()
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings for a home that does not exist yet; ``use(settings)`` points the CLI at them."""
+    (tmp_path / "connectors" / "decl").mkdir(parents=True)
+    write_connector(tmp_path / "connectors", DECL)
+    settings = make_settings(tmp_path / "never initialised", connectors_dir=tmp_path / "connectors")
+
+    def use(chosen: Settings) -> Settings:
+        for key, value in settings_env(chosen).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        return chosen
+
+    yield settings, use
+    get_settings.cache_clear()
+
+
+def write_connector(folder: Path, definition: dict) -> None:
+    (folder / definition["name"] / "connector.yaml").write_text(yaml.safe_dump(definition), encoding="utf-8")
+
+
+def one_line(result, *words: str) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", REGISTRY_COMMANDS, ids=" ".join)
+def test_a_registry_command_on_a_home_never_initialised_says_so_and_makes_nothing(instance, args) -> None:
+    settings, use = instance
+    use(settings)
+    line = one_line(cli.invoke(app, args), "is not initialised", "sciti init", "ops.db")
+    assert "operational database" in line
+    assert not settings.home.exists()  # no folder, no ops.db
+
+
+@pytest.mark.parametrize("args", REGISTRY_COMMANDS[:2], ids=" ".join)
+def test_a_registry_command_in_an_existing_empty_folder_makes_no_database(instance, args) -> None:
+    settings, use = instance
+    settings.home.mkdir()
+    use(settings)
+    one_line(cli.invoke(app, args), "is not initialised", "sciti init")
+    assert list(settings.home.iterdir()) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("args", REGISTRY_COMMANDS[:2], ids=" ".join)
+def test_a_registry_command_on_an_empty_postgresql_database_says_so(instance, pg_database, args) -> None:
+    settings, use = instance
+    use(settings.model_copy(update={"ops_db_url": pg_database}))
+    one_line(cli.invoke(app, args), "is not initialised", "sciti init", "it has no SCITI schema")
+    with get_engine(pg_database).connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == ()  # nothing was set up
+
+
+def test_a_registry_command_on_an_older_schema_says_so_and_leaves_it(instance) -> None:
+    settings, use = instance
+    settings.home.mkdir()
+    url = settings.resolved_ops_db_url
+    command.upgrade(alembic_config(url), "0003")
+    use(settings)
+    one_line(cli.invoke(app, ["batches"]), "not initialised for this version", "revision 0003", "sciti init")
+    with get_engine(url).connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == ("0003",)
+
+
+def test_a_registry_command_on_a_schema_from_a_newer_version_says_so(instance) -> None:
+    settings, use = instance
+    Runner(use(settings))
+    with get_engine(settings.resolved_ops_db_url).begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    one_line(cli.invoke(app, ["batches"]), "schema this version of SCITI does not know", "revision 9999")
+
+
+def test_the_registry_commands_read_an_initialised_instance(instance) -> None:
+    """Control: with the schema in place the commands answer as before."""
+    settings, use = instance
+    Runner(use(settings))
+    done = cli.invoke(app, ["batches", "--json"])
+    assert done.exit_code == 0 and orjson.loads(done.output) == []
+    done = cli.invoke(app, ["quarantine", "list", "--json"])
+    assert done.exit_code == 0 and orjson.loads(done.output) == []
+
+
+def test_ingest_of_a_file_missing_a_mapped_column_fails_and_is_retried_once_fixed(instance, tmp_path) -> None:
+    settings, use = instance
+    use(settings)
+    typo = {**DECL, "outputs": [{**DECL["outputs"][0], "fields": {**DECL["outputs"][0]["fields"]}}]}
+    typo["outputs"][0]["fields"]["office_code"] = "office_id"
+    write_connector(settings.connectors_dir, typo)
+    c6 = tmp_path / "c6.csv"
+    c6.write_text(HEADER + "\n" + "".join(f"C6-{i},2024-07-01,KRPUS,{i},USD,851713,\n" for i in range(10)))
+
+    failed = cli.invoke(app, ["ingest", "decl", str(c6)])
+    line = failed.output.strip().splitlines()[-1]
+    assert failed.exit_code == 1 and "1 batch(es) failed: c6.csv" in line
+    assert "no column 'office_id', which connector decl maps" in line and "connector.yaml" in line
+    (batch,) = orjson.loads(cli.invoke(app, ["batches", "--json"]).output)
+    assert (batch["status"], batch["received"], batch["quarantined"]) == ("failed", 0, 0)
+    assert orjson.loads(cli.invoke(app, ["quarantine", "list", "--json"]).output) == []
+
+    write_connector(settings.connectors_dir, DECL)  # the connector fixed
+    done = cli.invoke(app, ["ingest", "decl", str(c6), "--json"])
+    assert done.exit_code == 0, done.output
+    (again,) = orjson.loads(done.output)
+    assert (again["status"], again["batch_id"], again["received"], again["stored"]) == (
+        "committed",
+        batch["batch_id"],
+        10,
+        10,
+    )
+
+
+def test_files_of_one_name_in_two_folders_keep_their_folder_in_the_locator(instance, tmp_path) -> None:
+    settings, use = instance
+    use(settings)
+    inbox = tmp_path / "inbox"
+    (inbox / "old").mkdir(parents=True)
+    (inbox / "records.csv").write_text(f"{HEADER}\nN1,2024-13-01,KRPUS,1,USD,851713,\n")
+    (inbox / "old" / "records.csv").write_text(f"{HEADER}\nO1,2024-13-02,KRPUS,1,USD,851713,\n")
+    done = cli.invoke(app, ["ingest", "decl", str(inbox), "--json"])
+    assert done.exit_code == 0, done.output
+    assert sorted(r["unit"] for r in orjson.loads(done.output)) == ["old/records.csv", "records.csv"]
+    entries = orjson.loads(cli.invoke(app, ["quarantine", "list", "--json"]).output)
+    assert sorted(e["locator"] for e in entries) == ["old/records.csv:line 2", "records.csv:line 2"]
+    # A file named by itself is known by its name, as before.
+    single = cli.invoke(app, ["ingest", "decl", str(inbox / "old" / "records.csv"), "--json"])
+    assert [r["unit"] for r in orjson.loads(single.output)] == ["records.csv"]
+
+
+def test_sciti_init_brings_an_older_schema_up_to_date(instance) -> None:
+    """The remedy the registry commands give for an older schema works: `sciti init` (as `make run`
+    calls it, with --if-missing) upgrades an existing instance and keeps it."""
+    settings, use = instance
+    use(settings)
+    assert cli.invoke(app, ["init"]).exit_code == 0
+    url = settings.resolved_ops_db_url
+    command.downgrade(alembic_config(url), "0003")
+    one_line(cli.invoke(app, ["batches"]), "not initialised for this version", "revision 0003")
+    again = cli.invoke(app, ["init", "--if-missing"])
+    assert again.exit_code == 0 and "schema up to date" in again.output, again.output
+    assert cli.invoke(app, ["batches"]).exit_code == 0
+    with get_engine(url).connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == tuple(_schema_revisions()[0])
