@@ -52,7 +52,8 @@ def test_a_200000_character_quoted_name_is_answered(two_tables: Lake) -> None:
         'SELECT count(*) AS n FROM "std"."decl", "raw"."feed"',
         "SELECT count(*) AS n FROM std . decl, RAW.FEED",
         "SELECT count(*) AS n FROM std.decl,raw.feed",
-        "SELECT count(*) AS n FROM(std.decl)CROSS JOIN(raw.feed)",
+        # Subqueries: DuckDB 2.0.1 no longer parses a bare table in parentheses, FROM(std.decl).
+        "SELECT count(*) AS n FROM(SELECT*FROM std.decl)CROSS JOIN(SELECT*FROM raw.feed)",
         "SELECT count(*) AS n FROM/*c*/std.decl/*c*/,--c\nraw.feed",
         'SELECT count(*) AS n FROM std.decl JOIN"raw".feed ON true',
         f"SELECT count(*) AS n FROM std.decl WHERE '{'z' * LONG}' <> '' AND EXISTS (FROM raw.feed)",
