@@ -24,8 +24,9 @@ import pytest
 from sqlalchemy import select, update
 
 from sciti.acquire import Runner, list_quarantine
+from sciti.acquire.claims import this_machine
 from sciti.acquire.errors import UnitBusy
-from sciti.acquire.runner import BatchResult, _machine
+from sciti.acquire.runner import BatchResult
 from sciti.acquire.transports import FolderSpec, FolderWatcher, parse_transport
 from sciti.acquire.transports.push import push
 from sciti.ops import Batch, QuarantineRecord, session_scope, utcnow
@@ -223,7 +224,7 @@ def _dead_pid() -> int:
 
 
 def test_a_claim_of_a_dead_process_on_this_machine_is_taken_at_once(instance: Settings) -> None:
-    batch_id = _crashed(instance, f"{_machine()}:{_dead_pid()}:abcd1234", until=timedelta(minutes=5))
+    batch_id = _crashed(instance, f"{this_machine()}:{_dead_pid()}:abcd1234", until=timedelta(minutes=5))
     (recovered,) = Runner(instance).recover()
     assert (recovered.status, recovered.batch_id) == ("committed", batch_id)
     assert_stored_once(instance, ROWS - BAD)

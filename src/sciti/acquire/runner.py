@@ -15,18 +15,15 @@ is taken at once when the owner was a process on this machine that is gone.
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sciti.acquire import blobs
+from sciti.acquire.claims import Lease, alive, claim_end, holder, owner_gone, this_machine
 from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.dbtext import db_text, nul_note
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn, UnitBusy
@@ -75,12 +73,6 @@ MEDIA_TYPES = {
 PARQUET_MAGIC = b"PAR1"
 QUARANTINE_CHUNK = 10_000
 DUCKDB_MEMORY = "2GB"  # per ingest; DuckDB spills to the work folder beyond it
-# A claim on a batch lasts CLAIM_SECONDS unless renewed; its owner renews it every RENEW_SECONDS
-# while it works. A process on another machine that dies holds its batches this long at most; one
-# on this machine is seen to be gone at once (its process id no longer runs).
-CLAIM_SECONDS = 120.0
-RENEW_SECONDS = 20.0
-
 log = logging.getLogger("sciti.acquire.runner")
 
 
@@ -125,7 +117,7 @@ class Runner:
     def owner(self) -> str:
         """This runner as a batch's claim names it: ``machine:pid:token`` (the pid is read now, so a
         forked child is its own owner)."""
-        return f"{_machine()}:{os.getpid()}:{self._token}"
+        return f"{this_machine()}:{os.getpid()}:{self._token}"
 
     def ingest_path(
         self,
@@ -259,7 +251,7 @@ class Runner:
                 resubmission_of=resubmission_of,
                 started_at=utcnow(),
                 claimed_by=self.owner,
-                claimed_until=_claim_end(),
+                claimed_until=claim_end(),
             )
             try:
                 with session_scope(self.db) as s:
@@ -301,13 +293,13 @@ class Runner:
         free: ColumnElement[bool] = or_(
             Batch.claimed_by.is_(None), Batch.claimed_until.is_(None), Batch.claimed_until < now
         )
-        if seen.claimed_by and _owner_gone(seen.claimed_by):
+        if seen.claimed_by and owner_gone(seen.claimed_by):
             free = or_(free, Batch.claimed_by == seen.claimed_by)
         with session_scope(self.db) as s:
             done = s.execute(
                 update(Batch)
                 .where(Batch.id == batch_id, Batch.status != "committed", free)
-                .values(status="running", error=None, claimed_by=self.owner, claimed_until=_claim_end())
+                .values(status="running", error=None, claimed_by=self.owner, claimed_until=claim_end())
                 .execution_options(synchronize_session=False)
             )
             won = cast(CursorResult[Any], done).rowcount == 1
@@ -325,7 +317,7 @@ class Runner:
         are skipped."""
         started = batch.started_at if batch.started_at.tzinfo else batch.started_at.replace(tzinfo=UTC)
         work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.spool))
-        lease = _Lease(self.db, batch.id, self.owner)
+        lease = Lease(self.db, batch.id, self.owner)
         lease.start()
         try:
             obj = blobs.object_path(self.settings, batch.object_key or "")
@@ -464,7 +456,7 @@ class Runner:
         mapped: Mapped,
         started: datetime,
         fresh: bool,
-        lease: _Lease,
+        lease: Lease,
     ) -> dict[str, int]:
         """Append each table once for this batch; skip tables whose history already has it.
 
@@ -499,7 +491,7 @@ class Runner:
             )
         return tables
 
-    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool, lease: _Lease) -> int:
+    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool, lease: Lease) -> int:
         """One append of a kind's rows for a batch, unless the table's history already has it."""
         kind = get_kind(kind_name)
         if table.num_rows:
@@ -523,7 +515,7 @@ class Runner:
             self._ensured.add(ident)
 
     def _commit(
-        self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int], lease: _Lease
+        self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int], lease: Lease
     ) -> None:
         """Quarantine entries and the committed status in one transaction: both or neither, and
         only while this runner still holds the batch (the claim is released by the same UPDATE)."""
@@ -619,99 +611,13 @@ def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) 
     return (*source, *text, details, "open", now)
 
 
-class _Lease(threading.Thread):
-    """Keeps this runner's claim on a batch alive while it works, and says when it was lost.
-
-    A thread renews the claim every RENEW_SECONDS; ``hold()``, called before each lake append,
-    renews it at once and raises ``UnitBusy`` if another process has taken the batch (this one's
-    time ran out, e.g. its machine was paused longer than CLAIM_SECONDS). A runner that lost its
-    batch so stops at its next append and never commits it."""
-
-    def __init__(self, db: str, batch_id: str, owner: str):
-        super().__init__(name=f"sciti-claim-{batch_id[:12]}", daemon=True)
-        self.db, self.batch_id, self.owner = db, batch_id, owner
-        self.lost = False
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(RENEW_SECONDS):
-            try:
-                if not self.renew():
-                    return
-            except Exception as exc:  # noqa: BLE001 - the database may answer at the next renewal
-                log.warning("batch claim not renewed", extra={"batch_id": self.batch_id, "error": str(exc)})
-
-    def renew(self) -> bool:
-        with session_scope(self.db) as s:
-            done = s.execute(
-                update(Batch)
-                .where(Batch.id == self.batch_id, Batch.claimed_by == self.owner)
-                .values(claimed_until=_claim_end())
-                .execution_options(synchronize_session=False)
-            )
-            if cast(CursorResult[Any], done).rowcount != 1:
-                self.lost = True
-        return not self.lost
-
-    def hold(self) -> None:
-        if self.lost or not self.renew():
-            raise self.lost_error()
-
-    def lost_error(self) -> UnitBusy:
-        self.lost = True
-        return UnitBusy(
-            f"batch {self.batch_id} was taken over by another process before this one committed it; "
-            "nothing more was written by this one",
-            remedy="the other process finishes it; see `sciti batches`",
-        )
-
-    def stop(self) -> None:
-        self._done.set()
-        if self.is_alive():
-            self.join()
-
-
-def _claim_end() -> datetime:
-    return utcnow() + timedelta(seconds=CLAIM_SECONDS)
-
-
-@functools.cache
-def _machine() -> str:
-    """This machine as claims name it. The host name for people; the boot id and the process-id
-    namespace so that two machines (or containers) whose names are alike are never taken for one
-    another: whether a process id still runs is known only where it was given out."""
-    parts = [socket.gethostname()[:100]]
-    try:
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
-        parts.append("".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit()))  # pid:[4026531836]
-    except OSError:  # not Linux: the host name alone
-        pass
-    return "/".join(parts)
-
-
-def _owner_gone(owner: str) -> bool:
-    """Whether a claim's owner was a process on this machine that no longer runs."""
-    if owner.count(":") < 2:
-        return False
-    machine, pid, _ = owner.rsplit(":", 2)
-    return machine == _machine() and pid.isdigit() and not _alive(int(pid))
-
-
-def _holder(owner: str | None) -> str:
-    """A claim's owner as a person reads it: ``process 4711 on host``."""
-    if not owner or owner.count(":") < 2:
-        return "another process"
-    machine, pid, _ = owner.rsplit(":", 2)
-    return f"process {pid} on {machine.split('/', 1)[0]}"
-
-
 def _busy(connector: Connector, batch: Batch, unit: str) -> BatchResult:
     until = batch.claimed_until
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
     when = f", claimed until {until:%Y-%m-%d %H:%M:%S} UTC unless renewed" if until else ""
     message = (
-        f"{unit} is being ingested by another process ({_holder(batch.claimed_by)}, batch {batch.id}"
+        f"{unit} is being ingested by another process ({holder(batch.claimed_by)}, batch {batch.id}"
         f"{when}); nothing was done here: try again later"
     )
     return BatchResult(batch.id, connector.name, "busy", unit=unit, error=message)
@@ -726,18 +632,8 @@ def _clear_stale_spool(spool: Path) -> None:
     """Remove work folders of processes that are gone (a killed ingest leaves its folder behind)."""
     for folder in spool.iterdir():
         pid = folder.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _guarded(items: Any, unit: str) -> Any:
