@@ -22,7 +22,10 @@ from tests.risk.engine.test_store import heavy_cheap, lake_rows
 # A stand-in for `sciti serve`: starts the flusher process, and on Ctrl+C stops it as the server's
 # shutdown does, then prints the child's exit code.
 SERVER = """
-import pickle, sys, time
+import pickle, signal, sys, time
+# Ctrl+C reaches a terminal's foreground job with its default action. A test run started in the
+# background of a non-interactive shell (a CI script's `&`) inherits SIGINT ignored: restore it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from sciti.risk.engine import FlusherProcess
 with open(sys.argv[1], "rb") as f:
     settings = pickle.load(f)
