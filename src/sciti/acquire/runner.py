@@ -28,21 +28,20 @@ from pathlib import Path
 from typing import Any, cast
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from sciti.acquire import blobs
 from sciti.acquire.claims import Lease, alive, claim_end, holder, owner_gone, this_machine
 from sciti.acquire.connector import Connector, load_connector
-from sciti.acquire.dbtext import db_text, nul_note
+from sciti.acquire.dbtext import db_text
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn, UnitBusy
 from sciti.acquire.formats import jsonl, tabular
 from sciti.acquire.items import Rejected
 from sciti.acquire.mapping import Mapped, Target, map_staged
+from sciti.acquire.quarantine_rows import insert_quarantine
 from sciti.acquire.records import map_records
 from sciti.acquire.registry import FORMATS, FormatContext
 from sciti.acquire.units import expand, files_in
@@ -71,7 +70,6 @@ MEDIA_TYPES = {
     "edifact": "application/edifact",
 }
 PARQUET_MAGIC = b"PAR1"
-QUARANTINE_CHUNK = 10_000
 DUCKDB_MEMORY = "2GB"  # per ingest; DuckDB spills to the work folder beyond it
 log = logging.getLogger("sciti.acquire.runner")
 
@@ -546,69 +544,8 @@ class Runner:
             if cast(CursorResult[Any], done).rowcount != 1:
                 raise lease.lost_error()  # rolls this transaction back: nothing is marked
             s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
-            _insert_quarantine(s, batch_id, connector, list(merged.values()))
+            insert_quarantine(s, batch_id, connector, list(merged.values()))
         mapped.rejects = list(merged.values()) if len(merged) == len(mapped.rejects) else mapped.rejects
-
-
-QUARANTINE_COLUMNS = (
-    "batch_id",
-    "connector",
-    "source",
-    "locator",
-    "field",
-    "reason",
-    "raw",
-    "details",
-    "status",
-    "created_at",
-)
-
-
-def _insert_quarantine(
-    session: Session, batch_id: str, connector: Connector, rejects: list[Rejected]
-) -> None:
-    """Bulk insert through the driver's executemany: a big file may quarantine 100,000s of rows and
-    the ORM's per-row work would dominate the batch."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy_quarantine(conn, batch_id, connector, rejects)
-        return
-    sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    now: Any = utcnow()
-    if sqlite:  # the text form SQLAlchemy itself stores in SQLite, so reads parse it back
-        now = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-    sql = (
-        f"INSERT INTO {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(QUARANTINE_COLUMNS))})"
-    )
-    rows = [_quarantine_row(batch_id, connector, r, now) for r in rejects]
-    for start in range(0, len(rows), QUARANTINE_CHUNK):
-        conn.exec_driver_sql(sql, rows[start : start + QUARANTINE_CHUNK])
-
-
-def _copy_quarantine(conn: Any, batch_id: str, connector: Connector, rejects: list[Rejected]) -> None:
-    """PostgreSQL: one COPY on the session's own connection (so it is part of its transaction)."""
-    now = utcnow()
-    sql = f"COPY {QuarantineRecord.__tablename__} ({', '.join(QUARANTINE_COLUMNS)}) FROM STDIN"
-    with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
-        for r in rejects:
-            copy.write_row(_quarantine_row(batch_id, connector, r, now))
-
-
-def _quarantine_row(batch_id: str, connector: Connector, r: Rejected, now: Any) -> tuple:
-    """One quarantine row in QUARANTINE_COLUMNS order, its text storable on every backend.
-
-    A NUL (0x00) from the source is shown as ␀ (PostgreSQL text cannot hold it; the bytes as
-    received are in the object store) and the reason says so and where (decision 0085)."""
-    details = orjson.dumps(r.details).decode()  # JSON writes a NUL as \u0000: plain ASCII
-    source = (batch_id, connector.name, connector.source)
-    reason = r.reason
-    note = nul_note(r.raw) or nul_note(reason)
-    if note and "NUL byte" not in reason:
-        reason = f"{reason}; {note}"
-    text = (db_text(r.locator), db_text(r.field), db_text(reason), db_text(r.raw))
-    return (*source, *text, details, "open", now)
 
 
 def _busy(connector: Connector, batch: Batch, unit: str) -> BatchResult:
