@@ -1,6 +1,7 @@
-"""Values a record is assessed with are the values ingest would store (decision 0093): text that
-cannot be stored is refused by name (not a 500), numbers are JSON numbers, goods items are numbered
-from 1 and once, and a blank code is no code."""
+"""Values a record is assessed with are the values ingest would store (decisions 0093 and 0096):
+text that cannot be stored is refused by name (not a 500), numbers are JSON numbers and yes/no
+fields JSON booleans, goods items are numbered from 1 and once, a blank code is no code, and codes
+and enumerated values are spelt as ingest stores them."""
 
 from __future__ import annotations
 
@@ -176,3 +177,86 @@ def test_a_required_field_sent_blank_is_missing(client, token_for) -> None:
     headers = bearer(token_for("clearance_system"))
     r = post(client, headers, "declaration", minimal("declaration") | {"declaration_id": " "})
     assert refused(r) == {"declaration_id": "missing"}
+
+
+# -- text as ingest stores it, booleans as JSON's (decision 0096) ------------------------------------
+
+
+def test_codes_are_read_as_ingest_stores_them(client, token_for, api_settings) -> None:
+    """`" cn"`, `"8471.30"`, `"usd"` and `"csqu 305438-3"` are what ingest stores as `CN`, `847130`,
+    `USD` and `CSQU3054383`: a rule on the stored spelling hits either way, and the answer is one."""
+    with session_scope(api_settings.resolved_ops_db_url) as session:
+        create_user(session, "alice", ["analyst"], service=True)
+        create_user(session, "bob", ["supervisor"], service=True)
+    rules.clear_cache()
+    approve(
+        api_settings,
+        {"id": "T-SPELT", "title": "Computers from China in a known box", "kind": "declaration",
+         "when": "country_of_origin = 'CN' and hs_code = '847130' and currency = 'USD'"
+                 " and container_id = 'CSQU3054383' and invoice_currency = 'USD'",
+         "weight": 30, "reason": "HS {hs_code} from {country_of_origin} in {container_id}"},
+    )  # fmt: skip
+    headers = bearer(token_for("clearance_system"))
+    tidy = {"item_number": 1, "hs_code": "847130", "country_of_origin": "CN", "currency": "USD",
+            "container_id": "CSQU3054383"}  # fmt: skip
+    untidy = {"item_number": 1, "hs_code": "8471.30", "country_of_origin": " cn", "currency": "usd",
+              "container_id": "csqu 305438-3"}  # fmt: skip
+    answers = []
+    for head, item in (({"invoice_currency": "USD"}, tidy), ({"invoice_currency": "Usd\u3000"}, untidy)):
+        record = minimal("declaration") | head | {"items": [item]}
+        if item is untidy:
+            record["declaration_id"] = f" {record['declaration_id']} "  # the key: the same record id
+        r = post(client, headers, "declaration", record)
+        assert r.status_code == 200, r.text
+        (a,) = r.json()["assessments"]
+        answers.append({k: a[k] for k in ("record_id", "score", "risk_lane", "reasons", "rule_ids",
+                                           "unknown_codes", "items")})  # fmt: skip
+    assert answers[0]["rule_ids"] == ["T-SPELT"], answers[0]
+    assert answers[0]["reasons"][0].startswith("Item 1: HS 847130 from CN in CSQU3054383")
+    assert answers[1] == answers[0]
+
+
+def test_enumerated_values_are_taken_in_any_case_and_refused_outside_their_list(client, token_for) -> None:
+    """Ingest stores `pnr` as `PNR` and quarantines a value outside the list; real time answers 422
+    naming the field and the values it takes (and not the value sent: the API echoes no input)."""
+    headers = bearer(token_for("clearance_system"))
+    checked = 0
+    for kind in SUBJECTS:
+        listed = [f for f in fields(kind) if f.values]
+        if not listed:
+            continue
+        other_case = {f.name: f" {f.values[-1].swapcase()}" for f in listed}
+        assert post(client, headers, kind, minimal(kind) | other_case).status_code == 200, kind
+        r = post(client, headers, kind, minimal(kind) | dict.fromkeys(other_case, "nothing listed"))
+        assert refused(r) == dict.fromkeys(other_case, "enum"), (kind, r.text)
+        for f in listed:
+            assert f"Input should be one of: {', '.join(f.values)} (in any case)" in r.text
+        assert "nothing listed" not in r.text
+        checked += len(listed)
+    assert checked >= 7  # consignment, passenger and currency declaration have enumerated fields
+
+
+def test_yes_no_fields_take_json_booleans_only(client, token_for) -> None:
+    """As numbers are JSON numbers: `"yes"`, `1` or `"on"` is a guess at a boolean (pydantic's lax
+    mode would take it), not `true`."""
+    headers = bearer(token_for("clearance_system"))
+    checked = 0
+    for kind in SUBJECTS:
+        flags = [f.name for f in fields(kind) if f.type == "bool"]
+        if not flags:
+            continue
+        for value, what in (
+            ("yes", "text"),
+            ("on", "text"),
+            ("true", "text"),
+            (1, "a number"),
+            (0, "a number"),
+        ):
+            r = post(client, headers, kind, minimal(kind) | dict.fromkeys(flags, value))
+            assert refused(r) == dict.fromkeys(flags, "bool_type"), (kind, value, r.text)
+            assert f"Input should be a JSON boolean (true or false), not {what}" in r.text
+        for value in (True, False, None):
+            r = post(client, headers, kind, minimal(kind) | dict.fromkeys(flags, value))
+            assert r.status_code == 200, (kind, value, r.text)
+        checked += len(flags)
+    assert checked >= 2  # the passenger's is_crew and in_transit

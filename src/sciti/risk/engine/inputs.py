@@ -6,10 +6,17 @@ checked, required fields are required, and a request holds exactly one of ``reco
 A declaration is its header fields plus ``items``, each a goods item, numbered from 1, each number
 once.
 
-Values are read as ingest stores them, so a record scores the same in real time as from the lake:
-blank text is no value (ingest stores it as null), and numbers are JSON numbers (ingest has typed
-columns; ``true`` or ``"12.5"`` is a client's mistake, not a mass or a price). Text that cannot be
-stored as UTF-8 (a lone UTF-16 surrogate, which JSON's ``\\ud800`` escape can carry) is refused.
+Values are read as ingest stores them, so a record scores the same in real time as from the lake
+(decisions 0093 and 0096). Text is trimmed and spelt as stored, by ``sciti.model.rules`` itself:
+country and currency codes upper-case (``" cn"`` is ``CN``), HS codes without dots, UN/LOCODEs and
+identifiers compact, and an enumerated value in its listed spelling whatever its case (a value
+outside the list is refused, naming the values the field takes); ``max_length`` counts the stored
+spelling. Blank text is no value (ingest stores it as null). Code lists are not checked here: a
+code outside its list is scored with the unknown-code indicator, as in batch. Numbers are JSON
+numbers and yes/no fields JSON booleans (ingest has typed columns: ``true`` or ``"12.5"`` is a
+client's mistake, not a mass or a price, and ``"yes"`` or ``1`` is not ``true``). Text that cannot
+be stored as UTF-8 (a lone UTF-16 surrogate, which JSON's ``\\ud800`` escape can carry) is
+refused. Each field's check is built once, with the cached model: a request looks nothing up.
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import String
 
-from sciti.model import get_kind, make_record_id
-from sciti.model.rules import TRIM_CHARS
+from sciti.model import FieldDef, get_kind, make_record_id
+from sciti.model.rules import TRIM_CHARS, Invalid, enumeration_value, normalise_code
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.subjects import REALTIME_SOURCE, SUBJECTS
 
@@ -64,14 +71,9 @@ _FROM_HEADER = frozenset({"declaration_id", "declaration_version"})
 _MINIMUM = {("declaration_item", "item_number"): 1}
 
 
-def _text(value: Any) -> Any:
-    """Text as ingest keeps it: one check for every text field of every kind.
-
-    A lone surrogate cannot be encoded, so the lake, the queue and the features would all fail on
-    it (a 500); blank text becomes no value, as ingest stores it, so a blank code reads "unknown"
-    like a missing one and a rule sees NULL in both paths."""
-    if not isinstance(value, str):
-        return value  # the type check says what is wrong
+def _storable(value: str) -> None:
+    """A lone surrogate cannot be encoded, so the lake, the queue and the features would all fail
+    on it (a 500): it is refused on its field, before any length limit."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -81,16 +83,43 @@ def _text(value: Any) -> Any:
             "(an unpaired \\ud800-\\udfff escape), which cannot be stored",
             {"position": exc.start + 1},
         ) from None
-    if not value.strip(TRIM_CHARS):
+
+
+def _text(field: FieldDef | None = None, *, required: bool = False) -> Any:
+    """The check of one text field, built once per field: its value as ingest stores it.
+
+    Trimmed (``TRIM_CHARS``, as ``rules.coerce``), then spelt as stored (``rules.normalise_code``
+    for coded fields and identifiers, ``rules.enumeration_value`` for enumerated ones). Blank text,
+    or text that normalising leaves empty, is no value (ingest stores blank text as null), so a
+    blank code reads "unknown" like a missing one and a rule sees NULL in both paths. Code lists
+    are not checked here: a code outside its list is scored with the unknown-code indicator."""
+    coded = field if field is not None and (field.codelist or field.identifier) else None
+    listed = field if field is not None and field.values else None
+    allowed = ", ".join(listed.values or ()) if listed is not None else ""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # the type check says what is wrong
+        _storable(value)
+        text = value.strip(TRIM_CHARS)
+        if text and coded is not None:
+            text = normalise_code(coded, text)
+        if text and listed is not None:
+            try:
+                text = enumeration_value(listed, text)
+            except Invalid:
+                # Ingest quarantines it; a clearance system is told which values the field takes
+                # (not the value it sent: the API never echoes input).
+                raise PydanticCustomError(
+                    "enum", "Input should be one of: {expected} (in any case)", {"expected": allowed}
+                ) from None
+        if text:
+            return text
+        if required:
+            raise PydanticCustomError("missing", "Field required: blank text is no value")
         return None
-    return value
 
-
-def _required_text(value: Any) -> Any:
-    value = _text(value)
-    if value is None:
-        raise PydanticCustomError("missing", "Field required: blank text is no value")
-    return value
+    return BeforeValidator(check)
 
 
 def _number(name: str) -> Any:
@@ -107,8 +136,23 @@ def _number(name: str) -> Any:
     return check
 
 
-_TEXT = BeforeValidator(_text)
-_CHECKS: dict[str, Any] = {"int": BeforeValidator(_number("int")), "float": BeforeValidator(_number("float"))}
+def _boolean(value: Any) -> Any:
+    """A JSON boolean, nothing read as one: ``"yes"``, ``1`` or ``"on"`` is a client's guess at a
+    boolean (pydantic's lax mode would take it), as ``true`` is not 1 kg."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        what = "text" if isinstance(value, str) else "a number"
+        raise PydanticCustomError(
+            "bool_type", "Input should be a JSON boolean (true or false), not {what}", {"what": what}
+        )
+    return value  # a list or an object: pydantic's own bool_type says so
+
+
+_TEXT = _text()
+_CHECKS: dict[str, Any] = {
+    "int": BeforeValidator(_number("int")),
+    "float": BeforeValidator(_number("float")),
+    "bool": BeforeValidator(_boolean),
+}
 _CHECKS["decimal"] = _CHECKS["float"]
 
 
@@ -241,9 +285,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
         high = high if f.maximum is None else f.maximum
         finite = False if typ is float else None  # NaN and Infinity are not amounts (nor JSON)
         required = f.required and not optional
-        check = _CHECKS.get(f.type)
-        if typ is str:
-            check = BeforeValidator(_required_text) if required else _TEXT
+        check = _text(f, required=required) if typ is str else _CHECKS.get(f.type)
         annotated = typ if required else typ | None
         out[f.name] = (
             annotated if check is None else Annotated[annotated, check],
