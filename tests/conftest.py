@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from sciti.settings import Settings
+from sciti.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Real public data lives beside the project (never copied into it): see ../shared/data/README.md.
@@ -45,6 +45,52 @@ def settings(tmp_path: Path) -> Settings:
     home = tmp_path / "customs 100% instance"
     home.mkdir()
     return make_settings(home)
+
+
+_ENV_FIELDS = (
+    "home",
+    "codelists_dir",
+    "wco_schema_dir",
+    "edifact_dir",
+    "connectors_dir",
+    "catalog_uri",
+    "ops_db_url",
+)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """SCITI_* variables that make a separate process see the same instance."""
+    return {
+        f"SCITI_{k.upper()}": str(getattr(settings, k))
+        for k in _ENV_FIELDS
+        if getattr(settings, k) is not None
+    }
+
+
+@pytest.fixture
+def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Settings], Callable[..., str]]]:
+    """``cli_on(settings)`` points ``sciti`` at that instance (its SCITI_* variables set, the
+    settings cache cleared, and cleared again at the end) and returns ``run(*args, code=0)``: the
+    command run in process, its exit code checked, its output returned."""
+    from typer.testing import CliRunner
+
+    from sciti.cli.main import app
+
+    def point(settings: Settings) -> Callable[..., str]:
+        for key, value in settings_env(settings).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        runner = CliRunner()
+
+        def run(*args: str, code: int = 0) -> str:
+            result = runner.invoke(app, list(args))
+            assert result.exit_code == code, result.output
+            return result.output
+
+        return run
+
+    yield point
+    get_settings.cache_clear()
 
 
 @pytest.fixture

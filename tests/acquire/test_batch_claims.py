@@ -32,8 +32,7 @@ from sciti.acquire.transports.push import push
 from sciti.ops import Batch, QuarantineRecord, session_scope, utcnow
 from sciti.settings import Settings
 from tests.acquire.conftest import HEADER, decl_connector, rows
-from tests.cli.test_server import settings_env
-from tests.conftest import ROOT
+from tests.conftest import ROOT, settings_env
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 ROWS = 2_001

@@ -18,8 +18,7 @@ from sciti.risk.engine import Assessor, RiskService
 from sciti.risk.models import promote
 from sciti.settings import Settings
 from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
-from tests.risk.engine.conftest import build_instance, train_model
-from tests.risk.engine.test_model_reload import artefact_path, registered
+from tests.risk.engine.conftest import artefact_path, build_instance, registered, train_model
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from sciti.lake import open_lake
 from sciti.ops import User, migrate, session_scope
 from sciti.ops.rules_tables import Rule
 from sciti.settings import Settings, get_settings
-from tests.cli.test_server import settings_env
+from tests.conftest import settings_env
 
 PASSWORD = "harbour-lantern-quietly-7"
 # One account that holds every permission these commands check, so a refusal can only be its state.

@@ -14,7 +14,7 @@ from sciti.cli.admin import parse_ttl
 from sciti.cli.main import app
 from sciti.ops import ApiToken, User, migrate, session_scope
 from sciti.settings import get_settings
-from tests.cli.test_server import settings_env
+from tests.conftest import settings_env
 
 ONE_TIME = re.compile(r"password: ([a-z0-9]{5}(?:-[a-z0-9]{5}){3})")
 TOKEN = re.compile(r"token:\s+(sciti_[A-Za-z0-9_-]{43})")

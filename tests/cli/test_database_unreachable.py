@@ -16,7 +16,7 @@ from sciti.cli.main import app
 from sciti.lake import open_lake
 from sciti.ops import migrate, session_scope
 from sciti.settings import Settings, get_settings
-from tests.cli.test_server import settings_env
+from tests.conftest import settings_env
 
 SECRET = "Pw-never-shown-7"
 # Nothing listens on port 1 of the loopback: the connection is refused at once.

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 from alembic import command
 from alembic.migration import MigrationContext
 from typer.testing import CliRunner
@@ -22,30 +21,12 @@ from sciti.acquire.quarantine import _schema_revisions
 from sciti.cli.main import app
 from sciti.ops import get_engine
 from sciti.ops.db import alembic_config
-from sciti.settings import Settings, get_settings
-from tests.cli.test_server import settings_env
+from sciti.settings import Settings
+from tests.acquire.conftest import DECL_CONNECTOR, HEADER, write_connector
 from tests.conftest import make_settings
 
-HEADER = "Declaration ID,Date,Office,Amount,Currency,HS Code,Container"
-DECL = {
-    "name": "decl",
-    "source": "decl",
-    "format": "csv",
-    "files": "*.csv",
-    "outputs": [
-        {
-            "kind": "declaration",
-            "fields": {
-                "declaration_id": "declaration_id",
-                "version": "1",
-                "acceptance_date": "date",
-                "office_code": "office",
-                "invoice_amount": "amount",
-                "invoice_currency": "currency",
-            },
-        }
-    ],
-}
+# The acquisition tests' declarations connector, with its declaration output only.
+DECL = {**DECL_CONNECTOR, "outputs": DECL_CONNECTOR["outputs"][:1]}
 REGISTRY_COMMANDS = [
     ["batches"],
     ["quarantine", "list"],
@@ -57,24 +38,17 @@ cli = CliRunner()
 
 
 @pytest.fixture
-def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def instance(tmp_path: Path, cli_on):
     """Settings for a home that does not exist yet; ``use(settings)`` points the CLI at them."""
-    (tmp_path / "connectors" / "decl").mkdir(parents=True)
-    write_connector(tmp_path / "connectors", DECL)
+    (tmp_path / "connectors").mkdir()
     settings = make_settings(tmp_path / "never initialised", connectors_dir=tmp_path / "connectors")
+    write_connector(settings, DECL)
 
     def use(chosen: Settings) -> Settings:
-        for key, value in settings_env(chosen).items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
+        cli_on(chosen)
         return chosen
 
-    yield settings, use
-    get_settings.cache_clear()
-
-
-def write_connector(folder: Path, definition: dict) -> None:
-    (folder / definition["name"] / "connector.yaml").write_text(yaml.safe_dump(definition), encoding="utf-8")
+    return settings, use
 
 
 def one_line(result, *words: str) -> str:
@@ -149,7 +123,7 @@ def test_ingest_of_a_file_missing_a_mapped_column_fails_and_is_retried_once_fixe
     use(settings)
     typo = {**DECL, "outputs": [{**DECL["outputs"][0], "fields": {**DECL["outputs"][0]["fields"]}}]}
     typo["outputs"][0]["fields"]["office_code"] = "office_id"
-    write_connector(settings.connectors_dir, typo)
+    write_connector(settings, typo)
     c6 = tmp_path / "c6.csv"
     c6.write_text(HEADER + "\n" + "".join(f"C6-{i},2024-07-01,KRPUS,{i},USD,851713,\n" for i in range(10)))
 
@@ -161,7 +135,7 @@ def test_ingest_of_a_file_missing_a_mapped_column_fails_and_is_retried_once_fixe
     assert (batch["status"], batch["received"], batch["quarantined"]) == ("failed", 0, 0)
     assert orjson.loads(cli.invoke(app, ["quarantine", "list", "--json"]).output) == []
 
-    write_connector(settings.connectors_dir, DECL)  # the connector fixed
+    write_connector(settings, DECL)  # the connector fixed
     done = cli.invoke(app, ["ingest", "decl", str(c6), "--json"])
     assert done.exit_code == 0, done.output
     (again,) = orjson.loads(done.output)

@@ -5,32 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from sciti.cli.main import app
 from sciti.ops import migrate
-from sciti.settings import get_settings
-from tests.cli.test_server import settings_env
 from tests.risk.rules.conftest import UNDERVALUE, add_people
 
 
 @pytest.fixture
-def cli(settings, monkeypatch):
-    for key, value in settings_env(settings).items():
-        monkeypatch.setenv(key, value)
+def cli(settings, monkeypatch, cli_on):
     monkeypatch.delenv("SCITI_USER", raising=False)
-    get_settings.cache_clear()
+    run = cli_on(settings)
     migrate(settings.resolved_ops_db_url)
     add_people(settings)
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    yield run
-    get_settings.cache_clear()
+    return run
 
 
 def test_write_submit_approve_diff_and_dry_run(cli, tmp_path) -> None:

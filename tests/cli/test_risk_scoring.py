@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from sciti.cli.main import app
 from sciti.lake import open_lake, query
 from sciti.settings import get_settings
-from tests.cli.test_server import settings_env
 from tests.risk.engine.conftest import build_instance
 
 
@@ -20,19 +17,8 @@ def instance(tmp_path_factory, shared_data):
 
 
 @pytest.fixture
-def cli(instance, monkeypatch):
-    for key, value in settings_env(instance).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    yield run
-    get_settings.cache_clear()
+def cli(instance, cli_on):
+    return cli_on(instance)
 
 
 def test_score_since_writes_assessments_and_fills_the_queue(cli, instance) -> None:

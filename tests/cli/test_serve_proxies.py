@@ -20,7 +20,8 @@ from sciti.access import create_user, list_entries
 from sciti.access.throttle import CLIENT_MAX_FAILURES
 from sciti.ops import migrate, session_scope
 from sciti.settings import Settings
-from tests.cli.test_server import _free_port, _wait_until_up, settings_env
+from tests.cli.test_server import _free_port, _wait_until_up
+from tests.conftest import settings_env
 
 PASSWORD = "harbour-lantern-quietly-7"
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}

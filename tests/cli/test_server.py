@@ -19,27 +19,10 @@ from sciti.access import list_entries
 from sciti.cli.main import app
 from sciti.ops import User, session_scope
 from sciti.settings import Settings, get_settings
+from tests.conftest import settings_env
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-_ENV_FIELDS = (
-    "home",
-    "codelists_dir",
-    "wco_schema_dir",
-    "edifact_dir",
-    "connectors_dir",
-    "catalog_uri",
-    "ops_db_url",
-)
 _PASSWORD = re.compile(r"password: ([a-z0-9]{5}(?:-[a-z0-9]{5}){3})")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """SCITI_* variables that make a separate process see the same instance."""
-    return {
-        f"SCITI_{k.upper()}": str(getattr(settings, k))
-        for k in _ENV_FIELDS
-        if getattr(settings, k) is not None
-    }
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.settings import get_settings
-from tests.cli.test_server import settings_env
+from tests.conftest import settings_env
 from tests.risk.engine.conftest import build_instance
 
 

@@ -2,11 +2,13 @@
 
 The model is trained here with the model package's own matrix and scoring classes on the lake's
 features and labels, so these tests do not depend on the registry; the engine takes it as the
-champion of ``declaration``.
+champion of ``declaration``. Tests that change an instance's registry or queue take one of their
+module's own (``own_kcs``), and store models in its registry with ``registered``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import lightgbm as lgb
@@ -18,6 +20,7 @@ from sciti.acquire import Runner, load_connector
 from sciti.ops import migrate, session_scope
 from sciti.risk import features, rules
 from sciti.risk.engine import Assessor, KindParts
+from sciti.risk.models import register
 from sciti.settings import Settings
 from tests.conftest import make_settings
 
@@ -94,6 +97,39 @@ def kcs(tmp_path_factory, shared_data) -> Settings:
 @pytest.fixture(scope="session")
 def kcs_model(kcs):
     return train_model(kcs, features.load_reference(kcs))
+
+
+@pytest.fixture(scope="module")
+def own_kcs(request: pytest.FixtureRequest, tmp_path_factory, shared_data) -> Settings:
+    """A KCS instance of the test module's own, for tests that change what other modules would
+    read: they promote, damage or retire champions in its registry, or post results to its queue."""
+    name = request.module.__name__.rpartition(".")[2]
+    return build_instance(tmp_path_factory.mktemp(name) / "instance", shared_data)
+
+
+@pytest.fixture(scope="module")
+def own_model(own_kcs):
+    """A model trained on ``own_kcs`` as ``train_model`` trains one; not registered."""
+    return train_model(own_kcs, features.load_reference(own_kcs))
+
+
+def registered(settings: Settings, model, version: str) -> dict:
+    """``model`` stored in the registry as ``version`` (a candidate, its own artefact)."""
+    return register(
+        settings,
+        dataclasses.replace(model, version=version),
+        metrics={},
+        snapshot_id="test",
+        since=None,
+        until=None,
+        rows=1,
+        actor="ana",
+    )
+
+
+def artefact_path(settings: Settings, key: str) -> Path:
+    """Where the registry's object store keeps the artefact ``key``."""
+    return next(settings.resolved_object_store.rglob(key))
 
 
 def with_model(assessor: Assessor, model) -> Assessor:

@@ -4,22 +4,18 @@ letting it score with rules only while the server scores with a model."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
 
-from sciti.cli.main import app
 from sciti.lake import open_lake, query
 from sciti.risk import features
 from sciti.risk.engine import Assessor
 from sciti.risk.engine.assessor import ModelUnavailable
-from sciti.risk.models import promote, register
-from sciti.settings import Settings, get_settings
-from tests.cli.test_server import settings_env
-from tests.risk.engine.conftest import build_instance, train_model
+from sciti.risk.models import promote
+from sciti.settings import Settings
+from tests.risk.engine.conftest import artefact_path, registered
 from tests.risk.engine.test_parity import COMPARED
 
 
@@ -78,46 +74,12 @@ def test_unknown_codes_are_flagged_alike_in_real_time_and_batch(kcs, assessor) -
 
 
 # -- a champion that cannot be loaded ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory, shared_data) -> Settings:
-    """A KCS instance of its own: these tests promote a damaged champion in its registry."""
-    return build_instance(tmp_path_factory.mktemp("batchmodel") / "instance", shared_data)
-
-
-@pytest.fixture(scope="module")
-def trained(instance):
-    return train_model(instance, features.load_reference(instance))
-
-
-def registered(settings: Settings, model, version: str) -> dict:
-    return register(
-        settings,
-        dataclasses.replace(model, version=version),
-        metrics={},
-        snapshot_id="test",
-        since=None,
-        until=None,
-        rows=1,
-        actor="ana",
-    )
+# These tests promote a damaged champion: the KCS instance is the module's own (own_kcs).
 
 
 @pytest.fixture
-def cli(instance, monkeypatch):
-    for key, value in settings_env(instance).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    yield run
-    get_settings.cache_clear()
+def cli(own_kcs, cli_on):
+    return cli_on(own_kcs)
 
 
 def batch_rows(settings: Settings) -> list[dict]:
@@ -127,15 +89,15 @@ def batch_rows(settings: Settings) -> list[dict]:
     return query(lake, "SELECT model_version, reasons FROM risk.assessments WHERE path = 'batch'").to_pylist()
 
 
-def test_a_damaged_champion_stops_a_batch_run_unless_rules_only_is_asked(instance, trained, cli) -> None:
-    good = registered(instance, trained, "declaration-batch-1")
-    promote(instance, good["version"], actor="sup")
-    serving = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0)  # as a running server
-    damaged = registered(instance, trained, "declaration-batch-2")
-    path = next(instance.resolved_object_store.rglob(damaged["artefact_key"]))
+def test_a_damaged_champion_stops_a_batch_run_unless_rules_only_is_asked(own_kcs, own_model, cli) -> None:
+    good = registered(own_kcs, own_model, "declaration-batch-1")
+    promote(own_kcs, good["version"], actor="sup")
+    serving = Assessor.load(own_kcs, kinds=("declaration",), reload_seconds=0.0)  # as a running server
+    damaged = registered(own_kcs, own_model, "declaration-batch-2")
+    path = artefact_path(own_kcs, damaged["artefact_key"])
     path.write_bytes(b"not a model")
-    promote(instance, damaged["version"], actor="sup")
-    recs = features.lake_records(instance, "declaration").slice(0, 50)
+    promote(own_kcs, damaged["version"], actor="sup")
+    recs = features.lake_records(own_kcs, "declaration").slice(0, 50)
 
     # The server's fallback: the previous champion keeps serving, in batch as in real time.
     out = serving.assess_batch("declaration", recs)
@@ -143,7 +105,7 @@ def test_a_damaged_champion_stops_a_batch_run_unless_rules_only_is_asked(instanc
     assert "still serving declaration-batch-1" in (serving.parts["declaration"].model_error or "")
 
     # A new process cannot know what a server serves: it stops, saying which model and why.
-    fresh = Assessor.load(instance, kinds=("declaration",))
+    fresh = Assessor.load(own_kcs, kinds=("declaration",))
     with pytest.raises(ModelUnavailable) as stopped:
         fresh.assess_batch("declaration", recs)
     assert stopped.value.details["model_version"] == "declaration-batch-2"
@@ -152,12 +114,12 @@ def test_a_damaged_champion_stops_a_batch_run_unless_rules_only_is_asked(instanc
     (line,) = [text for text in said.splitlines() if "error:" in text]
     assert "champion model declaration-batch-2 of declaration cannot be loaded" in line
     assert "damaged" in line and "--rules-only" in line
-    assert batch_rows(instance) == []  # nothing written, nothing queued
+    assert batch_rows(own_kcs) == []  # nothing written, nothing queued
 
     # Rules only, asked for: every assessment says so.
     (result,) = json.loads(cli(*args, "--rules-only", "--json"))
     assert result["assessments"] > 0 and result["model_version"] is None
-    rows = batch_rows(instance)
+    rows = batch_rows(own_kcs)
     assert len(rows) == result["assessments"]
     assert {r["model_version"] for r in rows} == {None}
     assert all(any("--rules-only" in reason for reason in r["reasons"]) for r in rows)

@@ -2,54 +2,22 @@
 
 A promotion is seen at the next rules check; a new champion whose artefact is broken leaves the
 previous one serving, with the reason shown, until it loads; a retired champion leaves rules only.
+The tests promote and retire champions: the KCS instance is the module's own (``own_kcs``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 
-import pytest
 from prometheus_client import REGISTRY
 
-from sciti.risk import features
 from sciti.risk.engine import Assessor, RiskService
-from sciti.risk.models import promote, register
-from sciti.settings import Settings
+from sciti.risk.models import promote
 from tests.api.conftest import bearer, make_client, token_factory
-from tests.risk.engine.conftest import build_instance, train_model
+from tests.risk.engine.conftest import artefact_path, registered
 from tests.risk.engine.test_store import heavy_cheap
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory, shared_data) -> Settings:
-    """A KCS instance of its own: these tests promote and retire champions in its registry."""
-    return build_instance(tmp_path_factory.mktemp("reload") / "instance", shared_data)
-
-
-@pytest.fixture(scope="module")
-def trained(instance):
-    return train_model(instance, features.load_reference(instance))
-
-
-def registered(settings: Settings, model, version: str) -> dict:
-    """``model`` stored in the registry as ``version`` (a candidate, its own artefact)."""
-    return register(
-        settings,
-        dataclasses.replace(model, version=version),
-        metrics={},
-        snapshot_id="test",
-        since=None,
-        until=None,
-        rows=1,
-        actor="ana",
-    )
-
-
-def artefact_path(settings: Settings, key: str):
-    return next(settings.resolved_object_store.rglob(key))
 
 
 def reloads() -> float:
@@ -65,14 +33,14 @@ def assess_one(assessor: Assessor):
     return a
 
 
-def test_promotion_broken_artefact_and_retirement_without_restart(instance, trained) -> None:
-    first = registered(instance, trained, "declaration-reload-1")
-    promote(instance, first["version"], actor="sup")
-    assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.3)
+def test_promotion_broken_artefact_and_retirement_without_restart(own_kcs, own_model) -> None:
+    first = registered(own_kcs, own_model, "declaration-reload-1")
+    promote(own_kcs, first["version"], actor="sup")
+    assessor = Assessor.load(own_kcs, kinds=("declaration",), reload_seconds=0.3)
     assert assess_one(assessor).model_version == "declaration-reload-1"
 
-    second = registered(instance, trained, "declaration-reload-2")
-    promote(instance, second["version"], actor="sup")
+    second = registered(own_kcs, own_model, "declaration-reload-2")
+    promote(own_kcs, second["version"], actor="sup")
     before = reloads()
     time.sleep(0.35)  # the next check
     a = assess_one(assessor)
@@ -82,11 +50,11 @@ def test_promotion_broken_artefact_and_retirement_without_restart(instance, trai
     assert reloads() == before + 1 and alert() == 0
 
     # A new champion whose artefact is damaged: the previous one keeps serving, and says why.
-    third = registered(instance, trained, "declaration-reload-3")
-    path = artefact_path(instance, third["artefact_key"])
+    third = registered(own_kcs, own_model, "declaration-reload-3")
+    path = artefact_path(own_kcs, third["artefact_key"])
     good = path.read_bytes()
     path.write_bytes(b"not a model")
-    promote(instance, third["version"], actor="sup")
+    promote(own_kcs, third["version"], actor="sup")
     assessor.reload_seconds = 0.0
     a = assess_one(assessor)
     assert a.model_version == "declaration-reload-2" and a.model_score is not None
@@ -101,7 +69,7 @@ def test_promotion_broken_artefact_and_retirement_without_restart(instance, trai
     assert reloads() == before + 2
 
     # Retired without a successor: rules only, as at start-up, and no alert.
-    promote(instance, third["version"], "retired", actor="sup")
+    promote(own_kcs, third["version"], "retired", actor="sup")
     a = assess_one(assessor)
     assert a.model_version is None and a.model_score is None and a.factors == []
     assert a.lane == "red" and a.rule_ids == ["T-HEAVY-CHEAP"]
@@ -109,14 +77,14 @@ def test_promotion_broken_artefact_and_retirement_without_restart(instance, trai
     assert alert() == 0 and reloads() == before + 3
 
 
-def test_a_broken_first_champion_is_retried_until_it_loads(instance, trained) -> None:
-    entry = registered(instance, trained, "declaration-reload-4")
-    path = artefact_path(instance, entry["artefact_key"])
+def test_a_broken_first_champion_is_retried_until_it_loads(own_kcs, own_model) -> None:
+    entry = registered(own_kcs, own_model, "declaration-reload-4")
+    path = artefact_path(own_kcs, entry["artefact_key"])
     good = path.read_bytes()
     path.write_bytes(b"damaged")
-    promote(instance, entry["version"], actor="sup")
+    promote(own_kcs, entry["version"], actor="sup")
     try:
-        assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0)
+        assessor = Assessor.load(own_kcs, kinds=("declaration",), reload_seconds=0.0)
         a = assess_one(assessor)
         assert a.model_version is None and alert() == 1
         assert any("declaration-reload-4" in r and "rules only" in r for r in a.reasons)
@@ -124,15 +92,15 @@ def test_a_broken_first_champion_is_retried_until_it_loads(instance, trained) ->
         assert assess_one(assessor).model_version == "declaration-reload-4" and alert() == 0
     finally:
         path.write_bytes(good)
-        promote(instance, entry["version"], "retired", actor="sup")
+        promote(own_kcs, entry["version"], "retired", actor="sup")
 
 
-def test_the_api_shows_a_promotion_without_a_restart(instance, trained) -> None:
-    entry = registered(instance, trained, "declaration-reload-5")
-    client = make_client(instance)
-    svc = RiskService(instance, Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0))
+def test_the_api_shows_a_promotion_without_a_restart(own_kcs, own_model) -> None:
+    entry = registered(own_kcs, own_model, "declaration-reload-5")
+    client = make_client(own_kcs)
+    svc = RiskService(own_kcs, Assessor.load(own_kcs, kinds=("declaration",), reload_seconds=0.0))
     client.app.state.risk_service = svc
-    tokens = token_factory(instance)
+    tokens = token_factory(own_kcs)
     viewer, supervisor = bearer(tokens("viewer")), bearer(tokens("supervisor"))
     clearance = bearer(tokens("clearance_system"))
     try:
@@ -155,12 +123,12 @@ def test_the_api_shows_a_promotion_without_a_restart(instance, trained) -> None:
         assert kind["model_version"] == "declaration-reload-5" and kind["model_alert"] is None
     finally:
         svc.stop()
-        promote(instance, entry["version"], "retired", actor="sup")
+        promote(own_kcs, entry["version"], "retired", actor="sup")
 
 
-def test_the_server_checks_for_new_rules_and_models_off_the_event_loop(instance) -> None:
+def test_the_server_checks_for_new_rules_and_models_off_the_event_loop(own_kcs) -> None:
     """Loading a promoted model takes a while: the real-time path must never do it on the loop."""
-    assessor = Assessor.load(instance, kinds=("declaration",), reload_seconds=0.0)
+    assessor = Assessor.load(own_kcs, kinds=("declaration",), reload_seconds=0.0)
     checked_on: list[str] = []
     check = assessor.refresh_rules
 
@@ -169,7 +137,7 @@ def test_the_server_checks_for_new_rules_and_models_off_the_event_loop(instance)
         return check(**kw)
 
     assessor.refresh_rules = spy  # type: ignore[method-assign]
-    svc = RiskService(instance, assessor)
+    svc = RiskService(own_kcs, assessor)
     try:
 
         async def answers() -> None:

@@ -17,18 +17,14 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from sciti.access import create_user, issue_token
-from sciti.cli.main import app
 from sciti.lake import open_lake, query
 from sciti.model import get_kind
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskInspection, RiskQueueItem
 from sciti.risk.engine import Assessor, hit_report, score_since
-from sciti.settings import get_settings
 from tests.api.conftest import bearer, make_client
-from tests.cli.test_server import settings_env
 from tests.risk.engine.conftest import build_instance
 
 TODAY = datetime.now(UTC).date()
@@ -40,8 +36,8 @@ POSTED = [(MINE, True, "risk"), (OTHER, False, "risk"), (OTHER, True, "random"),
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory, shared_data):
-    s = build_instance(tmp_path_factory.mktemp("report-office") / "instance", shared_data)
+def scored(own_kcs):
+    s = own_kcs  # the module's own: results are posted to its queue
     score_since(s, "declaration", assessor=Assessor.load(s, kinds=("declaration",)))
     with session_scope(s.resolved_ops_db_url) as session:
         for office, fraud, reason in POSTED:
@@ -177,20 +173,9 @@ def test_the_api_reports_the_callers_office_and_no_parameter_widens_it(scored) -
 
 
 @pytest.fixture
-def cli(scored, monkeypatch):
-    for key, value in settings_env(scored).items():
-        monkeypatch.setenv(key, value)
+def cli(scored, monkeypatch, cli_on):
     monkeypatch.delenv("SCITI_USER", raising=False)
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    yield run
-    get_settings.cache_clear()
+    return cli_on(scored)
 
 
 def test_the_cli_reports_as_the_account_given(cli, scored) -> None:
