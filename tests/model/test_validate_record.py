@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from sciti.model import CodeLists, Problem, RecordKind, get_kind, validate_record
+from sciti.model.rules import HS_EDITION_NOTE
 
 UTC = dt.UTC
 
@@ -69,7 +70,7 @@ BAD = [
     ("day", "2024-1-5", "not a valid date"),
     ("at", "2024-05-01T24:00:00", "not a valid date and time"),
     ("at", "yesterday", "not a valid date and time"),
-    ("hs", "999999", "HS code '999999' is not in the HS 2022 nomenclature"),
+    ("hs", "999999", "HS code '999999' is not in the HS 2022 nomenclature (" + HS_EDITION_NOTE + ")"),
     ("hs", "8471", "HS code '8471' has fewer than 6 digits"),
     ("hs", "8471-30", "HS code '8471-30' must contain digits only"),
     ("country", "XX", "'XX' is not an ISO 3166 country code"),

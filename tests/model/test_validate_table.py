@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from sciti.model import CodeLists, Problem, RecordKind, field_schema, get_kind, validate_table
+from sciti.model.rules import HS_EDITION_NOTE
 
 
 def test_output_schema_and_index(every_kind: RecordKind, codelists: CodeLists) -> None:
@@ -27,7 +28,16 @@ def test_output_schema_and_index(every_kind: RecordKind, codelists: CodeLists) -
     assert result.rejected == [
         (1, [Problem("n", "'x' is not a whole number", "x")]),
         (2, [Problem("ref", "a value is required", None)]),
-        (3, [Problem("hs", "HS code '999999' is not in the HS 2022 nomenclature", "999999")]),
+        (
+            3,
+            [
+                Problem(
+                    "hs",
+                    "HS code '999999' is not in the HS 2022 nomenclature (" + HS_EDITION_NOTE + ")",
+                    "999999",
+                )
+            ],
+        ),
     ]
     assert result.received == 4
 
@@ -143,4 +153,7 @@ def test_real_kcs_rows(shared_data, codelists: CodeLists) -> None:
     assert result.received == 2000
     assert 1800 < result.valid.num_rows < 2000
     reasons = {p.reason.split("'")[0] + p.reason.split("'")[-1] for _, ps in result.rejected for p in ps}
-    assert reasons <= {"HS code  is not in the HS 2022 nomenclature", " is not an ISO 3166 country code"}
+    assert reasons <= {
+        f"HS code  is not in the HS 2022 nomenclature ({HS_EDITION_NOTE})",
+        " is not an ISO 3166 country code",
+    }

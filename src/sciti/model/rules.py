@@ -66,6 +66,13 @@ class Invalid(ValueError):
 QUOTE_MAX = 60  # a reason quotes at most this much of a value: a hostile megabyte stays in `raw`
 
 
+# HS 2022 is the only edition loaded (../shared/data/codelists/hs): a declaration from before 2022
+# may carry an HS 2017 subheading that 2022 deleted or split, and the reason says so.
+HS_EDITION_NOTE = (
+    "the only edition loaded; a code from an earlier edition, e.g. HS 2017, must be re-coded to HS 2022"
+)
+
+
 def quoted(value: Any) -> str:
     """The value as a reason quotes it: in quotes, cut short with "…" when long."""
     text = _text(value)
@@ -249,7 +256,7 @@ def check_code(field: FieldDef, value: str, codelists: CodeLists) -> None:
         if len(value) < 6:
             raise Invalid(f"HS code {quoted(value)} has fewer than 6 digits")
         if value[:6] not in codelists.hs6:
-            raise Invalid(f"HS code {quoted(value)} is not in the HS 2022 nomenclature")
+            raise Invalid(f"HS code {quoted(value)} is not in the HS 2022 nomenclature ({HS_EDITION_NOTE})")
     elif name == "country" and value not in codelists.country:
         raise Invalid(f"{quoted(value)} is not an ISO 3166 country code")
     elif name == "currency" and value not in codelists.currency:
