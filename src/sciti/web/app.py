@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -26,7 +27,9 @@ from sciti.api.errors import NUL_SCOPE_KEY
 from sciti.errors import SCITIError
 from sciti.logs import request_id_var
 from sciti.settings import Settings
-from sciti.web.render import render
+from sciti.web.errors import say
+from sciti.web.i18n import Translator
+from sciti.web.render import language, render
 
 log = logging.getLogger("sciti.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -37,10 +40,14 @@ def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-async def _error_page(request: Request, status: int, message: str, remedy: str | None) -> Response:
+async def _error_page(
+    request: Request, status: int, message: str, remedy: str | None, detail: str | None = None
+) -> Response:
+    """The error page in the reader's language; ``detail``: the server's own English words, shown
+    beside a message that had to be said in other words (see sciti.web.errors.say)."""
     if request.headers.get("hx-request"):  # a fragment: show the message where the fragment goes
         return HTMLResponse(
-            f'<div class="notice error" role="alert">{_escape(message)}</div>', status_code=status
+            f'<div class="notice error" role="alert">{escape(message)}</div>', status_code=status
         )
     return await render(
         request,
@@ -50,12 +57,9 @@ async def _error_page(request: Request, status: int, message: str, remedy: str |
         status=status,
         message=message,
         remedy=remedy,
+        detail=detail,
         request_id=request_id_var.get(),
     )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def _scitierror(request: Request, exc: Exception) -> Response:
@@ -68,22 +72,38 @@ async def _scitierror(request: Request, exc: Exception) -> Response:
         return response
     if exc.http_status >= 500:
         log.error("page failed: %s", exc.message, extra={"code": exc.code})
-    return await _error_page(request, exc.http_status, exc.message, exc.remedy)
+    message, remedy, detail = say(Translator(language(request)), exc)
+    return await _error_page(request, exc.http_status, message, remedy, detail)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    message = "no such page" if exc.status_code == 404 else str(exc.detail)
-    return await _error_page(request, exc.status_code, message, None)
+    t = Translator(language(request))
+    if exc.status_code == 404:
+        return await _error_page(request, 404, t("error.no_page"), t("error.no_page_remedy"))
+    return await _error_page(request, exc.status_code, t("error.http_status", status=exc.status_code), None)
+
+
+def _problem(t: Translator, error: dict[str, Any]) -> str:
+    """One validation problem in the reader's words: by its type (a stable code), else in general."""
+    key = f"invalid.{error.get('type')}"
+    return t(key) if t.has(key) else t("invalid.other")
+
+
+def _param(t: Translator, name: str) -> str:
+    """A form or address field by its label; one the catalogues do not know, by its name."""
+    return t(f"param.{name}") if t.has(f"param.{name}") else name
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
     """A form or address the page cannot take: which fields, never what was typed (a password)."""
     assert isinstance(exc, RequestValidationError)
+    t = Translator(language(request))
     names = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "?" for e in exc.errors()})
-    problems = sorted({str(e.get("msg", "invalid")) for e in exc.errors()})
-    message = f"not valid: {', '.join(names)} ({'; '.join(problems)})"
-    return await _error_page(request, 422, message, "go back, correct these fields and send again")
+    problems = sorted({_problem(t, e) for e in exc.errors()})
+    fields = t("shell.list_separator").join(_param(t, n) for n in names)
+    message = t("error.invalid_fields", fields=fields, problems=t("shell.list_separator").join(problems))
+    return await _error_page(request, 422, message, t("error.invalid_remedy"))
 
 
 def _refuse_nul(request: Request) -> None:
@@ -95,7 +115,7 @@ def _refuse_nul(request: Request) -> None:
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.error("unhandled page error: %s", type(exc).__name__, exc_info=exc)
-    return await _error_page(request, 500, "an unexpected error occurred on the server", None)
+    return await _error_page(request, 500, Translator(language(request))("error.unexpected"), None)
 
 
 def create_web_app(settings: Settings) -> FastAPI:

@@ -1,9 +1,16 @@
 """Messages in English and Traditional Chinese: one YAML catalogue per language under ``i18n/``.
 
 Keys are stable dotted names (``nav.home``); values may hold ``{name}`` placeholders. A key the
-Chinese catalogue lacks falls back to English (a test keeps both catalogues the same size). The
-language comes from the ``sciti_lang`` cookie, which logging in sets from the user's saved choice,
-so the choice follows the person from one browser to the next.
+Chinese catalogue lacks falls back to English, and a key neither has shows as itself, so a gap is
+visible (a test keeps both catalogues the same keys). The language comes from the ``sciti_lang``
+cookie, which logging in sets from the user's saved choice, so the choice follows the person from
+one browser to the next.
+
+Generated key sets name things the pages show by their code: ``column.<name>`` (lake columns, see
+``sciti.web.labels``), ``kind.<record kind>``, ``role.<role>``, ``metric.<model metric>``,
+``param.<form field>``, ``error.<SCITIError code>``, ``invalid.<validation error type>``.
+A value shown inside a message as it is stored (a username, a model version) is passed through
+:func:`keep`: the page marks it as data, never to be translated.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markupsafe import Markup, escape
 
 LANGUAGES = {"en": "English", "zh-Hant": "繁體中文"}
 DEFAULT = "en"
@@ -50,6 +58,12 @@ def pick(cookie: str | None, accept_language: str | None = None) -> str:
     return DEFAULT
 
 
+def keep(value: Any) -> Markup:
+    """A stored value inside a message (``t("risk.taken_by", who=keep(name))``), marked as data:
+    shown as it is, never translated (by the page or by a browser's translator)."""
+    return Markup('<span translate="no">{}</span>').format(value)
+
+
 class Translator:
     """``t("nav.home")`` in templates; unknown keys show the key itself, so a gap is visible."""
 
@@ -60,7 +74,36 @@ class Translator:
 
     def __call__(self, key: str, **values: Any) -> str:
         text = self._messages.get(key) or self._fallback.get(key) or key
-        return text.format(**values) if values else text
+        if not values:
+            return text
+        if any(isinstance(v, Markup) for v in values.values()):  # keep(): escape the rest, mark the data
+            return escape(text).format(**values)
+        return text.format(**values)
+
+    def has(self, key: str) -> bool:
+        return key in self._messages or key in self._fallback
+
+    def label(self, name: str) -> str | None:
+        """The label of a lake column (or model feature); None for a name that is none of them
+        (a SQL alias), which the page shows as the name it is."""
+        found = self._messages.get(f"column.{name}") or self._fallback.get(f"column.{name}")
+        if found:
+            return found
+        from sciti.web.labels import english_label  # the data dictionary: loaded on first need
+
+        return english_label(name)
+
+    def column(self, name: str) -> str:
+        """The label of a lake column, or the name itself when it is not one."""
+        return self.label(name) or name
+
+    def each(self, prefix: str, names: Any) -> list[str]:
+        """The message ``<prefix>.<name>`` of each name (``t.each("lane", lanes)``)."""
+        return [self(f"{prefix}.{n}") for n in names]
+
+    def columns(self, names: Any) -> list[str]:
+        """:meth:`column` of each name (``t.columns(names)`` in a template)."""
+        return [self.column(str(n)) for n in names]
 
 
-__all__ = ["DEFAULT", "LANGUAGES", "LANG_COOKIE", "Translator", "catalogue", "pick"]
+__all__ = ["DEFAULT", "LANGUAGES", "LANG_COOKIE", "Translator", "catalogue", "keep", "pick"]

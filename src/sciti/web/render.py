@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from sciti import __version__
-from sciti.access import SESSION_COOKIE, PermissionDenied, Principal, csrf_token, optional_principal
+from sciti.access import SESSION_COOKIE, Principal, csrf_token, optional_principal
 from sciti.access.roles import check_permission_name
 from sciti.ops import session_scope
 from sciti.settings import Settings
-from sciti.web.errors import LoginNeeded
-from sciti.web.i18n import LANG_COOKIE, LANGUAGES, Translator, pick
+from sciti.web.errors import LoginNeeded, Names, PageForbidden
+from sciti.web.i18n import DEFAULT, LANG_COOKIE, LANGUAGES, Translator, catalogue, keep, pick
+from sciti.web.words import factor_words
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# keep(value): a stored value inside a message, marked as data; factor_words: a model factor in words.
+TEMPLATES.env.globals.update(keep=keep, factor_words=factor_words)
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,10 @@ def page_any(*permissions: str) -> Callable[..., Any]:
         if principal is None:
             raise LoginNeeded()
         if permissions and not any(principal.can(p) for p in permissions):
-            raise PermissionDenied(
-                f"your roles ({', '.join(principal.roles) or 'none'}) do not allow this page",
-                remedy="ask an administrator for a role that grants it",
+            raise PageForbidden(
+                "error.page_forbidden",
+                "error.page_forbidden_remedy",
+                roles=Names("role", principal.roles),
                 details={"permission": " or ".join(permissions)},
             )
         return principal
@@ -77,6 +82,15 @@ def page_any(*permissions: str) -> Callable[..., Any]:
 
 def page(permission: str | None = None) -> Callable[..., Any]:
     return page_any(*(() if permission is None else (permission,)))
+
+
+@cache
+def code_words(lang: str) -> dict[str, str]:
+    """What each error code means in ``lang`` (``code.<code>``), for the API's answers the page's
+    script shows (an API error's words are English); none for English pages."""
+    if lang == DEFAULT:
+        return {}
+    return {k.removeprefix("code."): v for k, v in catalogue(lang).items() if k.startswith("code.")}
 
 
 def _csrf(settings: Settings, session_id: str) -> str:
@@ -117,10 +131,21 @@ async def render(
             "active": active,
             "version": __version__,
             "root": str(request.scope.get("root_path", "")).rstrip("/"),
+            "code_words": code_words(lang),
             **context,
         },
         status_code=status_code,
     )
 
 
-__all__ = ["NAV", "TEMPLATES", "NavItem", "language", "page", "page_any", "render", "settings_of"]
+__all__ = [
+    "NAV",
+    "TEMPLATES",
+    "NavItem",
+    "code_words",
+    "language",
+    "page",
+    "page_any",
+    "render",
+    "settings_of",
+]

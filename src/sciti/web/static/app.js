@@ -23,7 +23,9 @@
     if (spec.kind === "pie") {
       const s = spec.series[0];
       return Object.assign(base, { series: [{ type: "pie", name: s.name, radius: ["35%", "70%"],
-        data: spec.x.map((name, i) => ({ name, value: s.data[i], itemStyle: LANE_COLOURS[name] ? { color: LANE_COLOURS[name] } : undefined })) }] });
+        // keys: the slices' codes (a lane's colour) when x holds their names in the reader's language
+        data: spec.x.map((name, i) => { const colour = LANE_COLOURS[(spec.keys || spec.x)[i]];
+          return { name, value: s.data[i], itemStyle: colour ? { color: colour } : undefined }; }) }] });
     }
     if (spec.kind === "forecast") {
       const n = spec.observed.length, pad = (arr) => Array(n).fill(null).concat(arr);
@@ -88,6 +90,15 @@
   }
 
   // ---- API actions --------------------------------------------------------------------------
+  let words = null;  // error code -> message in the page's language (none on English pages)
+  function codeWords() {
+    if (words === null) {
+      const el = document.getElementById("code-words");
+      words = el ? JSON.parse(el.textContent) : {};
+    }
+    return words;
+  }
+
   function formJson(form) {
     const out = {};
     for (const el of form.elements) {
@@ -115,7 +126,10 @@
       if (!res.ok) {
         const err = data.error || {};
         const fields = (err.details && err.details.fields || []).map((f) => `${f.field}: ${f.problem}`).join("; ");
-        const text = [err.message || body().dataset.msgFailed, fields, err.remedy].filter(Boolean).join(" — ");
+        // In another language than English: what the error's code means, then the server's own words.
+        const said = err.code && codeWords()[err.code];
+        const text = (said ? [said, err.message, fields] : [err.message || body().dataset.msgFailed, fields, err.remedy])
+          .filter(Boolean).join(" — ");
         if (out) { out.className = "notice error"; out.textContent = text; } else notice(text, "error");
         return;
       }

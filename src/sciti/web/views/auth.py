@@ -34,7 +34,7 @@ from sciti.web.render import page, render, settings_of
 router = APIRouter()
 YEAR = 365 * 24 * 3600
 # Refusals of the login and password pages that have their own status (as the API answers them).
-_STATUS = {"error.csrf_failed": 403, "error.login_throttled": 429}
+_STATUS = {"code.csrf_failed": 403, "code.login_throttled": 429}
 
 
 def _client(request: Request) -> str:
@@ -147,7 +147,7 @@ async def login_submit(
     except PasswordChangeRequired:
         error, change = "login.must_change", True
     except SCITIError as exc:
-        error = f"error.{exc.code}"
+        error = f"code.{exc.code}"
     else:
         return _logged_in(request, started, lang, _next(next, root))
     return await _login_form(
@@ -205,8 +205,8 @@ async def password_submit(
     except SCITIError as exc:
         return await _login_form(
             request,
-            status_code=_STATUS.get(f"error.{exc.code}", 422),
-            error=f"error.{exc.code}",
+            status_code=_STATUS.get(f"code.{exc.code}", 422),
+            error=f"code.{exc.code}",
             detail=exc.message,
             username=form["username"],
             change=True,

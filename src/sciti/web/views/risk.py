@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from sciti.access import DataPolicy, Principal
 from sciti.access.sqlpath import audited_query
-from sciti.errors import NotFound
 from sciti.lake import open_lake
 from sciti.lake.views import quote_literal
 from sciti.ops import session_scope
@@ -33,7 +32,9 @@ from sciti.risk.engine import in_scope, list_queue, queue_item
 from sciti.risk.engine.workqueue import ANY_STATUS, OPEN_STATUSES, STATUSES, lane_rules, may_work
 from sciti.risk.models import list_versions, sources_differ
 from sciti.risk.rules import parse_rule, protected_fields, shown_dry_run
+from sciti.risk.rules.protected import missing_permissions
 from sciti.settings import Settings
+from sciti.web.errors import PageNotFound
 from sciti.web.lakeview import LakeView, lake_view
 from sciti.web.render import page, render, settings_of
 
@@ -139,7 +140,7 @@ def _assessment(
         if found:
             return found[0]
     # Unknown, or of another office for an office-bound account: the same answer.
-    raise NotFound(f"no assessment {assessment_id}", remedy="open a record from the risk queue")
+    raise PageNotFound("error.no_assessment", "error.no_assessment_remedy", id=assessment_id)
 
 
 def _work(session: Session, principal: Principal, a: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
                 "std.declarations",
                 f"""SELECT strftime(acceptance_date, '%Y-%m') AS month, count(*) AS declarations
                     FROM std.declarations WHERE importer_id = {quote_literal(importer)}
-                    GROUP BY ALL ORDER BY month""",  # noqa: S608 (quoted literal)
+                    AND acceptance_date IS NOT NULL GROUP BY ALL ORDER BY month""",  # noqa: S608 (quoted literal)
             )
     return out
 
@@ -327,11 +328,24 @@ async def rules(
     return await render(request, "rules.html", principal, active="rules", rules=items)
 
 
+def _withheld(result: dict[str, Any], fields: dict[str, list[str]], reader: Principal) -> dict[str, Any]:
+    """Why kept dry-run figures are withheld from ``reader``, as a message key and its values (the
+    page's words; ``shown_dry_run`` says it in English): made over another scope than the reader's
+    office, or the rule names fields the reader may not read in clear."""
+    office = result.get("office")
+    if reader.office_code and office != reader.office_code:
+        return {"why_key": "rules.withheld_every_office" if office is None else "rules.withheld_other_office"}
+    needs = sorted(missing_permissions(reader.permissions, fields))
+    if needs:
+        return {"why_key": "rules.withheld_fields", "needs": ", ".join(needs)}
+    return {}  # a reason this page does not know: it shows shown_dry_run's words
+
+
 def _rule(settings: Settings, rule_id: str, principal: Principal) -> dict[str, Any]:
     with session_scope(settings.resolved_ops_db_url) as session:
         rule = session.get(Rule, rule_id)
         if rule is None:
-            raise NotFound(f"no rule {rule_id}", remedy="pick one from the list of rules")
+            raise PageNotFound("error.no_rule", "error.no_rule_remedy", id=rule_id)
         versions = session.scalars(
             select(RuleVersion).where(RuleVersion.rule_id == rule_id).order_by(RuleVersion.version)
         ).all()
@@ -348,11 +362,12 @@ def _rule(settings: Settings, rule_id: str, principal: Principal) -> dict[str, A
         # may read in clear): decision 0080. The others are named as withheld, with why.
         kept: list[dict[str, Any]] = []
         for r in runs:
-            shown, withheld = shown_dry_run(r.result, named.get(r.version, {}), principal)
+            fields = named.get(r.version, {})
+            shown, withheld = shown_dry_run(r.result, fields, principal)
             kept.append(
                 {"version": r.version, "result": shown}
                 if withheld is None
-                else {"version": r.version, "why": withheld}
+                else {"version": r.version, "why": withheld, **_withheld(r.result, fields, principal)}
             )
         out_versions = []
         previous = ""
@@ -452,7 +467,7 @@ def _models(settings: Settings, version: str) -> dict[str, Any]:
     if version:
         chosen = next((v for v in versions if v["version"] == version), None)
         if chosen is None:
-            raise NotFound(f"no model version {version}", remedy="pick a version from the list of models")
+            raise PageNotFound("error.no_model_version", "error.no_model_version_remedy", version=version)
     elif versions:  # the champion's curves first, else the newest version's
         chosen = next((v for v in versions if v["status"] == "champion"), versions[0])
     curves = _curve_sets(chosen) if chosen else None

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from sciti.access import Principal
-from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, session_scope
 from sciti.settings import Settings
+from sciti.web.errors import PageNotFound
 from sciti.web.render import page, render, settings_of
 
 router = APIRouter()
@@ -140,7 +140,7 @@ def _one(settings: Settings, record_id: int) -> dict[str, Any]:
     with session_scope(settings.resolved_ops_db_url) as session:
         r = session.get(QuarantineRecord, record_id)
         if r is None:
-            raise NotFound(f"no quarantined record {record_id}", remedy="pick one from the quarantine list")
+            raise PageNotFound("error.no_quarantined", "error.no_quarantined_remedy", id=record_id)
         return {
             "id": r.id,
             "batch_id": r.batch_id,

@@ -21,12 +21,14 @@ from starlette.background import BackgroundTask
 
 from sciti.access import Principal
 from sciti.access.sqlpath import audited_query
-from sciti.errors import InvalidInput, SCITIError
+from sciti.errors import SCITIError
 from sciti.lake import open_lake
 from sciti.ops import session_scope
 from sciti.ops.web_tables import SavedQuery
 from sciti.settings import Settings
-from sciti.web.render import page, render, settings_of
+from sciti.web.errors import PageInvalid, say
+from sciti.web.i18n import Translator
+from sciti.web.render import language, page, render, settings_of
 
 router = APIRouter()
 SHOW_ROWS = 1000
@@ -115,8 +117,9 @@ async def run(
             _run, settings_of(request), principal, sql, unmask, purpose.strip(), _client(request)
         )
     except SCITIError as exc:  # refused or failed: shown beside the editor (already audited)
+        failure, remedy, detail = say(Translator(language(request)), exc)
         return await render(
-            request, "sql_result.html", principal, status_code=200, failure=exc.message, remedy=exc.remedy
+            request, "sql_result.html", principal, failure=failure, remedy=remedy, detail=detail
         )
     return await render(request, "sql_result.html", principal, result=result)
 
@@ -167,9 +170,9 @@ async def export(
     """The whole result as a file, masked as on screen unless unmasked (``personal.unmask`` and a
     purpose, as for a run); audited as ``export``, with what was unmasked."""
     if format not in ("csv", "parquet"):
-        raise InvalidInput(f"unknown export format {format!r}", remedy="choose csv or parquet")
+        raise PageInvalid("error.export_format", "error.export_format_remedy", format=format)
     if not sql.strip():
-        raise InvalidInput("there is no query to export", remedy="write a SELECT statement first")
+        raise PageInvalid("error.export_empty", "sql.empty")
     path = await run_in_threadpool(
         _export, settings_of(request), principal, sql, format, unmask, purpose.strip(), _client(request)
     )
@@ -198,7 +201,7 @@ async def save(
     """Save (or replace) a query under a name; answers the refreshed list."""
     name = name.strip()[:200]
     if not name or not sql.strip():
-        raise InvalidInput("a saved query needs a name and a statement", remedy="fill in both")
+        raise PageInvalid("error.save_incomplete", "error.save_incomplete_remedy")
     settings = settings_of(request)
     await run_in_threadpool(_save, settings, principal.user_id, name, sql)
     saved = await run_in_threadpool(_saved, settings, principal.user_id)
