@@ -7,6 +7,7 @@ import pytest
 from sciti.access import LOCK_AFTER_FAILURES, InvalidCredentials, create_user, list_entries, login, verify
 from sciti.ops import session_scope
 from tests.api.conftest import bearer, make_client, token_factory
+from tests.cli.test_admin import cli  # noqa: F401 (fixture)
 
 PASSWORD = "harbour-lantern-quietly-7"
 
@@ -42,3 +43,17 @@ def test_account_events_are_audited(sqlite_api_settings):
     # nothing secret in the trail
     assert not any(PASSWORD in str(e.details) or "otpauth" in str(e.details) for e in entries)
     assert chain.ok, chain
+
+
+def test_sciti_user_add_audits_the_office(cli):  # noqa: F811
+    from sciti.access import list_entries
+
+    run, url = cli
+    run("user", "add", "hkia-officer", "--role", "targeting_officer", "--office", "HKIA")
+    run("user", "add", "everywhere", "--role", "analyst")
+    with session_scope(url) as s:
+        made = {e.target: e.details for e in list_entries(s, limit=50) if e.action == "user.create"}
+    assert made["user:hkia-officer"]["office_code"] == "HKIA"
+    assert made["user:everywhere"]["office_code"] is None
+    # A blank office is refused, not stored as "every office".
+    assert "invalid office code" in run("user", "add", "blank", "--role", "analyst", "--office", " ", code=1)

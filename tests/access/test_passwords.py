@@ -33,7 +33,11 @@ def test_weaker_hash_is_flagged_for_upgrade():
     ("password", "username", "problems"),
     [
         ("short-one", None, ["it is shorter than 12 characters"]),
-        ("passwordpassword", None, ["it is a commonly used or breached password"]),
+        (
+            "passwordpassword",
+            None,
+            ["it is a commonly used or breached password", "it is one word or group of characters repeated"],
+        ),
         ("Password2024!", None, ["it is a commonly used or breached password"]),  # edge noise stripped
         (
             "QWERTYUIOP",
@@ -54,6 +58,15 @@ def test_weaker_hash_is_flagged_for_upgrade():
         ("correct horse battery", None, []),
         ("harbour-lantern-quietly-7", "alice", []),
         ("passwordmanagers are good", None, []),  # a blocklisted word inside a longer phrase is fine
+        # One word (or chunk) said again and again: separators and case change nothing.
+        ("customs customs customs", None, ["it is one word or group of characters repeated"]),
+        ("Customs-CUSTOMS_customs", None, ["it is one word or group of characters repeated"]),
+        ("customscustomscustoms", None, ["it is one word or group of characters repeated"]),
+        ("harbour lantern harbour lantern", None, ["it is one word or group of characters repeated"]),
+        ("customs customs customs 2024!", None, ["it is one word or group of characters repeated"]),
+        ("849184918491", None, ["it is one word or group of characters repeated"]),
+        ("customs customs lantern", None, []),  # a repeated word inside a phrase is fine
+        ("lantern customs lantern", None, []),
     ],
 )
 def test_password_rules(password, username, problems):

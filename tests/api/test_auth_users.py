@@ -101,3 +101,66 @@ def test_admin_errors_name_the_user(sqlite_api_settings):
     assert "ghost" in err["message"]
     bad = client.post("/api/v1/users", headers=admin, json={"username": "x1", "roles": ["emperor"]})
     assert "emperor" in assert_envelope(bad, 400, "account_error")["message"]
+
+
+def test_unknown_fields_are_refused_naming_the_closest(sqlite_api_settings):
+    """A misspelt ``office`` once made an account bound to no office: it saw every office."""
+    from sciti.ops import User, session_scope
+    from tests.api.conftest import make_client
+
+    client = make_client(sqlite_api_settings)
+    admin = bearer(token_factory(sqlite_api_settings)("administrator"))
+    body = {"username": "kr01officer", "roles": ["targeting_officer"], "office": "11"}
+    err = assert_envelope(client.post("/api/v1/users", headers=admin, json=body), 422, "validation_error")
+    (field,) = err["details"]["fields"]
+    assert field["field"] == "office" and field["type"] == "extra_forbidden"
+    assert "did you mean office_code?" in field["problem"]
+    assert "11" not in str(err)  # the value sent is not echoed
+    with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
+        assert s.query(User).filter_by(username="kr01officer").first() is None
+
+    # Every body of the user administration is strict, and a blank office is no office at all.
+    expiry = client.post("/api/v1/users/u-administrator/expire", headers=admin, json={"expire_at": None})
+    assert assert_envelope(expiry, 422, "validation_error")["details"]["fields"][0]["field"] == "expire_at"
+    blank = client.post(
+        "/api/v1/users", headers=admin, json={"username": "blank", "roles": ["viewer"], "office_code": ""}
+    )
+    assert_envelope(blank, 422, "validation_error")
+    assert client.post("/api/v1/users", headers=admin, json={**body, "office_code": "11"}).status_code == 422
+    body.pop("office")
+    made = client.post("/api/v1/users", headers=admin, json={**body, "office_code": "11"})
+    assert made.status_code == 200 and made.json()["user"]["office_code"] == "11", made.text
+
+
+def test_the_office_is_in_the_audit_entry(sqlite_api_settings):
+    from sciti.access import list_entries
+    from sciti.ops import session_scope
+    from tests.api.conftest import make_client
+
+    client = make_client(sqlite_api_settings)
+    admin = bearer(token_factory(sqlite_api_settings)("administrator"))
+    for name, office in (("hkia-officer", "HKIA"), ("roaming", None)):
+        body = {"username": name, "roles": ["targeting_officer"], "office_code": office}
+        assert client.post("/api/v1/users", headers=admin, json=body).status_code == 200
+    with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
+        made = {e.target: e.details for e in list_entries(s, limit=50) if e.action == "user.create"}
+    assert made["user:hkia-officer"]["office_code"] == "HKIA"
+    assert made["user:roaming"] == {"roles": ["targeting_officer"], "office_code": None, "service": False}
+
+
+def test_a_repeated_word_is_not_a_password(sqlite_api_settings):
+    from tests.api.conftest import make_client
+
+    client = make_client(sqlite_api_settings)
+    admin = bearer(token_factory(sqlite_api_settings)("administrator"))
+    one_time = client.post(
+        "/api/v1/users", headers=admin, json={"username": "erin", "roles": ["analyst"]}
+    ).json()["one_time_password"]
+    for weak in ("customs customs customs", "Customs-CUSTOMS-customs!", "lanternlanternlantern"):
+        refused = client.post(
+            "/api/v1/auth/password",
+            json={"username": "erin", "current_password": one_time, "new_password": weak},
+        )
+        err = assert_envelope(refused, 422, "weak_password")
+        assert "it is one word or group of characters repeated" in err["details"]["problems"], weak
+    _first_login(client, "erin", one_time)  # a passphrase of different words is still taken

@@ -100,6 +100,26 @@ def normalise_username(username: str) -> str:
     return name
 
 
+OFFICE_MAX_LENGTH = 32  # the operational database's column (users.office_code, risk queue offices)
+
+
+def normalise_office(office_code: str | None) -> str | None:
+    """An account's office code as stored: trimmed; None: the account sees every office.
+
+    A blank or over-long code is refused, never stored: an empty office binds an account to
+    nothing, and the row rules would then show it every office."""
+    if office_code is None:
+        return None
+    code = office_code.strip()
+    if not code or len(code) > OFFICE_MAX_LENGTH or not code.isprintable():
+        raise AccountError(
+            f"invalid office code {office_code!r}",
+            remedy=f"give the office's code (1-{OFFICE_MAX_LENGTH} characters, e.g. HKIA), "
+            "or no office for an account that sees every office",
+        )
+    return code
+
+
 def account_usable(user: User, now: datetime) -> bool:
     """Not disabled and not past its account expiry date."""
     expires = as_utc(user.expires_at)
@@ -139,6 +159,7 @@ def create_user(
     """
     name = normalise_username(username)
     role_list = validate_roles(roles)
+    office_code = normalise_office(office_code)
     if find_user(session, name) is not None:
         raise AccountError(
             f"user {name!r} already exists", remedy="choose another name or use `sciti user passwd`"

@@ -8,6 +8,7 @@ making each offline guess cost the same memory.
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from importlib import resources
@@ -34,6 +35,7 @@ _hasher = PasswordHasher(
 # Letters and digits a person can read aloud and type without confusing 0/O or 1/l.
 _ONE_TIME_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 _EDGE_NOISE = "0123456789!@#$%^&*()_-+=.,;:?~ "
+_SEPARATORS = re.compile(r"[\W_]+")  # spaces, punctuation, symbols: what joins the words of a phrase
 
 
 def hash_password(password: str) -> str:
@@ -101,6 +103,8 @@ def password_problems(password: str, *, username: str | None = None) -> list[str
         problems.append("it contains the username")
     if password and len(set(password)) <= 2:
         problems.append("it repeats the same characters")
+    elif _is_repetition(core) or _is_repetition(lowered):
+        problems.append("it is one word or group of characters repeated")
     elif _is_sequence(lowered):
         problems.append("it is a simple sequence of characters")
     return problems
@@ -115,6 +119,15 @@ def check_password(password: str, *, username: str | None = None) -> None:
             remedy=f"choose a passphrase of at least {MIN_LENGTH} characters, e.g. several unrelated words",
             details={"problems": problems},
         )
+
+
+def _is_repetition(text: str) -> bool:
+    """One chunk said several times, with or without separators: 'customs customs customs',
+    'Blue-Sky.blue-sky', 'abc123abc123abc123' (case is already folded)."""
+    squashed = _SEPARATORS.sub("", text)
+    # A string is a repetition of a shorter chunk exactly when it occurs inside itself doubled,
+    # other than at the start and the middle.
+    return len(squashed) >= 2 and (squashed + squashed).find(squashed, 1) < len(squashed)
 
 
 def _is_sequence(text: str) -> bool:

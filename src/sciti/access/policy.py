@@ -27,6 +27,7 @@ from sciti.lake.views import ViewRule, quote_literal
 from sciti.model import RecordKind, load_kinds
 
 UNMASK_PERMISSION = "personal.unmask"
+FOLLOWS_PARENT = "parent"  # ``rows.office_fields``: the kind follows its parent's rows
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,23 @@ class PolicyConfig:
     restricted_permission: str
     mask_by_field: dict[str, str]
     mask_by_type: dict[str, str]
-    office_column: str
+    office_column: str  # the office field of a kind listed nowhere in ``office_fields``
     partner_role: str
     partner_kinds: frozenset[str]
     partner_row_column: str
     kinds_by_table: dict[str, RecordKind] = field(default_factory=dict)
     derived: dict[str, DerivedTable] = field(default_factory=dict)
+    # Kind -> the fields saying where its records were handled (any may hold the office), or
+    # ("parent",): the kind follows its parent's rows, or (): not bound to an office.
+    office_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def office_fields_of(self, kind: RecordKind) -> tuple[str, ...]:
+        """Where ``kind``'s records were handled (see ``rows.office_fields`` in policy.yaml)."""
+        if kind.name in self.office_fields:
+            return self.office_fields[kind.name]
+        if self.office_column in kind.field_names:
+            return (self.office_column,)
+        return (FOLLOWS_PARENT,) if kind.parent else ()
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -108,6 +120,30 @@ def _derived(raw: Any, kinds: dict[str, RecordKind]) -> dict[str, DerivedTable]:
     return out
 
 
+def _office_fields(rows: dict[str, Any], kinds: dict[str, RecordKind]) -> dict[str, tuple[str, ...]]:
+    """``rows.office_fields`` and ``rows.not_office_bound``, checked against the record kinds: a
+    misspelt field would bind a kind to nothing and hide it, or leave it open to every office."""
+    bound = rows.get("office_fields") or {}
+    unbound = rows.get("not_office_bound") or {}
+    out: dict[str, tuple[str, ...]] = {str(k): () for k in unbound}
+    for name, value in bound.items():
+        where = f"policy.yaml: rows.office_fields.{name}"
+        kind = kinds.get(str(name))
+        if kind is None or name in unbound:
+            raise ValueError(f"{where}: unknown kind, or also listed in not_office_bound")
+        fields = (str(value),) if isinstance(value, str) else _strs(value)
+        if fields == (FOLLOWS_PARENT,):
+            if kind.parent is None:
+                raise ValueError(f"{where}: {name!r} has no parent kind to follow")
+        elif not fields or any(f not in kind.field_names for f in fields):
+            raise ValueError(f"{where}: {list(fields)} are not all fields of {name!r}")
+        out[str(name)] = fields
+    unknown = set(unbound) - set(kinds)
+    if unknown:
+        raise ValueError(f"policy.yaml: rows.not_office_bound: unknown kinds {sorted(unknown)}")
+    return out
+
+
 @lru_cache(maxsize=1)
 def policy_config() -> PolicyConfig:
     raw = yaml.safe_load(resources.files("sciti.access").joinpath("data/policy.yaml").read_text("utf-8"))
@@ -134,6 +170,7 @@ def policy_config() -> PolicyConfig:
         partner_row_column=str(raw["partner"]["row_column"]),
         kinds_by_table={k.ident: k for k in kinds.values()},
         derived=_derived(raw.get("derived"), kinds),
+        office_fields=_office_fields(raw["rows"], kinds),
     )
     # A typo in the policy must fail at start-up, not silently open or close access.
     for perm in (
@@ -305,19 +342,26 @@ class DataPolicy:
         return mask_sql(method, name, field_type, self.salt)
 
     def _office_filter(self, kind: RecordKind) -> tuple[str | None, tuple[str, ...]]:
+        """An office-bound account's rows of ``kind``: those handled at its office (by the kind's
+        ``rows.office_fields``), or a child kind's rows whose parent is among the parent's rows."""
         office = self.principal.office_code
-        column = self.config.office_column
         if not office:
             return None, ()
-        if column in kind.field_names:
-            return f'"{column}" = {quote_literal(office)}', ()
-        parent = load_kinds().get(kind.parent or "")
-        if parent is not None and column in parent.field_names:
+        fields = self.config.office_fields_of(kind)
+        if fields == (FOLLOWS_PARENT,):
+            parent = load_kinds().get(kind.parent or "")
+            if parent is None:
+                return "false", ()
+            if self._office_filter(parent)[0] is None:
+                return None, ()  # the parent is not bound to offices: nor are its children
             if not self.can_read(parent.ident):
                 return "false", ()
             # The parent's view is itself filtered to the office: a child follows its parent's rows.
             return f'"parent_record_id" IN (SELECT record_id FROM {parent.ident})', (parent.ident,)
-        return None, ()
+        if not fields:
+            return None, ()
+        code = quote_literal(office)
+        return " OR ".join(f'"{f}" = {code}' for f in fields), ()
 
     def _partner_rule(self, kind: RecordKind) -> ViewRule:
         shared = {"public", "partner_shareable"}
@@ -339,6 +383,7 @@ __all__ = [
     "Classified",
     "DataPolicy",
     "DerivedTable",
+    "FOLLOWS_PARENT",
     "PolicyConfig",
     "TableRule",
     "policy_config",

@@ -1,7 +1,10 @@
-"""Per-request context: request id, access log line, metrics, and the last-resort 500 envelope.
+"""Per-request context: request id, security headers, access log line, metrics, and the
+last-resort 500 envelope.
 
 A plain ASGI middleware (not BaseHTTPMiddleware) so streaming responses pass through untouched and
 the request id context variable is visible to every log record made while handling the request.
+It wraps the whole app, the web pages under /ui included (they are a mount of this app), so the
+security headers are set here, once, for every answer (:func:`security_headers`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,51 @@ log = logging.getLogger("sciti.api")
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _QUIET = {"/healthz", "/metrics"}  # scraped every few seconds: keep them out of INFO logs
 
+# Security headers of every answer (decision 0101), as the raw bytes ASGI sends: no work per request
+# beyond a scan of the answer's own headers. Pages may not be framed (clickjacking), content types
+# are not guessed, a link followed to another site carries no address (addresses can hold record
+# ids and filters).
+FRAME_ANCESTORS = b"frame-ancestors 'none'"
+_ALWAYS = (
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+# Answers carry personal data (unmasked SQL results and exports, record pages) or what a session
+# may see: no browser or proxy keeps a copy, unless the answer says otherwise itself. The web
+# application's static assets (CSS, scripts, fonts) hold no data and keep their caching.
+NO_STORE = (b"cache-control", b"no-store")
+STATIC_PREFIX = "/ui/static/"
+_CSP = b"content-security-policy"
+_OWN = {b"cache-control", _CSP, *(name for name, _ in _ALWAYS)}
+
+
+def security_headers(headers: list[tuple[bytes, bytes]], *, static: bool) -> list[tuple[bytes, bytes]]:
+    """``headers`` of an answer with the security headers added (``static``: a static asset, see
+    :func:`is_static`). A header the answer sets itself is kept (a ``Cache-Control`` of its own
+    wins); a Content-Security-Policy of its own gets ``frame-ancestors 'none'`` unless it says where
+    it may be framed."""
+    present = {name.lower(): i for i, (name, _) in enumerate(headers) if name.lower() in _OWN}
+    out = headers + [h for h in _ALWAYS if h[0] not in present]
+    at = present.get(_CSP)
+    if at is None:
+        out.append((_CSP, FRAME_ANCESTORS))
+    elif b"frame-ancestors" not in out[at][1].lower():
+        out[at] = (out[at][0], out[at][1].rstrip(b"; ") + b"; " + FRAME_ANCESTORS)
+    if b"cache-control" not in present and not static:
+        out.append(NO_STORE)
+    return out
+
+
+def is_static(scope: Scope) -> bool:
+    """Whether the request is for a static asset of the web application. Read before the app
+    runs: routing rewrites ``root_path`` in the scope as it descends into mounts."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.startswith(STATIC_PREFIX)
+
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp):
@@ -39,6 +87,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
+        static = is_static(scope)
         status = 500
         response_started = False
 
@@ -47,7 +96,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers") or [])
+                headers = security_headers(list(message.get("headers") or []), static=static)
                 headers.append((b"x-request-id", rid.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)

@@ -106,7 +106,14 @@ def add(
             session, name, role, office_code=office, display_name=display_name, service=service
         )
         username, roles = user.username, ", ".join(user.roles)
-        _audit(session, "user.create", username, roles=list(user.roles), service=service)
+        _audit(
+            session,
+            "user.create",
+            username,
+            roles=list(user.roles),
+            office_code=user.office_code,
+            service=service,
+        )
     console.print(f"created user [bold]{username}[/] ({roles})", highlight=False)
     if password:
         _show_secret(

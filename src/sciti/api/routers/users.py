@@ -1,13 +1,20 @@
 """Account administration over HTTP (``users.manage``): list, create, disable, enable, expire,
-unlock, reset password, reset MFA, and the dormant-account report. Every change is audited."""
+unlock, reset password, reset MFA, and the dormant-account report. Every change is audited.
+
+Request bodies are strict: a field the endpoint does not know is refused (422 naming it, with the
+closest field it does know), never skipped. A skipped ``"office"`` once made an account bound to
+no office, which sees every office's records (decision 0101).
+"""
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.orm import Session
 
 from sciti.access import (
@@ -25,7 +32,7 @@ from sciti.access import (
     set_expiry,
     unlock,
 )
-from sciti.access.accounts import active_token_count
+from sciti.access.accounts import OFFICE_MAX_LENGTH, active_token_count
 from sciti.access.audit import audit
 from sciti.api.deps import SessionDep
 from sciti.ops import User
@@ -48,10 +55,45 @@ class UserOut(BaseModel):
     created_at: datetime | None
 
 
-class NewUser(BaseModel):
+class StrictBody(BaseModel):
+    """A request body that refuses fields it does not know, each named, with the closest known one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = list(cls.model_fields)
+        unknown = [k for k in data if k not in cls.model_fields]
+        if not unknown:
+            return data
+        errors = []
+        for name in unknown:
+            close = difflib.get_close_matches(str(name).lower(), known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else f"the fields are: {', '.join(known)}"
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("extra_forbidden", "unknown field ({hint})", {"hint": hint}),
+                    loc=(str(name),),
+                    input=None,  # never the value: the envelope does not echo what was sent
+                )
+            )
+        # A ValidationError keeps each field's location (a ValueError would name none).
+        raise ValidationError.from_exception_data(cls.__name__, errors)
+
+
+class NewUser(StrictBody):
     username: str
     roles: list[str] = Field(min_length=1)
-    office_code: str | None = None
+    office_code: str | None = Field(
+        None,
+        min_length=1,
+        max_length=OFFICE_MAX_LENGTH,
+        description="The office (or control point) the account is bound to: it sees only records "
+        "handled there. Omitted or null: every office.",
+    )
     display_name: str = ""
     service: bool = Field(False, description="No password: can only hold tokens an administrator issues.")
     expires_at: datetime | None = None
@@ -62,7 +104,7 @@ class Created(BaseModel):
     one_time_password: str | None = Field(description="Shown only now; must be changed at first login.")
 
 
-class Expiry(BaseModel):
+class Expiry(StrictBody):
     expires_at: datetime | None = Field(description="When the account stops working; null: never.")
 
 
@@ -119,7 +161,14 @@ def create(body: NewUser, request: Request, admin: Admin, session: SessionDep) -
     )
     user.expires_at = body.expires_at
     _audit(
-        session, request, admin, "user.create", user.username, roles=list(user.roles), service=body.service
+        session,
+        request,
+        admin,
+        "user.create",
+        user.username,
+        roles=list(user.roles),
+        office_code=user.office_code,
+        service=body.service,
     )
     return Created(user=_out(session, user), one_time_password=one_time)
 
