@@ -1,4 +1,7 @@
-"""Quarantine end to end through the real `sciti` commands: list, show, resubmit, discard, batches."""
+"""Quarantine end to end through the real `sciti` commands: list, show, resubmit, discard, batches.
+
+The quarantine commands act as a named account (SCITI_USER here: a data engineer's, decision 0099).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from sciti.access import create_user
 from sciti.acquire import AcquireError, Runner, list_quarantine, resubmit
 from sciti.cli.main import app
+from sciti.ops import migrate, session_scope
 from tests.acquire.conftest import HEADER, decl_connector, rows
 
 CSV = (
@@ -26,6 +31,10 @@ def cli(acq_settings, monkeypatch):
         monkeypatch.setenv(key, str(value))
     from sciti.settings import get_settings
 
+    migrate(acq_settings.resolved_ops_db_url)
+    with session_scope(acq_settings.resolved_ops_db_url) as s:
+        create_user(s, "engineer", ["data_engineer"], service=True)
+    monkeypatch.setenv("SCITI_USER", "engineer")
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()

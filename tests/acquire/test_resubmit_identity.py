@@ -114,19 +114,20 @@ def test_a_resubmission_committed_before_its_entry_was_closed_closes_it(
 def test_the_same_bytes_as_a_committed_unit_are_a_new_batch_when_resubmitted(
     acq_settings: Settings, runner: Runner
 ) -> None:
-    """The text as quarantined, sent back unchanged for a whole-unit entry, is its own batch."""
+    """The unit as received, sent back unchanged for its one quarantined row, is its own batch."""
     conn = decl_connector(acq_settings)
-    runner.ingest_bytes(conn, WITH_BAD.encode(), "r.csv")
-    entry = entry_for(acq_settings, "r.csv:line 4")
-    result = resubmit(acq_settings, entry["id"], WITH_BAD, user="tester")
-    assert result.status == "committed" and (result.stored, result.quarantined) == (2, 1)
+    only_bad = f"{HEADER}\nQ3,2024-07-03,KRPUS,x,USD,851713,\n"  # one record: a row entry takes one
+    runner.ingest_bytes(conn, only_bad.encode(), "r.csv")
+    entry = entry_for(acq_settings, "r.csv:line 2")
+    result = resubmit(acq_settings, entry["id"], only_bad, user="tester")
+    assert result.status == "committed" and (result.stored, result.quarantined) == (0, 1)
     with session_scope(acq_settings.resolved_ops_db_url) as s:
         batch = s.get(Batch, result.batch_id)
         assert batch is not None and batch.resubmission_of == entry["id"]
-        assert batch.fingerprint == resubmission_fingerprint(entry["id"], WITH_BAD.encode())
+        assert batch.fingerprint == resubmission_fingerprint(entry["id"], only_bad.encode())
         reopened = s.scalars(
             select(QuarantineRecord).where(QuarantineRecord.batch_id == result.batch_id)
         ).all()
-    # Quarantined again: the old entry is closed, the row waits under a new open one.
+    # Quarantined again: the row waits under a new open entry of the new batch.
     assert [q.status for q in reopened] == ["open"]
-    assert reopened[0].locator == f"r.csv#resubmit-{entry['id']}:line 4"
+    assert reopened[0].locator == f"r.csv#resubmit-{entry['id']}:line 2"

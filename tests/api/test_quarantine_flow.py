@@ -45,3 +45,77 @@ def test_push_quarantine_correct_resubmit(client, token_for, shared_data):
         f"/api/v1/quarantine/{entry['id']}/resubmit", json={"corrected": raw}, headers=engineer
     )
     assert_envelope(again, 422, "acquire_error")
+
+
+def _quarantined_line(client, engineer, shared_data):
+    """Push two real KCS rows, the second with an HS code that is no subheading: one entry."""
+    header, good, other, fourth = (shared_data / "kcs" / "train.csv").read_text("utf-8").splitlines()[:4]
+    hs = other.split(",")[12]
+    pushed = client.post(
+        "/api/v1/ingest/kcs",
+        content=f"{header}\n{good}\n{other.replace(f',{hs},', ',999999,')}\n".encode(),
+        headers={**engineer, "X-Filename": "valid.csv", "Content-Type": "text/csv"},
+    )
+    assert pushed.status_code == 200, pushed.text
+    [entry] = client.get("/api/v1/quarantine?status=open", headers=engineer).json()["items"]
+    return entry, header, good, other, fourth
+
+
+def _audit(api_settings, action):
+    from sciti.access import list_entries
+    from sciti.ops import session_scope
+
+    with session_scope(api_settings.resolved_ops_db_url) as s:
+        return list_entries(s, action=action)
+
+
+def test_a_correction_of_one_row_holding_three_is_refused_and_every_step_audited(
+    client, token_for, shared_data, api_settings
+):
+    """The review: entry 1941 (one line) re-submitted with a header and 3 rows answered `received 3,
+    stored 3` (the corrected line, a made-up declaration, a copy of a stored one), unaudited."""
+    engineer = bearer(token_for("data_engineer"))
+    entry, header, good, other, fourth = _quarantined_line(client, engineer, shared_data)
+    assert "raw" not in entry  # the list gives where and why, never the content
+    assert _audit(api_settings, "quarantine.read") == []
+
+    shown = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer)
+    assert shown.status_code == 200 and "999999" in shown.json()["raw"]
+    [read] = _audit(api_settings, "quarantine.read")
+    assert (read.actor, read.target) == ("u-data_engineer", f"quarantine:{entry['id']}")
+    assert read.source and read.source != "cli" and read.details["data_source"] == "kcs"
+    assert "999999" not in str(read.details)
+
+    copy = good.replace(good.split(",")[1], "1", 1)  # a stored declaration with another value
+    three = f"{header}\n{other}\n{fourth}\n{copy}\n"
+    refused = client.post(
+        f"/api/v1/quarantine/{entry['id']}/resubmit", json={"corrected": three}, headers=engineer
+    )
+    err = assert_envelope(refused, 422, "correction_mismatch")
+    where = entry["locator"].replace(":line ", " line ")  # push names the unit: http:push-…/valid.csv
+    assert where.endswith("/valid.csv line 3")
+    assert err["message"].startswith(
+        f"quarantine entry {entry['id']} is one quarantined row ({where}); the correction holds 3 records"
+    )
+    assert "through the connector" in err["remedy"]
+    after = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()
+    assert after["status"] == "open"
+    batches = client.get("/api/v1/batches", headers=engineer).json()["items"]
+    assert len(batches) == 1  # no batch for the refused correction
+    [no] = _audit(api_settings, "quarantine.resubmit")
+    assert (no.actor, no.outcome, no.details["records"]) == ("u-data_engineer", "refused", 3)
+
+    fixed = client.post(
+        f"/api/v1/quarantine/{entry['id']}/resubmit",
+        json={"corrected": f"{header}\n{other}\n"},
+        headers=engineer,
+    )
+    assert fixed.status_code == 200, fixed.text
+    result = fixed.json()["result"]
+    assert (result["received"], result["stored"]) == (1, 1)
+    ok = _audit(api_settings, "quarantine.resubmit")[0]
+    assert (ok.actor, ok.outcome, ok.details["stored"]) == ("u-data_engineer", "ok", 1)
+    assert ok.details["resubmit_batch_id"] == result["batch_id"] and ok.source == read.source
+    assert other.split(",")[0] not in str(ok.details)  # counts, never the content
+    closed = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()
+    assert closed["resolved_by"] == "u-data_engineer"

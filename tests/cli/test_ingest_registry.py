@@ -14,12 +14,14 @@ import orjson
 import pytest
 from alembic import command
 from alembic.migration import MigrationContext
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from sciti.access import create_user
 from sciti.acquire import Runner
 from sciti.acquire.quarantine import _schema_revisions
 from sciti.cli.main import app
-from sciti.ops import get_engine
+from sciti.ops import User, get_engine, session_scope
 from sciti.ops.db import alembic_config
 from sciti.settings import Settings
 from tests.acquire.conftest import DECL_CONNECTOR, HEADER, write_connector
@@ -49,6 +51,14 @@ def instance(tmp_path: Path, cli_on):
         return chosen
 
     return settings, use
+
+
+def as_engineer(settings: Settings, *args: str):
+    """``args`` run as a data engineer: quarantine commands act as a named account (decision 0099)."""
+    with session_scope(settings.resolved_ops_db_url) as s:
+        if s.scalar(select(User).where(User.username == "engineer")) is None:
+            create_user(s, "engineer", ["data_engineer"], service=True)
+    return cli.invoke(app, [*args, "--user", "engineer"])
 
 
 def one_line(result, *words: str) -> str:
@@ -114,7 +124,7 @@ def test_the_registry_commands_read_an_initialised_instance(instance) -> None:
     Runner(use(settings))
     done = cli.invoke(app, ["batches", "--json"])
     assert done.exit_code == 0 and orjson.loads(done.output) == []
-    done = cli.invoke(app, ["quarantine", "list", "--json"])
+    done = as_engineer(settings, "quarantine", "list", "--json")
     assert done.exit_code == 0 and orjson.loads(done.output) == []
 
 
@@ -133,7 +143,7 @@ def test_ingest_of_a_file_missing_a_mapped_column_fails_and_is_retried_once_fixe
     assert "no column 'office_id', which connector decl maps" in line and "connector.yaml" in line
     (batch,) = orjson.loads(cli.invoke(app, ["batches", "--json"]).output)
     assert (batch["status"], batch["received"], batch["quarantined"]) == ("failed", 0, 0)
-    assert orjson.loads(cli.invoke(app, ["quarantine", "list", "--json"]).output) == []
+    assert orjson.loads(as_engineer(settings, "quarantine", "list", "--json").output) == []
 
     write_connector(settings, DECL)  # the connector fixed
     done = cli.invoke(app, ["ingest", "decl", str(c6), "--json"])
@@ -157,7 +167,7 @@ def test_files_of_one_name_in_two_folders_keep_their_folder_in_the_locator(insta
     done = cli.invoke(app, ["ingest", "decl", str(inbox), "--json"])
     assert done.exit_code == 0, done.output
     assert sorted(r["unit"] for r in orjson.loads(done.output)) == ["old/records.csv", "records.csv"]
-    entries = orjson.loads(cli.invoke(app, ["quarantine", "list", "--json"]).output)
+    entries = orjson.loads(as_engineer(settings, "quarantine", "list", "--json").output)
     assert sorted(e["locator"] for e in entries) == ["old/records.csv:line 2", "records.csv:line 2"]
     # A file named by itself is known by its name, as before.
     single = cli.invoke(app, ["ingest", "decl", str(inbox / "old" / "records.csv"), "--json"])

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from sciti.access import create_user, load_instance_key
 from sciti.access.mfa import confirm, enrol
 from sciti.api.app import create_app
-from sciti.ops import User, session_scope
+from sciti.ops import Batch, QuarantineRecord, User, session_scope
 from sciti.risk import features
 from sciti.risk.engine import Assessor, score_since
 from sciti.settings import Settings
@@ -128,3 +128,39 @@ def live_server(web_settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def quarantined(web_settings) -> int:
+    """A record of the web instance in quarantine (KCS has none), with its batch."""
+    now = datetime.now(UTC)
+    with session_scope(web_settings.resolved_ops_db_url) as s:
+        s.add(
+            Batch(
+                id="i18n-batch",
+                connector="kcs",
+                source="kcs",
+                unit="late.csv",
+                fingerprint="i18n",
+                status="committed",
+                received=1,
+                stored=0,
+                quarantined=1,
+                started_at=now,
+                finished_at=now,
+            )
+        )
+        s.flush()
+        row = QuarantineRecord(
+            batch_id="i18n-batch",
+            connector="kcs",
+            source="kcs",
+            locator="late.csv:line 2",
+            field="net_mass_kg",
+            reason="net_mass_kg: '-5' is less than 0, the smallest allowed",
+            raw="declaration_id,net_mass_kg\nD1,-5\n",
+            details={"problems": [{"field": "net_mass_kg", "reason": "less than 0"}]},
+        )
+        s.add(row)
+        s.flush()
+        return row.id

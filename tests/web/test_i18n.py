@@ -24,7 +24,6 @@ import ast
 import html
 import json
 import re
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from sciti.errors import SCITIError
-from sciti.ops import Batch, QuarantineRecord, session_scope
+from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.web.i18n import Translator, catalogue, keep
 from sciti.web.labels import column_names, english_label
@@ -146,42 +145,6 @@ def test_the_check_finds_english_and_lets_data_through() -> None:
 
 
 # --- the pages ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def quarantined(web_settings) -> int:
-    """A record of the web instance in quarantine (KCS has none), with its batch."""
-    now = datetime.now(UTC)
-    with session_scope(web_settings.resolved_ops_db_url) as s:
-        s.add(
-            Batch(
-                id="i18n-batch",
-                connector="kcs",
-                source="kcs",
-                unit="late.csv",
-                fingerprint="i18n",
-                status="committed",
-                received=1,
-                stored=0,
-                quarantined=1,
-                started_at=now,
-                finished_at=now,
-            )
-        )
-        s.flush()
-        row = QuarantineRecord(
-            batch_id="i18n-batch",
-            connector="kcs",
-            source="kcs",
-            locator="late.csv:line 2",
-            field="net_mass_kg",
-            reason="net_mass_kg: '-5' is less than 0, the smallest allowed",
-            raw="declaration_id,net_mass_kg\nD1,-5\n",
-            details={"problems": [{"field": "net_mass_kg", "reason": "less than 0"}]},
-        )
-        s.add(row)
-        s.flush()
-        return row.id
 
 
 @pytest.fixture(scope="module")

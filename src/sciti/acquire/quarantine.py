@@ -5,23 +5,41 @@ connector as a new batch linked to the original entry, which is then marked ``re
 an entry that should not be stored is ``discarded`` with a reason. Both keep who and when.
 A re-submission is a unit of its own (its fingerprint names the entry), and the entry is closed
 only when that batch committed rows: stored, or quarantined again under a new open entry.
+
+Every path (API, CLI, web) goes through the functions here, which audit under the acting account
+(decision 0099): ``quarantine.read`` for an entry shown with its raw text (content as received,
+perhaps a passenger's personal data), ``quarantine.resubmit`` and ``quarantine.discard`` for the
+actions, refused and failed ones included; an entry's raw text is never written to the audit trail.
+A correction of one quarantined record (a CSV line, an XML declaration, an EDIFACT message) must
+hold one record: new records come in through the connector, not through the quarantine.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from sciti.acquire.connector import load_connector
-from sciti.acquire.errors import AcquireError, NotInitialised, UnitBusy
-from sciti.acquire.runner import BatchResult, Runner
+from sciti.access.audit import audit
+from sciti.acquire.connector import Connector, load_connector
+from sciti.acquire.errors import AcquireError, ConnectorError, NotInitialised, UnitBusy
+from sciti.acquire.formats import jsonl, tabular
+from sciti.acquire.items import Rejected
+from sciti.acquire.registry import FORMATS, FormatContext
+from sciti.acquire.runner import DUCKDB_MEMORY, PARQUET_MAGIC, BatchResult, Runner
+from sciti.acquire.units import expand
 from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, get_engine, session_scope, utcnow
 from sciti.ops.db import alembic_config
@@ -75,6 +93,18 @@ def _schema_revisions() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
 
 
+class CorrectionMismatch(AcquireError):
+    """A correction of one quarantined record holds another number of records: nothing is stored."""
+
+    code = "correction_mismatch"
+
+
+def ensure_ready(settings: Settings) -> None:
+    """Stop unless the operational database holds this version's schema (see ``_ready``): the
+    commands check it before they look up the account they act as."""
+    _ready(settings)
+
+
 def _entry(q: QuarantineRecord, full: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": q.id,
@@ -88,6 +118,7 @@ def _entry(q: QuarantineRecord, full: bool = False) -> dict[str, Any]:
     }
     if full:
         out.update(
+            source=q.source,
             raw=q.raw,
             details=q.details,
             resolved_by=q.resolved_by,
@@ -100,7 +131,7 @@ def _entry(q: QuarantineRecord, full: bool = False) -> dict[str, Any]:
 def list_quarantine(
     settings: Settings, *, connector: str | None = None, status: str | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Quarantine entries, newest first."""
+    """Quarantine entries, newest first: where and why, never the raw text (``show_quarantine``)."""
     if status and status not in STATUSES:
         raise AcquireError(
             f"unknown quarantine status {status!r}", remedy=f"use one of {', '.join(STATUSES)}"
@@ -115,11 +146,29 @@ def list_quarantine(
         return [_entry(q) for q in s.scalars(query)]
 
 
-def show_quarantine(settings: Settings, quarantine_id: int) -> dict[str, Any]:
-    """One entry with its raw text and every problem."""
+# The actor of a read made by SCITI's own code (tests, scripts) rather than for a person: every
+# person-facing path (API, CLI, web) passes the account it acts as.
+INTERNAL_ACTOR = "sciti"
+
+
+def show_quarantine(
+    settings: Settings, quarantine_id: int, *, user: str = INTERNAL_ACTOR, source: str = "internal"
+) -> dict[str, Any]:
+    """One entry with its raw text and every problem. The raw text is the content as received
+    (a passenger feed's line holds personal data), so the read is audited (``quarantine.read``)
+    as reading ``raw.*`` through SQL is: who, which entry, which source; never the text."""
     _ready(settings)
     with session_scope(settings.resolved_ops_db_url) as s:
-        return _entry(_get(s, quarantine_id), full=True)
+        q = _get(s, quarantine_id)
+        _audit(
+            s,
+            user=user,
+            action="quarantine.read",
+            entry=q,
+            source=source,
+            raw_chars=len(q.raw or ""),
+        )
+        return _entry(q, full=True)
 
 
 def _get(s: Any, quarantine_id: int) -> QuarantineRecord:
@@ -131,38 +180,216 @@ def _get(s: Any, quarantine_id: int) -> QuarantineRecord:
     return q
 
 
-def resubmit(settings: Settings, quarantine_id: int, corrected: str | None, user: str) -> BatchResult:
-    """Re-run one quarantined unit (the corrected text, or the text as quarantined) as a new batch.
+def _audit(
+    s: Session,
+    *,
+    user: str,
+    action: str,
+    entry: QuarantineRecord | int,
+    source: str,
+    outcome: str = "ok",
+    **details: Any,
+) -> None:
+    """One audit entry about a quarantine entry: its id, batch, connector and source, and what was
+    done; never its raw text nor the correction (content as received, perhaps personal data)."""
+    if isinstance(entry, QuarantineRecord):
+        facts: dict[str, Any] = {
+            "quarantine_id": entry.id,
+            "batch_id": entry.batch_id,
+            "connector": entry.connector,
+            "data_source": entry.source,
+        }
+        target = f"quarantine:{entry.id}"
+    else:
+        facts, target = {"quarantine_id": entry}, f"quarantine:{entry}"
+    audit(
+        s,
+        actor=user,
+        action=action,
+        target=target,
+        source=source,
+        outcome=outcome,
+        details={**facts, **{k: v for k, v in details.items() if v is not None}},
+    )
 
-    The entry is closed (``resubmitted``) only when that batch committed rows; otherwise it stays
-    open and an error says why and what to do. A failed batch is returned as it is (open entry)."""
-    _ready(settings)
+
+def _audit_apart(settings: Settings, quarantine_id: int, **fields: Any) -> None:
+    """Audit in a transaction of its own: a refused or failed action leaves its entry behind."""
     with session_scope(settings.resolved_ops_db_url) as s:
-        q = _get(s, quarantine_id)
-        if q.status != "open":
-            raise AcquireError(
-                f"quarantine entry {quarantine_id} is already {q.status}",
-                remedy="only open entries can be re-submitted",
-            )
-        text = corrected if corrected is not None else q.raw
-        if not text:
-            raise AcquireError(
-                f"quarantine entry {quarantine_id} has no text to re-submit",
-                remedy="pass the corrected unit (sciti quarantine resubmit ID --file FILE)",
-            )
-        name, locator = q.connector, q.locator
-    connector = load_connector(settings, name)
-    # Keep the original unit's extension so the same format handling applies.
-    base = locator.split(":line ")[0].split("#")[0]
-    data = text.encode("utf-8")
+        q = s.get(QuarantineRecord, quarantine_id)
+        _audit(s, entry=q if q is not None else quarantine_id, **fields)
+
+
+# What a locator says an entry is: one record of a unit (a correction holds exactly one), or the
+# whole unit (it did not parse: its correction is the whole corrected unit). Checked in order.
+_WHOLE_XML = re.compile(r"(?P<unit>.+)#/:line \d+")  # XML that does not parse at all
+_ONE_RECORD = (
+    (re.compile(r"(?P<unit>.+)#/(?P<at>Declaration(?:\[\d+\])?)"), "declaration", "{unit} {at}"),
+    (re.compile(r"(?P<unit>.+)#(?P<at>/[^#]+?):line (?P<n>\d+)"), "declaration", "{unit} line {n}"),
+    (re.compile(r"(?P<unit>.+)#msg=(?P<at>[^;]*);seg=\d+"), "message", "{unit} message {at}"),
+    (re.compile(r"(?P<unit>.+):line (?P<n>\d+)"), "row", "{unit} line {n}"),
+    (re.compile(r"(?P<unit>.+)#row=(?P<n>\d+)"), "row", "{unit} row {n}"),
+)
+
+
+def correction_scope(locator: str, raw: str | None = None) -> tuple[str, str] | None:
+    """``(what, where)`` when the entry at ``locator`` is one record of its unit (``("row",
+    "valid.csv line 4696")``), so a correction of it must hold one record; ``None`` for an entry
+    that is the whole unit (it did not parse, or its envelope was wrong)."""
+    if _WHOLE_XML.fullmatch(locator):
+        return None
+    for pattern, what, words in _ONE_RECORD:
+        found = pattern.fullmatch(locator)
+        if found is None:
+            continue
+        if what == "declaration" and found["at"] == "Declaration" and not raw:
+            return None  # an empty or oversized file: the whole unit
+        return what, words.format(**found.groupdict())
+    return None
+
+
+def records_in(settings: Settings, connector: Connector, data: bytes, unit: str) -> int | None:
+    """How many records the runner will count as received in ``data`` sent as ``unit``: the same
+    readers (a row, a declaration, a message, a rejected part each count one), nothing stored.
+    ``None`` when the runner would fail the batch instead (a missing column, a wrong connector)."""
+    spool = Path(settings.home) / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=spool))  # cleared if this process dies
+    try:
+        obj = work / "unit"
+        obj.write_bytes(data)
+        total = 0
+        for n, part in enumerate(expand(obj, unit, connector.files, work)):
+            if isinstance(part, Rejected):
+                total += 1
+                continue
+            try:
+                total += _part_records(settings, connector, part[0], part[1], work / f"part-{n}")
+            except ConnectorError:
+                return None
+            except AcquireError:
+                total += 1  # the runner quarantines the part as one entry
+        return total
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _part_records(settings: Settings, connector: Connector, path: Path, name: str, work: Path) -> int:
+    work.mkdir(parents=True, exist_ok=True)
+    fmt = connector.format
+    with path.open("rb") as fh:
+        if fh.read(4) == PARQUET_MAGIC and fmt != "parquet":
+            fmt = "parquet"
+    if connector.outputs:
+        stager = {"csv": tabular.stage_csv, "parquet": tabular.stage_parquet, "jsonl": jsonl.stage}.get(fmt)
+        if stager is None:
+            raise ConnectorError(f"format {fmt!r} is record-style and cannot use `outputs`")
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"SET temp_directory = {tabular.sql_str(str(work / 'spill'))}")
+            con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+            con.execute("SET preserve_insertion_order = true")
+            return stager(con, path, unit=name, options=connector.options, work=work).received
+        finally:
+            con.close()
+    ctx = FormatContext(settings=settings, connector=connector)
+    count = 0
+    try:
+        for _ in FORMATS[fmt](path.read_bytes(), unit=name, options=connector.options, ctx=ctx):
+            count += 1
+    except (AcquireError, ImportError):
+        raise
+    except Exception:  # noqa: BLE001 - the runner quarantines the rest of the unit as one entry
+        count += 1
+    return count
+
+
+def _check_correction(
+    settings: Settings, q_id: int, scope: tuple[str, str] | None, connector: Connector, data: bytes, unit: str
+) -> int | None:
+    """The records in a correction; refused (``CorrectionMismatch``) when the entry is one record
+    and the correction holds more. None (no records) is left to the batch, which says so."""
+    if scope is None:
+        return None
+    held = records_in(settings, connector, data, unit)
+    if held is None or held <= 1:
+        return held
+    what, where = scope
+    raise CorrectionMismatch(
+        f"quarantine entry {q_id} is one quarantined {what} ({where}); the correction holds {held} "
+        "records, and nothing was stored",
+        remedy=f"re-submit one {what} (the corrected one), or send new records through the connector "
+        f"(sciti ingest {connector.name} FILE, or POST /api/v1/ingest/{connector.name})",
+        details={"quarantine_id": q_id, "expected": 1, "records": held},
+    )
+
+
+def resubmit(
+    settings: Settings, quarantine_id: int, corrected: str | None, user: str, *, source: str = "internal"
+) -> BatchResult:
+    """Re-run one quarantined unit (the corrected text, or the text as quarantined) as a new batch,
+    as ``user`` (the account acting, recorded as ``resolved_by`` and in the audit trail) from
+    ``source`` (client address, ``cli``).
+
+    An entry that is one record (a CSV line, an XML declaration, an EDIFACT message) takes a
+    correction of one record; more is refused before anything is stored. The entry is closed
+    (``resubmitted``) only when the batch committed rows; otherwise it stays open and an error says
+    why and what to do. A failed batch is returned as it is (open entry). Every outcome is audited
+    (``quarantine.resubmit``: ok, refused or failed) with the counts, never the text."""
+    _ready(settings)
+    who: dict[str, Any] = {"user": user, "action": "quarantine.resubmit", "source": source}
+    try:
+        with session_scope(settings.resolved_ops_db_url) as s:
+            q = _get(s, quarantine_id)
+            if q.status != "open":
+                raise AcquireError(
+                    f"quarantine entry {quarantine_id} is already {q.status}",
+                    remedy="only open entries can be re-submitted",
+                )
+            text = corrected if corrected is not None else q.raw
+            if not text:
+                raise AcquireError(
+                    f"quarantine entry {quarantine_id} has no text to re-submit",
+                    remedy="pass the corrected unit (sciti quarantine resubmit ID --file FILE)",
+                )
+            name, locator, scope = q.connector, q.locator, correction_scope(q.locator, q.raw)
+        connector = load_connector(settings, name)
+        # Keep the original unit's extension so the same format handling applies.
+        base = locator.split(":line ")[0].split("#")[0]
+        data = text.encode("utf-8")
+        unit = f"{base}#resubmit-{quarantine_id}"
+        _check_correction(settings, quarantine_id, scope, connector, data, unit)
+    except NotFound:
+        raise
+    except AcquireError as exc:
+        _audit_apart(
+            settings,
+            quarantine_id,
+            **who,
+            outcome="refused",
+            corrected=corrected is not None,
+            error=exc.code,
+            records=exc.details.get("records"),
+        )
+        raise
     result = Runner(settings).ingest_bytes(
         connector,
         data,
-        f"{base}#resubmit-{quarantine_id}",
+        unit,
         transport="resubmit",
         resubmission_of=quarantine_id,
         fingerprint=resubmission_fingerprint(quarantine_id, data),
     )
+    counts: dict[str, Any] = {
+        "corrected": corrected is not None,
+        "resubmit_batch_id": result.batch_id or None,
+        "batch_status": result.status,
+        "received": result.received,
+        "stored": result.stored,
+        "quarantined": result.quarantined,
+    }
+    if result.status in ("busy", "failed"):
+        _audit_apart(settings, quarantine_id, **who, outcome="failed", **counts)
     if result.status == "busy":
         raise UnitBusy(
             f"quarantine entry {quarantine_id} stays open: {result.error}",
@@ -185,7 +412,9 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: str | None, user
             q = _get(s, quarantine_id)
             q.status, q.resolved_by, q.resolved_at = "resubmitted", user, utcnow()
             q.resubmit_batch_id = result.batch_id
+            _audit(s, entry=q, **who, **counts)  # commits with the entry's closing, or not at all
     if not landed:
+        _audit_apart(settings, quarantine_id, **who, outcome="failed", **counts)
         raise AcquireError(
             f"quarantine entry {quarantine_id} stays open: the re-submitted text gave no rows "
             f"(batch {result.batch_id}: {result.status}, received {result.received})",
@@ -205,21 +434,39 @@ def resubmission_fingerprint(quarantine_id: int, data: bytes) -> str:
     return digest.hexdigest()
 
 
-def discard(settings: Settings, quarantine_id: int, reason: str, user: str) -> dict[str, Any]:
-    """Close an entry without storing it; the reason and who decided are kept."""
+def discard(
+    settings: Settings, quarantine_id: int, reason: str, user: str, *, source: str = "internal"
+) -> dict[str, Any]:
+    """Close an entry without storing it; the reason and who decided (``user``, the acting
+    account) are kept on the entry, and the decision is audited (``quarantine.discard``; the reason
+    stays on the entry: it may quote the content)."""
     if not reason.strip():
         raise AcquireError("a reason is required to discard a quarantine entry", remedy="pass --reason TEXT")
     _ready(settings)
     with session_scope(settings.resolved_ops_db_url) as s:
         q = _get(s, quarantine_id)
-        if q.status != "open":
-            raise AcquireError(
-                f"quarantine entry {quarantine_id} is already {q.status}",
+        status = q.status
+        if status != "open":
+            refused = AcquireError(
+                f"quarantine entry {quarantine_id} is already {status}",
                 remedy="only open entries can be discarded",
             )
-        q.status, q.resolved_by, q.resolved_at = "discarded", user, utcnow()
-        q.details = {**(q.details or {}), "discard_reason": reason}
-        return _entry(q, full=True)
+        else:
+            q.status, q.resolved_by, q.resolved_at = "discarded", user, utcnow()
+            q.details = {**(q.details or {}), "discard_reason": reason}
+            _audit(s, user=user, action="quarantine.discard", entry=q, source=source)
+            return _entry(q, full=True)
+    _audit_apart(
+        settings,
+        quarantine_id,
+        user=user,
+        action="quarantine.discard",
+        source=source,
+        outcome="refused",
+        error=refused.code,
+        status=status,
+    )
+    raise refused
 
 
 def list_batches(

@@ -69,7 +69,7 @@ def load_cmd(
     """Ingest every feed of a generated world through its connector; publish its reference files.
 
     Each file is one batch (the XML channel in zip bundles); loading the same world again stores
-    nothing new. Quarantined records are listed by `sciti quarantine list`.
+    nothing new. Quarantined records are listed by `sciti quarantine list --user NAME`.
     """
     s = settings()
     columns = (
@@ -93,7 +93,9 @@ def load_cmd(
     for table, rows in report.reference.items():
         console.print(f"published {table}: {rows:,} rows", highlight=False)
     if any(f.quarantined for f in report.feeds):
-        console.print("quarantined records: `sciti quarantine list` shows them with their reasons")
+        console.print(
+            "quarantined records: `sciti quarantine list --user engineer` shows them with their reasons"
+        )
     if report.failed:
         first = report.failed[0]
         fail(f"{len(report.failed)} batch(es) failed: {first.unit}: {first.error}")

@@ -1,8 +1,12 @@
-"""sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard``."""
+"""sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard``.
+
+The quarantine commands act as a named account (``--user`` or ``SCITI_USER``, decisions 0024 and
+0099) holding ``quarantine.read`` (list, show) or ``quarantine.resubmit`` (resubmit, discard): that
+account, not the OS user, is recorded as ``resolved_by`` and in the audit trail.
+"""
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
 import subprocess
@@ -28,8 +32,9 @@ from sciti.acquire import (
     show_quarantine,
 )
 from sciti.acquire.errors import UnitBusy
+from sciti.acquire.quarantine import ensure_ready
 from sciti.acquire.units import files_in
-from sciti.cli.common import console, fail, settings
+from sciti.cli.common import acting_account, console, fail, settings
 from sciti.errors import SCITIError
 
 # Exit status of a run that left units to another process ingesting them at that moment: "try
@@ -37,8 +42,22 @@ from sciti.errors import SCITIError
 TRY_LATER = 75
 
 quarantine_app = typer.Typer(
-    help="Look at, correct and re-submit, or discard quarantined units.", no_args_is_help=True
+    help="Look at, correct and re-submit, or discard quarantined units (as --user / SCITI_USER).",
+    no_args_is_help=True,
 )
+User = Annotated[
+    str, typer.Option("--user", "-u", envvar="SCITI_USER", help="Account the CLI acts as (audited).")
+]
+
+
+def _acting(user: str, permission: str) -> str:
+    """The account a quarantine command acts as. The instance is checked first: a registry command
+    on a home never initialised says so, and makes nothing (decision 0094)."""
+    try:
+        ensure_ready(settings())
+    except SCITIError as exc:
+        fail(exc)
+    return acting_account(user, permission)[0]
 
 
 def _print_json(data: object) -> None:
@@ -205,8 +224,10 @@ def quarantine_list(
     status: Annotated[str | None, typer.Option("--status", help="open, resubmitted or discarded")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n")] = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    user: User = "",
 ) -> None:
-    """Quarantine entries, newest first."""
+    """Quarantine entries, newest first: where and why (`show` gives the raw text, audited)."""
+    _acting(user, "quarantine.read")
     try:
         rows = list_quarantine(settings(), connector=connector, status=status, limit=limit)
     except SCITIError as exc:
@@ -223,10 +244,13 @@ def quarantine_list(
 
 
 @quarantine_app.command("show")
-def quarantine_show(quarantine_id: int, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One entry: locator, field, reason and the raw text as received."""
+def quarantine_show(
+    quarantine_id: int, as_json: Annotated[bool, typer.Option("--json")] = False, user: User = ""
+) -> None:
+    """One entry: locator, field, reason and the raw text as received (the read is audited)."""
+    name = _acting(user, "quarantine.read")
     try:
-        q = show_quarantine(settings(), quarantine_id)
+        q = show_quarantine(settings(), quarantine_id, user=name, source="cli")
     except SCITIError as exc:
         fail(exc)
     if as_json:
@@ -251,17 +275,21 @@ def quarantine_resubmit(
         Path | None, typer.Option("--file", "-f", help="Corrected unit (same format as the source).")
     ] = None,
     edit: Annotated[bool, typer.Option("--edit", help="Correct the raw text in $EDITOR first.")] = False,
+    user: User = "",
 ) -> None:
-    """Re-submit a quarantined unit (corrected or as it was) through its connector, as a new batch."""
+    """Re-submit a quarantined unit (corrected or as it was) through its connector, as a new batch.
+    A row's correction is one row (with the header): new records go through `sciti ingest`."""
+    name = _acting(user, "quarantine.resubmit")
     s = settings()
     try:
         corrected = file.read_text(encoding="utf-8") if file else None
         if edit:
-            start = corrected if corrected is not None else show_quarantine(s, quarantine_id)["raw"] or ""
-            corrected = _edit(start)
+            if corrected is None:
+                corrected = show_quarantine(s, quarantine_id, user=name, source="cli")["raw"] or ""
+            corrected = _edit(corrected)
             if corrected is None:
                 fail("the text was not changed; nothing re-submitted")
-        result = resubmit(s, quarantine_id, corrected, user=getpass.getuser())
+        result = resubmit(s, quarantine_id, corrected, user=name, source="cli")
     except UnitBusy as exc:
         fail(exc, code=TRY_LATER)
     except (SCITIError, OSError) as exc:
@@ -288,10 +316,12 @@ def _edit(text: str) -> str | None:
 def quarantine_discard(
     quarantine_id: int,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why this entry will not be stored.")],
+    user: User = "",
 ) -> None:
-    """Close an entry without storing it; the reason is kept."""
+    """Close an entry without storing it; the reason and the account are kept (audited)."""
+    name = _acting(user, "quarantine.resubmit")
     try:
-        q = discard(settings(), quarantine_id, reason, user=getpass.getuser())
+        q = discard(settings(), quarantine_id, reason, user=name, source="cli")
     except SCITIError as exc:
         fail(exc)
     console.print(f"quarantine entry {q['id']} discarded")

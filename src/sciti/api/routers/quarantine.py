@@ -1,4 +1,9 @@
-"""Quarantined records: list, inspect, correct and re-submit."""
+"""Quarantined records: list, inspect, correct and re-submit.
+
+Showing one record (its raw content) and re-submitting go through the shared functions of
+``sciti.acquire.quarantine``, which audit them under the caller's account (decision 0099); the list
+gives where and why, never the raw content.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
@@ -17,6 +22,7 @@ from sqlalchemy import func, select
 from sciti.access import Principal, require
 from sciti.api.deps import PagingDep, RowId, SessionDep, SettingsDep
 from sciti.api.errors import NotAvailable
+from sciti.api.routers.sql import client_of
 from sciti.errors import NotFound
 from sciti.ops import QuarantineRecord, session_scope
 
@@ -56,7 +62,11 @@ class QuarantinePage(BaseModel):
 
 
 class Resubmission(BaseModel):
-    corrected: str = Field(description="The corrected content, in the same format as `raw`.")
+    corrected: str = Field(
+        description="The corrected content, in the same format as `raw`. A record that is one row, "
+        "declaration or message of its unit is corrected by one record (a CSV row with its header); "
+        "more is refused (422 `correction_mismatch`): new records go through the connector."
+    )
 
 
 def _out(rec: QuarantineRecord, cls: type[QuarantineOut] = QuarantineOut, **extra: Any) -> QuarantineOut:
@@ -100,14 +110,19 @@ def _load(session: Any, record_id: int) -> QuarantineRecord:
     summary="One quarantined record with its raw content",
     response_model=QuarantineDetail,
 )
-def get_quarantine(record_id: RowId, _: Reader, session: SessionDep) -> QuarantineOut:
-    rec = _load(session, record_id)
-    return _out(rec, QuarantineDetail, raw=rec.raw, details=rec.details or {})
+def get_quarantine(
+    record_id: RowId, principal: Reader, settings: SettingsDep, request: Request
+) -> QuarantineOut:
+    """The raw content as received (it may hold personal data): the read is audited."""
+    from sciti.acquire.quarantine import show_quarantine
+
+    entry = show_quarantine(settings, record_id, user=principal.username, source=client_of(request))
+    return QuarantineDetail(**{**entry, "details": entry.get("details") or {}})
 
 
 @router.post("/quarantine/{record_id}/resubmit", summary="Submit a corrected version of a quarantined record")
 async def resubmit(
-    record_id: RowId, body: Resubmission, principal: Resubmitter, settings: SettingsDep
+    record_id: RowId, body: Resubmission, principal: Resubmitter, settings: SettingsDep, request: Request
 ) -> dict[str, Any]:
     """Runs the correction through the connector's own checks; the outcome (stored, or quarantined
     again with a new reason) is a new batch that points back at this record."""
@@ -122,7 +137,9 @@ async def resubmit(
         raise NotAvailable(
             "re-submission is not available in this build", remedy="use `sciti quarantine resubmit`"
         )
-    result = await run_in_threadpool(fn, settings, record_id, body.corrected, principal.username)
+    result = await run_in_threadpool(
+        fn, settings, record_id, body.corrected, principal.username, source=client_of(request)
+    )
     log.info("quarantine resubmitted", extra={"quarantine_id": record_id, "user": principal.username})
     return {"quarantine_id": record_id, "result": _plain(result)}
 

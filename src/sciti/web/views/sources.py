@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from sciti.access import Principal
+from sciti.acquire.quarantine import show_quarantine
+from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, session_scope
 from sciti.settings import Settings
 from sciti.web.errors import PageNotFound
@@ -136,31 +138,20 @@ async def quarantine(
     )
 
 
-def _one(settings: Settings, record_id: int) -> dict[str, Any]:
-    with session_scope(settings.resolved_ops_db_url) as session:
-        r = session.get(QuarantineRecord, record_id)
-        if r is None:
-            raise PageNotFound("error.no_quarantined", "error.no_quarantined_remedy", id=record_id)
-        return {
-            "id": r.id,
-            "batch_id": r.batch_id,
-            "connector": r.connector,
-            "source": r.source,
-            "locator": r.locator,
-            "field": r.field,
-            "reason": r.reason,
-            "raw": r.raw or "",
-            "details": r.details or {},
-            "status": r.status,
-            "created_at": r.created_at,
-            "resolved_by": r.resolved_by,
-            "resubmit_batch_id": r.resubmit_batch_id,
-        }
+def _one(settings: Settings, record_id: int, user: str, client: str) -> dict[str, Any]:
+    """The entry with its raw text, read through ``show_quarantine``, which audits the read (the raw
+    text is the content as received: a passenger feed's line holds personal data)."""
+    try:
+        rec = show_quarantine(settings, record_id, user=user, source=client)
+    except NotFound:
+        raise PageNotFound("error.no_quarantined", "error.no_quarantined_remedy", id=record_id) from None
+    return {**rec, "raw": rec["raw"] or "", "details": rec["details"] or {}}
 
 
 @router.get("/quarantine/{record_id}", response_class=HTMLResponse)
 async def quarantine_record(
     request: Request, record_id: int, principal: Annotated[Principal, Depends(page("quarantine.read"))]
 ) -> HTMLResponse:
-    rec = await run_in_threadpool(_one, settings_of(request), record_id)
+    client = request.client.host if request.client else "web"
+    rec = await run_in_threadpool(_one, settings_of(request), record_id, principal.username, client)
     return await render(request, "quarantine_record.html", principal, active="quarantine", rec=rec)
