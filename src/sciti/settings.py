@@ -319,6 +319,31 @@ class Settings(BaseSettings):
         description="Lake upkeep: every commit of this many last hours is kept; older ones "
         "are thinned to one per hour.",
     )
+    # The SQL path's limits (decision 0098): `sciti sql`, POST /api/v1/sql and its export, the web page.
+    sql_timeout_seconds: float = Field(
+        60.0, gt=0, description="A query over the lake is stopped after this many seconds."
+    )
+    sql_export_timeout_seconds: float = Field(
+        600.0, gt=0, description="An export (CSV or Parquet) is stopped after this many seconds."
+    )
+    sql_export_max_rows: int = Field(
+        1_000_000, ge=1, description="An export of more rows than this is refused (and its file removed)."
+    )
+    sql_max_answer_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="A query's answer (the rows returned, as Arrow data) may hold at most this many "
+        "bytes; larger ones are refused (select fewer columns, or export).",
+    )
+    sql_memory_limit: str = Field(
+        "25%",
+        pattern=r"(?i)^\s*\d+(\.\d+)?\s*(%|[KMGT]i?B|B)\s*$",
+        description="Memory one query may use before it spills to disk (DuckDB memory_limit): "
+        "a share of the machine's memory (25%) or a size (4GB, 512MiB).",
+    )
+    sql_threads: int = Field(
+        0, ge=0, description="Threads one query may use; 0: half of the machine's CPUs (at least 1)."
+    )
     lake_orphan_days: float = Field(
         3.0,
         ge=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_tables_lists_rows_and_snapshots(instance: Lake) -> None:
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "std.decl" in line)
     assert " 3 " in line and str(instance.table("std.decl").current_snapshot().snapshot_id) in line
+
+
+@pytest.mark.parametrize(
+    ("as_of", "says"),
+    [
+        ("2020-01-01", "std.decl did not exist yet at 2020-01-01T00:00:00Z; it was created "),
+        ("expired", "history before that was expired"),
+    ],
+)
+def test_as_of_with_no_snapshot_then_says_why(instance: Lake, as_of: str, says: str) -> None:
+    if as_of == "expired":
+        first = instance.history("std.decl")[0]
+        instance.append("std.decl", instance.table("std.decl").scan(limit=1).to_arrow())
+        assert instance.expire_snapshots("std.decl", dt.timedelta(0), retain_last=1).expired >= 1
+        as_of = first.committed_at.isoformat()  # the table had rows then; that history is gone
+    result = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM std.decl", "-f", "csv", "--as-of", as_of])
+    assert result.exit_code != 0, result.output
+    assert says in result.output and "Traceback" not in result.output

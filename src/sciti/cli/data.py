@@ -22,7 +22,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from sciti.access import DataPolicy, PermissionDenied, Principal, principal_of
-from sciti.access.sqlpath import audited_query
+from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.cli.common import console, fail, lake, settings, usable_account
 from sciti.errors import SCITIError
 
@@ -96,6 +96,7 @@ def sql(
             unmask=unmask,
             purpose=purpose,
             extra={"format": fmt.value} if export else None,
+            limits=QueryLimits.from_settings(settings(), export=export),
         ) as result:
             if fmt is OutputFormat.table:
                 result.rows = _print_table(

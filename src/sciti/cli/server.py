@@ -7,6 +7,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import typer
@@ -210,18 +211,40 @@ def serve(
     from sciti.background import start_background_jobs
 
     background = start_background_jobs(s)
+    config = uvicorn.Config(
+        create_app(s, background=background),
+        host=host,
+        port=port,
+        log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
+        access_log=False,  # our middleware logs each request, without query strings
+        server_header=False,
+        **proxy_options(s),
+    )
+    server = _server(config)
     try:
-        uvicorn.run(
-            create_app(s, background=background),
-            host=host,
-            port=port,
-            log_config=None,  # our JSON handler (setup_logging) receives uvicorn's records
-            access_log=False,  # our middleware logs each request, without query strings
-            server_header=False,
-            **proxy_options(s),
-        )
+        server.run()
+    except KeyboardInterrupt:  # a second Ctrl+C during shutdown, as uvicorn.run takes it
+        pass
     finally:
         background.stop()
+    if not server.started:
+        fail(f"could not serve on {host}:{port} (see the log line above)")
+
+
+def _server(config: Any) -> Any:
+    """uvicorn's server, which on Ctrl+C (or systemd's stop) also stops the lake queries still
+    running: uvicorn waits for open requests before the app's shutdown, and a long SQL query would
+    hold it until its time limit (decision 0098). A stopped query answers 503 and is audited."""
+    import uvicorn
+
+    from sciti.lake.query import stop_running_queries
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            stop_running_queries()
+
+    return Server(config)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -40,10 +43,140 @@ _QUALIFIED = re.compile(r'(?:"([^"]+)"|(?<!\w)([A-Za-z_]\w*))\s*\.\s*(?:"([^"]+)
 
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _TABLES_REMEDY = "address tables as zone.name (e.g. std.declarations); list them with `sciti tables`"
+# DuckDB files INSTALL under LOAD, CHECKPOINT under CALL and USE under SET: a refusal names the
+# statement's own first word(s) instead, and these take their second word along.
+_TWO_WORDS = {"FORCE", "EXPORT", "IMPORT"}
+_MISSING_TABLE = re.compile(r'Table with name "?([^"\s]+)"? does not exist')
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one user query may take (decision 0098); None leaves DuckDB's own default.
+
+    ``seconds``: wall time from the connection's start until the caller closes the result, enforced
+    with ``connection.interrupt()`` from a timer (DuckDB has no statement timeout). ``memory``:
+    DuckDB's ``memory_limit`` ("25%", "4GB"); past it operators spill to the temp folder.
+    ``threads``: DuckDB's worker threads for this query. Only the user-query path sets limits:
+    ingestion and batch scoring call :func:`query` without them.
+    """
+
+    seconds: float | None = None
+    memory: str | None = None
+    threads: int | None = None
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its time limit and was stopped."""
+
+    code = "query_timeout"
+    http_status = 422
+
+
+class QueryStopped(QueryError):
+    """The query was stopped because the server is shutting down."""
+
+    code = "query_stopped"
+    http_status = 503
+
+
+class UnknownTables(QueryError):
+    """Tables the caller required are not in the lake (``details["tables"]``)."""
+
+    code = "unknown_table"
+    http_status = 400
+
+
+class RunningQuery:
+    """One query's result stream and the connection under it, watched by its time limit.
+
+    ``reader`` yields the result's batches; ``close()`` ends the query and frees the connection
+    (also when the reader is exhausted); ``stop()`` interrupts it from any thread.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, limits: Limits | None):
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._closed = False
+        self.stopped_by: str | None = None  # "time" or "shutdown"
+        self.seconds = None if limits is None else limits.seconds
+        self._timer: threading.Timer | None = None
+        if self.seconds is not None:
+            self._timer = threading.Timer(self.seconds, self.stop, args=("time",))
+            self._timer.daemon = True
+            self._timer.start()
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
+        self.reader: pa.RecordBatchReader = pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
+
+    def stop(self, why: str = "shutdown") -> None:
+        """Interrupt the query (it answers QueryTimeout or QueryStopped); harmless once closed."""
+        with self._lock:
+            if self._closed or self.stopped_by is not None:
+                return
+            self.stopped_by = why
+            self._conn.interrupt()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._conn.close()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the connection; DuckDB's errors as QueryError, an interrupt as what stopped it."""
+        self._check()
+        try:
+            return fn()
+        except duckdb.Error as exc:
+            self._check()
+            raise _query_error(exc) from None
+
+    def _check(self) -> None:
+        if self.stopped_by == "time":
+            raise QueryTimeout(
+                f"the query ran longer than {self.seconds:g} s and was stopped",
+                remedy="narrow it (a WHERE on a date, fewer joins or columns) or ask an administrator "
+                "for a longer limit (sql_timeout_seconds)",
+                details={"limit_seconds": self.seconds},
+            )
+        if self.stopped_by == "shutdown":
+            raise QueryStopped(
+                "the query was stopped because the server is shutting down",
+                remedy="run it again once the server is back",
+            )
+
+
+_RUNNING: set[RunningQuery] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running_queries() -> int:
+    """Interrupt every watched query still running (server shutdown); returns how many.
+
+    Each answers QueryStopped to its caller, which audits it; a stopped query frees its thread at
+    once, so the server does not wait for it to finish on its own.
+    """
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for item in running:
+        item.stop("shutdown")
+    return len(running)
 
 
 def query(
-    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None, rules: Rules | None = None
+    lake: Lake,
+    sql: str,
+    *,
+    as_of: AsOf = None,
+    tables: set[str] | None = None,
+    rules: Rules | None = None,
+    limits: Limits | None = None,
 ) -> pa.Table:
     """Run one read-only SQL statement over the lake and return all rows.
 
@@ -52,13 +185,14 @@ def query(
     are visible to the query (others are reported as unknown). ``rules``: a caller's view of each
     table it may read (row filter, column masks); tables without a rule are invisible. The caller
     must vet the SQL itself (sciti.access does): views read their files, so a query that may call
-    file-reading functions could read those files around the masks.
+    file-reading functions could read those files around the masks. ``limits``: see :class:`Limits`.
     """
-    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules)
+    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules, limits=limits)
+    running = RunningQuery(conn, limits)
     try:
-        return _run(lambda: conn.sql(sql).to_arrow_table())
+        return running.run(lambda: conn.sql(sql).to_arrow_table())
     finally:
-        conn.close()
+        running.close()
 
 
 def query_reader(
@@ -69,13 +203,37 @@ def query_reader(
     tables: set[str] | None = None,
     rules: Rules | None = None,
     batch_rows: int = 65_536,
+    limits: Limits | None = None,
 ) -> pa.RecordBatchReader:
     """Like :func:`query`, streamed: results far larger than memory can be written out batch by batch."""
-    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules)
+    return open_reader(
+        lake, sql, as_of=as_of, tables=tables, rules=rules, batch_rows=batch_rows, limits=limits
+    ).reader
+
+
+def open_reader(
+    lake: Lake,
+    sql: str,
+    *,
+    as_of: AsOf = None,
+    tables: set[str] | None = None,
+    rules: Rules | None = None,
+    batch_rows: int = 65_536,
+    limits: Limits | None = None,
+    required: set[str] | None = None,
+) -> RunningQuery:
+    """:func:`query_reader` with its handle: close it when done (reading to the end closes it too).
+
+    ``required``: tables that must exist, else UnknownTables (before DuckDB says it its own way);
+    read ``as_of`` a time they have no snapshot for, they are an error too, saying why (history
+    expired, or not created yet), where other callers read an empty table.
+    """
+    conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules, limits=limits, required=required)
+    running = RunningQuery(conn, limits)
     try:
-        reader = _run(lambda: conn.sql(sql).to_arrow_reader(batch_rows))
+        reader = running.run(lambda: conn.sql(sql).to_arrow_reader(batch_rows))
     except BaseException:
-        conn.close()
+        running.close()
         raise
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -83,33 +241,51 @@ def query_reader(
         try:
             while True:
                 try:
-                    batch = _run(reader.read_next_batch)
+                    batch = running.run(reader.read_next_batch)
                 except StopIteration:
                     return
                 yield batch
         finally:
-            conn.close()
+            running.close()
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    running.reader = pa.RecordBatchReader.from_batches(reader.schema, batches())
+    return running
 
 
 def connect(
-    lake: Lake, sql: str, *, as_of: AsOf = None, tables: set[str] | None = None, rules: Rules | None = None
+    lake: Lake,
+    sql: str,
+    *,
+    as_of: AsOf = None,
+    tables: set[str] | None = None,
+    rules: Rules | None = None,
+    limits: Limits | None = None,
+    required: set[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A locked-down DuckDB connection with a view for every lake table ``sql`` mentions."""
     _check_statement(sql, select_only=rules is not None)
     if rules is not None:
         tables = set(rules) if tables is None else tables & set(rules)
     locations = _table_locations(lake)
+    missing = sorted(t for t in required or () if t not in locations)
+    if missing:
+        raise UnknownTables(
+            f"table {missing[0]} does not exist", remedy=_TABLES_REMEDY, details={"tables": missing}
+        )
     loaded = _referenced_tables(lake, locations, sql, tables)
+    named = set(loaded) if required is not None else set()
     if rules is not None:
         loaded = _with_dependencies(lake, locations, loaded, rules)
-    snapshots = _pick_snapshots(loaded, as_of)
+    snapshots = _pick_snapshots(loaded, as_of, named)
     views = [table_view(ident, table, snapshots[ident]) for ident, table in loaded.items()]
 
     conn = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         conn.execute("SET TimeZone = 'UTC'")
+        if limits is not None and limits.memory is not None:
+            conn.execute(f"SET memory_limit = {quote_literal(limits.memory)}")
+        if limits is not None and limits.threads is not None:
+            conn.execute(f"SET threads = {max(1, int(limits.threads))}")
         # Spills go to the system temp folder, not the working directory.
         conn.execute(
             f"SET temp_directory = {quote_literal(str(Path(tempfile.gettempdir()) / 'sciti-duckdb'))}"
@@ -189,9 +365,34 @@ def _check_statement(sql: str, *, select_only: bool = False) -> None:
     allowed = {duckdb.StatementType.SELECT} if select_only else _ALLOWED_STATEMENTS
     if statements[0].type not in allowed:
         raise QueryError(
-            f"only queries can run on the lake, not {statements[0].type.name}",
+            f"only queries can run on the lake, not {statement_name(statements[0])}",
             remedy="use SELECT, WITH, FROM, DESCRIBE, SUMMARIZE or EXPLAIN; ingestion changes the lake",
         )
+
+
+def statement_name(statement: Any) -> str:
+    """The statement as its author wrote it: ``INSTALL``, ``CHECKPOINT``, ``USE``, ``FORCE INSTALL``.
+
+    DuckDB's statement type groups several statements (INSTALL is a LOAD, CHECKPOINT a CALL, USE a
+    SET); a refusal naming the type would name a statement the author never sent.
+    """
+    text = str(getattr(statement, "query", "") or "")
+    while True:  # leading blanks and comments (a loop: no nested regex quantifiers on user text)
+        text = text.lstrip()
+        if text.startswith("--"):
+            text = text.partition("\n")[2]
+        elif text.startswith("/*"):
+            end = text.find("*/")
+            text = text[end + 2 :] if end >= 0 else ""
+        else:
+            break
+    words = re.findall(r"[A-Za-z_]+", text[:200])
+    if not words or not text[:1].isalpha():
+        return str(statement.type.name)
+    first = words[0].upper()
+    if first in _TWO_WORDS and len(words) > 1:
+        return f"{first} {words[1].upper()}"
+    return first
 
 
 def _table_locations(lake: Lake) -> dict[str, str]:
@@ -221,8 +422,10 @@ def _referenced_tables(
     """Lake tables the SQL mentions (only these get views: a lake may hold hundreds)."""
     found: dict[str, Table] = {}
     for m in _QUALIFIED.finditer(sql):
-        zone = m.group(1) or m.group(2).lower()
-        name = m.group(3) or m.group(4).lower()
+        # Lake tables are lower case, and DuckDB matches names in any case, quoted or not:
+        # "std"."DECLARATIONS" reads std.declarations.
+        zone = (m.group(1) or m.group(2)).lower()
+        name = (m.group(3) or m.group(4)).lower()
         ident = f"{zone}.{name}"
         if ident in found or (allowed is not None and ident not in allowed):
             continue
@@ -252,8 +455,16 @@ def parse_as_of(as_of: AsOf) -> int | datetime | None:
     raise QueryError(f"as-of {as_of!r} has an unsupported type", remedy="use a snapshot id or a timestamp")
 
 
-def _pick_snapshots(loaded: dict[str, Table], as_of: AsOf) -> dict[str, Snapshot | None]:
-    """Which snapshot of each table to read: a snapshot id pins its table, the rest read as of its time."""
+def _pick_snapshots(
+    loaded: dict[str, Table], as_of: AsOf, named: set[str] | None = None
+) -> dict[str, Snapshot | None]:
+    """Which snapshot of each table to read: a snapshot id pins its table, the rest read as of its time.
+
+    A ``named`` table (the user path's) with no snapshot at that time is an error, not an empty
+    table: its history may have been expired, or it did not exist yet. Other tables read empty then
+    (a rule's row filter reading nothing hides rows rather than showing them; internal callers
+    such as training read a table as it was, empty before its first data).
+    """
     point = parse_as_of(as_of)
     if point is None:
         return {ident: t.current_snapshot() for ident, t in loaded.items()}
@@ -275,20 +486,54 @@ def _pick_snapshots(loaded: dict[str, Table], as_of: AsOf) -> dict[str, Snapshot
     for ident, table in loaded.items():
         if ident not in picked:
             picked[ident] = table.snapshot_as_of_timestamp(millis, inclusive=True)
+            if picked[ident] is None and named and ident in named:
+                _no_snapshot_then(ident, table, millis)
     return picked
 
 
-def _run(fn):
-    try:
-        return fn()
-    except duckdb.Error as exc:
-        raise _query_error(exc) from None
+def _no_snapshot_then(ident: str, table: Table, millis: int) -> None:
+    """Raise why ``table`` has no snapshot at ``millis``, unless it legitimately was empty then."""
+    snapshots = table.metadata.snapshots
+    if not snapshots:
+        return  # never written: empty at any time
+    oldest = min(snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+    kept = {s.snapshot_id for s in snapshots}
+    at = _when(millis)
+    # Expired history: in format v2 every snapshot takes the next sequence number (from 1), so an
+    # oldest one numbered past 1 had predecessors (the lake's expiry also clears its parent id).
+    expired = (oldest.parent_snapshot_id is not None and oldest.parent_snapshot_id not in kept) or (
+        table.metadata.format_version >= 2 and (oldest.sequence_number or 0) > 1
+    )
+    if expired:
+        raise QueryError(
+            f"{ident} has no snapshot at or before {at}: its oldest kept snapshot is from "
+            f"{_when(oldest.timestamp_ms)} (history before that was expired)",
+            remedy="ask for a later time; lake upkeep keeps lake_keep_days of history",
+            details={"table": ident, "oldest_snapshot_at": _when(oldest.timestamp_ms)},
+        )
+    # The oldest snapshot is the table's first: it was created with its first metadata file (the
+    # metadata log keeps the earlier files' times), empty until that first snapshot.
+    created = min([e.timestamp_ms for e in table.metadata.metadata_log] + [oldest.timestamp_ms])
+    if millis < created:
+        raise QueryError(
+            f"{ident} did not exist yet at {at}; it was created {_when(created)}",
+            remedy="ask for a later time, or leave the table out of the query",
+            details={"table": ident, "created_at": _when(created)},
+        )
+
+
+def _when(millis: int) -> str:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _query_error(exc: duckdb.Error) -> QueryError:
     """One line a person understands, from DuckDB's multi-line message."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, duckdb.CatalogException):
+        # Not DuckDB's "because schema std does not exist": the zone exists, the table does not.
+        missing = _MISSING_TABLE.search(first)
+        if missing:
+            return QueryError(f"table {missing[1]} does not exist", remedy=_TABLES_REMEDY)
         return QueryError(first, remedy=_TABLES_REMEDY)
     if isinstance(exc, duckdb.ParserException):
         return QueryError(first, remedy="check the SQL syntax (DuckDB dialect)")

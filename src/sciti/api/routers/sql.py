@@ -3,6 +3,10 @@
 ``POST /sql`` returns rows as JSON; ``POST /sql/export`` returns the whole result as CSV or
 Parquet (permission ``sql.export``, audited as ``export``). Both run through the access policy
 (``sciti.access.audited_query``): the same views, masks and audit entries as ``sciti sql``.
+
+Both are bounded by the instance's ``sql_*`` settings (decision 0098): a query past its time limit
+answers 422 ``query_timeout``, an answer over its byte cap or an export over its row cap 422
+``answer_too_large``; each is audited with its outcome.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from sciti.access import Principal, require
-from sciti.access.sqlpath import audited_query
+from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.api.deps import LakeDep, SettingsDep
 from sciti.lake import Lake
 from sciti.settings import Settings
@@ -93,8 +97,6 @@ def _first_rows(
     settings: Settings, lake: Lake, principal: Principal, body: SqlRequest, source: str
 ) -> tuple[pa.Schema, list[pa.RecordBatch], bool]:
     """At most ``limit`` rows, streamed, so a huge result never sits in the server's memory."""
-    batches: list[pa.RecordBatch] = []
-    seen, truncated = 0, False
     with audited_query(
         settings.resolved_ops_db_url,
         lake,
@@ -105,20 +107,9 @@ def _first_rows(
         as_of=body.as_of,
         unmask=body.unmask,
         purpose=body.purpose,
+        limits=QueryLimits.from_settings(settings),
     ) as result:
-        reader = result.reader
-        try:
-            for batch in reader:
-                if seen + batch.num_rows > body.limit:
-                    batches.append(batch.slice(0, body.limit - seen))
-                    seen, truncated = body.limit, True
-                    break
-                batches.append(batch)
-                seen += batch.num_rows
-        finally:
-            reader.close()
-        result.rows = seen
-    return reader.schema, batches, truncated
+        return result.first_rows(body.limit)
 
 
 def _json_value(value: Any) -> Any:
@@ -172,6 +163,7 @@ def _export(settings: Settings, lake: Lake, principal: Principal, body: ExportRe
             unmask=body.unmask,
             purpose=body.purpose,
             extra={"format": body.format.value},
+            limits=QueryLimits.from_settings(settings, export=True),
         ) as result:
             rows = 0
             writer: Any = (

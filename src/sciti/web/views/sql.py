@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from starlette.background import BackgroundTask
 
 from sciti.access import Principal
-from sciti.access.sqlpath import audited_query
+from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.errors import SCITIError
 from sciti.lake import open_lake
 from sciti.ops import session_scope
@@ -70,8 +70,6 @@ def _cell(value: Any) -> Any:
 
 def _run(settings: Settings, principal: Principal, sql: str, unmask: bool, purpose: str, client: str) -> dict:
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
-    batches: list[pa.RecordBatch] = []
-    seen, truncated = 0, False
     with audited_query(
         settings.resolved_ops_db_url,
         lake,
@@ -81,21 +79,10 @@ def _run(settings: Settings, principal: Principal, sql: str, unmask: bool, purpo
         source=client,
         unmask=unmask,
         purpose=purpose or None,
+        limits=QueryLimits.from_settings(settings),
     ) as result:
-        reader = result.reader
-        try:
-            for batch in reader:
-                if seen + batch.num_rows > SHOW_ROWS:
-                    batches.append(batch.slice(0, SHOW_ROWS - seen))
-                    seen, truncated = SHOW_ROWS, True
-                    break
-                batches.append(batch)
-                seen += batch.num_rows
-        finally:
-            reader.close()
-        result.rows = seen
+        schema, batches, truncated = result.first_rows(SHOW_ROWS)  # bounded in rows and in bytes
         masked = result.masked
-    schema = reader.schema
     table = pa.Table.from_batches(batches, schema=schema)
     columns = [{"name": f.name, "numeric": any(t(f.type) for t in NUMERIC)} for f in schema]
     rows = [[_cell(v) for v in row.values()] for row in table.to_pylist()]
@@ -141,6 +128,7 @@ def _export(
             unmask=unmask,
             purpose=purpose or None,
             extra={"format": fmt, "via": "web"},
+            limits=QueryLimits.from_settings(settings, export=True),
         ) as result:
             rows = 0
             schema = result.reader.schema
