@@ -261,9 +261,11 @@ CORRUPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A second instance for damaged copies, so the loaded one keeps the generator's counts."""
+    """An instance of its own for each damaged copy, so the loaded one keeps the generator's counts
+    and the copy's undamaged records are new there (a record another batch stored is quarantined:
+    decision 0100)."""
     return make_settings(tmp_path_factory.mktemp("demo_scratch"))
 
 

@@ -6,7 +6,8 @@ certainty per field (``sciti.model.sql``, generated from the kind's FieldDefs). 
 is certain of go straight to Parquet files with DuckDB ``COPY`` (with one output, from the pass
 itself: docs/decisions/0014); the few others are decided by the model's ``validate_table`` (which
 also words the reason), so both paths give the model's outcome. A source row rejected by any
-output is quarantined once and stored by none.
+output is quarantined once and stored by none. So is a row holding a record another batch already
+stored, or one an earlier row of the batch holds (``sciti.acquire.stored_keys``, decision 0100).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from sciti.acquire.connector import DEFINITION_FILE, Connector, Output
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
 from sciti.acquire.formats.tabular import ARROW_SOURCE, Staged, quote_ident, sql_str
 from sciti.acquire.items import Rejected
+from sciti.acquire.stored_keys import Conflict, StoredIds, differing, reason, twice_reason
 from sciti.acquire.validation import Problem, decide_table, describe
 from sciti.model import RecordKind
-from sciti.model.sql import code_tables
+from sciti.model.sql import code_tables, key_text_sql, record_id_sql
 
 # Parquet dictionaries only for columns with at most this many distinct values per row group
 # (codes, countries, offices); identifiers and record ids are written plain. Building a dictionary
@@ -181,11 +183,13 @@ def _direct_pass(
     connector: Connector,
     staged: Staged,
     write: Callable[[str, str], int],
+    ok: str = "__ok",
 ) -> str:
     """The one-output fast path: ONE pass reads the staged rows, maps and checks them and writes
     the rows the fast path is certain of straight to Parquet (``write(select_from, where)``). The
     ordinals of the others (usually a handful) are handed to Python as they pass; returns a
-    relation of those rows' source columns (with ``__row``) for the model to decide."""
+    relation of those rows' source columns (with ``__row``) for the model to decide. ``ok``: the
+    condition for writing a row (the fast path's certainty, and its record not stored yet)."""
     aside: list[pa.Array] = []
 
     def keep_aside(rows: Any, ok: Any) -> pa.Array:
@@ -214,7 +218,7 @@ def _direct_pass(
         )
         _bind(con, connector, staged, sql)
         try:
-            written = write(f"({sql})", "__ok OR sciti_aside(__row, __ok)")
+            written = write(f"({sql})", f"{ok} OR sciti_aside(__row, {ok})")
         except duckdb.Error as exc:
             raise _cannot_compute(connector, staged, exc) from None
     finally:
@@ -241,6 +245,8 @@ def map_staged(
     ingested_at: datetime,
     lists: Any,
     target: Callable[[str], Target],
+    stored: Callable[[str], StoredIds | None] | None = None,
+    unit_of: Callable[[str], str] | None = None,
 ) -> Mapped:
     """Validate every output over the staged rows; quarantine bad rows once; write each kind's valid
     rows (with provenance) as Parquet files into ``target(kind).folder``, not yet committed.
@@ -248,6 +254,9 @@ def map_staged(
     One output over text columns (a CSV): one pass writes the certain rows and hands the others
     over (``_direct_pass``). Otherwise the pass materialises ``m`` and each output is copied from
     it. Either way the uncertain rows are decided by the model and the accepted ones written too.
+
+    ``stored(kind)``: the rows its table holds from other batches; a source row with a record
+    already there, or held by an earlier row of the batch, is quarantined (decision 0100).
     """
     for name, table in code_tables(lists).items():
         con.register(name, table)
@@ -256,6 +265,12 @@ def map_staged(
     outputs = kinds(connector)
     mapped = Mapped(received=staged.received)
     mapped.rejects = list(staged.rejects)
+    checks: dict[int, StoredIds] = {}  # output -> its table's rows of other batches (view __stored<i>)
+    for i, _, kind in outputs:
+        found = stored(kind.name) if stored is not None else None
+        if found is not None:
+            found.view(con, f"__stored{i}")
+            checks[i] = found
 
     def write(i: int, out: Output, kind: RecordKind, relation: str, where: str) -> int:
         goal = target(kind.name)
@@ -280,7 +295,14 @@ def map_staged(
 
     if len(outputs) == 1 and staged.all_text:
         i, out, kind = outputs[0]
-        aside = _direct_pass(con, connector, staged, lambda rel, where: write(i, out, kind, rel, where))
+        ok = f"(__ok AND NOT {_rid_sql(connector, kind, i)} IN (SELECT record_id FROM __stored{i}))"
+        aside = _direct_pass(
+            con,
+            connector,
+            staged,
+            lambda rel, where: write(i, out, kind, rel, where),
+            ok if i in checks else "__ok",
+        )
         _run_checks(con, connector, replace(staged, source=aside))  # the few uncertain rows as ``m``
         _unstage(con, staged)
     else:
@@ -288,20 +310,81 @@ def map_staged(
         _unstage(con, staged)  # free the source rows before writing
     bad: dict[int, list[Problem]] = {row: [(r.field, r.reason)] for row, r in staged.rejected_rows.items()}
     fixed = _decide_suspects(con, connector, lists, bad)
-    if bad:
-        con.register("bad_rows", pa.table({"__row": pa.array(sorted(bad), pa.int64())}))
-        mapped.rejects += _row_rejects(con, staged, bad)
-    mapped.stored = staged.rows - len(bad)
     vals = "SELECT * EXCLUDE (__ok) FROM m WHERE __ok"
-    if staged.rejected_rows:
-        vals += " AND __row NOT IN (SELECT __row FROM bad_rows)"
     if fixed is not None:
         con.register("fixed_rows", fixed)
         vals = f"{vals} UNION ALL BY NAME SELECT * FROM fixed_rows"
+    _check_keys(con, connector, staged, f"({vals})", checks, bad, batch_id, ingested_at, unit_of)
+    if bad:
+        con.register("bad_rows", pa.table({"__row": pa.array(sorted(bad), pa.int64())}))
+        mapped.rejects += _row_rejects(con, staged, bad)
+        vals = f"SELECT * FROM ({vals}) WHERE __row NOT IN (SELECT __row FROM bad_rows)"
+    mapped.stored = staged.rows - len(bad)
     for i, out, kind in outputs:
         write(i, out, kind, f"({vals})", f"__in{i}")
     con.execute("DROP TABLE m")
     return mapped
+
+
+def _rid_sql(connector: Connector, kind: RecordKind, i: int) -> str:
+    """Output ``i``'s record id over the mapping pass's columns (as ``output_select`` stores it)."""
+    *_, alias = value_columns(connector)
+    keys = [key_text_sql(kind.field(k), quote_ident(alias[(i, k)])) for k in kind.key]
+    return record_id_sql(kind.name, connector.source, keys)
+
+
+def _check_keys(
+    con: duckdb.DuckDBPyConnection,
+    connector: Connector,
+    staged: Staged,
+    vals: str,
+    checks: dict[int, StoredIds],
+    bad: dict[int, list[Problem]],
+    batch_id: str,
+    ingested_at: datetime,
+    unit_of: Callable[[str], str] | None,
+) -> None:
+    """Add to ``bad`` the rows about to be stored whose record, for any output, another batch
+    already stored (``checks``) or an earlier row of this batch holds: one semi-join of the
+    record ids against each table's stored ids; values are read only for the rows found."""
+    outputs = kinds(connector)
+    by_kind = {o.kind: (j, o) for j, o, _ in outputs}
+    conflicts: dict[int, list[Conflict]] = {}
+    twice: dict[int, list[Problem]] = {}
+    for i, out, kind in outputs:
+        rid = _rid_sql(connector, kind, i)
+        in_stored = f"rid IN (SELECT record_id FROM __stored{i})" if i in checks else "false"
+        found = con.execute(
+            f"WITH r AS (SELECT __row, {rid} AS rid FROM {vals} AS o WHERE __in{i}), "
+            "f AS (SELECT __row, rid, min(__row) OVER (PARTITION BY rid) AS first FROM r) "
+            f"SELECT __row, rid, first, {in_stored} AS stored, {staged.locator_sql('first')} AS at "
+            f"FROM f WHERE __row <> first OR {in_stored}"
+        ).fetchall()
+        if not found:
+            continue
+        select, _ = output_select(connector, kind, i, out, by_kind, staged, batch_id, ingested_at)
+        con.register("found_rows", pa.table({"__row": pa.array([r[0] for r in found], pa.int64())}))
+        new = con.sql(
+            f"SELECT o.__row AS __row, {select} FROM {vals} AS o "
+            "WHERE __row IN (SELECT __row FROM found_rows)"
+        ).to_arrow_table()
+        con.unregister("found_rows")
+        news = {r["__row"]: r for r in new.to_pylist()}
+        olds = checks[i].rows(con, sorted({r[1] for r in found if r[3]})) if i in checks else {}
+        for row, rec_id, first, is_stored, at in found:
+            if row in bad:  # already rejected: its reason says it all
+                continue
+            values = news.get(row, {})
+            if is_stored and rec_id in olds:
+                old = olds[rec_id]
+                conflicts.setdefault(row, []).append(Conflict(kind, values, old, differing(values, old, old)))
+            elif row != first:
+                twice.setdefault(row, []).append((None, twice_reason(kind, values, at)))
+    for row, found_conflicts in conflicts.items():
+        bad.setdefault(row, []).append((None, reason(found_conflicts, unit_of or (lambda _b: ""))))
+    for row, probs in twice.items():
+        if row not in conflicts:
+            bad.setdefault(row, []).append(probs[0])
 
 
 def _unstage(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:

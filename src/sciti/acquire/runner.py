@@ -7,6 +7,11 @@ id; then, in one operational-database transaction, write the quarantine entries 
 batch committed. A batch found ``running`` (the process died) is recovered by deriving the same
 rows again and appending only to tables whose history does not yet show the batch.
 
+A record is stored once (docs/decisions/0100): a record whose id another batch already stored in
+its table, or that an earlier row or unit of the batch holds, is quarantined with its source row or
+unit (children go with their parent). Rows the batch itself stored are its own: a recovered batch
+finds them and is not rejected by them.
+
 One process at a time works on a batch (docs/decisions/0094): it takes the batch's claim with a
 conditional UPDATE, renews it while it works, and commits only while it still holds it. Another
 caller with the same unit is answered ``busy`` (try later); a claim whose owner died runs out, or
@@ -29,6 +34,7 @@ from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,11 +45,12 @@ from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.dbtext import db_text
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn, UnitBusy
 from sciti.acquire.formats import jsonl, tabular
-from sciti.acquire.items import Rejected
+from sciti.acquire.items import Parsed, Rejected
 from sciti.acquire.mapping import Mapped, Target, map_staged
 from sciti.acquire.quarantine_rows import insert_quarantine
 from sciti.acquire.records import map_records
 from sciti.acquire.registry import FORMATS, FormatContext
+from sciti.acquire.stored_keys import StoredIds, check_units, stored_ids
 from sciti.acquire.units import expand, files_in
 from sciti.acquire.validation import codelists
 from sciti.lake import data_folder, field_ids, open_lake
@@ -104,6 +111,7 @@ class Runner:
         self.db = settings.resolved_ops_db_url
         migrate(self.db)
         self._ensured: set[str] = set()
+        self._units: dict[str, str] = {}  # batch id -> its unit, for quarantine reasons
         self._token = uuid.uuid4().hex[:8]  # two runners of one process are two owners
         self.spool = Path(settings.home) / "spool"
         self.spool.mkdir(exist_ok=True)
@@ -370,6 +378,7 @@ class Runner:
         committed; record-style parts give Arrow tables. ``_write`` commits each table once.
         """
         total = Mapped()
+        raws: dict[str, str | None] = {}  # record-style units' text, for those found already stored
         lists = codelists(str(Path(self.settings.codelists_dir).resolve()))
         for n, part in enumerate(expand(obj, unit, connector.files, work)):
             if isinstance(part, Rejected):
@@ -378,7 +387,7 @@ class Runner:
                 path, name = part
                 try:
                     mapped = self._map_part(
-                        connector, path, name, batch_id, started, work / f"part-{n}", lists, target
+                        connector, path, name, batch_id, started, work / f"part-{n}", lists, target, raws
                     )
                 except MissingColumn as exc:  # say which file of the unit (a zip has several)
                     raise MissingColumn(f"{name}: {exc.message}", remedy=exc.remedy) from None
@@ -397,7 +406,38 @@ class Runner:
                 total.tables[kind] = (
                     pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
                 )
+        if total.tables:
+            self._drop_stored(total, batch_id, raws)
         return total
+
+    def _stored(self, kind_name: str, batch_id: str) -> StoredIds | None:
+        """A kind's table as the stored-key check reads it: rows of batches other than this one."""
+        return stored_ids(self.lake, get_kind(kind_name).ident, batch_id)
+
+    def _unit_of(self, batch_id: str) -> str:
+        """The unit a batch received (its file name, message), as a quarantine reason names it."""
+        if batch_id not in self._units:
+            with session_scope(self.db) as s:
+                found = s.get(Batch, batch_id)
+            self._units[batch_id] = found.unit if found is not None else ""
+        return self._units[batch_id]
+
+    def _drop_stored(self, mapped: Mapped, batch_id: str, raws: dict[str, str | None]) -> None:
+        """Quarantine the record-style units holding a record another batch already stored, or an
+        earlier unit of this batch holds; their rows (children included) are not stored."""
+        con = duckdb.connect(":memory:")
+        try:
+            rejected = check_units(con, mapped.tables, lambda k: self._stored(k, batch_id), self._unit_of)
+        finally:
+            con.close()
+        if not rejected:
+            return
+        gone = pa.array(list(rejected), pa.string())
+        for kind, table in mapped.tables.items():
+            mapped.tables[kind] = table.filter(pc.invert(pc.is_in(table.column("locator"), gone)))
+        for locator, why in rejected.items():
+            mapped.rejects.append(Rejected(locator=locator, reason=why, raw=raws.get(locator)))
+        mapped.stored -= len(rejected)
 
     def _map_part(
         self,
@@ -409,6 +449,7 @@ class Runner:
         work: Path,
         lists: Any,
         target: Callable[[str], Target],
+        raws: dict[str, str | None],
     ) -> Mapped:
         work.mkdir(parents=True, exist_ok=True)
         fmt = connector.format
@@ -432,14 +473,22 @@ class Runner:
                 con.execute("SET TimeZone = 'UTC'")  # text without a zone is UTC, as in the model
                 staged = stager(con, path, unit=unit, options=connector.options, work=work)
                 return map_staged(
-                    con, connector, staged, batch_id=batch_id, ingested_at=started, lists=lists, target=target
+                    con,
+                    connector,
+                    staged,
+                    batch_id=batch_id,
+                    ingested_at=started,
+                    lists=lists,
+                    target=target,
+                    stored=lambda kind: self._stored(kind, batch_id),
+                    unit_of=self._unit_of,
                 )
             finally:
                 con.close()
         ctx = FormatContext(settings=self.settings, connector=connector)
         items = FORMATS[fmt](path.read_bytes(), unit=unit, options=connector.options, ctx=ctx)
         return map_records(
-            _guarded(items, unit),
+            _kept(_guarded(items, unit), raws),
             source=connector.source,
             batch_id=batch_id,
             ingested_at=started,
@@ -571,6 +620,14 @@ def _clear_stale_spool(spool: Path) -> None:
         pid = folder.name.split("-", 1)[0]
         if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kept(items: Any, raws: dict[str, str | None]) -> Any:
+    """Pass the units on, keeping each one's text by locator (for a quarantine entry made later)."""
+    for item in items:
+        if isinstance(item, Parsed):
+            raws[item.locator] = item.raw
+        yield item
 
 
 def _guarded(items: Any, unit: str) -> Any:
