@@ -111,7 +111,7 @@ class Runner:
         self.db = settings.resolved_ops_db_url
         migrate(self.db)
         self._ensured: set[str] = set()
-        self._units: dict[str, str] = {}  # batch id -> its unit, for quarantine reasons
+        self._units: dict[str, tuple[str, str]] = {}  # batch id -> (unit, transport)
         self._token = uuid.uuid4().hex[:8]  # two runners of one process are two owners
         self.spool = Path(settings.home) / "spool"
         self.spool.mkdir(exist_ok=True)
@@ -411,15 +411,25 @@ class Runner:
         return total
 
     def _stored(self, kind_name: str, batch_id: str) -> StoredIds | None:
-        """A kind's table as the stored-key check reads it: rows of batches other than this one."""
+        """A kind's table as the stored-key check reads it: rows of batches other than this one.
+
+        None (no check) for incremental SQL extraction: a row updated in place at the source comes
+        again with its key and new values, and the lake keeps each version written (decision 0100
+        says why and what is next)."""
+        if self._batch(batch_id)[1] == "sql":
+            return None
         return stored_ids(self.lake, get_kind(kind_name).ident, batch_id)
 
     def _unit_of(self, batch_id: str) -> str:
         """The unit a batch received (its file name, message), as a quarantine reason names it."""
+        return self._batch(batch_id)[0]
+
+    def _batch(self, batch_id: str) -> tuple[str, str]:
+        """(unit, transport) of a batch, read once."""
         if batch_id not in self._units:
             with session_scope(self.db) as s:
                 found = s.get(Batch, batch_id)
-            self._units[batch_id] = found.unit if found is not None else ""
+            self._units[batch_id] = (found.unit, found.transport) if found is not None else ("", "")
         return self._units[batch_id]
 
     def _drop_stored(self, mapped: Mapped, batch_id: str, raws: dict[str, str | None]) -> None:
