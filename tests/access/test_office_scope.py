@@ -13,7 +13,6 @@ from sciti.access.policy import FOLLOWS_PARENT
 from sciti.lake import Lake, open_lake
 from sciti.model import get_kind, load_kinds
 from sciti.ops import migrate
-from sciti.risk.engine.subjects import SUBJECTS
 from tests.access.test_policy import _fill, _rows, principal
 from tests.api.conftest import bearer, make_client
 
@@ -161,27 +160,3 @@ def test_sql_over_http_applies_it(instance) -> None:
             json={"sql": "SELECT record_id FROM std.passengers ORDER BY 1", "format": "csv"},
         )
         assert [line.strip('"') for line in export.text.split()] == ["record_id", "p-hkia-1", "p-hkia-2"]
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            k,
-            marks=pytest.mark.xfail(
-                k in ("passenger", "consignment"),
-                strict=True,
-                reason="the risk engine files a passenger's assessment (and queue item) under its "
-                "arrival_port and a consignment's under its discharge_location, not where the "
-                "policy says it was handled (sciti.risk.engine.subjects)",
-            ),
-        )
-        for k in SUBJECTS
-    ],
-)
-def test_the_queue_files_an_assessment_under_the_policys_office(kind: str) -> None:
-    """The officers' queue and record pages filter by the assessment's office (``office_code`` of
-    risk.assessments and of the queue item): it must be the field the policy binds the kind by, or
-    an HKIA officer would see other control points' travellers on the queue, or none of HKIA's."""
-    fields = policy_config().office_fields_of(get_kind(kind))
-    assert SUBJECTS[kind].office_field in fields

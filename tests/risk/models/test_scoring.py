@@ -122,7 +122,8 @@ def test_without_the_single_row_call_records_score_through_predict(
         (
             "hs_origin_risk",
             {"hs_origin_risk": 0.21637064573867548, "hs6": "940510"},
-            "HS 940510 from unknown was found fraudulent in 22% of past inspections (contributes +0.21)",
+            "HS 940510 from unknown: estimated fraud rate 22% (from the share of past inspections that"
+            " found fraud, pulled toward the overall rate when inspections are few) (contributes +0.21)",
         ),
         (
             "unit_value_ratio",

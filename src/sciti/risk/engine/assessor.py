@@ -2,8 +2,9 @@
 
 Both paths share every decision after the numbers (:mod:`sciti.risk.engine.decide`), so for the
 same record, rules and model they give the same answer. Rules are re-read when their versions
-change, and a kind's champion model when the registry names another one (both polled every
-``reload_seconds``), without a restart.
+change, a kind's champion model when the registry names another one, and the feature reference
+when ``sciti risk reference build`` saved a new one (all polled every ``reload_seconds``), without
+a restart.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sciti.risk.engine import parts
 from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.decide import RowResult, decide, factors_of, model_scores
 from sciti.risk.engine.errors import AssessmentInputError, EngineError
-from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, MODEL_RELOADS, RULES_RELOADS
+from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, MODEL_RELOADS, REFERENCE_RELOADS, RULES_RELOADS
 from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
+from sciti.risk.engine.said import said_row
 from sciti.risk.engine.subjects import SUBJECTS, rows_of, subject_ref
 from sciti.risk.lanes import LanePolicy, load_policy
 from sciti.settings import Settings
@@ -35,6 +37,7 @@ RulesLoader = Callable[[str, datetime], list[Any]]
 Champion = tuple[str, str]  # (version, artefact key) in the model registry
 ChampionsLoader = Callable[[], dict[str, Champion]]  # per kind
 ModelLoader = Callable[[str, Champion], tuple[Any | None, str | None]]  # (model, why it is missing)
+ReferenceWatch = Callable[[], str | None]  # the saved reference's id (parts.reference_id), None: none
 
 
 # Why a run asked to score with rules only has no model (the answer's model line says it).
@@ -89,9 +92,18 @@ class Assessor:
         champions: dict[str, str | None] | None = None,
         failed: dict[str, str | None] | None = None,
         rules_only: bool = False,
+        reference_watch: ReferenceWatch | None = None,
+        reference_loader: Callable[[], Any] | None = None,
+        reference_key: str | None = None,
     ):
         self.policy = policy
         self.reference = reference
+        # The saved reference's id when ``reference`` was loaded: another one at a check is loaded
+        # and swapped in whole (one attribute: an answer uses one reference, see ``pinned``).
+        self.reference_watch = reference_watch
+        self.reference_loader = reference_loader
+        self._reference_key = reference_key
+        self._reference_failed: str | None = None  # the id that failed to load, said once
         self.parts = parts_by_kind
         self.rules_loader = rules_loader
         self.champions_loader = champions_loader
@@ -125,6 +137,13 @@ class Assessor:
         model_loader: ModelLoader = lambda kind, champion: parts.load_model(settings, kind, champion)  # noqa: E731
         now = datetime.now(UTC)
         champions = parts.champions(settings, migrate_first=True)  # None: no model registry installed
+        # Read before the reference itself: a build finishing in between is loaded at the first check.
+        watch = parts.ReferenceWatch(settings)
+        reference_options: dict[str, Any] = {
+            "reference_watch": watch.current,
+            "reference_loader": lambda: parts.load_reference(settings),
+            "reference_key": watch.current(),
+        }
         if rules_only:  # no model loaded, none picked up later
             by_kind = {kind: KindParts(RuleSet(kind, loader(kind, now)), None, RULES_ONLY) for kind in kinds}
             return cls(
@@ -133,6 +152,7 @@ class Assessor:
                 parts_by_kind=by_kind,
                 rules_loader=loader,
                 rules_only=True,
+                **reference_options,
                 **options,
             )
         by_kind, loaded, failed = {}, {}, {}
@@ -158,6 +178,7 @@ class Assessor:
             model_loader=model_loader,
             champions=loaded,
             failed=failed,
+            **reference_options,
             **options,
         )
 
@@ -205,8 +226,9 @@ class Assessor:
         return self.rules_loader is not None and time.monotonic() - self._checked >= self.reload_seconds
 
     def refresh_rules(self, *, force: bool = False) -> bool:
-        """Re-read the active rules and the champion versions if ``reload_seconds`` passed (or
-        ``force``), loading a newly promoted champion; True when any rules or model changed."""
+        """Re-read the active rules, the champion versions and the saved reference's id if
+        ``reload_seconds`` passed (or ``force``), loading a newly promoted champion or a newly built
+        reference; True when any rules, model or the reference changed."""
         if self.rules_loader is None:
             return False
         now = time.monotonic()
@@ -226,7 +248,46 @@ class Assessor:
             if changed:
                 RULES_RELOADS.inc()
                 log.info("active rules reloaded", extra={"rules_version": self.rules_version})
+            changed = self._refresh_reference() or changed
             return self._refresh_models() or changed
+
+    def _refresh_reference(self) -> bool:
+        """Swap in the saved reference when it is not the one in use (lock held)."""
+        if self.reference_watch is None or self.reference_loader is None:
+            return False
+        try:
+            key = self.reference_watch()
+        except Exception as exc:  # the lake unreadable for a moment: keep the reference, ask again
+            log.warning("the saved risk reference could not be checked: %s", exc)
+            return False
+        if key is None or key == self._reference_key:
+            return False
+        try:
+            fresh = self.reference_loader()
+        except Exception as exc:  # keep serving the one in use; tried again at every check
+            if key != self._reference_failed:
+                log.error(
+                    "risk reference %s failed to load, still serving %s: %s",
+                    key,
+                    self.reference_snapshot,
+                    exc,
+                )
+                self._reference_failed = key
+            return False
+        if not key.startswith(f"{fresh.snapshot_id} built "):
+            return False  # another build saved meanwhile: its id is read at the next check
+        before = self.reference_snapshot
+        self.reference = fresh  # one assignment: an answer in progress keeps its pinned reference
+        self._reference_key = key
+        self._reference_failed = None
+        REFERENCE_RELOADS.inc()
+        log.info(
+            "risk reference is now %s (was %s)",
+            self.reference_snapshot,
+            before,
+            extra={"reference_snapshot": self.reference_snapshot, "previous_reference_snapshot": before},
+        )
+        return True
 
     def _refresh_models(self) -> bool:
         """Load the champion of every kind whose champion changed in the registry (lock held)."""
@@ -292,7 +353,8 @@ class Assessor:
                     remedy="send the declaration's goods items in `items`",
                     details={"field": "items"},
                 )
-            feats = [parts.compute_one(kind, row, self.reference) for row in rows]
+            # ``said``: the values as the words read them, the same as batch's (see said.py).
+            feats = [said_row(parts.compute_one(kind, row, pinned.reference)) for row in rows]
             results = []
             probs = None
             if p.model is not None:
@@ -313,7 +375,7 @@ class Assessor:
             top = max(range(len(results)), key=lambda i: results[i].score)
             factors = []
             if p.model is not None:
-                fallbacks = self.reference.fallbacks  # a rate over no inspections is said to be assumed
+                fallbacks = pinned.reference.fallbacks  # a rate over no inspections is said to be assumed
                 explained = p.model.explain(feats[top], top=self.explain_top, fallbacks=fallbacks)
                 factors = factors_of(explained[0])
             assessment = decide(

@@ -29,7 +29,8 @@ from sciti.risk.engine.decide import (
     model_scores,
 )
 from sciti.risk.engine.metrics import ASSESSED
-from sciti.risk.engine.subjects import REALTIME_SOURCE, spec
+from sciti.risk.engine.said import said_table
+from sciti.risk.engine.subjects import REALTIME_SOURCE, office_column, spec
 from sciti.risk.lanes import LANES, SEVERITY
 
 if TYPE_CHECKING:
@@ -173,15 +174,13 @@ def _assess_table(
             np.maximum.at(most, hit_at, p.rules.severity[hit_rule])
             direct[word_rows] = most
         refs_all = _refs(kind, feats)
-        office_field = spec(kind).office_field
-        offices = (
-            pc.cast(feats[office_field], pa.string())
-            if office_field and office_field in feats.column_names
-            else pa.nulls(n, pa.string())
-        )
+        offices = office_column(kind, feats)
+        said_feats = said_table(feats)  # what the words read: the values as real time has them
         # While the model runs: the words of the rule hits and unknown codes (Python work that
         # needs no score), for every row that has any.
-        words = rule_words(assessor, kind, feats, word_hits, unknown_rows, word_rows) if one_per_row else None
+        words = None
+        if one_per_row:
+            words = rule_words(assessor, kind, said_feats, word_hits, unknown_rows, word_rows)
         model_arr = scored.result() if scored is not None else np.full(n, np.nan)
         early_sample = sample_job.result() if sample_job is not None else None
     score_arr = combine_many(rule_scores, model_arr)
@@ -253,8 +252,8 @@ def _assess_table(
     single = np.flatnonzero(unit_rich & ~multi)
     if single.size:  # one row per record: its words column by column, as decide would write them
         if words is None:
-            words = rule_words(assessor, kind, feats, hits[top[single]], unknown_rows, top[single])
-        fill_single(assessor, kind, feats, words, top, single, explain_units, cols)
+            words = rule_words(assessor, kind, said_feats, hits[top[single]], unknown_rows, top[single])
+        fill_single(assessor, kind, said_feats, words, top, single, explain_units, cols)
     sample_line = f"Selected by the random compliance sample ({policy.sample_share:.1%} of records)"
     reasons = cols["reasons"]
     in_sample = np.flatnonzero(sampled & ~multi)  # decide adds it itself for the multi-item ones
@@ -270,7 +269,7 @@ def _assess_table(
         fill_rich(
             assessor,
             kind,
-            feats,
+            said_feats,
             hits,
             rule_scores,
             [None if np.isnan(v) else float(v) for v in model_arr.tolist()],

@@ -255,7 +255,7 @@ def _template_fields(rule: Any) -> list[str]:
 
 def _words_columns(kind: str, rules: Any, feats: pa.Table, rows: np.ndarray) -> list[str]:
     """Columns that reasons and the roll-up read: reason fields, item number, office, unknown codes."""
-    wanted = {"record_id", "item_number", "unknown_codes", spec(kind).office_field or "record_id"}
+    wanted = {"record_id", "item_number", "unknown_codes", *spec(kind).office_fields}
     wanted |= rules.reason_fields()
     if "unknown_codes" in feats.column_names and rows.size:
         col = feats["unknown_codes"].take(pa.array(rows))

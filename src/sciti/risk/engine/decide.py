@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sciti.risk.engine.assessment import Assessment, FactorOut, combine, percent
 from sciti.risk.engine.ruleset import RuleHit
-from sciti.risk.engine.subjects import spec
+from sciti.risk.engine.subjects import office_of
 from sciti.risk.lanes import more_severe
 
 if TYPE_CHECKING:
@@ -121,11 +121,17 @@ def decide(
                 unknown.append(name)
         if r.direct_lane:
             direct = r.direct_lane if direct is None else more_severe(direct, r.direct_lane)
-    scored = [r.model_score for r in results if r.model_score is not None]
-    model_score = max(scored) if scored else None
-    top_prefix = f"Item {best.row.get('item_number')}: " if is_decl and len(results) > 1 else ""
-    line = model_line(kind, p.model_version, best.model_score, p.model_error, calibration_of(p.model))
-    reasons.append(top_prefix + line)
+    # The record's model score is its items' highest; the model line names that item (the first of
+    # equal scores, items in order), so the line and ``model_score`` say the same number. The
+    # factors explain the item with the highest overall score (``top``), and name it.
+    scored = [i for i, r in enumerate(results) if r.model_score is not None]
+    by_model = max(scored, key=lambda i: cast(float, results[i].model_score)) if scored else top
+    model_score = results[by_model].model_score
+    several = is_decl and len(results) > 1
+    model_prefix = f"Item {results[by_model].row.get('item_number')}: " if several else ""
+    top_prefix = f"Item {best.row.get('item_number')}: " if several else ""
+    line = model_line(kind, p.model_version, model_score, p.model_error, calibration_of(p.model))
+    reasons.append(model_prefix + line)
     reasons.extend(top_prefix + f.text for f in factors)
     score = best.score
     risk_lane = policy.lane(kind, score)
@@ -136,8 +142,7 @@ def decide(
     if sampled:
         lane = more_severe(risk_lane, policy.sample_lane)
         reasons.append(f"Selected by the random compliance sample ({policy.sample_share:.1%} of records)")
-    office_field = spec(kind).office_field
-    office = best.row.get(office_field) if office_field else None
+    office = office_of(kind, best.row)
     items = []
     if is_decl and len(results) > 1:
         items = [
@@ -154,7 +159,7 @@ def decide(
         kind=kind,
         record_id=record_id,
         subject_ref=ref,
-        office_code=None if office is None else str(office),
+        office_code=office,
         score=score,
         rule_score=max(r.rule_score for r in results),
         model_score=model_score,

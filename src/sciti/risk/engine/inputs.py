@@ -279,6 +279,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
         if f.name in skip:
             continue
         typ = _PY[f.type]
+        max_length = f.max_length  # an office field's fits the queue (tests/risk/engine/test_widths.py)
         low, high = cast(tuple[float | None, float | None], INT64 if typ is int else (None, None))
         low = low if f.minimum is None else f.minimum  # e.g. no negative mass (the YAML says)
         low = _MINIMUM.get((kind, f.name), low)
@@ -292,7 +293,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             Field(
                 ... if required else None,
                 description=f.description,
-                max_length=f.max_length,
+                max_length=max_length,
                 ge=low,
                 le=high,
                 allow_inf_nan=finite,

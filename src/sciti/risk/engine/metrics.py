@@ -29,6 +29,9 @@ MODEL_RELOADS = Counter(
     ["kind"],
 )
 RULES_RELOADS = Counter("sciti_risk_rules_reloads", "Times the engine reloaded the active rules.")
+REFERENCE_RELOADS = Counter(
+    "sciti_risk_reference_reloads", "Times the engine swapped in a newly built feature reference."
+)
 
 
 def count(event: dict[str, Any]) -> None:
@@ -49,6 +52,7 @@ __all__ = [
     "FLUSH_FAILURES",
     "MODEL_ALERT",
     "MODEL_RELOADS",
+    "REFERENCE_RELOADS",
     "RULES_RELOADS",
     "count",
 ]

@@ -61,6 +61,48 @@ def load_model(
         return None, str(exc)
 
 
+# Written last by ``features.save_reference`` (after the tables it names): its one row says which
+# reference is current.
+REFERENCE_META = "risk.reference_meta"
+
+
+class ReferenceWatch:
+    """Which saved reference is current, read cheaply enough to ask at every rules check.
+
+    One small catalog query per check (the meta table's current metadata file); the table's one row
+    is read only when that file changed, i.e. after ``sciti risk reference build`` saved a new one.
+    The id is the reference's snapshot id and build time: a rebuild over an unchanged lake is a new
+    reference too (its code lists, parameters or watchlist may differ)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lake: Any = None
+        self._location: str | None = None
+        self._id: str | None = None
+
+    def current(self) -> str | None:
+        """The saved reference's id (None: none saved yet)."""
+        from sciti.lake import LakeError, open_lake
+
+        if self._lake is None:
+            self._lake = open_lake(self.settings.resolved_catalog_uri, self.settings.resolved_warehouse)
+        try:
+            table = self._lake.table(REFERENCE_META)
+        except LakeError:
+            return None
+        if table.metadata_location != self._location:
+            rows = table.scan(selected_fields=("snapshot_id", "built_at")).to_arrow().to_pylist()
+            self._id = reference_id(rows[0]["snapshot_id"], rows[0]["built_at"]) if rows else None
+            self._location = table.metadata_location
+        return self._id
+
+
+def reference_id(snapshot_id: Any, built_at: Any) -> str:
+    """A saved reference's id: its lake snapshot id and when it was built."""
+    at = built_at.isoformat() if isinstance(built_at, datetime) else str(built_at)
+    return f"{snapshot_id} built {at}"
+
+
 def prepare(model: Any) -> None:
     """Set up the model's one-row calls (score and contributions) now, off the real-time path."""
     import numpy as np
@@ -106,6 +148,8 @@ def lake_records(settings: Settings, kind: str, since: Any = None, until: Any = 
 
 
 __all__ = [
+    "REFERENCE_META",
+    "ReferenceWatch",
     "active_rules",
     "champions",
     "compute_batch",
@@ -114,4 +158,5 @@ __all__ = [
     "load_model",
     "load_reference",
     "prepare",
+    "reference_id",
 ]

@@ -57,6 +57,9 @@ class RiskService:
         return assessments
 
     def status(self) -> dict[str, Any]:
+        """What serves now. Called off the event loop (a plain route): a check that fell due runs
+        first, so a promoted model or a newly built reference shows without waiting for a record."""
+        self.assessor.refresh_rules()
         return {
             "rules_version": self.assessor.rules_version,
             "reference_snapshot": self.assessor.reference_snapshot,

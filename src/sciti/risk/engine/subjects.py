@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from sciti.model import get_kind, make_record_id
 
 REALTIME_SOURCE = "realtime"  # source name in record ids computed for records sent over the API
@@ -19,16 +22,50 @@ REALTIME_SOURCE = "realtime"  # source name in record ids computed for records s
 class SubjectSpec:
     kind: str
     ref_fields: tuple[str, ...]  # what a person calls the record (declaration id + version ...)
-    office_field: str | None  # whose capacity a red lane uses
+    # Where the record is handled: the customs office or control point (the administration's own
+    # code, as an account's office is) that works it and whose red-lane capacity it uses. The first
+    # field that holds a value wins; () for a kind whose record names no such place. Never a port
+    # or airport (UN/LOCODE, IATA): an officer's office is not one (decision 0103).
+    office_fields: tuple[str, ...]
+
+    @property
+    def office_field(self) -> str | None:
+        """The first office field (None: the kind has none)."""
+        return self.office_fields[0] if self.office_fields else None
 
 
 SUBJECTS: dict[str, SubjectSpec] = {
-    "declaration": SubjectSpec("declaration", ("declaration_id", "version"), "office_code"),
-    "consignment": SubjectSpec("consignment", ("manifest_id", "transport_document"), "discharge_location"),
-    "road_cargo_info": SubjectSpec("road_cargo_info", ("reference", "version"), "entry_control_point"),
-    "passenger": SubjectSpec("passenger", ("voyage_id", "record_ref"), "arrival_port"),
-    "currency_declaration": SubjectSpec("currency_declaration", ("declaration_number",), "control_point"),
+    "declaration": SubjectSpec("declaration", ("declaration_id", "version"), ("office_code",)),
+    # A consignment is lodged with its manifest's office (manifest.customs_office), which the
+    # consignment record does not carry; its discharge location is a port (UN/LOCODE), not an office.
+    "consignment": SubjectSpec("consignment", ("manifest_id", "transport_document"), ()),
+    # Inbound trucks name the control point they enter by, outbound ones the one they leave by.
+    "road_cargo_info": SubjectSpec(
+        "road_cargo_info", ("reference", "version"), ("entry_control_point", "exit_control_point")
+    ),
+    # The control point where the passenger crosses (e.g. HKIA), not the flight's airport.
+    "passenger": SubjectSpec("passenger", ("voyage_id", "record_ref"), ("control_point",)),
+    "currency_declaration": SubjectSpec("currency_declaration", ("declaration_number",), ("control_point",)),
 }
+
+
+def office_of(kind: str, row: dict[str, Any]) -> str | None:
+    """The office where one record (or scored row) of ``kind`` is handled, or None."""
+    for name in spec(kind).office_fields:
+        value = row.get(name)
+        if value is not None and str(value) != "":
+            return str(value)
+    return None
+
+
+def office_column(kind: str, table: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """``office_of`` for every row of ``table`` (an Arrow string column, null where none)."""
+    present = [name for name in spec(kind).office_fields if name in table.column_names]
+    cols = [pc.cast(table[name], pa.string()) for name in present]
+    cols = [pc.if_else(pc.equal(c, ""), pa.scalar(None, pa.string()), c) for c in cols]
+    if not cols:
+        return pa.nulls(table.num_rows, pa.string())
+    return cols[0] if len(cols) == 1 else pc.coalesce(*cols)
 
 
 def spec(kind: str) -> SubjectSpec:
@@ -92,6 +129,8 @@ __all__ = [
     "SUBJECTS",
     "SubjectSpec",
     "item_rows",
+    "office_column",
+    "office_of",
     "record_id_of",
     "rows_of",
     "spec",

@@ -25,6 +25,7 @@ from sciti.risk.features.prepare import (
 from sciti.risk.features.reference import BAND_LEVELS, DERIVED_KEYS, Reference, history_groups
 from sciti.risk.features.spec import (
     CASH_GROUP,
+    CASH_WINDOW_DAYS,
     DATE_COLUMNS,
     ORIGIN_COLUMN,
     WATCH_COLUMNS,
@@ -39,8 +40,9 @@ ROW = "__row"
 def compute_batch(kind: str, records: pa.Table, ref: Reference, *, point_in_time: bool = False) -> pa.Table:
     """``records`` plus one column per derived feature of ``kind`` (same row order).
 
-    ``point_in_time=True`` (training, evaluation): history features of each row come only from
-    events strictly before the row's date (needs a reference built with its events).
+    ``point_in_time=True`` (training, evaluation, history dry-runs): history features of each row
+    come only from events strictly before the row's date (needs a reference built with its events);
+    cash movements per person from those declared before the row within the 90 days before its date.
     """
     _kind_config(kind)
     if point_in_time and ref.events is None:
@@ -151,9 +153,15 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
         ratio = f"({sql_number('p.amount_national')} / {threshold})"
         cols["threshold_ratio"] = ratio
         cols["just_below_threshold"] = f"coalesce({ratio} >= {near} AND {ratio} < 1.0, false)"
-        joins.append(_hist_join("hc", CASH_GROUP, sql_text("p.document_number")))
-        cols["person_movements_90d"] = "coalesce(hc.declarations_365d, 0)"
-        cols["person_near_threshold_90d"] = "coalesce(hc.flagged, 0)"
+        if pit:  # per record: the movements declared before it in the 90 days before its date
+            _pit_cash(con, ref)
+            joins.append(f"LEFT JOIN __pit_cash hc ON hc.{ROW} = p.{ROW}")
+            cols["person_movements_90d"] = "coalesce(hc.movements, 0)"
+            cols["person_near_threshold_90d"] = "coalesce(hc.near, 0)"
+        else:  # as of the reference (real time: a live record is "now")
+            joins.append(_hist_join("hc", CASH_GROUP, sql_text("p.document_number")))
+            cols["person_movements_90d"] = "coalesce(hc.declarations_365d, 0)"
+            cols["person_near_threshold_90d"] = "coalesce(hc.flagged, 0)"
     watch = [
         f"coalesce({sql_upper('p.' + c)} IN (SELECT value FROM __watch), false)" for c in WATCH_COLUMNS[kind]
     ]
@@ -168,7 +176,9 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
         )
     cols["unknown_codes"] = f"concat_ws(',', {', '.join(unknown)})" if unknown else "''"
     cols["unknown_code_count"] = (
-        "CAST(" + " + ".join(f"({u} IS NOT NULL)::INT" for u in unknown) + " AS DOUBLE)" if unknown else "0.0"
+        "CAST(" + " + ".join(f"({u} IS NOT NULL)::INT" for u in unknown) + " AS DOUBLE)"
+        if unknown
+        else sql_float(0.0)  # a bare 0.0 would be DECIMAL(2,1)
     )
     missing = wanted - set(cols)
     if missing:
@@ -212,6 +222,27 @@ def _pit_group(con: duckdb.DuckDBPyConnection, i: int, key: str, window_days: in
             FROM q ASOF LEFT JOIN __cum_{i} c ON c.key = q.key AND q.date > c.date
                    ASOF LEFT JOIN __cum_{i} w
                        ON w.key = q.key AND q.date - INTERVAL {window_days} DAY >= w.date"""
+    )
+
+
+def _pit_cash(con: duckdb.DuckDBPyConnection, ref: Reference) -> None:
+    """Cash movements of each record's document number declared before it (earlier ``declared_at``,
+    so never the record itself) and within the 90 days before its date; and how many of those were
+    just below the threshold. The real-time path reads the same counts as of now from the reference."""
+    if ref.cash_events is None:
+        raise ValueError("point-in-time cash features need a Reference built from the lake (build_reference)")
+    con.register("__cash", ref.cash_events)
+    con.execute(
+        f"""CREATE TEMP TABLE __pit_cash AS
+            WITH q AS (SELECT p.{ROW}, {sql_text("p.document_number")} AS key, p.record_date AS date,
+                              TRY_CAST(p.declared_at AS TIMESTAMPTZ) AS ts
+                       FROM __p p)
+            SELECT q.{ROW}, CAST(count(*) AS DOUBLE) AS movements,
+                   CAST(count(*) FILTER (WHERE e.near) AS DOUBLE) AS near
+            FROM q JOIN __cash e
+              ON e.key = q.key AND e.declared_at < q.ts
+             AND e.date > q.date - INTERVAL {CASH_WINDOW_DAYS} DAY
+            GROUP BY q.{ROW}"""
     )
 
 

@@ -43,7 +43,7 @@ from sciti.risk.features.prepare import (
     sql_unit_value,
     sql_uv_basis,
 )
-from sciti.risk.features.spec import CASH_GROUP, complete
+from sciti.risk.features.spec import CASH_GROUP, CASH_WINDOW_DAYS, complete
 from sciti.settings import Settings
 
 # Keys derived from the commodity code and the unit value (prefixed ``__`` in the prepared rows).
@@ -80,6 +80,8 @@ class Reference:
     watchlist: pa.Table  # value (upper-case identifiers and names)
     known: dict[str, frozenset[str]] = field(default_factory=dict)  # code list name -> codes
     events: pa.Table | None = None  # labelled prepared rows (kept when built, for point-in-time)
+    # cash movements (key, declared_at, date, near) up to as_of, for point-in-time cash history
+    cash_events: pa.Table | None = None
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     snapshots: dict[str, int] = field(default_factory=dict)  # source table -> snapshot (when built)
 
@@ -258,7 +260,7 @@ def _history(
                    CAST(count(*) FILTER (WHERE fraud AND __seen <= {asof})
                        AS DOUBLE) AS frauds,
                    CAST(count(*) FILTER (WHERE fraud_severity = 2 AND __seen <= {asof})
-                       AS DOUBLE) AS criticals, 0.0 AS flagged
+                       AS DOUBLE) AS criticals, CAST(0 AS DOUBLE) AS flagged
                 FROM ev WHERE {unit} AND {_keyed(g)} IS NOT NULL GROUP BY 2"""
         )
     sql = (
@@ -328,30 +330,68 @@ def build_reference(settings: Settings, as_of: date | datetime | None = None) ->
     cash = _cash_history(lake, day)
     if cash.num_rows:
         ref.history = pa.concat_tables([ref.history, cash.cast(ref.history.schema)])
+    ref.cash_events = _cash_events(lake, day)
     ref.snapshots = snapshots
     return ref
 
 
 def _cash_history(lake, day: date) -> pa.Table:
-    """Cash movements per document number in the last 90 days, and how many were just below the threshold."""
+    """Cash movements per document number in the 90 days up to ``day``, and how many were just below
+    the threshold (the real-time path: a live record is assessed as of now)."""
     if not lake.exists("std.currency_declarations"):
         return pa.table({})
-    cfg = config()
-    threshold, near = float(cfg["currency_threshold"]), float(cfg["near_threshold_share"])
-    ratio = f"TRY_CAST(amount_national AS DOUBLE) / {sql_float(threshold)}"
+    zero = sql_float(0.0)  # a bare 0.0 is DECIMAL(2,1) in DuckDB: 19.0 would not fit the history schema
     asof = f"DATE '{day.isoformat()}'"
     return query(
         lake,
         f"""SELECT '{CASH_GROUP}' AS grp, {sql_text("document_number")} AS key,
                    CAST(count(*) AS DOUBLE) AS declarations, CAST(count(*) AS DOUBLE) AS declarations_365d,
-                   0.0 AS inspections, 0.0 AS frauds,
-                   CAST(count(*) FILTER (WHERE {ratio} >= {sql_float(near)} AND {ratio} < 1.0) AS DOUBLE)
-                       AS flagged,
-                   0.0 AS hit_rate, 0.0 AS critical_rate
+                   {zero} AS inspections, {zero} AS frauds,
+                   CAST(count(*) FILTER (WHERE {_sql_near_threshold()}) AS DOUBLE) AS flagged,
+                   {zero} AS hit_rate, {zero} AS critical_rate
             FROM std.currency_declarations
             WHERE {sql_text("document_number")} IS NOT NULL
-              AND CAST(declared_at AS DATE) <= {asof} AND CAST(declared_at AS DATE) > {asof} - INTERVAL 90 DAY
+              AND CAST(declared_at AS DATE) <= {asof}
+              AND CAST(declared_at AS DATE) > {asof} - INTERVAL {CASH_WINDOW_DAYS} DAY
             GROUP BY 2 ORDER BY 2""",
+    )
+
+
+def _sql_near_threshold(amount: str = "amount_national") -> str:
+    """Whether an amount in national currency is just below the cash reporting threshold."""
+    cfg = config()
+    threshold, near = float(cfg["currency_threshold"]), float(cfg["near_threshold_share"])
+    ratio = f"(TRY_CAST({amount} AS DOUBLE) / {sql_float(threshold)})"
+    return f"coalesce({ratio} >= {sql_float(near)} AND {ratio} < 1.0, false)"
+
+
+def _cash_events(lake, day: date) -> pa.Table:
+    """Every cash movement with a document number up to ``day`` (key, when, just below the
+    threshold): the point-in-time path counts, per record, those of the 90 days before it."""
+    if not lake.exists("std.currency_declarations"):
+        return empty_cash_events()
+    found = query(
+        lake,
+        f"""SELECT {sql_text("document_number")} AS key,
+                   CAST(declared_at AS TIMESTAMPTZ) AS declared_at,
+                   CAST(declared_at AS DATE) AS date,
+                   {_sql_near_threshold()} AS near
+            FROM std.currency_declarations
+            WHERE {sql_text("document_number")} IS NOT NULL AND declared_at IS NOT NULL
+              AND CAST(declared_at AS DATE) <= DATE '{day.isoformat()}'
+            ORDER BY 1, 2""",
+    )
+    return found.cast(empty_cash_events().schema)
+
+
+def empty_cash_events() -> pa.Table:
+    return pa.table(
+        {
+            "key": pa.array([], pa.string()),
+            "declared_at": pa.array([], pa.timestamp("us", tz="UTC")),
+            "date": pa.array([], pa.date32()),
+            "near": pa.array([], pa.bool_()),
+        }
     )
 
 

@@ -41,6 +41,8 @@ DATE_COLUMNS = {
     "currency_declaration": (None, "declared_at"),
 }
 CASH_GROUP = "cash_person"
+# Cash structuring features look back this many days (person_movements_90d, person_near_threshold_90d).
+CASH_WINDOW_DAYS = 90
 
 
 @lru_cache(maxsize=16)
