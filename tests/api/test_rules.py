@@ -27,7 +27,13 @@ def test_the_four_eyes_flow_over_http(client, token_for) -> None:
     )
 
     base = "/api/v1/rules/API-UNDER-01"
-    assert client.post(f"{base}/versions/1/submit", json={}, headers=analyst).json()["status"] == "submitted"
+    submitted = client.post(f"{base}/versions/1/submit", json={}, headers=analyst).json()
+    assert submitted["status"] == "submitted"
+    # Every rule time answers in UTC with its zone, whether just written or read back.
+    read = client.get(f"{base}/versions/1", headers=analyst).json()
+    for when in (created.json()["created_at"], submitted["created_at"], read["created_at"]):
+        assert when.endswith(("Z", "+00:00")), when
+    assert client.get(base, headers=analyst).json()["created_at"].endswith(("Z", "+00:00"))
     # The supervisor approves; a second analyst-like role could not (no rules.approve): 403 from the guard.
     assert client.post(f"{base}/versions/1/approve", json={}, headers=officer).status_code == 403
     approved = client.post(f"{base}/versions/1/approve", json={"comment": "ok"}, headers=supervisor)
@@ -216,7 +222,7 @@ def test_an_office_bound_officer_dry_runs_over_their_offices_records_only(
     everyone = client.post("/api/v1/rules/dry-run", json=asked, headers=bearer(token_for("analyst"))).json()
     mine = client.post("/api/v1/rules/dry-run", json=asked, headers=ann).json()
     assert (everyone["records"], everyone["hits"], everyone["office"]) == (3, 3, None)
-    assert (mine["records"], mine["hits"], mine["sample_ids"], mine["office"]) == (1, 1, ["d0-i1"], "A")
+    assert (mine["records"], mine["hits"], mine["sample_ids"], mine["office"]) == (1, 1, ["d0"], "A")
     assert [e["details"].get("office") for e in audit_of(client, token_for, "rule.dry_run")] == ["A", None]
 
 
@@ -254,7 +260,7 @@ def test_only_the_author_submits_a_draft_and_a_refusal_is_audited(client, token_
     client.post("/api/v1/rules", json={"text": RULE}, headers=analyst)
     refused = client.post("/api/v1/rules/API-UNDER-01/versions/1/submit", json={}, headers=officer)
     err = assert_envelope(refused, 403, "not_author")
-    assert "'u-analyst'" in err["message"] and "only its author submits it" in err["message"]
+    assert "written by 'u-analyst'" in err["message"] and "only its author submits it" in err["message"]
     assert client.get("/api/v1/rules/API-UNDER-01", headers=officer).json()["latest_status"] == "draft"
     (entry,) = audit_of(client, token_for, "rule.submit")
     assert (entry["actor"], entry["outcome"], entry["details"]) == (

@@ -171,3 +171,23 @@ def test_each_file_added_is_stored_on_its_own(cli, tmp_path) -> None:
     out = cli("risk", "rule", "add", str(good), str(bad), "--user", "alice", code=1)
     assert "T-UNDER-01 version 1: draft" in out and "bad.yaml" in out
     assert "T-UNDER-01" in cli("risk", "rule", "list")  # what was printed as stored is stored
+
+
+def test_a_declaration_dry_run_counts_declarations_and_names_the_goods_items(cli, settings, tmp_path) -> None:
+    """One unit on the terminal (decision 0104): declarations hit, goods items beside them."""
+    from tests.risk.rules.test_dryrun_access import write_declarations, write_rows
+
+    write_declarations(settings, ("A", "B"))
+    extra = {"record_id": "d0-i2", "parent_record_id": "d0", "declaration_id": "DEC0",
+             "declaration_version": 1, "item_number": 2, "country_of_origin": "CN"}  # fmt: skip
+    write_rows(settings, "declaration_item", [extra])
+    path = tmp_path / "cn.yaml"
+    path.write_text(
+        "id: CLI-CN-01\ntitle: t\nkind: declaration\nwhen: country_of_origin = 'CN'\nweight: 10\nreason: r\n",
+        encoding="utf-8",
+    )
+    out = cli("risk", "rule", "dry-run", str(path), "--user", "alice")
+    assert "2 declarations in the window; hits 2 declarations (3 goods items);" in out
+    assert "hits 3 rows" not in out
+    figures = json.loads(cli("risk", "rule", "dry-run", str(path), "--user", "alice", "--json"))
+    assert (figures["hits"], figures["hit_rows"], sorted(figures["sample_ids"])) == (2, 3, ["d0", "d1"])

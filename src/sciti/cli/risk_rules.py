@@ -365,8 +365,9 @@ def dry_run(
     scope = f" ({result.in_scope:,} in the rule's scope)" if result.scope_kept else ""
     office = f" of office {result.office}" if result.office else ""
     console.print(
-        f"{result.records:,} {result.kind}s{office} in the window{scope}; hits {result.hits:,} rows, "
-        f"{result.hit_subjects:,} {result.kind}s; inspected {result.inspected_hits:,}; "
+        f"{result.records:,} {result.kind}s{office} in the window{scope}; hits {result.hits:,} {result.kind}s"
+        f"{f' ({result.hit_rows:,} goods items)' if result.kind == 'declaration' else ''}; "
+        f"inspected {result.inspected_hits:,}; "
         f"known frauds {result.known_frauds:,} (hit rate {rate})",
         highlight=False,
     )
@@ -375,7 +376,7 @@ def dry_run(
     if result.hits_per_day:
         table = Table("day", "hits", "known frauds")
         for day in result.hits_per_day[-31:]:
-            table.add_row(day["day"], str(day["hit_subjects"]), str(day["known_frauds"]))
+            table.add_row(day["day"], str(day["hits"]), str(day["known_frauds"]))
         console.print(table)
     if result.sample_ids:
         console.print("sample record ids: " + ", ".join(result.sample_ids[:10]))

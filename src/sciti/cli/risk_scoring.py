@@ -97,8 +97,8 @@ def score(
         console.print_json(json.dumps([r.__dict__ for r in results], default=str))
         return
     table = Table(title="Batch scoring")
-    for col in ("kind", "records", "assessed", "red", "yellow", "blue", "green", "sampled", "queued",
-                "over capacity", "model"):  # fmt: skip
+    for col in ("kind", "rows read (decl.: goods items)", "assessed (decl.: declarations)", "red", "yellow",
+                "blue", "green", "sampled", "queued", "over capacity", "model"):  # fmt: skip
         table.add_column(col, justify="right" if col not in ("kind", "model") else "left")
     for r in results:
         table.add_row(

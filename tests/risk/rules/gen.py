@@ -78,6 +78,13 @@ def _literal(rng: random.Random, kind: str) -> str:
     return rng.choice(["true", "false"])
 
 
+def _order(literal: str) -> float | str:
+    """A literal's value, to put between's bounds in order (a date's text sorts as its date)."""
+    if literal.startswith("date"):
+        return literal
+    return float(literal[:-1]) / 100 if literal.endswith("%") else float(literal)
+
+
 def _names(kind: str) -> list[str]:
     return [n for n, t in TYPES.items() if t == kind]
 
@@ -115,7 +122,9 @@ def _predicate(rng: random.Random) -> str:
         right = _operand(rng, kind, 1) if rng.random() < 0.3 else _literal(rng, kind)
         return f"{left} {rng.choice(ops)} {right}"
     if form < 0.6 and kind in ("number", "date"):
-        a, b = sorted([_literal(rng, kind), _literal(rng, kind)])
+        a, b = sorted(
+            [_literal(rng, kind), _literal(rng, kind)], key=_order
+        )  # bounds in the wrong order are refused
         return f"{left} between {a} and {b}"
     if form < 0.75:
         values = ", ".join(_literal(rng, kind) for _ in range(rng.randint(1, 4)))

@@ -35,6 +35,22 @@ BASE = {
         ("net_mass_kg", 1, 1, "is a number, not a yes/no test", "compare it"),
         ("hs6 between '1' and '2'", 1, 1, "'between' needs number or date", "same type"),
         ("net_mass_kg starts with '1'", 1, 1, "'starts with' needs text", "same type"),
+        # Literal bounds in the wrong order: never true, so refused where the low bound stands.
+        ("net_mass_kg between 10 and 1", 1, 21, "the low bound is above the high bound", "between 1 and 10"),
+        (
+            "net_mass_kg > 0 and\nnet_mass_kg between -1 and -5",
+            2,
+            22,
+            "can never be true",
+            "between -5 and -1",
+        ),
+        (
+            "acceptance_date between date '2026-02-01' and date '2026-01-01'",
+            1,
+            30,
+            "the low bound is above the high bound",
+            "between date '2026-01-01' and date '2026-02-01'",
+        ),
         ("acceptance_date > date '2026-02-30'", 1, 24, "'2026-02-30' is not a date", "year-month-day"),
         ("acceptance_date > '2026-02-01'", 1, 19, "but '2026-02-01' is text", "date '2026-01-31'"),
         ("", 1, 1, "is missing", "add `when:`"),
@@ -183,3 +199,21 @@ def test_reasons_within_the_format_bounds_are_accepted(reason) -> None:
 def test_the_largest_finite_numbers_are_still_numbers() -> None:
     rule = compile_rule(parse_rule({**BASE, "when": "net_mass_kg > 1.7e308 or net_mass_kg < -1.7e308"}))
     assert "inf" not in rule.sql and rule.matches({"net_mass_kg": 1.8e308})
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["net_mass_kg between 1 and 10", "net_mass_kg between 5 and 5", "net_mass_kg between 1 and item_price"],
+)
+def test_bounds_in_order_or_computed_are_accepted(when) -> None:
+    assert parse_rule({**BASE, "when": when}).when == when
+
+
+def test_a_validity_time_with_an_offset_is_kept_in_utc() -> None:
+    rule = parse_rule(
+        {**BASE, "valid_from": "2026-11-24T16:00:00+02:00", "valid_to": "2026-11-25T00:00:00-08:00"}
+    )
+    assert rule.valid_from == datetime(2026, 11, 24, 14, tzinfo=UTC)
+    text = canonical_yaml(rule)
+    assert "valid_from: '2026-11-24T14:00:00Z'" in text and "valid_to: '2026-11-25T08:00:00Z'" in text
+    assert "+02:00" not in text and parse_rule(text) == rule

@@ -33,8 +33,8 @@ def kcs_lake(tmp_path_factory, shared_data):
 def subject_rows(settings):
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     sql = """
-        SELECT i.record_id, d.acceptance_date, d.office_code, d.declaration_id, i.* EXCLUDE (record_id),
-               r.fraud
+        SELECT i.record_id, d.record_id AS declaration_record_id, d.acceptance_date, d.office_code,
+               d.declaration_id, i.* EXCLUDE (record_id), r.fraud
         FROM std.declarations d
         JOIN std.declaration_items i
           ON i.declaration_id = d.declaration_id AND i.declaration_version = d.version
@@ -77,13 +77,14 @@ def test_dry_run_figures_match_an_independent_count(kcs_lake, days, until, scope
     assert result.records == len(window)  # KCS: one item per declaration
     assert result.in_scope == len(kept) > 0 and result.scope_kept == ({"offices": len(kept)} if scope else {})
     assert result.notes == []
-    assert result.hits == result.hit_subjects == len(hits) > 0
+    assert result.hits == result.hit_subjects == result.hit_rows == len(hits) > 0
     assert result.inspected_hits == len(hits)  # every KCS declaration was inspected
     assert result.known_frauds == sum(1 for r in hits if r["fraud"])
     assert result.known_frauds > 0 or days < 30
     per_day = collections.Counter(r["acceptance_date"].isoformat() for r in hits)
     assert {d["day"]: d["hits"] for d in result.hits_per_day} == dict(per_day)
-    assert set(result.sample_ids) <= {r["record_id"] for r in hits}
+    # Samples are declarations' record ids (as risk.assessments and the queue name them), not items'.
+    assert set(result.sample_ids) <= {r["declaration_record_id"] for r in hits}
     assert len(result.sample_ids) == min(20, len(hits))
     assert result.path == "lake"
 
@@ -224,3 +225,70 @@ def test_every_subject_kind_dry_runs_over_its_own_table(settings, kind, field, d
     assert (result.records, result.hits, result.hit_subjects) == (4, 2, 2)
     assert result.window_to == (date(2026, 1, 4) if dates else date(2026, 1, 10))
     assert sorted(result.sample_ids) == ["r0", "r1"]
+
+
+def test_history_features_are_taken_as_of_each_records_date_not_today(kcs_lake) -> None:
+    """KCS is of 2020-21: counted from today a trader has no declarations in the last 365 days and
+    nobody is first-time. As of each record's date (as training computes them) both are real."""
+    from sciti.risk import features
+    from sciti.risk.rules.dryrun import history_features, names_history
+
+    assert {"trader_first_time", "trader_declarations_365d", "hs_risk"} <= history_features("declaration")
+    assert {"person_movements_90d"} <= history_features("currency_declaration")
+    first = parse_rule({**RULE, "when": "trader_first_time"})
+    assert names_history(first) == ["trader_first_time"]
+    ran = dry_run(kcs_lake, first, 3660)
+    assert (ran.path, ran.history_as_of) == ("features", "record_date")
+
+    rows = features.lake_records(kcs_lake, "declaration", labels=True)
+    hi = max(rows["record_date"].to_pylist())
+    expected = features.compute_batch(
+        "declaration", rows, features.build_reference(kcs_lake, as_of=hi), point_in_time=True
+    ).to_pylist()
+    firsts = {r["declaration_id"] for r in expected if r["trader_first_time"]}
+    assert ran.hits == ran.hit_subjects == len(firsts) > 0
+    assert ran.records == len({r["declaration_id"] for r in expected})
+
+    # Declarations 365 days back from each record's own date: not 0 for every trader.
+    none_before = dry_run(kcs_lake, parse_rule({**RULE, "when": "trader_declarations_365d = 0"}), 3660)
+    assert none_before.hits == len(
+        {r["declaration_id"] for r in expected if not r["trader_declarations_365d"]}
+    )
+    assert 0 < none_before.hits < none_before.records
+
+    # A rule without history features keeps the reference as it is (no point-in-time pass).
+    plain = dry_run(kcs_lake, parse_rule({**RULE, "when": "unit_value_ratio < 30%"}), 3660)
+    assert (plain.path, plain.history_as_of) == ("features", None)
+
+
+def test_declaration_figures_count_declarations_and_name_goods_items_beside(settings) -> None:
+    """Two declarations of three goods items each, two items of the first hit and one of the second:
+    2 declarations hit (3 goods items); samples are the declarations' record ids."""
+    from tests.risk.rules.test_dryrun_access import write_rows
+
+    migrate(settings.resolved_ops_db_url)
+    heads = [
+        {"record_id": f"d{n}", "declaration_id": f"DEC{n}", "version": 1, "office_code": "A",
+         "acceptance_date": date(2026, 1, 1 + n), "importer_id": "IMP1"}
+        for n in range(3)
+    ]  # fmt: skip
+    origins = {0: ["CN", "CN", "DE"], 1: ["CN", "DE", "DE"], 2: ["DE", "DE", "DE"]}
+    items = [
+        {"record_id": f"d{n}-i{k}", "parent_record_id": f"d{n}", "declaration_id": f"DEC{n}",
+         "declaration_version": 1, "item_number": k + 1, "country_of_origin": origin,
+         "hs_code": "851712", "net_mass_kg": 10.0, "item_price": 100}
+        for n, row in origins.items() for k, origin in enumerate(row)
+    ]  # fmt: skip
+    write_rows(settings, "declaration", heads)
+    write_rows(settings, "declaration_item", items)
+    for when, path in (
+        ("country_of_origin = 'CN'", "lake"),
+        ("country_of_origin = 'CN' and not aeo", "features"),
+    ):
+        ran = dry_run(settings, parse_rule({**RULE, "when": when}), 30)
+        assert ran.path == path
+        assert (ran.records, ran.hits, ran.hit_rows, ran.hit_subjects) == (3, 2, 3, 2), path
+        assert sorted(ran.sample_ids) == ["d0", "d1"], path
+        assert [(d["hits"], d["hit_rows"]) for d in ran.hits_per_day] == [(1, 2), (1, 1)], path
+        assert ran.summary() == "2 declarations hit (3 goods items) of 3 in the window"
+        assert ran.to_dict()["hit_rows"] == 3

@@ -282,10 +282,7 @@ def test_an_office_bound_caller_counts_only_their_offices_records(kcs_lake, when
     assert (everyone.path, office.path, everyone.office, office.office) == (path, path, None, "40")
 
     lake = open_lake(kcs_lake.resolved_catalog_uri, kcs_lake.resolved_warehouse)
-    sql = (
-        "SELECT i.record_id, d.office_code FROM std.declaration_items i "
-        "JOIN std.declarations d ON i.parent_record_id = d.record_id"
-    )
+    sql = "SELECT record_id, office_code FROM std.declarations"  # samples: declarations' record ids
     offices = {r["record_id"]: r["office_code"] for r in query(lake, sql).to_pylist()}
     assert 0 < office.hit_subjects < everyone.hit_subjects
     assert {offices[i] for i in office.sample_ids} == {"40"}  # no other office's record ids
@@ -300,6 +297,31 @@ def test_an_office_bound_caller_counts_only_their_offices_records(kcs_lake, when
 
     entries = [e for e in rule_entries(kcs_lake) if e.details.get("path") == path]
     assert [e.details.get("office") for e in entries[:2]] == ["40", None]  # newest first
+
+
+def test_a_scope_of_offices_the_caller_cannot_see_is_blamed_on_their_binding_not_the_scope(
+    kcs_lake,  # noqa: F811
+) -> None:
+    rule = parse_rule({**RULE, "scope": {"offices": ["20"]}})
+    everyone = dry_run_as(kcs_lake, person("analyst"), rule, 400)
+    bound = dry_run_as(kcs_lake, person("analyst", office="40"), rule, 400)
+    assert everyone.in_scope > 0 and everyone.notes == []
+    assert (bound.records > 0, bound.in_scope, bound.hits) == (True, 0, 0)
+    (note,) = bound.notes
+    assert note.startswith("your account sees office 40 only; the rule's scope names 20, which your account ")
+    assert "check the scope's values" not in note
+    # Their own office in the scope: a scope that keeps nothing is the scope's, as before.
+    own = dry_run_as(
+        kcs_lake,
+        person("analyst", office="40"),
+        parse_rule({**RULE, "scope": {"offices": ["40", "ZZ"]}}),
+        400,
+    )
+    assert own.notes == [] and own.in_scope > 0
+    none = dry_run_as(
+        kcs_lake, person("analyst", office="40"), parse_rule({**RULE, "scope": {"procedures": ["ZZ"]}}), 400
+    )
+    assert len(none.notes) == 1 and "check the scope's values against the data" in none.notes[0]
 
 
 def test_kept_figures_are_shown_only_to_readers_who_could_have_made_them() -> None:

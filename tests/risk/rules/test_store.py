@@ -42,10 +42,39 @@ def test_an_author_who_may_approve_still_cannot_approve_their_own(rules_db) -> N
         rules.submit(session, "T-UNDER-01", 1, actor="carol")
     with scope(rules_db) as session, pytest.raises(rules.FourEyesViolation, match="cannot approve"):
         rules.approve(session, "T-UNDER-01", 1, actor="carol")
-    with scope(rules_db) as session, pytest.raises(rules.FourEyesViolation):
+    with scope(rules_db) as session, pytest.raises(rules.FourEyesViolation, match="cannot reject") as refused:
         rules.reject(session, "T-UNDER-01", 1, actor="carol")
+    assert (
+        refused.value.remedy
+        == "a different user holding the rules.approve permission must reject this version"
+    )
     with scope(rules_db) as session:
         assert rules.approve(session, "T-UNDER-01", 1, actor="bob").status == "approved"
+
+
+def test_rule_times_read_back_are_utc_aware(rules_db) -> None:
+    """SQLite gives stored times back without their zone; every rule time is UTC all the same."""
+    with scope(rules_db) as session:
+        rules.create_rule(session, UNDERVALUE, actor="alice")
+        rules.submit(session, "T-UNDER-01", 1, actor="alice")
+        rules.approve(session, "T-UNDER-01", 1, actor="bob")
+    with scope(rules_db) as session:
+        found = rules.history(session, "T-UNDER-01")
+        times = [found.rule.created_at, *(v.created_at for v in found.versions)]
+        times += [found.versions[0].decided_at, *(d.at for d in found.decisions)]
+        assert all(
+            t is not None and t.utcoffset() is not None and t.utcoffset().total_seconds() == 0 for t in times
+        )
+        assert not session.dirty  # made aware as loaded, not changed
+
+
+def test_the_not_author_refusal_names_the_author_plainly(sqlite_rules_db) -> None:
+    with scope(sqlite_rules_db) as session:
+        rules.create_rule(session, UNDERVALUE, actor="alice")
+    with scope(sqlite_rules_db) as session, pytest.raises(rules.NotTheAuthor) as refused:
+        rules.submit(session, "T-UNDER-01", 1, actor="carol")
+    assert "was written by 'alice': only its author submits it" in str(refused.value)
+    assert "''s" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

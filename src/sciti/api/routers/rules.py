@@ -158,13 +158,20 @@ class DryRunOut(BaseModel):
     window_from: str | None
     window_to: str | None
     records: int = Field(description="Records in the window (declarations, not goods items).")
-    hits: int
+    hits: int = Field(
+        description="Records hit, in the unit of `records`: for declarations, the declarations with at "
+        "least one goods item hit (before decision 0104: goods items, now `hit_rows`)."
+    )
+    hit_rows: int = Field(0, description="Rows hit: goods items for declarations; for other kinds = `hits`.")
     hit_subjects: int
     inspected_hits: int
     known_frauds: int
     hit_rate: float | None = Field(description="Known frauds / inspected subjects among the hits.")
     hits_per_day: list[dict[str, Any]]
-    sample_ids: list[str] = Field(description="Up to 20 hit records, of the records you may read.")
+    sample_ids: list[str] = Field(
+        description="Up to 20 hit records, of the records you may read: the declaration's record id for "
+        "declarations (as risk.assessments and the queue name them), never a goods item's."
+    )
     path: str
     seconds: float
     office: str | None = Field(
@@ -187,8 +194,13 @@ class DryRunOut(BaseModel):
     )
     notes: list[str] = Field(
         default_factory=list,
-        description="What to know to read the figures: a scope that kept no record, a validity period "
-        "outside the window.",
+        description="What to know to read the figures: a scope that kept no record, a scope of offices "
+        "your account cannot see, a validity period outside the window.",
+    )
+    history_as_of: str | None = Field(
+        None,
+        description="`record_date` when the rule names history features: they were taken as of each "
+        "record's own date; null when it names none.",
     )
 
 

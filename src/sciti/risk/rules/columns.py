@@ -14,7 +14,7 @@ SCOPE_FIELDS: dict[str, dict[str, str]] = {
     },
     "consignment": {},
     "road_cargo_info": {"offices": "entry_control_point"},
-    "passenger": {"offices": "arrival_port"},
+    "passenger": {"offices": "control_point"},  # where the officer works, as the queue (decision 0103)
     "currency_declaration": {"offices": "control_point"},
 }
 

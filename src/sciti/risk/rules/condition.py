@@ -462,6 +462,7 @@ def _type_of(node: Node, columns: dict[str, str]) -> str:
         left = _expect(node.operand, columns, ("number", "date"), "'between'")
         _expect(node.low, columns, (left,), "'between'")
         _expect(node.high, columns, (left,), "'between'")
+        _check_bounds(node)
         return "bool"
     if isinstance(node, IsMissing):
         _type_of(node.operand, columns)
@@ -477,6 +478,38 @@ def _type_of(node: Node, columns: dict[str, str]) -> str:
         _expect(node.operand, columns, ("bool",), "'not'")
         return "bool"
     raise TypeError(f"unknown node {node!r}")
+
+
+def _literal_value(node: Node) -> Any:
+    """The value of a literal bound (a negated number too); None for anything computed."""
+    if isinstance(node, Literal):
+        return node.value
+    if isinstance(node, Neg) and isinstance(node.operand, Literal) and node.operand.type == "number":
+        return -node.operand.value
+    return None
+
+
+def _check_bounds(node: Between) -> None:
+    """Refuse literal bounds in the wrong order: ``x between 10 and 1`` is never true (as in SQL,
+    the low bound comes first), so the rule would silently never hit."""
+    low, high = _literal_value(node.low), _literal_value(node.high)
+    if low is None or high is None or type(low) is not type(high) or not low > high:
+        return
+    raise syntax_error(
+        f"'between {_shown(low)} and {_shown(high)}': the low bound is above the high bound, so the "
+        "condition can never be true",
+        f"write the low bound first: between {_shown(high)} and {_shown(low)}",
+        line=node.low.line,
+        column=node.low.column,
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, date):
+        return f"date '{value.isoformat()}'"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def referenced_types(node: Node, columns: dict[str, str]) -> dict[str, str]:

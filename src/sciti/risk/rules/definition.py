@@ -105,6 +105,7 @@ def iso_moment(value: datetime | None) -> str | None:
     """A validity bound as rules spell it: a date for UTC midnight, else a UTC time."""
     if value is None:
         return None
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if value.time() == datetime.min.time():
         return value.date().isoformat()
     return value.isoformat().replace("+00:00", "Z")
@@ -187,8 +188,8 @@ def load_rule_text(text: str) -> tuple[dict[str, Any], dict[str, int]]:
 def _as_datetime(value: Any, name: str, lines: dict[str, int]) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, datetime):  # kept in UTC: the canonical form says the moment one way
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):

@@ -5,7 +5,15 @@ lake query (Iceberg snapshot -> DuckDB view -> filter -> aggregate), so the cost
 the columns the rule reads. A rule that reads derived features runs over
 ``features.lake_records`` + ``features.compute_batch`` (the same features the engine scores with).
 The window ends at ``until`` or, by default, at the newest record of the kind in the lake, so a
-dry-run over a historical data set (e.g. KCS 2020) is meaningful.
+dry-run over a historical data set (e.g. KCS 2020) is meaningful. A rule that names a history
+feature (a trader's past declarations, first-time, hit rates, a person's recent cash movements)
+gets it as of each record's own date, as training does (``point_in_time``), from a reference built
+as of the window's end: counted from today, a 2020 record would have no history at all.
+
+The figures count one unit: the subject the ``records`` count is of. For declarations that is the
+declaration, so ``hits`` is the declarations with at least one hit goods item, ``hit_rows`` the goods
+items hit, and the sample ids are declarations' record ids (those of risk.assessments and the
+queue). For the other kinds a record is its own subject and ``hit_rows`` equals ``hits``.
 
 A person's dry-run reads the lake on their behalf: given a :class:`DryRunAccess` it reads the
 tables through that caller's views (their office's rows only, personal fields masked unless they
@@ -52,7 +60,8 @@ class Subject:
     from_sql: str  # FROM clause; item columns under alias i (declarations), else t
     date_sql: str  # the date a record is assessed for
     key_column: str  # business key inspection results name as target_id
-    record_id_sql: str
+    record_id_sql: str  # the row's record id (the goods item's for declarations)
+    sample_id_sql: str  # the id a sample is shown by: the subject's record id (the declaration's)
 
 
 SUBJECT_SQL: dict[str, Subject] = {
@@ -63,12 +72,14 @@ SUBJECT_SQL: dict[str, Subject] = {
         "COALESCE(d.acceptance_date, CAST(d.issue_datetime AS DATE))",
         "declaration_id",
         "i.record_id",
+        "d.record_id",
     ),
     "consignment": Subject(
         "consignment",
         "std.consignments t",
         "CAST(t.ingested_at AS DATE)",
         "transport_document",
+        "t.record_id",
         "t.record_id",
     ),
     "road_cargo_info": Subject(
@@ -77,6 +88,7 @@ SUBJECT_SQL: dict[str, Subject] = {
         "CAST(COALESCE(t.submitted_at, t.ingested_at) AS DATE)",
         "reference",
         "t.record_id",
+        "t.record_id",
     ),
     "passenger": Subject(
         "passenger",
@@ -84,12 +96,14 @@ SUBJECT_SQL: dict[str, Subject] = {
         "COALESCE(t.departure_date, CAST(t.departure_at AS DATE), CAST(t.ingested_at AS DATE))",
         "record_ref",
         "t.record_id",
+        "t.record_id",
     ),
     "currency_declaration": Subject(
         "currency_declaration",
         "std.currency_declarations t",
         "CAST(t.declared_at AS DATE)",
         "declaration_number",
+        "t.record_id",
         "t.record_id",
     ),
 }
@@ -103,9 +117,9 @@ class DryRunResult:
     days: int
     window_from: date | None
     window_to: date | None
-    records: int  # records in the window (declaration headers, not items, for declarations)
-    hits: int  # rows the rule hits (goods items for declarations)
-    hit_subjects: int  # distinct subjects hit
+    records: int  # records in the window (declarations, not goods items, for declarations)
+    hits: int  # records hit, in the unit of ``records`` (declarations with a hit item for declarations)
+    hit_subjects: int  # distinct subjects hit (business keys; = hits for declarations)
     inspected_hits: int  # subjects hit that were inspected
     known_frauds: int  # subjects hit with a known fraud among their inspection results
     hits_per_day: list[dict[str, Any]] = field(default_factory=list)
@@ -119,6 +133,18 @@ class DryRunResult:
     valid_from: str | None = None  # the rule's validity period, as written (not applied: see notes)
     valid_to: str | None = None
     notes: list[str] = field(default_factory=list)  # why the figures may not be what one expects
+    hit_rows: int = 0  # rows the rule hits: goods items for declarations, else = hits
+    history_as_of: str | None = None  # "record_date": history features named, as of each record's date
+
+    @property
+    def unit(self) -> str:
+        """What ``records`` and ``hits`` count, in words (plural)."""
+        return _plural(self.kind)
+
+    def summary(self) -> str:
+        """'240 declarations hit (247 goods items) of 25,001 in the window': one unit throughout."""
+        items = f" ({self.hit_rows:,} goods items)" if self.kind == "declaration" else ""
+        return f"{self.hits:,} {self.unit} hit{items} of {self.records:,} in the window"
 
     @property
     def hit_rate(self) -> float | None:
@@ -151,6 +177,29 @@ def _needs_features(rule: RuleDef) -> bool:
     return any(infos[n].derived for n in names_in(tree) if n in infos)
 
 
+def history_features(kind: str) -> frozenset[str]:
+    """The derived features of ``kind`` that count or rate past records (a trader's declarations,
+    first-time, hit rates, a person's cash movements): their value depends on the date they are
+    taken as of. Declarations: the outputs of the history groups (features.yaml ``history``);
+    cargo: the HS and origin hit rates; cash: the movements per person in the last 90 days."""
+    from sciti.risk.features.reference import history_groups
+
+    if kind == "declaration":
+        return frozenset(name for g in history_groups() for name in g["outputs"].values())
+    if kind in ("consignment", "road_cargo_info"):
+        return frozenset({"hs_risk", "origin_risk"})
+    if kind == "currency_declaration":
+        return frozenset({"person_movements_90d", "person_near_threshold_90d"})
+    return frozenset()
+
+
+def names_history(rule: RuleDef) -> list[str]:
+    """The history features ``rule``'s condition names, sorted."""
+    infos = column_infos(rule.kind)
+    tree = compile_condition(rule.when, {n: i.type for n, i in infos.items()})
+    return sorted(names_in(tree) & history_features(rule.kind))
+
+
 def _scope_sql(scope: dict[str, str], count_sql: str, relation: str, window: str) -> tuple[str, str]:
     """A CTE ``s`` counting, per day, the records the whole scope keeps and those each scope key
     alone keeps, and the columns that read it; with no scope, nothing to count (every record is
@@ -179,6 +228,7 @@ def _aggregate_sql(
     where_sql: str,
     scope: dict[str, str] | None = None,
     count_sql: str = "count(*)",
+    sample_column: str = "record_id",
 ) -> str:
     """One statement: per-day records, records in scope, hits, inspected hits, known frauds and
     sample ids.
@@ -191,6 +241,9 @@ def _aggregate_sql(
     from the per-day counts, so the records are read once). ``scope``: key -> SQL of each part of
     the rule's scope, counted (with ``count_sql``, as ``records`` counts) in one more pass over
     the window only when the rule has a scope, so that a scope that keeps nothing shows.
+    ``sample_column``: the relation's column sample ids are taken from (the subject's record id).
+    The output's ``hits`` counts hit rows (goods items for declarations), ``hit_subjects`` the
+    distinct subjects hit; :func:`_result` turns them into the unit of ``records``.
     """
     window = f"record_date BETWEEN b.hi - INTERVAL {int(days) - 1} DAY AND b.hi"
     scope_cte, scope_columns = _scope_sql(scope or {}, count_sql, relation, window)
@@ -202,7 +255,7 @@ def _aggregate_sql(
         b AS (SELECT CAST({hi_sql} AS DATE) AS hi),
         t AS (SELECT t_all.* FROM t_all, b WHERE {window}),
         h AS (
-            SELECT record_date, subject_key, count(*) AS row_hits, min(record_id) AS sample
+            SELECT record_date, subject_key, count(*) AS row_hits, min({sample_column}) AS sample
             FROM {relation}, b
             WHERE {window} AND {where_sql}
             GROUP BY record_date, subject_key
@@ -261,6 +314,8 @@ def _result(
     keys = ("records", "hits", "hit_subjects", "inspected_hits", "known_frauds")
     total = {k: sum(int(r[k] or 0) for r in rows) for k in keys}
     hi = rows[0]["hi"] if rows else until
+    # One unit: what `records` counts. Declarations: the declarations hit, not their goods items.
+    per_declaration = rule.kind == "declaration"
     samples: list[str] = []
     for r in reversed(rows):  # the most recent hits first
         samples += sorted(r["samples"] or [])
@@ -280,7 +335,8 @@ def _result(
         hits_per_day=[
             {
                 "day": r["day"].isoformat(),
-                "hits": int(r["hits"] or 0),
+                "hits": int((r["hit_subjects"] if per_declaration else r["hits"]) or 0),
+                "hit_rows": int(r["hits"] or 0),
                 "hit_subjects": int(r["hit_subjects"] or 0),
                 "known_frauds": int(r["known_frauds"] or 0),
             }
@@ -297,31 +353,62 @@ def _result(
         valid_from=iso_moment(rule.valid_from),
         valid_to=iso_moment(rule.valid_to),
         records=total["records"],
-        hits=total["hits"],
+        hits=total["hit_subjects"] if per_declaration else total["hits"],
+        hit_rows=total["hits"],
         hit_subjects=total["hit_subjects"],
         inspected_hits=total["inspected_hits"],
         known_frauds=total["known_frauds"],
     )
-    result.notes = notes(rule, result)
+    bound = access is not None and bool(access.office) and access.row_filtered(_source_tables(rule.kind))
+    result.notes = notes(rule, result, office_bound=bound)
     return result
 
 
-def notes(rule: RuleDef, result: DryRunResult) -> list[str]:
+UNITS = {"road_cargo_info": "road cargo records"}  # what a kind's records are called, where not "<kind>s"
+
+
+def _plural(kind: str) -> str:
+    return UNITS.get(kind, f"{kind.replace('_', ' ')}s")
+
+
+def _offices_hidden(rule: RuleDef, result: DryRunResult, office_bound: bool) -> list[str]:
+    """The offices the rule's scope names that an office-bound caller cannot see (every named one
+    when their own office is not among them); [] for a caller whose rows of the kind are not
+    limited to an office, or a scope without offices."""
+    offices: list[str] = list(rule.scope.get("offices") or [])
+    if not office_bound or not result.office or not offices or result.office in offices:
+        return []
+    return list(offices)
+
+
+def notes(rule: RuleDef, result: DryRunResult, *, office_bound: bool | None = None) -> list[str]:
     """What a reader of the figures must know to read them right: a scope that kept no record of
-    the window (so the rule could not hit), and a validity period that leaves out the window.
+    the window (so the rule could not hit) or, for an office-bound caller, a scope of offices they
+    cannot see (the records are hidden by their binding, not missing), and a validity period that
+    leaves out the window.
 
     Validity does not limit the dry-run (docs/risk-rules.md, *Dry-run*): a rule is valid over
     *assessment* times, the window is of *record* dates, and a dry-run exists to show what a rule
     would select before it takes effect, most often in a period that has not begun.
     """
     out: list[str] = []
-    if rule.scope and result.records and not result.in_scope:
+    bound = result.office is not None if office_bound is None else office_bound
+    hidden = _offices_hidden(rule, result, bound)
+    if hidden and result.records and not result.in_scope:
+        names = ", ".join(hidden)
+        out.append(
+            f"your account sees office {result.office} only; the rule's scope names {names}, which "
+            f"your account cannot see: of the {result.records:,} {_plural(rule.kind)} you may see in "
+            f"the window it kept none. The rule itself may well hit there: a dry-run by an account of "
+            f"{names} or of every office shows it"
+        )
+    elif rule.scope and result.records and not result.in_scope:
         parts = "; ".join(
             f"{key.replace('_', ' ')} {', '.join(rule.scope[key])} kept {result.scope_kept.get(key, 0):,}"
             for key in rule.scope
         )
         out.append(
-            f"the scope kept none of the {result.records:,} {rule.kind}s in the window ({parts}), so "
+            f"the scope kept none of the {result.records:,} {_plural(rule.kind)} in the window ({parts}), so "
             "the rule could not hit: check the scope's values against the data (codes as the source "
             "writes them)"
         )
@@ -420,14 +507,17 @@ def dry_run(
     names.discard("record_id")
     cols = ", ".join(f"{_canonical_column(rule.kind, n)} AS {quote_ident(n)}" for n in sorted(names))
     relation = (
-        f"(SELECT {subject.record_id_sql} AS record_id, {subject.date_sql} AS record_date, "
+        f"(SELECT {subject.record_id_sql} AS record_id, {subject.sample_id_sql} AS sample_id, "
+        f"{subject.date_sql} AS record_date, "
         f"{_canonical_column(rule.kind, subject.key_column)} AS subject_key{', ' + cols if cols else ''} "
         f"FROM {subject.from_sql})"
     )
     header = subject.from_sql.split(" JOIN ")[0]
     totals = f"(SELECT {subject.date_sql} AS record_date FROM {header})"
     count = "count(DISTINCT subject_key)" if rule.kind == "declaration" else "count(*)"  # as `totals`
-    sql = _aggregate_sql(relation, totals, frauds, hi_sql, days, hit_sql, scope_parts(rule), count)
+    sql = _aggregate_sql(
+        relation, totals, frauds, hi_sql, days, hit_sql, scope_parts(rule), count, sample_column="sample_id"
+    )
     per_day = _lake_query(lake, sql, access, readable)
     return _result(rule, version, days, end, per_day, "lake", started, access)
 
@@ -469,11 +559,18 @@ def _dry_run_features(
     # Features are computed as the engine computes them, from every record they depend on; the
     # subjects counted are then only the records the caller may see (their office's).
     records = features.lake_records(settings, rule.kind, since=lo, until=end + timedelta(days=1))
-    try:
-        reference = features.load_reference(settings)
-    except FeatureError:  # none saved yet: compute from the lake as it is now (as the engine does)
-        reference = features.build_reference(settings)
-    table = features.compute_batch(rule.kind, records, reference)
+    history = bool(names_history(rule))
+    if history:
+        # History as of each record's own date (as training computes it), not as of today: from a
+        # reference built as of the window's end, with the events it was built from.
+        reference = features.build_reference(settings, as_of=end)
+        table = features.compute_batch(rule.kind, records, reference, point_in_time=True)
+    else:
+        try:
+            reference = features.load_reference(settings)
+        except FeatureError:  # none saved yet: compute from the lake as it is now (as the engine does)
+            reference = features.build_reference(settings)
+        table = features.compute_batch(rule.kind, records, reference)
     visible = _visible_ids(lake, rule.kind, access) if access is not None else None
     if visible is not None:
         table = table.filter(pc.is_in(table.column("record_id"), value_set=visible.column("record_id")))
@@ -486,27 +583,47 @@ def _dry_run_features(
     try:
         conn.execute("SET TimeZone = 'UTC'")
         conn.register("subjects_raw", table)
+        sample = "declaration_record_id" if rule.kind == "declaration" else "record_id"
         conn.execute(
             "CREATE VIEW subjects AS SELECT * EXCLUDE (record_date), "
             "CAST(record_date AS DATE) AS record_date, "
-            f"CAST({quote_ident(subject.key_column)} AS VARCHAR) AS subject_key FROM subjects_raw"
+            f"CAST({quote_ident(subject.key_column)} AS VARCHAR) AS subject_key, "
+            f"{quote_ident(sample)} AS __sample_id FROM subjects_raw"
         )
         if fraud_table is not None:
             conn.register("frauds", fraud_table)
+        per_declaration = rule.kind == "declaration"
         sql = _aggregate_sql(
             "subjects",
-            "(SELECT DISTINCT record_date, subject_key FROM subjects)",
+            # as the lake path counts: declarations (not goods items), else records
+            "(SELECT DISTINCT record_date, subject_key FROM subjects)"
+            if per_declaration
+            else "(SELECT record_date FROM subjects)",
             "frauds" if fraud_table is not None else NO_FRAUDS,
             f"DATE '{end}'",
             days,
             hit_sql,
             scope_parts(rule),
-            "count(DISTINCT subject_key)",  # as the totals count: distinct subjects per day
+            "count(DISTINCT subject_key)" if per_declaration else "count(*)",
+            sample_column="__sample_id",
         )
         per_day = conn.sql(sql).to_arrow_table()
     finally:
         conn.close()
-    return _result(rule, version, days, end, per_day, "features", started, access)
+    result = _result(rule, version, days, end, per_day, "features", started, access)
+    if history:
+        result.history_as_of = "record_date"
+    return result
 
 
-__all__ = ["MAX_DAYS", "SUBJECT_SQL", "DryRunResult", "dry_run", "notes", "scope_parts", "where_sql"]
+__all__ = [
+    "MAX_DAYS",
+    "SUBJECT_SQL",
+    "DryRunResult",
+    "dry_run",
+    "history_features",
+    "names_history",
+    "notes",
+    "scope_parts",
+    "where_sql",
+]

@@ -47,8 +47,8 @@ def _details(rule: RuleDef, version: int | None, days: int, until: date | dateti
 def _figures(result: DryRunResult, access: DryRunAccess) -> dict[str, Any]:
     out: dict[str, Any] = {
         "records": result.records,
-        "hits": result.hit_subjects,
-        "hit_rows": result.hits,
+        "hits": result.hits,  # in the unit of records: declarations for declarations (decision 0104)
+        "hit_rows": result.hit_rows,  # goods items for declarations
         "known_frauds": result.known_frauds,
         "samples": len(result.sample_ids),
         "path": result.path,
@@ -195,7 +195,7 @@ def dry_run_version(
             version=row.version,
             days=days,
             records=result.records,
-            hits=result.hit_subjects,
+            hits=result.hits,
             known_frauds=result.known_frauds,
             hit_rate=result.hit_rate,
             result=result.to_dict(),

@@ -16,10 +16,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -27,7 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sciti.access import find_user, permissions_of
 from sciti.access.audit import audit
 from sciti.ops import utcnow
-from sciti.ops.rules_tables import Rule, RuleDecision, RulesGeneration, RuleVersion
+from sciti.ops.rules_tables import Rule, RuleDecision, RuleDryRun, RulesGeneration, RuleVersion
 from sciti.risk.rules.definition import RuleDef, canonical_yaml, parse_rule
 from sciti.risk.rules.errors import FourEyesViolation, NotTheAuthor, RuleNotFound, RuleWorkflowError
 from sciti.risk.rules.protected import check_may_name, protected_fields
@@ -329,7 +329,8 @@ def submit(session: Session, rule_id: str, version: int, *, actor: str, comment:
     row = get_version(session, rule_id, version)
     if row.author != actor:
         raise NotTheAuthor(
-            f"version {version} of rule {rule_id!r} is {row.author!r}'s: only its author submits it",
+            f"version {version} of rule {rule_id!r} was written by {row.author!r}: only its author "
+            "submits it",
             remedy=f"ask {row.author!r} to submit it, or store your own version of the rule (you are then "
             "its author) and submit that",
             details={"author": row.author},
@@ -355,6 +356,7 @@ def _decide(
     if row.author == actor:
         raise FourEyesViolation(
             f"{actor!r} wrote version {version} of rule {rule_id!r} and cannot {decision} it",
+            remedy=f"a different user holding the rules.approve permission must {decision} this version",
             details={"author": row.author},
         )
     if row.status != "submitted":
@@ -482,11 +484,32 @@ def effective_versions(session: Session, kind: str) -> list[RuleVersion]:
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+# Every rule time is UTC. SQLite gives a stored time back without its zone (PostgreSQL keeps it), so
+# a version just written answered `...Z` and the same version read back answered a bare local-looking
+# time. Times of the rule tables are made UTC-aware as they are loaded, unchanged for the session.
+_TIMES: dict[type, tuple[str, ...]] = {
+    Rule: ("created_at",),
+    RuleVersion: ("created_at", "decided_at"),
+    RuleDecision: ("at",),
+    RuleDryRun: ("at",),
+}
+
+
+def _times_in_utc(target: Any, *_: Any) -> None:
+    for name in _TIMES[type(target)]:
+        value = target.__dict__.get(name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            set_committed_value(target, name, as_utc(value))
+
+
+for _table in _TIMES:
+    event.listen(_table, "load", _times_in_utc)
+    event.listen(_table, "refresh", _times_in_utc)
 
 
 __all__ = [
