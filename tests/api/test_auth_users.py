@@ -110,12 +110,12 @@ def test_unknown_fields_are_refused_naming_the_closest(sqlite_api_settings):
 
     client = make_client(sqlite_api_settings)
     admin = bearer(token_factory(sqlite_api_settings)("administrator"))
-    body = {"username": "kr01officer", "roles": ["targeting_officer"], "office": "11"}
+    body = {"username": "kr01officer", "roles": ["targeting_officer"], "office": "KTCT-QZ"}
     err = assert_envelope(client.post("/api/v1/users", headers=admin, json=body), 422, "validation_error")
     (field,) = err["details"]["fields"]
     assert field["field"] == "office" and field["type"] == "extra_forbidden"
     assert "did you mean office_code?" in field["problem"]
-    assert "11" not in str(err)  # the value sent is not echoed
+    assert "KTCT-QZ" not in str(err)  # the value sent is not echoed
     with session_scope(sqlite_api_settings.resolved_ops_db_url) as s:
         assert s.query(User).filter_by(username="kr01officer").first() is None
 

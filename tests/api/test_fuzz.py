@@ -125,9 +125,11 @@ def _check_nul(client: TestClient, token: str, operation: Any, case: Any) -> Non
     for path, kwargs, field in _nul_variants(operation, case):
         response = client.request(case.method, path, headers=bearer(token), **kwargs)
         where = f"{case.method} {path} {kwargs!r}"[:300]
-        assert response.status_code == 422, f"{where} -> {response.status_code} {response.text[:200]}"
+        # What came back first: the report keeps only the first 300 characters of a failure.
+        assert response.status_code == 422, f"{response.status_code} {response.text[:200]} <- {where}"
         fields = response.json().get("error", {}).get("details", {}).get("fields", [])
-        assert {(f["field"], f["type"]) for f in fields} == {(field, "string_nul")}, f"{where} -> {fields}"
+        found = {(f["field"], f["type"]) for f in fields}
+        assert found == {(field, "string_nul")}, f"{found} (expected {field}) <- {where}"
 
 
 def _fuzz(schema: Any, tokens: dict[str, str], *, nul: bool = False) -> None:

@@ -223,7 +223,9 @@ def test_two_pushes_in_the_same_instant_are_two_units(monkeypatch, content_type,
 
 def test_the_quarantine_locator_names_the_push(api, push_settings):
     client, token = api
-    bodies = [NDJSON, NDJSON.replace(b"P-1", b"P-9")]  # two bodies, each with its bad line 3
+    # Two bodies, each with its bad line 3, of other records (a record already stored would be
+    # quarantined as such: decision 0100).
+    bodies = [NDJSON, NDJSON.replace(b'"P-', b'"Q-')]
     ids = [client.post("/api/v1/ingest/push_decl", content=b, headers=ndjson(token)).json() for b in bodies]
     with session_scope(push_settings.resolved_ops_db_url) as s:
         locators = [q.locator for q in s.scalars(select(QuarantineRecord).order_by(QuarantineRecord.id))]
