@@ -128,8 +128,11 @@ def _check_nul(client: TestClient, token: str, operation: Any, case: Any) -> Non
         # What came back first: the report keeps only the first 300 characters of a failure.
         assert response.status_code == 422, f"{response.status_code} {response.text[:200]} <- {where}"
         fields = response.json().get("error", {}).get("details", {}).get("fields", [])
+        # The NUL put in is named; a generated value may already hold one, named the same way.
         found = {(f["field"], f["type"]) for f in fields}
-        assert found == {(field, "string_nul")}, f"{found} (expected {field}) <- {where}"
+        assert (field, "string_nul") in found and {t for _, t in found} == {"string_nul"}, (
+            f"{found} (expected {field}) <- {where}"
+        )
 
 
 def _fuzz(schema: Any, tokens: dict[str, str], *, nul: bool = False) -> None:
