@@ -292,3 +292,19 @@ def test_declaration_figures_count_declarations_and_name_goods_items_beside(sett
         assert [(d["hits"], d["hit_rows"]) for d in ran.hits_per_day] == [(1, 2), (1, 1)], path
         assert ran.summary() == "2 declarations hit (3 goods items) of 3 in the window"
         assert ran.to_dict()["hit_rows"] == 3
+
+
+def test_the_first_time_starter_rule_hits_few_declarations_and_many_frauds(kcs_lake) -> None:
+    """DECL-FIRSTTIME-HS-01 as shipped, over KCS 2021 Q1 (every declaration inspected): a share of
+    the declarations an analyst can review, and frauds among its hits well above the overall rate.
+    At hs_risk >= 0.25 it hit 6.7% of them with frauds in 39% (decision 0106)."""
+    from sciti.risk.rules import starter_rule_texts
+
+    rule = parse_rule(starter_rule_texts()["decl-first-time-high-risk-hs.yaml"])
+    ran = dry_run(kcs_lake, rule, 3660)
+    rows = subject_rows(kcs_lake)
+    base = sum(1 for r in rows if r["fraud"]) / len(rows)
+    assert (ran.records, ran.history_as_of) == (len(rows), "record_date")
+    assert 0 < ran.hits <= 0.02 * ran.records, ran.summary()
+    assert ran.inspected_hits == ran.hits and ran.hit_rate is not None
+    assert ran.hit_rate >= 2 * base, (ran.hit_rate, base)
