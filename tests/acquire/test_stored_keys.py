@@ -1,6 +1,8 @@
-"""A record is stored once (decision 0100): a record whose key another batch already stored, or an
-earlier row of the same batch holds, is quarantined with its source row, with a reason that says
-which batch has it and whether the values differ; counts reconcile."""
+"""A record is stored once (decisions 0100 and 0105): a record whose key another batch already
+stored, or an earlier row of the same batch holds, is not stored again. With the same values its
+source row is counted as already stored; with other values it is quarantined with a reason that
+says which batch has it and which fields differ. Counts reconcile:
+received = stored + quarantined + already stored."""
 
 from __future__ import annotations
 
@@ -25,23 +27,28 @@ def _ids(settings, ident: str) -> collections.Counter[str]:
     return collections.Counter(r["record_id"] for r in rows(settings, ident))
 
 
-def test_a_record_already_stored_is_quarantined_with_its_items(acq_settings, runner: Runner) -> None:
+def _counts(result) -> tuple[int, int, int, int]:
+    return result.received, result.stored, result.quarantined, result.already_stored
+
+
+def test_a_record_stored_with_other_values_is_quarantined_with_its_items(
+    acq_settings, runner: Runner
+) -> None:
+    """D1 again with the same values is counted as already stored (no entry); D2 with another
+    amount is quarantined; D3 is new and stored."""
     conn = decl_connector(acq_settings)
     first = runner.ingest_bytes(conn, _csv(*ROWS), "first.csv")
     changed = "D2,2024-01-06,BE001,250.00,EUR,010121,"
     new = "D3,2024-01-07,BE001,300.00,EUR,010121,"
     later = runner.ingest_bytes(conn, _csv(ROWS[0], changed, new), "later.csv")
     assert first.status == later.status == "committed"
-    assert (later.received, later.stored, later.quarantined) == (3, 1, 2)
+    assert _counts(later) == (3, 1, 1, 1)
     for ident in ("std.declarations", "std.declaration_items"):
         ids = _ids(acq_settings, ident)
         assert len(ids) == 3 and max(ids.values()) == 1, ident  # D1, D2 once; D3 stored
     entries = {e["locator"]: e["reason"] for e in list_quarantine(acq_settings, limit=10)}
-    same, differ = entries["later.csv:line 2"], entries["later.csv:line 3"]
-    assert same.startswith(
-        f"already stored: declaration D1 version 1 came in batch {first.batch_id} (first.csv)"
-    )
-    assert "identical" in same
+    assert list(entries) == ["later.csv:line 3"]
+    differ = entries["later.csv:line 3"]
     assert differ.startswith(
         f"declaration D2 version 1 is already stored from batch {first.batch_id} (first.csv) "
         "with different values (fields: invoice_amount)"
@@ -57,22 +64,27 @@ def test_one_output_fast_path_checks_stored_keys_too(acq_settings, runner: Runne
     assert len(conn.outputs) == 1
     runner.ingest_bytes(conn, _csv(*ROWS), "a.csv")
     again = runner.ingest_bytes(conn, _csv(*ROWS, "D9,2024-01-05,BE001,1.00,EUR,010121,"), "b.csv")
-    assert (again.received, again.stored, again.quarantined) == (3, 1, 2)
+    assert _counts(again) == (3, 1, 0, 2)
     ids = _ids(acq_settings, "std.declarations")
     assert len(ids) == 3 and max(ids.values()) == 1
+    changed = runner.ingest_bytes(conn, _csv("D9,2024-01-05,BE001,2.00,EUR,010121,"), "c.csv")
+    assert _counts(changed) == (1, 0, 1, 0)
 
 
 def test_a_record_twice_in_one_batch_is_stored_once(acq_settings, runner: Runner) -> None:
+    """The same row twice: the second copy is counted as already stored. The same key with other
+    values: the first copy is stored, the other quarantined."""
     conn = decl_connector(acq_settings)
-    result = runner.ingest_bytes(conn, _csv(ROWS[0], ROWS[1], ROWS[0]), "twice.csv")
-    assert (result.received, result.stored, result.quarantined) == (3, 2, 1)
+    other = "D1,2024-01-05,BE001,999.00,EUR,010121,"
+    result = runner.ingest_bytes(conn, _csv(ROWS[0], ROWS[1], ROWS[0], other), "twice.csv")
+    assert _counts(result) == (4, 2, 1, 1)
     ids = _ids(acq_settings, "std.declarations")
     assert len(ids) == 2 and max(ids.values()) == 1
     (entry,) = list_quarantine(acq_settings, limit=10)
-    assert entry["locator"] == "twice.csv:line 4"
+    assert entry["locator"] == "twice.csv:line 5"
     assert (
-        "declaration D1 version 1 appears twice in this batch: the copy at twice.csv:line 2"
-        in entry["reason"]
+        "declaration D1 version 1 appears twice in this batch with different values: the copy at "
+        "twice.csv:line 2 is stored" in entry["reason"]
     )
 
 
@@ -97,14 +109,16 @@ def test_recovery_does_not_reject_the_batch_own_rows(acq_settings, runner: Runne
     fresh = Runner(acq_settings)
     monkeypatch.setattr("sciti.acquire.runner.owner_gone", lambda _owner: True)
     (result,) = fresh.recover()
-    assert (result.status, result.stored, result.quarantined) == ("committed", 2, 0)
+    assert (result.status, result.stored, result.quarantined, result.already_stored) == ("committed", 2, 0, 0)
     for ident in ("std.declarations", "std.declaration_items"):
         ids = _ids(acq_settings, ident)
         assert len(ids) == 2 and max(ids.values()) == 1, ident
 
 
-def test_a_json_unit_already_stored_is_quarantined_whole(acq_settings, runner: Runner) -> None:
-    """Record-style units (JSON lines): a unit whose declaration is stored is rejected whole."""
+def test_a_json_unit_already_stored_is_counted_or_quarantined_whole(acq_settings, runner: Runner) -> None:
+    """Record-style units (JSON lines): a unit whose records are all stored with the same values is
+    counted as already stored; one whose declaration is stored with other values is rejected whole,
+    its items with it."""
     conn = write_connector(
         acq_settings,
         {"name": "canon", "source": "canon", "format": "jsonl", "kinds": ["declaration", "declaration_item"]},
@@ -119,14 +133,20 @@ def test_a_json_unit_already_stored_is_quarantined_whole(acq_settings, runner: R
     first = runner.ingest_bytes(conn, body, "one.jsonl")
     assert (first.status, first.stored) == ("committed", 1)
     again = runner.ingest_bytes(conn, body + b"\n", "two.jsonl")
-    assert (again.received, again.stored, again.quarantined) == (1, 0, 1)
+    assert _counts(again) == (1, 0, 0, 1)
+    assert list_quarantine(acq_settings) == []
+    line["declaration"]["office_code"] = "Y"
+    line["declaration_item"][0]["hs_code"] = "851714"
+    changed = runner.ingest_bytes(conn, json.dumps(line).encode() + b"\n", "three.jsonl")
+    assert _counts(changed) == (1, 0, 1, 0)
     for ident in ("std.declarations", "std.declaration_items"):
         assert list(_ids(acq_settings, ident).values()) == [1], ident
     (entry,) = list_quarantine(acq_settings)
     assert entry["reason"].startswith(
-        f"already stored: declaration K1 version 1 came in batch {first.batch_id}"
+        f"declaration K1 version 1 is already stored from batch {first.batch_id} (one.jsonl) with "
+        "different values (fields: hs_code, office_code)"
     )
-    assert "declaration item K1 version 1 item 1" in entry["reason"]
+    assert "so are declaration item K1 version 1 item 1" in entry["reason"]
 
 
 def test_tables_with_deletes_are_read_through_pyiceberg(acq_settings, runner: Runner, monkeypatch) -> None:
@@ -142,7 +162,9 @@ def test_tables_with_deletes_are_read_through_pyiceberg(acq_settings, runner: Ru
     conn = decl_connector(acq_settings)
     first = runner.ingest_bytes(conn, _csv(*ROWS), "first.csv")
     later = runner.ingest_bytes(conn, _csv(ROWS[0], "D2,2024-01-06,BE001,250.00,EUR,010121,"), "later.csv")
-    assert (later.received, later.stored, later.quarantined) == (2, 0, 2)
-    reasons = sorted(e["reason"] for e in list_quarantine(acq_settings, limit=10))
-    assert reasons[0].startswith(f"already stored: declaration D1 version 1 came in batch {first.batch_id}")
-    assert "with different values (fields: invoice_amount)" in reasons[1]
+    assert _counts(later) == (2, 0, 1, 1)
+    (entry,) = list_quarantine(acq_settings, limit=10)
+    assert entry["reason"].startswith(
+        f"declaration D2 version 1 is already stored from batch {first.batch_id}"
+    )
+    assert "with different values (fields: invoice_amount)" in entry["reason"]

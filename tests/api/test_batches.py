@@ -91,6 +91,26 @@ def test_batch_detail_shows_counts_and_open_quarantine(client, registry, enginee
     assert_envelope(client.get("/api/v1/batches/nope", headers=engineer), 404, "not_found")
 
 
+def test_a_batch_counts_rows_already_stored_in_its_reconciliation(client, registry, engineer):
+    """Rows sent before with the same values are counted apart (decision 0105): 10 received =
+    4 stored + 1 quarantined + 5 already stored reconciles; without that count it would not."""
+    with session_scope(registry.resolved_ops_db_url) as s:
+        for bid, already in (("again", 5), ("short", 0)):
+            s.add(
+                Batch(
+                    id=bid, connector="kcs", source="kcs", unit=f"{bid}.csv", fingerprint=bid,
+                    status="committed", received=10, stored=4, quarantined=1, already_stored=already,
+                    tables={}, started_at=T0,
+                )
+            )  # fmt: skip
+    again = client.get("/api/v1/batches/again", headers=engineer).json()
+    assert (again["already_stored"], again["reconciled"]) == (5, True)
+    short = client.get("/api/v1/batches/short", headers=engineer).json()
+    assert (short["already_stored"], short["reconciled"]) == (0, False)
+    listed = client.get("/api/v1/batches?connector=kcs", headers=engineer).json()["items"]
+    assert {b["id"]: b["already_stored"] for b in listed}["again"] == 5
+
+
 QUARANTINE_CASES = [
     ("", 4),
     ("?status=open", 3),

@@ -44,7 +44,12 @@ def test_push_quarantine_correct_resubmit(client, token_for, shared_data):
     again = client.post(
         f"/api/v1/quarantine/{entry['id']}/resubmit", json={"corrected": raw}, headers=engineer
     )
-    assert_envelope(again, 422, "acquire_error")
+    err = assert_envelope(again, 409, "conflict")  # the entry is closed: a conflict, not bad input
+    assert (
+        err["message"]
+        == f"quarantine entry {entry['id']} is already resubmitted; only open entries can be re-submitted"
+    )
+    assert err["details"] == {"quarantine_id": entry["id"], "status": "resubmitted"}
 
 
 def _quarantined_line(client, engineer, shared_data):
@@ -119,3 +124,61 @@ def test_a_correction_of_one_row_holding_three_is_refused_and_every_step_audited
     assert other.split(",")[0] not in str(ok.details)  # counts, never the content
     closed = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()
     assert closed["resolved_by"] == "u-data_engineer"
+
+
+def test_discard_closes_an_entry_with_its_reason_and_audits_it_without_the_text(
+    client, token_for, shared_data, api_settings
+):
+    """As `sciti quarantine discard`: a required reason, `quarantine.resubmit`, audited (decision 0109)."""
+    engineer = bearer(token_for("data_engineer"))
+    entry, *_ = _quarantined_line(client, engineer, shared_data)
+    url = f"/api/v1/quarantine/{entry['id']}/discard"
+    refusals = [  # body, account, status, code: refused before anything changes
+        ({}, engineer, 422, "validation_error"),
+        ({"reason": "   "}, engineer, 422, "validation_error"),
+        ({"reason": "x" * 2001}, engineer, 422, "validation_error"),
+        ({"reason": "resent"}, bearer(token_for("analyst")), 403, "forbidden"),
+        ({"reason": "resent"}, bearer(token_for("viewer")), 403, "forbidden"),
+    ]
+    for body, who, status, code in refusals:
+        assert_envelope(client.post(url, json=body, headers=who), status, code)
+    blank = client.post(url, json={"reason": " "}, headers=engineer).json()["error"]
+    assert "a reason is required" in blank["details"]["fields"][0]["problem"]
+    unknown = assert_envelope(
+        client.post("/api/v1/quarantine/987654/discard", json={"reason": "resent"}, headers=engineer),
+        404,
+        "not_found",
+    )
+    assert (
+        unknown["message"] == "no quarantined record 987654" and "GET /api/v1/quarantine" in unknown["remedy"]
+    )
+    assert client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()["status"] == "open"
+    assert _audit(api_settings, "quarantine.discard") == []
+
+    reason = "HS 2017 code 999999; the broker resent the declaration as version 2"
+    done = client.post(url, json={"reason": reason}, headers=engineer)
+    assert done.status_code == 200, done.text
+    closed = done.json()
+    assert (closed["id"], closed["status"], closed["resolved_by"]) == (
+        entry["id"],
+        "discarded",
+        "u-data_engineer",
+    )
+    assert closed["resolved_at"] and "raw" not in closed
+    shown = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()
+    assert shown["details"]["discard_reason"] == reason
+    [ok] = _audit(api_settings, "quarantine.discard")
+    assert (ok.actor, ok.outcome, ok.target) == ("u-data_engineer", "ok", f"quarantine:{entry['id']}")
+    assert ok.source and ok.source != "cli" and ok.details["data_source"] == "kcs"
+    assert "999999" not in str(ok.details) and "broker" not in str(ok.details)  # neither text nor reason
+
+    for action, body in (("discard", {"reason": "again"}), ("resubmit", {"corrected": shown["raw"]})):
+        again = client.post(f"/api/v1/quarantine/{entry['id']}/{action}", json=body, headers=engineer)
+        err = assert_envelope(again, 409, "conflict")
+        assert f"quarantine entry {entry['id']} is already discarded" in err["message"]
+        assert err["details"]["status"] == "discarded" and err["remedy"]
+    refused = _audit(api_settings, "quarantine.discard")[0]  # newest first
+    assert (refused.outcome, refused.details["status"]) == ("refused", "discarded")
+    assert [e.outcome for e in _audit(api_settings, "quarantine.resubmit")] == ["refused"]
+    after = client.get(f"/api/v1/quarantine/{entry['id']}", headers=engineer).json()
+    assert after["details"]["discard_reason"] == reason  # the first decision stands

@@ -122,6 +122,34 @@ def test_lake_counts_equal_generator_counts(loaded, instance, tiny_world, table,
     assert count(instance, f"SELECT count(*) FROM {table} WHERE source = '{source}'") == expected(tiny_world)
 
 
+def test_manifests_name_the_office_their_consignments_are_handled_at(loaded, instance):
+    """Sea cargo reports are lodged at KTCT and air cargo reports at HKIA, as the call's
+    declarations are; road cargo reports at the truck's control point. An officer bound to an
+    office reads that office's consignments: they follow their manifest (decision 0108)."""
+    from sciti.access import open_query
+    from tests.access.test_policy import principal
+
+    lake = Runner(instance).lake
+    sql = "SELECT source, mode_of_transport, customs_office FROM std.manifests GROUP BY ALL"
+    rows = query(lake, sql).to_pylist()
+    assert rows and all(r["customs_office"] for r in rows), [r for r in rows if not r["customs_office"]]
+    cuscar = {(r["mode_of_transport"], r["customs_office"]) for r in rows if r["source"] == "edifact-cuscar"}
+    assert cuscar == {("1", "KTCT"), ("4", "HKIA")}
+    for office in ("KTCT", "HKIA"):
+        mine = (
+            "SELECT count(*) FROM std.consignments c "
+            "JOIN std.manifests m ON m.record_id = c.parent_record_id "
+            f"WHERE c.source = 'edifact-cuscar' AND m.customs_office = '{office}'"
+        )
+        seen = open_query(
+            lake,
+            principal("targeting_officer", office=office),
+            "SELECT count(*) AS n FROM std.consignments WHERE source = 'edifact-cuscar'",
+        )
+        assert seen.reader.read_all().to_pylist() == [{"n": count(instance, mine)}]
+        assert count(instance, mine) > 0, office
+
+
 def test_elock_trips_and_watchlist_reach_the_lake_whole(loaded, instance, tiny_world):
     trips = count(instance, f"SELECT count(DISTINCT trip_id) FROM ({ELOCK.format(col='trip_id')})")
     assert trips == tiny_world.counts["elock.trips"]

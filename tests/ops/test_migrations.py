@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
-from sciti.ops import Base, get_engine, migrate
+from sciti.ops import Base, Batch, get_engine, migrate
 from sciti.ops.db import alembic_config
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.enqueue import _FIND
@@ -63,3 +63,22 @@ def test_the_queue_lookup_of_every_commit_uses_the_kind_and_record_index(tmp_pat
         sql = stmt.compile(conn, compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     assert "USING INDEX ix_risk_queue_record (kind=? AND record_id=?)" in plan, plan
+
+
+def test_an_instance_made_before_0006_keeps_its_batches_with_nothing_already_stored(tmp_path) -> None:
+    """0006 added the batch count `already_stored` (decision 0105): an older batch reads 0 and
+    still reconciles (received = stored + quarantined + already_stored)."""
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    command.upgrade(alembic_config(url), "0005")
+    with get_engine(url).begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO batches (id, connector, source, transport, unit, fingerprint, status, received, "
+            "stored, quarantined, tables, started_at) VALUES ('b1', 'kcs', 'kcs', 'file', 'valid.csv', "
+            "'f1', 'committed', 10, 8, 2, '{}', '2026-11-24 00:00:00')"
+        )
+    migrate(url)
+    with get_engine(url).connect() as conn:
+        row = conn.execute(
+            select(Batch.received, Batch.stored, Batch.quarantined, Batch.already_stored)
+        ).one()
+    assert tuple(row) == (10, 8, 2, 0)

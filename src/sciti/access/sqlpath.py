@@ -30,7 +30,15 @@ from sciti.access.policy import DataPolicy
 from sciti.access.sqlguard import SqlRefused, vet
 from sciti.errors import InvalidInput, SCITIError
 from sciti.lake import Lake
-from sciti.lake.query import Limits, QueryStopped, QueryTimeout, RunningQuery, UnknownTables, open_reader
+from sciti.lake.query import (
+    Limits,
+    QueryStopped,
+    QueryTimeout,
+    RunningQuery,
+    StopSignal,
+    UnknownTables,
+    open_reader,
+)
 from sciti.lake.query import statement_name as _statement_name
 from sciti.lake.views import quote_ident, quote_literal
 from sciti.model import PROVENANCE_NAMES
@@ -192,6 +200,7 @@ def open_query(
     purpose: str | None = None,
     batch_rows: int = 65_536,
     limits: QueryLimits | None = None,
+    stop: StopSignal | None = None,
 ) -> PolicyQuery:
     limits = limits or QueryLimits()
     policy = DataPolicy(principal, unmask=unmask, purpose=purpose)
@@ -207,6 +216,7 @@ def open_query(
             batch_rows=batch_rows,
             limits=limits.lake,
             required=tables,
+            stop=stop,
         )
     except UnknownTables as exc:
         raise _not_readable(principal, exc.details["tables"][0]) from None
@@ -321,6 +331,7 @@ def audited_query(
     purpose: str | None = None,
     extra: dict[str, Any] | None = None,
     limits: QueryLimits | None = None,
+    stop: StopSignal | None = None,
 ) -> Iterator[PolicyQuery]:
     """Open the query, let the caller read it (and set ``rows``), then audit it whatever the outcome.
 
@@ -328,7 +339,9 @@ def audited_query(
     ``ok``, ``denied`` (the policy), ``refused`` (over a row or byte cap), ``timed_out``,
     ``stopped`` (server shutdown) or ``failed`` (anything else, also an error that is not SCITI's).
     ``limits``: default :meth:`QueryLimits.defaults` (for ``export``, the export's limits); pass
-    ``QueryLimits.from_settings(settings, ...)`` to apply the instance's settings.
+    ``QueryLimits.from_settings(settings, ...)`` to apply the instance's settings. ``stop``: lets
+    the caller stop the query from another thread (its client left: ``stopped``, with
+    ``stopped_by`` in the details, decision 0109).
     """
     if unmask and action == "query":
         action = "unmask"
@@ -336,12 +349,17 @@ def audited_query(
         limits = QueryLimits.defaults(export=action == "export")
     result: PolicyQuery | None = None
     outcome, error = "failed", None
+    why: dict[str, str] = {}  # what stopped a stopped query
     try:
-        result = open_query(lake, principal, sql, as_of=as_of, unmask=unmask, purpose=purpose, limits=limits)
+        result = open_query(
+            lake, principal, sql, as_of=as_of, unmask=unmask, purpose=purpose, limits=limits, stop=stop
+        )
         yield result
         outcome = "ok"
     except SCITIError as exc:
         outcome, error = _outcome_of(exc), exc.message
+        if isinstance(exc, QueryStopped) and exc.details.get("stopped_by"):
+            why = {"stopped_by": exc.details["stopped_by"]}  # shutdown, or the client left
         raise
     except BaseException as exc:  # a bug, a lost client, Ctrl-C: still one entry for the query
         error = type(exc).__name__
@@ -361,7 +379,7 @@ def audited_query(
                 purpose=purpose,
                 outcome=outcome,
                 error=error,
-                extra={**(extra or {}), **({"unmask": True} if unmask else {})},
+                extra={**(extra or {}), **({"unmask": True} if unmask else {}), **why},
             )
 
 

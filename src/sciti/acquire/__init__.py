@@ -1,11 +1,13 @@
 """Acquisition: connectors, formats, the exactly-once runner and the quarantine."""
 
+from sciti.acquire.batch_registry import list_batches
 from sciti.acquire.connector import Connector, Output, list_connectors, load_connector
 from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.items import Parsed, Rejected
-from sciti.acquire.quarantine import discard, list_batches, list_quarantine, resubmit, show_quarantine
+from sciti.acquire.quarantine import discard, list_quarantine, resubmit, show_quarantine
 from sciti.acquire.registry import FORMATS, TABLE_FORMATS, FormatContext
-from sciti.acquire.runner import BatchResult, Runner
+from sciti.acquire.results import BatchResult
+from sciti.acquire.runner import Runner
 
 __all__ = [
     "FORMATS",

@@ -32,10 +32,11 @@ from sciti.acquire.connector import DEFINITION_FILE, Connector, Output
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
 from sciti.acquire.formats.tabular import ARROW_SOURCE, Staged, quote_ident, sql_str
 from sciti.acquire.items import Rejected
-from sciti.acquire.stored_keys import Conflict, StoredIds, differing, reason, twice_reason
+from sciti.acquire.row_keys import check_rows, rid_sql
+from sciti.acquire.stored_keys import StoredIds
 from sciti.acquire.validation import Problem, decide_table, describe
 from sciti.model import RecordKind
-from sciti.model.sql import code_tables, key_text_sql, record_id_sql
+from sciti.model.sql import code_tables
 
 # Parquet dictionaries only for columns with at most this many distinct values per row group
 # (codes, countries, offices); identifiers and record ids are written plain. Building a dictionary
@@ -53,6 +54,7 @@ class Mapped:
     rejects: list[Rejected] = field(default_factory=list)
     received: int = 0
     stored: int = 0
+    already_stored: int = 0  # rows or units whose records are all stored already, same values (0105)
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ def map_staged(
     it. Either way the uncertain rows are decided by the model and the accepted ones written too.
 
     ``stored(kind)``: the rows its table holds from other batches; a source row with a record
-    already there, or held by an earlier row of the batch, is quarantined (decision 0100).
+    already there, or held by an earlier row of the batch, is counted as already stored (the same
+    values) or quarantined (decisions 0100, 0105).
     """
     for name, table in code_tables(lists).items():
         con.register(name, table)
@@ -295,7 +298,7 @@ def map_staged(
 
     if len(outputs) == 1 and staged.all_text:
         i, out, kind = outputs[0]
-        ok = f"(__ok AND NOT {_rid_sql(connector, kind, i)} IN (SELECT record_id FROM __stored{i}))"
+        ok = f"(__ok AND NOT {rid_sql(connector, kind, i)} IN (SELECT record_id FROM __stored{i}))"
         aside = _direct_pass(
             con,
             connector,
@@ -304,87 +307,61 @@ def map_staged(
             ok if i in checks else "__ok",
         )
         _run_checks(con, connector, replace(staged, source=aside))  # the few uncertain rows as ``m``
+        bad, vals = _decide(con, connector, staged, lists)
+        if _twice_in_pass(con, mapped.files.get(kind.name, []), vals, rid_sql(connector, kind, i)):
+            # The pass wrote one record twice, or holds back a copy of one it wrote: it sees one row
+            # at a time, so map the unit again the general way, which sees the batch whole (0105).
+            for folder in {Path(file).parent for file in mapped.files.pop(kind.name)}:
+                shutil.rmtree(folder, ignore_errors=True)  # one folder per write, this batch's own
+            mapped.written.pop(kind.name, None)
+            _run_checks(con, connector, staged)
+            bad, vals = _decide(con, connector, staged, lists)
         _unstage(con, staged)
     else:
         _run_checks(con, connector, staged)
         _unstage(con, staged)  # free the source rows before writing
-    bad: dict[int, list[Problem]] = {row: [(r.field, r.reason)] for row, r in staged.rejected_rows.items()}
-    fixed = _decide_suspects(con, connector, lists, bad)
-    vals = "SELECT * EXCLUDE (__ok) FROM m WHERE __ok"
-    if fixed is not None:
-        con.register("fixed_rows", fixed)
-        vals = f"{vals} UNION ALL BY NAME SELECT * FROM fixed_rows"
-    _check_keys(con, connector, staged, f"({vals})", checks, bad, batch_id, ingested_at, unit_of)
+        bad, vals = _decide(con, connector, staged, lists)
+    already = check_rows(con, connector, staged, f"({vals})", checks, bad, batch_id, ingested_at, unit_of)
     if bad:
         con.register("bad_rows", pa.table({"__row": pa.array(sorted(bad), pa.int64())}))
         mapped.rejects += _row_rejects(con, staged, bad)
-        vals = f"SELECT * FROM ({vals}) WHERE __row NOT IN (SELECT __row FROM bad_rows)"
-    mapped.stored = staged.rows - len(bad)
+    if bad or already:
+        con.register("skip_rows", pa.table({"__row": pa.array(sorted({*bad, *already}), pa.int64())}))
+        vals = f"SELECT * FROM ({vals}) WHERE __row NOT IN (SELECT __row FROM skip_rows)"
+    mapped.stored = staged.rows - len(bad) - len(already)
+    mapped.already_stored = len(already)
     for i, out, kind in outputs:
         write(i, out, kind, f"({vals})", f"__in{i}")
     con.execute("DROP TABLE m")
     return mapped
 
 
-def _rid_sql(connector: Connector, kind: RecordKind, i: int) -> str:
-    """Output ``i``'s record id over the mapping pass's columns (as ``output_select`` stores it)."""
-    *_, alias = value_columns(connector)
-    keys = [key_text_sql(kind.field(k), quote_ident(alias[(i, k)])) for k in kind.key]
-    return record_id_sql(kind.name, connector.source, keys)
+def _decide(
+    con: duckdb.DuckDBPyConnection, connector: Connector, staged: Staged, lists: Any
+) -> tuple[dict[int, list[Problem]], str]:
+    """The rows of ``m`` rejected so far, and a query of the accepted ones (the model decides the
+    rows the fast path was not certain of)."""
+    bad: dict[int, list[Problem]] = {row: [(r.field, r.reason)] for row, r in staged.rejected_rows.items()}
+    fixed = _decide_suspects(con, connector, lists, bad)
+    vals = "SELECT * EXCLUDE (__ok) FROM m WHERE __ok"
+    if fixed is not None:
+        con.register("fixed_rows", fixed)
+        vals = f"{vals} UNION ALL BY NAME SELECT * FROM fixed_rows"
+    return bad, vals
 
 
-def _check_keys(
-    con: duckdb.DuckDBPyConnection,
-    connector: Connector,
-    staged: Staged,
-    vals: str,
-    checks: dict[int, StoredIds],
-    bad: dict[int, list[Problem]],
-    batch_id: str,
-    ingested_at: datetime,
-    unit_of: Callable[[str], str] | None,
-) -> None:
-    """Add to ``bad`` the rows about to be stored whose record, for any output, another batch
-    already stored (``checks``) or an earlier row of this batch holds: one semi-join of the
-    record ids against each table's stored ids; values are read only for the rows found."""
-    outputs = kinds(connector)
-    by_kind = {o.kind: (j, o) for j, o, _ in outputs}
-    conflicts: dict[int, list[Conflict]] = {}
-    twice: dict[int, list[Problem]] = {}
-    for i, out, kind in outputs:
-        rid = _rid_sql(connector, kind, i)
-        in_stored = f"rid IN (SELECT record_id FROM __stored{i})" if i in checks else "false"
-        found = con.execute(
-            f"WITH r AS (SELECT __row, {rid} AS rid FROM {vals} AS o WHERE __in{i}), "
-            "f AS (SELECT __row, rid, min(__row) OVER (PARTITION BY rid) AS first FROM r) "
-            f"SELECT __row, rid, first, {in_stored} AS stored, {staged.locator_sql('first')} AS at "
-            f"FROM f WHERE __row <> first OR {in_stored}"
-        ).fetchall()
-        if not found:
-            continue
-        select, _ = output_select(connector, kind, i, out, by_kind, staged, batch_id, ingested_at)
-        con.register("found_rows", pa.table({"__row": pa.array([r[0] for r in found], pa.int64())}))
-        new = con.sql(
-            f"SELECT o.__row AS __row, {select} FROM {vals} AS o "
-            "WHERE __row IN (SELECT __row FROM found_rows)"
-        ).to_arrow_table()
-        con.unregister("found_rows")
-        news = {r["__row"]: r for r in new.to_pylist()}
-        olds = checks[i].rows(con, sorted({r[1] for r in found if r[3]})) if i in checks else {}
-        for row, rec_id, first, is_stored, at in found:
-            if row in bad:  # already rejected: its reason says it all
-                continue
-            values = news.get(row, {})
-            if is_stored and rec_id in olds:
-                old = olds[rec_id]
-                conflicts.setdefault(row, []).append(Conflict(kind, values, old, differing(values, old, old)))
-            elif row != first:
-                twice.setdefault(row, []).append((None, twice_reason(kind, values, at)))
-    for row, found_conflicts in conflicts.items():
-        bad.setdefault(row, []).append((None, reason(found_conflicts, unit_of or (lambda _b: ""))))
-    for row, probs in twice.items():
-        if row not in conflicts:
-            bad.setdefault(row, []).append(probs[0])
+def _twice_in_pass(con: duckdb.DuckDBPyConnection, files: list[str], vals: str, rid: str) -> bool:
+    """Whether the one-output pass wrote a record id twice, or one of the rows it handed over
+    (``vals``, a few) has a record id it wrote. Ids are counted by their 64-bit hash (a few per
+    cent of the ingest's time): a collision only sends the unit the general way."""
+    if not files:
+        return False
+    written = f"read_parquet([{', '.join(sql_str(f) for f in files)}])"
+    found = con.execute(
+        f"SELECT (SELECT count(*) <> count(DISTINCT hash(record_id)) FROM {written}) "
+        f"OR EXISTS (SELECT 1 FROM {written} WHERE record_id IN (SELECT {rid} FROM ({vals}) AS o))"
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def _unstage(con: duckdb.DuckDBPyConnection, staged: Staged) -> None:

@@ -4,7 +4,8 @@ Quarantined units are never edited in place: a correction is re-submitted throug
 connector as a new batch linked to the original entry, which is then marked ``resubmitted``;
 an entry that should not be stored is ``discarded`` with a reason. Both keep who and when.
 A re-submission is a unit of its own (its fingerprint names the entry), and the entry is closed
-only when that batch committed rows: stored, or quarantined again under a new open entry.
+only when that batch committed rows: stored, quarantined again under a new open entry, or found
+already stored with the same values (decision 0105).
 
 Every path (API, CLI, web) goes through the functions here, which audit under the acting account
 (decision 0099): ``quarantine.read`` for an entry shown with its raw text (content as received,
@@ -21,88 +22,34 @@ import os
 import re
 import shutil
 import tempfile
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from sciti.access.audit import audit
+from sciti.acquire.batch_registry import _ready, _schema_revisions, ensure_ready, list_batches
 from sciti.acquire.connector import Connector, load_connector
-from sciti.acquire.errors import AcquireError, ConnectorError, NotInitialised, UnitBusy
-from sciti.acquire.formats import jsonl, tabular
+from sciti.acquire.errors import AcquireError, ConnectorError, UnitBusy
 from sciti.acquire.items import Rejected
-from sciti.acquire.registry import FORMATS, FormatContext
-from sciti.acquire.runner import DUCKDB_MEMORY, PARQUET_MAGIC, BatchResult, Runner
+from sciti.acquire.parts import count_records
+from sciti.acquire.results import BatchResult
+from sciti.acquire.runner import Runner
 from sciti.acquire.units import expand
 from sciti.errors import NotFound
-from sciti.ops import Batch, QuarantineRecord, get_engine, session_scope, utcnow
-from sciti.ops.db import alembic_config
+from sciti.ops import Batch, QuarantineRecord, session_scope, utcnow
 from sciti.settings import Settings
 
 STATUSES = ("open", "resubmitted", "discarded")
-
-
-def _ready(settings: Settings) -> None:
-    """Stop unless the operational database holds this version's schema. Only `sciti init` makes
-    or upgrades it: a command that only reads the registry must not set up a database that was
-    never initialised (an unreachable one still fails on connecting, with its own line)."""
-    url = settings.resolved_ops_db_url
-    parsed = make_url(url)
-    shown = parsed.render_as_string(hide_password=True)
-    remedy = "run `sciti init`, or check that ops_db_url (SCITI_OPS_DB_URL) names the instance's database"
-    file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
-    if file is not None and str(file) != ":memory:" and not file.exists():  # asking must not create it
-        raise NotInitialised(
-            f"the operational database at {shown} is not initialised (there is no file {file.name})",
-            remedy=remedy,
-        )
-    with get_engine(url).connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    needed, known = _schema_revisions()
-    if current == needed:
-        return
-    if not current:
-        raise NotInitialised(
-            f"the operational database at {shown} is not initialised (it has no SCITI schema)", remedy=remedy
-        )
-    have, want = ", ".join(sorted(current)), ", ".join(sorted(needed))
-    if not current <= known:  # made by a newer SCITI: `sciti init` of this one cannot help
-        raise NotInitialised(
-            f"the operational database at {shown} has a schema this version of SCITI does not know "
-            f"(revision {have}; this version's newest is {want})",
-            remedy="run the version of SCITI that made it",
-        )
-    raise NotInitialised(
-        f"the operational database at {shown} is not initialised for this version of SCITI (its "
-        f"schema is at revision {have}; this version needs {want})",
-        remedy="run `sciti init` with this version to bring the schema up to date",
-    )
-
-
-@cache
-def _schema_revisions() -> tuple[frozenset[str], frozenset[str]]:
-    """This version's schema: the revisions it ends at, and every revision it knows (read from its
-    migrations, not from a database)."""
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
+# Moved to batch_registry; still importable from here.
+__all__ = ["STATUSES", "_schema_revisions", "ensure_ready", "list_batches"]
 
 
 class CorrectionMismatch(AcquireError):
     """A correction of one quarantined record holds another number of records: nothing is stored."""
 
     code = "correction_mismatch"
-
-
-def ensure_ready(settings: Settings) -> None:
-    """Stop unless the operational database holds this version's schema (see ``_ready``): the
-    commands check it before they look up the account they act as."""
-    _ready(settings)
 
 
 def _entry(q: QuarantineRecord, full: bool = False) -> dict[str, Any]:
@@ -264,7 +211,7 @@ def records_in(settings: Settings, connector: Connector, data: bytes, unit: str)
                 total += 1
                 continue
             try:
-                total += _part_records(settings, connector, part[0], part[1], work / f"part-{n}")
+                total += count_records(settings, connector, part[0], part[1], work / f"part-{n}")
             except ConnectorError:
                 return None
             except AcquireError:
@@ -272,36 +219,6 @@ def records_in(settings: Settings, connector: Connector, data: bytes, unit: str)
         return total
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _part_records(settings: Settings, connector: Connector, path: Path, name: str, work: Path) -> int:
-    work.mkdir(parents=True, exist_ok=True)
-    fmt = connector.format
-    with path.open("rb") as fh:
-        if fh.read(4) == PARQUET_MAGIC and fmt != "parquet":
-            fmt = "parquet"
-    if connector.outputs:
-        stager = {"csv": tabular.stage_csv, "parquet": tabular.stage_parquet, "jsonl": jsonl.stage}.get(fmt)
-        if stager is None:
-            raise ConnectorError(f"format {fmt!r} is record-style and cannot use `outputs`")
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute(f"SET temp_directory = {tabular.sql_str(str(work / 'spill'))}")
-            con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
-            con.execute("SET preserve_insertion_order = true")
-            return stager(con, path, unit=name, options=connector.options, work=work).received
-        finally:
-            con.close()
-    ctx = FormatContext(settings=settings, connector=connector)
-    count = 0
-    try:
-        for _ in FORMATS[fmt](path.read_bytes(), unit=name, options=connector.options, ctx=ctx):
-            count += 1
-    except (AcquireError, ImportError):
-        raise
-    except Exception:  # noqa: BLE001 - the runner quarantines the rest of the unit as one entry
-        count += 1
-    return count
 
 
 def _check_correction(
@@ -387,6 +304,7 @@ def resubmit(
         "received": result.received,
         "stored": result.stored,
         "quarantined": result.quarantined,
+        "already_stored": result.already_stored,
     }
     if result.status in ("busy", "failed"):
         _audit_apart(settings, quarantine_id, **who, outcome="failed", **counts)
@@ -401,12 +319,13 @@ def resubmit(
     with session_scope(settings.resolved_ops_db_url) as s:
         batch = s.get(Batch, result.batch_id) if result.batch_id else None
         # ``duplicate``: this very re-submission committed before, and closing the entry was
-        # interrupted; its batch says whether rows came in.
+        # interrupted; its batch says whether rows came in. A record found stored already with the
+        # same values came in too: nothing is missing (decision 0105).
         landed = (
             batch is not None
             and batch.status == "committed"
             and batch.resubmission_of == quarantine_id
-            and batch.stored + batch.quarantined > 0
+            and batch.stored + batch.quarantined + batch.already_stored > 0
         )
         if landed:
             q = _get(s, quarantine_id)
@@ -467,33 +386,3 @@ def discard(
         status=status,
     )
     raise refused
-
-
-def list_batches(
-    settings: Settings, *, connector: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Batches, newest first, with their reconciled counts."""
-    _ready(settings)
-    query = select(Batch).order_by(Batch.started_at.desc()).limit(limit)
-    if connector:
-        query = query.where(Batch.connector == connector)
-    with session_scope(settings.resolved_ops_db_url) as s:
-        return [
-            {
-                "batch_id": b.id,
-                "connector": b.connector,
-                "unit": b.unit,
-                "transport": b.transport,
-                "status": b.status,
-                "received": b.received,
-                "stored": b.stored,
-                "quarantined": b.quarantined,
-                "reconciled": b.received == b.stored + b.quarantined,
-                "tables": b.tables,
-                "resubmission_of": b.resubmission_of,
-                "error": b.error,
-                "started_at": b.started_at.isoformat() if b.started_at else None,
-                "finished_at": b.finished_at.isoformat() if b.finished_at else None,
-            }
-            for b in s.scalars(query)
-        ]

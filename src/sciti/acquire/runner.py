@@ -7,15 +7,18 @@ id; then, in one operational-database transaction, write the quarantine entries 
 batch committed. A batch found ``running`` (the process died) is recovered by deriving the same
 rows again and appending only to tables whose history does not yet show the batch.
 
-A record is stored once (docs/decisions/0100): a record whose id another batch already stored in
-its table, or that an earlier row or unit of the batch holds, is quarantined with its source row or
-unit (children go with their parent). Rows the batch itself stored are its own: a recovered batch
-finds them and is not rejected by them.
+A record is stored once (docs/decisions/0100, 0105): a source row or unit whose records another
+batch already stored, or an earlier row or unit of the batch holds, with the same values is counted
+as already stored; with other values it is quarantined (children go with their parent). Rows the
+batch itself stored are its own: a recovered batch finds them and is not rejected by them.
 
 One process at a time works on a batch (docs/decisions/0094): it takes the batch's claim with a
 conditional UPDATE, renews it while it works, and commits only while it still holds it. Another
 caller with the same unit is answered ``busy`` (try later); a claim whose owner died runs out, or
 is taken at once when the owner was a process on this machine that is gone.
+
+Here: the entry points and the claim. ``derive`` reads and maps a unit (``parts`` chooses the
+reader), ``writes`` appends to the lake and commits, ``results`` holds what a batch gives back.
 """
 
 from __future__ import annotations
@@ -27,78 +30,44 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sciti.acquire import blobs
-from sciti.acquire.claims import Lease, alive, claim_end, holder, owner_gone, this_machine
+from sciti.acquire.claims import Lease, alive, claim_end, owner_gone, this_machine
 from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.dbtext import db_text
-from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn, UnitBusy
-from sciti.acquire.formats import jsonl, tabular
-from sciti.acquire.items import Parsed, Rejected
-from sciti.acquire.mapping import Mapped, Target, map_staged
-from sciti.acquire.quarantine_rows import insert_quarantine
-from sciti.acquire.records import map_records
-from sciti.acquire.registry import FORMATS, FormatContext
-from sciti.acquire.stored_keys import StoredIds, check_units, stored_ids
-from sciti.acquire.units import expand, files_in
-from sciti.acquire.validation import codelists
-from sciti.lake import data_folder, field_ids, open_lake
+from sciti.acquire.derive import derive
+from sciti.acquire.errors import AcquireError, UnitBusy
+from sciti.acquire.mapping import Mapped
+from sciti.acquire.parts import DUCKDB_MEMORY, PARQUET_MAGIC
+from sciti.acquire.results import BatchResult, busy_result
+from sciti.acquire.stored_keys import StoredIds, stored_ids
+from sciti.acquire.units import files_in
+from sciti.acquire.writes import MEDIA_TYPES, RAW_SCHEMA, LakeWriter, commit_batch, raw_table
+from sciti.lake import open_lake
 from sciti.model import get_kind
-from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
+from sciti.ops import Batch, migrate, session_scope, utcnow
 from sciti.settings import Settings
 
-RAW_SCHEMA = pa.schema(
-    [
-        pa.field("batch_id", pa.string(), nullable=False),
-        pa.field("unit", pa.string()),
-        pa.field("object_key", pa.string()),
-        pa.field("size", pa.int64()),
-        pa.field("media_type", pa.string()),
-        pa.field("received_at", pa.timestamp("us", tz="UTC")),
-        pa.field("record_count", pa.int64()),
-    ]
-)
-MEDIA_TYPES = {
-    "csv": "text/csv",
-    "jsonl": "application/x-ndjson",
-    "parquet": "application/vnd.apache.parquet",
-    "wco-xml": "application/xml",
-    "edifact": "application/edifact",
-}
-PARQUET_MAGIC = b"PAR1"
-DUCKDB_MEMORY = "2GB"  # per ingest; DuckDB spills to the work folder beyond it
+# Moved to their own modules; still importable from here.
+__all__ = [
+    "DUCKDB_MEMORY",
+    "MEDIA_TYPES",
+    "PARQUET_MAGIC",
+    "RAW_SCHEMA",
+    "BatchResult",
+    "Runner",
+    "raw_table",
+]
+
 log = logging.getLogger("sciti.acquire.runner")
-
-
-def raw_table(source: str) -> str:
-    """``raw.<source>``: one row per received unit (a hyphen becomes _ so SQL needs no quoting)."""
-    return f"raw.{source.replace('-', '_')}"
-
-
-@dataclass
-class BatchResult:
-    """Outcome of one batch. Counts reconcile: received = stored + quarantined."""
-
-    batch_id: str
-    connector: str
-    status: str  # committed | duplicate | failed | busy (another process is ingesting it: try later)
-    received: int = 0
-    stored: int = 0
-    quarantined: int = 0
-    tables: dict[str, int] = field(default_factory=dict)
-    unit: str = ""
-    error: str | None = None
 
 
 class Runner:
@@ -110,7 +79,7 @@ class Runner:
         self.lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
         self.db = settings.resolved_ops_db_url
         migrate(self.db)
-        self._ensured: set[str] = set()
+        self.writer = LakeWriter(self.lake)
         self._units: dict[str, tuple[str, str]] = {}  # batch id -> (unit, transport)
         self._token = uuid.uuid4().hex[:8]  # two runners of one process are two owners
         self.spool = Path(settings.home) / "spool"
@@ -273,7 +242,7 @@ class Runner:
         if outcome == "committed":
             return BatchResult(batch.id, connector.name, "duplicate", unit=unit)
         if outcome == "busy":
-            return _busy(connector, batch, unit)
+            return busy_result(connector.name, batch, unit)
         return self._process(connector, batch)
 
     def _find(self, connector: str, fingerprint: str) -> Batch | None:
@@ -327,9 +296,12 @@ class Runner:
         lease.start()
         try:
             obj = blobs.object_path(self.settings, batch.object_key or "")
-            mapped = self._derive(connector, obj, batch.unit, batch.id, started, work, self._target)
+            mapped = derive(
+                self.settings, connector, obj, batch.unit, batch.id, started, work, self.writer.target,
+                lambda kind: self._stored(kind, batch.id), self._unit_of,
+            )  # fmt: skip
             tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
-            self._commit(connector, batch.id, mapped, tables, lease)
+            commit_batch(self.db, connector, batch.id, mapped, tables, lease)
         except UnitBusy as exc:  # another process took the batch over: it is theirs to finish
             return BatchResult(batch.id, connector.name, "busy", unit=batch.unit, error=str(exc))
         except Exception as exc:  # a real failure: keep the batch retryable and say why
@@ -360,55 +332,8 @@ class Runner:
             len(mapped.rejects),
             tables,
             unit=batch.unit,
+            already_stored=mapped.already_stored,
         )
-
-    def _derive(
-        self,
-        connector: Connector,
-        obj: Path,
-        unit: str,
-        batch_id: str,
-        started: datetime,
-        work: Path,
-        target: Callable[[str], Target],
-    ) -> Mapped:
-        """The rows and rejects of a unit: a pure function of the stored bytes and the batch.
-
-        Table-style parts write Parquet files into the tables' data folders (``target``), not yet
-        committed; record-style parts give Arrow tables. ``_write`` commits each table once.
-        """
-        total = Mapped()
-        raws: dict[str, str | None] = {}  # record-style units' text, for those found already stored
-        lists = codelists(str(Path(self.settings.codelists_dir).resolve()))
-        for n, part in enumerate(expand(obj, unit, connector.files, work)):
-            if isinstance(part, Rejected):
-                mapped = Mapped(received=1, rejects=[part])
-            else:
-                path, name = part
-                try:
-                    mapped = self._map_part(
-                        connector, path, name, batch_id, started, work / f"part-{n}", lists, target, raws
-                    )
-                except MissingColumn as exc:  # say which file of the unit (a zip has several)
-                    raise MissingColumn(f"{name}: {exc.message}", remedy=exc.remedy) from None
-                except ConnectorError:
-                    raise
-                except AcquireError as exc:
-                    mapped = Mapped(received=1, rejects=[Rejected(locator=name, reason=exc.message)])
-            total.received += mapped.received
-            total.stored += mapped.stored
-            total.rejects += mapped.rejects
-            for kind, files in mapped.files.items():
-                total.files.setdefault(kind, []).extend(files)
-            for kind, count in mapped.written.items():
-                total.written[kind] = total.written.get(kind, 0) + count
-            for kind, table in mapped.tables.items():
-                total.tables[kind] = (
-                    pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
-                )
-        if total.tables:
-            self._drop_stored(total, batch_id, raws)
-        return total
 
     def _stored(self, kind_name: str, batch_id: str) -> StoredIds | None:
         """A kind's table as the stored-key check reads it: rows of batches other than this one.
@@ -432,79 +357,6 @@ class Runner:
             self._units[batch_id] = (found.unit, found.transport) if found is not None else ("", "")
         return self._units[batch_id]
 
-    def _drop_stored(self, mapped: Mapped, batch_id: str, raws: dict[str, str | None]) -> None:
-        """Quarantine the record-style units holding a record another batch already stored, or an
-        earlier unit of this batch holds; their rows (children included) are not stored."""
-        con = duckdb.connect(":memory:")
-        try:
-            rejected = check_units(con, mapped.tables, lambda k: self._stored(k, batch_id), self._unit_of)
-        finally:
-            con.close()
-        if not rejected:
-            return
-        gone = pa.array(list(rejected), pa.string())
-        for kind, table in mapped.tables.items():
-            mapped.tables[kind] = table.filter(pc.invert(pc.is_in(table.column("locator"), gone)))
-        for locator, why in rejected.items():
-            mapped.rejects.append(Rejected(locator=locator, reason=why, raw=raws.get(locator)))
-        mapped.stored -= len(rejected)
-
-    def _map_part(
-        self,
-        connector: Connector,
-        path: Path,
-        unit: str,
-        batch_id: str,
-        started: datetime,
-        work: Path,
-        lists: Any,
-        target: Callable[[str], Target],
-        raws: dict[str, str | None],
-    ) -> Mapped:
-        work.mkdir(parents=True, exist_ok=True)
-        fmt = connector.format
-        with path.open("rb") as fh:
-            if fh.read(4) == PARQUET_MAGIC and fmt != "parquet":
-                fmt = "parquet"  # rows handed over by ingest_rows are kept as Parquet
-        if connector.outputs:
-            stager = {"csv": tabular.stage_csv, "parquet": tabular.stage_parquet, "jsonl": jsonl.stage}.get(
-                fmt
-            )
-            if stager is None:
-                raise ConnectorError(
-                    f"format {fmt!r} is record-style and cannot use `outputs`",
-                    remedy="remove `outputs` or use csv, jsonl or parquet",
-                )
-            con = duckdb.connect(":memory:")  # spills to the work folder past the memory limit
-            try:
-                con.execute(f"SET temp_directory = {tabular.sql_str(str(work / 'spill'))}")
-                con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
-                con.execute("SET preserve_insertion_order = true")
-                con.execute("SET TimeZone = 'UTC'")  # text without a zone is UTC, as in the model
-                staged = stager(con, path, unit=unit, options=connector.options, work=work)
-                return map_staged(
-                    con,
-                    connector,
-                    staged,
-                    batch_id=batch_id,
-                    ingested_at=started,
-                    lists=lists,
-                    target=target,
-                    stored=lambda kind: self._stored(kind, batch_id),
-                    unit_of=self._unit_of,
-                )
-            finally:
-                con.close()
-        ctx = FormatContext(settings=self.settings, connector=connector)
-        items = FORMATS[fmt](path.read_bytes(), unit=unit, options=connector.options, ctx=ctx)
-        return map_records(
-            _kept(_guarded(items, unit), raws),
-            source=connector.source,
-            batch_id=batch_id,
-            ingested_at=started,
-            lists=lists,
-        )
-
     def _write(
         self,
         connector: Connector,
@@ -515,108 +367,8 @@ class Runner:
         fresh: bool,
         lease: Lease,
     ) -> dict[str, int]:
-        """Append each table once for this batch; skip tables whose history already has it.
-
-        The claim is checked (and renewed) before each append: a runner that lost it stops here."""
-        raw_ident = raw_table(connector.source)
-        self._ensure(raw_ident, RAW_SCHEMA)
-        lease.hold()
-        if fresh or not self.lake.has_batch(raw_ident, batch.id):
-            row = pa.table(
-                {
-                    "batch_id": [batch.id],
-                    "unit": [batch.unit],
-                    "object_key": [batch.object_key],
-                    "size": [obj.stat().st_size if obj.exists() else None],
-                    "media_type": [MEDIA_TYPES.get(connector.format, "application/octet-stream")],
-                    "received_at": pa.array([started], pa.timestamp("us", tz="UTC")),
-                    "record_count": [mapped.received],
-                },
-                schema=RAW_SCHEMA,
-            )
-            self.lake.append(raw_ident, row, batch_id=batch.id)
-        tables = {get_kind(k).ident: n for k, n in mapped.written.items()}
-        for kind_name, files in mapped.files.items():
-            ident = get_kind(kind_name).ident
-            if files:
-                lease.hold()
-                if fresh or not self.lake.has_batch(ident, batch.id):
-                    self.lake.append_files(ident, files, batch_id=batch.id)
-        for kind_name, table in mapped.tables.items():
-            tables[get_kind(kind_name).ident] = self._append(
-                kind_name, table, batch_id=batch.id, fresh=fresh, lease=lease
-            )
-        return tables
-
-    def _append(self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool, lease: Lease) -> int:
-        """One append of a kind's rows for a batch, unless the table's history already has it."""
-        kind = get_kind(kind_name)
-        if table.num_rows:
-            self._ensure(kind.ident, kind.arrow_schema())
-            lease.hold()
-            if fresh or not self.lake.has_batch(kind.ident, batch_id):
-                self.lake.append(kind.ident, table, batch_id=batch_id)
-        return table.num_rows
-
-    def _target(self, kind_name: str) -> Target:
-        """Where a kind's Parquet files are written: its table's data folder, with its field ids."""
-        kind = get_kind(kind_name)
-        self._ensure(kind.ident, kind.arrow_schema())
-        table = self.lake.table(kind.ident)
-        return Target(data_folder(table), field_ids(table))
-
-    def _ensure(self, ident: str, schema: pa.Schema) -> None:
-        """Create or evolve a table once per runner (each check reloads the table's metadata)."""
-        if ident not in self._ensured:
-            self.lake.ensure_table(ident, schema)
-            self._ensured.add(ident)
-
-    def _commit(
-        self, connector: Connector, batch_id: str, mapped: Mapped, tables: dict[str, int], lease: Lease
-    ) -> None:
-        """Quarantine entries and the committed status in one transaction: both or neither, and
-        only while this runner still holds the batch (the claim is released by the same UPDATE)."""
-        merged: dict[str, Rejected] = {}
-        for r in mapped.rejects:  # one entry per locator (unique per batch)
-            if r.locator in merged:
-                merged[r.locator].reason += f"; {r.reason}"
-            else:
-                merged[r.locator] = Rejected(r.locator, r.reason, r.field, r.raw, dict(r.details))
-        with session_scope(self.db) as s:
-            # First, so that on PostgreSQL the batch row stays locked until this transaction ends.
-            done = s.execute(
-                update(Batch)
-                .where(Batch.id == batch_id, Batch.claimed_by == lease.owner)
-                .values(
-                    status="committed",
-                    error=None,
-                    finished_at=utcnow(),
-                    received=mapped.received,
-                    stored=mapped.stored,
-                    quarantined=len(mapped.rejects),
-                    tables=tables,
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if cast(CursorResult[Any], done).rowcount != 1:
-                raise lease.lost_error()  # rolls this transaction back: nothing is marked
-            s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
-            insert_quarantine(s, batch_id, connector, list(merged.values()))
-        mapped.rejects = list(merged.values()) if len(merged) == len(mapped.rejects) else mapped.rejects
-
-
-def _busy(connector: Connector, batch: Batch, unit: str) -> BatchResult:
-    until = batch.claimed_until
-    if until is not None and until.tzinfo is None:
-        until = until.replace(tzinfo=UTC)
-    when = f", claimed until {until:%Y-%m-%d %H:%M:%S} UTC unless renewed" if until else ""
-    message = (
-        f"{unit} is being ingested by another process ({holder(batch.claimed_by)}, batch {batch.id}"
-        f"{when}); nothing was done here: try again later"
-    )
-    return BatchResult(batch.id, connector.name, "busy", unit=unit, error=message)
+        """Append each table once for this batch (``LakeWriter.write``)."""
+        return self.writer.write(connector, batch, obj, mapped, started, fresh, lease)
 
 
 def _stored(key: str) -> Callable[[], str]:
@@ -630,21 +382,3 @@ def _clear_stale_spool(spool: Path) -> None:
         pid = folder.name.split("-", 1)[0]
         if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _kept(items: Any, raws: dict[str, str | None]) -> Any:
-    """Pass the units on, keeping each one's text by locator (for a quarantine entry made later)."""
-    for item in items:
-        if isinstance(item, Parsed):
-            raws[item.locator] = item.raw
-        yield item
-
-
-def _guarded(items: Any, unit: str) -> Any:
-    """A reader that fails half-way quarantines the rest of its unit instead of crashing the batch."""
-    try:
-        yield from items
-    except (AcquireError, ImportError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure on bad input becomes a reason
-        yield Rejected(locator=unit, reason=f"the reader stopped on this unit: {type(exc).__name__}: {exc}")

@@ -1,15 +1,18 @@
-"""A record is stored once: the records a batch brings whose key another batch already stored.
+"""A record is stored once: the records a batch brings whose key is already stored.
 
 A record's id is derived from its kind's key and source (``make_record_id``), so "already stored"
 means: the target table holds a row with the same ``record_id`` from ANOTHER batch (rows of the
-batch itself are its own, found again when a crashed batch is recovered). Such a record is not
-stored again; its source row or unit is quarantined with a reason a person can act on
-(docs/decisions/0100):
+batch itself are its own, found again when a crashed batch is recovered), or an earlier row or unit
+of the same batch holds it and is stored. Such a record is not stored again. Its source row or unit
+is judged whole (``Verdict``, docs/decisions/0100 and 0105):
 
-* identical values: ``already stored: declaration 62759212 version 1 came in batch … (unit),
-  identical; nothing is missing: discard this entry``;
-* different values: ``declaration 62759212 version 1 is already stored from batch … (unit) with
-  different values (fields: …); send it as a new version (an amendment) or discard this entry``.
+* every record stored with the same values: counted as ``already stored`` in the batch's counts,
+  neither stored again nor quarantined (a re-sent file leaves nothing to discard);
+* a record stored with different values: quarantined, ``declaration 62759212 version 1 is already
+  stored from batch … (unit) with different values (fields: …); send it as a new version (an
+  amendment) or discard this entry`` (``appears twice in this batch with different values`` for a
+  copy within the batch);
+* some records stored with the same values, others new: quarantined, as a row or unit is not split.
 
 The lookup is one columnar read of the table's ``record_id`` and ``batch_id`` per batch: DuckDB
 over the current snapshot's Parquet files (``StoredIds.view``), or pyiceberg's scan of those two
@@ -19,9 +22,11 @@ records found, to name the fields that differ.
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -66,27 +71,40 @@ class StoredIds:
         con.register(f"{name}_arrow", ids)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {name}_arrow")
 
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, ids: Sequence[str]) -> list[str]:
+        """Make table ``name`` hold the rows other batches stored under ``ids``, every column, one
+        per record id (the first stored when a table already holds several); returns its columns
+        (a column no stored file holds is not there: it reads as null)."""
+        first = "QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY ingested_at) = 1"
+        con.register("__wanted", pa.table({"record_id": pa.array(list(ids), pa.string())}))
+        if self.table is None:
+            files = ", ".join(sql_str(p) for p in self.paths)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM "
+                f"read_parquet([{files}], union_by_name = true) "
+                "WHERE record_id IN (SELECT record_id FROM __wanted) "
+                f"AND batch_id IS DISTINCT FROM {sql_str(self.batch_id)} {first}"
+            )
+        else:
+            found = self.table.scan(row_filter=In(term="record_id", literals=set(ids))).to_arrow()
+            found = found.filter(pc.invert(pc.fill_null(pc.equal(found["batch_id"], self.batch_id), False)))
+            con.register("__found_arrow", found)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM __found_arrow {first}"
+            )
+            con.unregister("__found_arrow")
+        con.unregister("__wanted")
+        return [r[0] for r in con.execute(f"DESCRIBE {quote_ident(name)}").fetchall()]
+
     def rows(self, con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored rows (every column) of the given record ids, by record id (the first stored
         when a table already holds several)."""
         if not ids:
             return {}
-        if self.table is None:
-            con.register("__wanted", pa.table({"record_id": pa.array(list(ids), pa.string())}))
-            files = ", ".join(sql_str(p) for p in self.paths)
-            found = con.sql(
-                f"SELECT * FROM read_parquet([{files}], union_by_name = true) "
-                "WHERE record_id IN (SELECT record_id FROM __wanted) "
-                f"AND batch_id IS DISTINCT FROM {sql_str(self.batch_id)} ORDER BY ingested_at"
-            ).to_arrow_table()
-            con.unregister("__wanted")
-        else:
-            found = self.table.scan(row_filter=In(term="record_id", literals=set(ids))).to_arrow()
-            found = found.filter(pc.invert(pc.fill_null(pc.equal(found["batch_id"], self.batch_id), False)))
-        out: dict[str, dict[str, Any]] = {}
-        for row in found.to_pylist():
-            out.setdefault(row["record_id"], row)
-        return out
+        self.register(con, "__found", ids)
+        found = con.sql("SELECT * FROM __found").to_arrow_table()
+        con.execute("DROP TABLE __found")
+        return {row["record_id"]: row for row in found.to_pylist()}
 
 
 def stored_ids(lake: Lake, ident: str, batch_id: str) -> StoredIds | None:
@@ -127,61 +145,147 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def differing(new: dict[str, Any], old: dict[str, Any], fields: Iterable[str]) -> list[str]:
-    """The value fields whose values differ between a new row and the stored one (a field the new
-    row does not carry is not compared: the source does not map it)."""
-    return [f for f in fields if f not in NOT_VALUES and f in new and not _same(new[f], old.get(f))]
+def differing(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+    """The value fields whose values differ between a new row and the stored one: every field the
+    new row carries (a field the source does not map is not there), a field the stored row lacks
+    being null."""
+    return [f for f in new if f not in NOT_VALUES and not _same(new[f], old.get(f))]
 
 
 @dataclass
 class Conflict:
-    """One record of the batch whose key is already stored by another batch."""
+    """One record of the batch whose key is already stored: by another batch (``old`` is the stored
+    row), or by an earlier row or unit of this batch (``earlier``: ``old`` is that copy)."""
 
     kind: RecordKind
     new: dict[str, Any]
     old: dict[str, Any]
     fields: list[str]  # the value fields that differ (empty: identical)
+    earlier: bool = False
 
     @property
     def identical(self) -> bool:
         return not self.fields
 
 
-def reason(conflicts: Sequence[Conflict], unit_of: Callable[[str], str]) -> str:
-    """The quarantine reason for a source row or unit whose records are already stored (the first
-    record names it; the others of the same row or unit are listed)."""
-    first = conflicts[0]
-    batch = first.old.get("batch_id") or "?"
+@dataclass
+class Verdict:
+    """What one source row or unit's records are, against what is stored and what the batch
+    stores before it. A row or unit is stored, counted or quarantined whole (decision 0105)."""
+
+    conflicts: list[Conflict] = field(default_factory=list)
+    inside: list[tuple[RecordKind, dict[str, Any]]] = field(default_factory=list)  # twice in itself
+    # Records stored nowhere yet, with their values read only if a reason names them.
+    fresh: list[tuple[RecordKind, Callable[[], dict[str, Any]]]] = field(default_factory=list)
+
+    def outcome(self, unit_of: Callable[[str], str]) -> tuple[str, str | None]:
+        """``("store", None)``, ``("already", None)`` (every record is stored with these values:
+        nothing to store, nothing to quarantine) or ``("quarantine", reason)``."""
+        stored = [c for c in self.conflicts if not c.earlier]
+        earlier = [c for c in self.conflicts if c.earlier]
+        if any(not c.identical for c in stored):
+            return "quarantine", reason(stored, unit_of)
+        if self.inside:
+            kind, row = self.inside[0]
+            return "quarantine", twice_reason(kind, row, None)
+        if any(not c.identical for c in earlier):
+            c = next(c for c in earlier if not c.identical)
+            return "quarantine", twice_reason(c.kind, c.new, c.old.get("locator"))
+        if not self.conflicts:
+            return "store", None
+        if self.fresh:
+            return "quarantine", partly_reason(self.conflicts, self.fresh, unit_of)
+        return "already", None
+
+
+def _where(conflict: Conflict, unit_of: Callable[[str], str]) -> str:
+    if conflict.earlier:
+        return f"{conflict.old.get('locator') or '?'} of this batch"
+    batch = conflict.old.get("batch_id") or "?"
     unit = unit_of(batch)
-    where = f"batch {batch}" + (f" ({unit})" if unit else "")
+    return f"batch {batch}" + (f" ({unit})" if unit else "")
+
+
+def _remedy(kind: RecordKind) -> str:
+    return (
+        "send it as a new version (an amendment) or discard this entry"
+        if any(k.endswith("version") for k in kind.key)
+        else "correct the stored record at its source or discard this entry"
+    )
+
+
+def reason(conflicts: Sequence[Conflict], unit_of: Callable[[str], str]) -> str:
+    """The quarantine reason for a source row or unit holding records another batch stored with
+    other values (the first record names it; the others of the same row or unit are listed)."""
+    first = conflicts[0]
     name = key_words(first.kind, first.new)
     others = [key_words(c.kind, c.new) for c in conflicts[1:]]
     also = f"; so are {', '.join(others)}" if others else ""
-    if all(c.identical for c in conflicts):
-        return (
-            f"already stored: {name} came in {where}, identical{also}; nothing is missing: discard this entry"
-        )
     fields = sorted({f for c in conflicts for f in c.fields})
+    return (
+        f"{name} is already stored from {_where(first, unit_of)} with different values "
+        f"(fields: {', '.join(fields)}){also}; {_remedy(first.kind)}"
+    )
+
+
+def _names(shown: list[str], total: int) -> str:
+    """Records named in a reason: the first few, then how many more."""
+    return ", ".join(shown) + (f" and {total - len(shown)} more" if total > len(shown) else "")
+
+
+def partly_reason(
+    conflicts: Sequence[Conflict],
+    fresh: Sequence[tuple[RecordKind, Callable[[], dict[str, Any]]]],
+    unit_of: Callable[[str], str],
+) -> str:
+    """The reason for a row or unit some of whose records are already stored with the same values
+    while others are not: it is not split, so none of it is stored (decision 0105)."""
+    first = conflicts[0]
+    known = _names([key_words(c.kind, c.new) for c in conflicts[:3]], len(conflicts))
+    new = _names([key_words(kind, row()) for kind, row in fresh[:3]], len(fresh))
     what = (
-        "send it as a new version (an amendment) or discard this entry"
+        "if it adds to what is stored, send all of it as a new version (an amendment), else discard "
+        "this entry"
         if any(k.endswith("version") for k in first.kind.key)
-        else "correct the stored record at its source or discard this entry"
+        else "if it adds to what is stored, correct the stored record at its source, else discard this entry"
     )
     return (
-        f"{name} is already stored from {where} with different values (fields: {', '.join(fields)})"
-        f"{also}; {what}"
+        f"{known} {'is' if len(conflicts) == 1 else 'are'} already stored with the same values (from "
+        f"{_where(first, unit_of)}), but {new} {'is' if len(fresh) == 1 else 'are'} not; a row or unit "
+        f"is stored whole, so nothing of it was stored: {what}"
     )
 
 
 def twice_reason(kind: RecordKind, row: dict[str, Any], first_locator: str | None) -> str:
-    """The reason for a record a batch holds twice: the first copy is stored, this one is not
-    (``first_locator`` None: the unit itself holds it twice, so none of it is stored)."""
+    """The reason for a record a batch holds twice with different values: the first copy is stored,
+    this one is not (``first_locator`` None: the unit itself holds it twice, so none of it is
+    stored)."""
     if first_locator is None:
         return f"{key_words(kind, row)} appears twice in this unit; correct the unit and send it again"
     return (
-        f"{key_words(kind, row)} appears twice in this batch: the copy at {first_locator} is stored; "
-        "if this one is a correction, send it as a new version (an amendment), else discard this entry"
+        f"{key_words(kind, row)} appears twice in this batch with different values: the copy at "
+        f"{first_locator} is stored; if this one is a correction, send it as a new version (an "
+        "amendment), else discard this entry"
     )
+
+
+def stored_rows(
+    con: duckdb.DuckDBPyConnection, found: StoredIds | None, ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The rows another batch stored under ``ids`` (by record id): one semi-join of the ids
+    against the table's stored ids, then every column of the few found."""
+    if found is None or not ids:
+        return {}
+    found.view(con, "__stored")
+    con.register("__ids", pa.table({"record_id": pa.array(list(ids), pa.string())}))
+    hits = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT record_id FROM __stored WHERE record_id IN (SELECT record_id FROM __ids)"
+        ).fetchall()
+    ]
+    con.unregister("__ids")
+    return found.rows(con, sorted(hits))
 
 
 def check_units(
@@ -189,50 +293,59 @@ def check_units(
     tables: dict[str, pa.Table],
     stored: Callable[[str], StoredIds | None],
     unit_of: Callable[[str], str],
-) -> dict[str, str]:
-    """Record-style units (a message, a JSON line) whose records another batch already stored, or
-    an earlier unit of the batch holds: locator -> reason. Parents are looked at first; a unit is
-    rejected whole, so its children (items, parties) go with it."""
-    conflicts: dict[str, list[Conflict]] = {}
-    twice: dict[str, str] = {}
-    order = sorted(tables, key=lambda k: 1 if get_kind(k).parent else 0)
+) -> tuple[dict[str, str], set[str]]:
+    """Record-style units (a message, a JSON line) holding records already stored, by another
+    batch or an earlier unit of this batch that is stored: (locator -> reason for those
+    quarantined, locators of those counted as already stored). A unit is judged whole
+    (``Verdict``), so its children (items, parties) go with it."""
+    order = sorted((k for k in tables if tables[k].num_rows), key=lambda k: 1 if get_kind(k).parent else 0)
+    units: dict[str, list[tuple[str, int, str]]] = {}  # locator -> (kind, position, record id)
+    olds: dict[str, dict[str, dict[str, Any]]] = {}
+    values: dict[str, dict[int, dict[str, Any]]] = {}  # kind -> position -> row, where needed
     for kind_name in order:
         table = tables[kind_name]
-        if not table.num_rows:
-            continue
-        kind = get_kind(kind_name)
         ids = table.column("record_id").to_pylist()
-        locators = table.column("locator").to_pylist()
-        first: dict[str, str] = {}
-        for n, (rid, locator) in enumerate(zip(ids, locators, strict=True)):
-            if rid not in first:
-                first[rid] = locator
+        for n, (rid, locator) in enumerate(zip(ids, table.column("locator").to_pylist(), strict=True)):
+            units.setdefault(locator, []).append((kind_name, n, rid))
+        olds[kind_name] = stored_rows(con, stored(kind_name), ids)
+        counts = collections.Counter(ids)
+        wanted = [n for n, rid in enumerate(ids) if rid in olds[kind_name] or counts[rid] > 1]
+        rows = table.take(pa.array(wanted, pa.int64())).to_pylist() if wanted else []
+        values[kind_name] = dict(zip(wanted, rows, strict=True))
+
+    def row_of(kind_name: str, n: int) -> dict[str, Any]:
+        if n not in values[kind_name]:
+            values[kind_name][n] = tables[kind_name].slice(n, 1).to_pylist()[0]
+        return values[kind_name][n]
+
+    rejected: dict[str, str] = {}
+    already: set[str] = set()
+    kept: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, record id) -> the stored copy's row
+    for locator, records in units.items():
+        verdict, here, mine = Verdict(), set(), []
+        for kind_name, n, rid in records:
+            kind = get_kind(kind_name)
+            if (kind_name, rid) in here:
+                verdict.inside.append((kind, row_of(kind_name, n)))
                 continue
-            row = table.slice(n, 1).to_pylist()[0]
-            seen = first[rid]
-            twice.setdefault(locator, twice_reason(kind, row, None if seen == locator else seen))
-        found = stored(kind_name)
-        if found is None:
-            continue
-        found.view(con, "__stored")
-        con.register("__ids", pa.table({"record_id": pa.array(ids, pa.string())}))
-        hits = [
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT record_id FROM __stored WHERE record_id IN (SELECT record_id FROM __ids)"
-            ).fetchall()
-        ]
-        con.unregister("__ids")
-        if not hits:
-            continue
-        olds = found.rows(con, sorted(hits))
-        mask = pc.is_in(table.column("record_id"), pa.array(list(olds), pa.string()))
-        for row in table.filter(mask).to_pylist():
-            old = olds[row["record_id"]]
-            conflicts.setdefault(row["locator"], []).append(
-                Conflict(kind, row, old, differing(row, old, old))
-            )
-    out = {locator: reason(found_conflicts, unit_of) for locator, found_conflicts in conflicts.items()}
-    for locator, why in twice.items():
-        out.setdefault(locator, why)
-    return out
+            here.add((kind_name, rid))
+            old = olds[kind_name].get(rid)
+            first = kept.get((kind_name, rid))
+            if old is not None or first is not None:
+                row = row_of(kind_name, n)
+                base = old if old is not None else first
+                assert base is not None
+                verdict.conflicts.append(Conflict(kind, row, base, differing(row, base), old is None))
+            else:
+                verdict.fresh.append((kind, functools.partial(row_of, kind_name, n)))
+                mine.append((kind_name, n, rid))
+        outcome, why = verdict.outcome(unit_of)
+        if outcome == "store":
+            for kind_name, n, rid in mine:
+                if n in values[kind_name]:  # held again later in the batch: keep this copy to compare
+                    kept[(kind_name, rid)] = values[kind_name][n]
+        elif outcome == "already":
+            already.add(locator)
+        else:
+            rejected[locator] = why or ""
+    return rejected, already

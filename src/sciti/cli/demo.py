@@ -130,9 +130,11 @@ def _load_table(report: LoadReport) -> Table:
     received = sum(f.received for f in report.feeds)
     stored = sum(f.stored for f in report.feeds)
     quarantined = sum(f.quarantined for f in report.feeds)
+    already = sum(f.already_stored for f in report.feeds)  # sent before with the same values
+    caption = f"received {received:,} = stored {stored:,} + quarantined {quarantined:,}"
     table = Table(
         title=f"demo world {report.world}",
-        caption=f"received {received:,} = stored {stored:,} + quarantined {quarantined:,}",
+        caption=caption + (f" + already stored {already:,}" if already else ""),
     )
     table.add_column("connector", no_wrap=True)
     for col in ("files", "received", "stored", "quarantined"):

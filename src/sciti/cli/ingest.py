@@ -65,6 +65,9 @@ def _print_json(data: object) -> None:
 
 
 MAX_ROWS = 20  # past this many batches, list only those that need a look (quarantine, failures)
+# A batch's counts: received = stored + quarantined + already stored (rows or units whose records
+# were all stored before with the same values, e.g. a file sent again: decision 0105).
+COUNTS = ("received", "stored", "quarantined", "already stored")
 
 
 def _result_table(results: list[BatchResult]) -> RichTable:
@@ -72,13 +75,12 @@ def _result_table(results: list[BatchResult]) -> RichTable:
     if len(results) > MAX_ROWS:
         shown = [r for r in results if r.status == "failed" or r.quarantined][:MAX_ROWS]
     table = RichTable(title="batches", caption=_totals(results, len(shown)))
-    for col in ("unit", "status", "received", "stored", "quarantined", "batch"):
-        table.add_column(col, justify="right" if col in ("received", "stored", "quarantined") else "left")
+    for col in ("unit", "status", *COUNTS, "batch"):
+        table.add_column(col, justify="right" if col in COUNTS else "left")
     for r in shown:
         style = {"failed": "red", "duplicate": "dim", "busy": "yellow"}.get(r.status, "")
-        table.add_row(
-            r.unit, r.status, str(r.received), str(r.stored), str(r.quarantined), r.batch_id[:12], style=style
-        )
+        counts = (r.received, r.stored, r.quarantined, r.already_stored)
+        table.add_row(r.unit, r.status, *(str(n) for n in counts), r.batch_id[:12], style=style)
     return table
 
 
@@ -89,8 +91,14 @@ def _totals(results: list[BatchResult], shown: int) -> str:
     received = sum(r.received for r in results)
     stored = sum(r.stored for r in results)
     quarantined = sum(r.quarantined for r in results)
+    already = sum(r.already_stored for r in results)
     text = ", ".join(f"{n} {st}" for st, n in statuses.items() if n)
-    text += f" · received {received:,} = stored {stored:,} + quarantined {quarantined:,}"
+    text += (
+        f" · received {received:,} = stored {stored:,} + quarantined {quarantined:,}"
+        f" + already stored {already:,}"
+    )
+    if already:
+        text += " (already stored: sent before with the same values; nothing to do)"
     if shown < len(results):
         text += f" · {len(results) - shown} more not listed (`sciti batches` shows all)"
     return text
@@ -175,7 +183,8 @@ def batches(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N batches.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Batches with their counts: received = stored + quarantined."""
+    """Batches with their counts: received = stored + quarantined + already stored (sent before with
+    the same values: neither stored again nor quarantined)."""
     try:
         rows = list_batches(settings(), connector=connector, limit=limit)
     except SCITIError as exc:
@@ -184,8 +193,8 @@ def batches(
         _print_json(rows)
         return
     table = RichTable(title="batches")
-    for col in ("batch", "connector", "unit", "status", "received", "stored", "quarantined", "started"):
-        table.add_column(col)
+    for col in ("batch", "connector", "unit", "status", *COUNTS, "started"):
+        table.add_column(col, justify="right" if col in COUNTS else "left")
     for b in rows:
         ok = "" if b["reconciled"] else " [red](!)[/]"
         table.add_row(
@@ -195,7 +204,8 @@ def batches(
             b["status"],
             str(b["received"]),
             str(b["stored"]),
-            str(b["quarantined"]) + ok,
+            str(b["quarantined"]),
+            str(b["already_stored"]) + ok,
             (b["started_at"] or "")[:19],
         )
     console.print(table)

@@ -135,6 +135,10 @@ def write_cuscar(world: World, chunk: DeclChunk, forms: PartyForms, sinks: Sinks
         seg += [
             f"LOC+9+{h['loading_location'][k0]}",
             "LOC+11+HKHKG",
+            # The customs office the report is lodged with (UN/EDIFACT 3227 code 22, customs office
+            # of clearance), the office its consignments are handled at: the one the call's
+            # declarations are lodged with (KTCT by sea, HKIA by air), in the administration's codes.
+            f"LOC+22+{h['office_code'][k0]}",
             f"DTM+132:{issued.strftime('%Y%m%d')}:102",
         ]
         containers = sorted({c for k in members for c in conts[k].split(",") if c})

@@ -85,6 +85,10 @@ class FeedResult:
         return sum(r.quarantined for r in self.results)
 
     @property
+    def already_stored(self) -> int:
+        return sum(r.already_stored for r in self.results)
+
+    @property
     def failed(self) -> list[BatchResult]:
         return [r for r in self.results if r.status == "failed"]
 

@@ -74,10 +74,20 @@ class QueryTimeout(QueryError):
 
 
 class QueryStopped(QueryError):
-    """The query was stopped because the server is shutting down."""
+    """The query was stopped because the server is shutting down (``details["stopped_by"]``)."""
 
     code = "query_stopped"
     http_status = 503
+
+
+class ClientDisconnected(QueryStopped):
+    """The query was stopped because the client that asked for it disconnected (decision 0109).
+
+    Nobody reads the answer: 499, the status web servers log for a request its client closed.
+    """
+
+    code = "client_disconnected"
+    http_status = 499
 
 
 class UnknownTables(QueryError):
@@ -98,7 +108,7 @@ class RunningQuery:
         self._conn = conn
         self._lock = threading.Lock()
         self._closed = False
-        self.stopped_by: str | None = None  # "time" or "shutdown"
+        self.stopped_by: str | None = None  # "time", "shutdown" or "client"
         self.seconds = None if limits is None else limits.seconds
         self._timer: threading.Timer | None = None
         if self.seconds is not None:
@@ -110,7 +120,8 @@ class RunningQuery:
         self.reader: pa.RecordBatchReader = pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
 
     def stop(self, why: str = "shutdown") -> None:
-        """Interrupt the query (it answers QueryTimeout or QueryStopped); harmless once closed."""
+        """Interrupt the query (it answers QueryTimeout, QueryStopped or ClientDisconnected);
+        harmless once closed."""
         with self._lock:
             if self._closed or self.stopped_by is not None:
                 return
@@ -149,7 +160,43 @@ class RunningQuery:
             raise QueryStopped(
                 "the query was stopped because the server is shutting down",
                 remedy="run it again once the server is back",
+                details={"stopped_by": "shutdown"},
             )
+        if self.stopped_by == "client":
+            raise ClientDisconnected(
+                "the query was stopped because its client disconnected before the answer came",
+                remedy="run it again and keep the connection open until it answers; a client's "
+                "own timeout shorter than the query ends it too",
+                details={"stopped_by": "client_disconnected"},
+            )
+
+
+class StopSignal:
+    """Stops one query from another thread, whether it has started yet or not.
+
+    The API and web SQL endpoints run the query in a worker thread and watch the HTTP connection;
+    when the client disconnects they call ``stop("client")``. Given to :func:`open_reader`, the
+    query is interrupted at once, or, if the signal came first, stops before it runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: RunningQuery | None = None
+        self.why: str | None = None
+
+    def watch(self, running: RunningQuery) -> None:
+        with self._lock:
+            self._running, why = running, self.why
+        if why is not None:
+            running.stop(why)
+
+    def stop(self, why: str = "client") -> None:
+        with self._lock:
+            if self.why is not None:
+                return
+            self.why, running = why, self._running
+        if running is not None:  # outside our lock: RunningQuery.stop takes its own
+            running.stop(why)
 
 
 _RUNNING: set[RunningQuery] = set()
@@ -221,16 +268,20 @@ def open_reader(
     batch_rows: int = 65_536,
     limits: Limits | None = None,
     required: set[str] | None = None,
+    stop: StopSignal | None = None,
 ) -> RunningQuery:
     """:func:`query_reader` with its handle: close it when done (reading to the end closes it too).
 
     ``required``: tables that must exist, else UnknownTables (before DuckDB says it its own way);
     read ``as_of`` a time they have no snapshot for, they are an error too, saying why (history
-    expired, or not created yet), where other callers read an empty table.
+    expired, or not created yet), where other callers read an empty table. ``stop``: a signal
+    another thread may use to stop the query (see :class:`StopSignal`).
     """
     conn = connect(lake, sql, as_of=as_of, tables=tables, rules=rules, limits=limits, required=required)
     running = RunningQuery(conn, limits)
     try:
+        if stop is not None:
+            stop.watch(running)
         reader = running.run(lambda: conn.sql(sql).to_arrow_reader(batch_rows))
     except BaseException:
         running.close()

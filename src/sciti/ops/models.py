@@ -82,11 +82,19 @@ class Batch(Base):
     received: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    # Rows or units whose records were all stored before with the same values: counted, neither
+    # stored again nor quarantined (decision 0105). received = stored + quarantined + already_stored.
+    already_stored: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tables: Mapped[dict[str, Any]] = mapped_column(default=dict)  # table -> rows stored
     resubmission_of: Mapped[int | None] = mapped_column(Integer)  # quarantine id re-submitted
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether every row or unit received is accounted for (decision 0105)."""
+        return self.received == self.stored + self.quarantined + self.already_stored
 
 
 class QuarantineRecord(Base):

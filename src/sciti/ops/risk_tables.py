@@ -79,6 +79,10 @@ class RiskQueueItem(Base):
     assigned_lane: Mapped[str] = mapped_column(String(10))  # what the engine decided
     sampled: Mapped[bool] = mapped_column(Boolean, default=False)
     reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Each reason as its code and values, line for line: one JSON array of objects, as text
+    # (risk/engine/reasons.py). Text, so a scoring run queues its items without parsing and
+    # re-serialising every line. NULL on items queued before codes were kept (migration 0007).
+    reason_codes: Mapped[str | None] = mapped_column(Text)
     rule_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     model_version: Mapped[str | None] = mapped_column(String(80))
     assessed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -142,11 +142,12 @@ def ingestion_health(settings: Settings) -> dict[str, Any]:
                 select(Batch.status, func.count()).where(Batch.started_at >= since).group_by(Batch.status)
             ).all()
         )
-        received, stored, quarantined = session.execute(
+        received, stored, quarantined, already = session.execute(
             select(
                 func.coalesce(func.sum(Batch.received), 0),
                 func.coalesce(func.sum(Batch.stored), 0),
                 func.coalesce(func.sum(Batch.quarantined), 0),
+                func.coalesce(func.sum(Batch.already_stored), 0),
             ).where(Batch.started_at >= since)
         ).one()
         last = session.scalar(select(func.max(Batch.finished_at)))
@@ -157,6 +158,7 @@ def ingestion_health(settings: Settings) -> dict[str, Any]:
         "received": int(received),
         "stored": int(stored),
         "quarantined": int(quarantined),
+        "already_stored": int(already),
         "last_finished": last.isoformat(timespec="seconds") if last else None,
         "quarantine_open": int(open_q),
         "running": int(running),

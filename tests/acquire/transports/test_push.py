@@ -66,6 +66,12 @@ def test_ndjson_body_is_one_batch_and_a_resend_is_a_duplicate(api, push_settings
     again = client.post("/api/v1/ingest/push_decl", content=NDJSON, headers=ndjson(token))
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert again.json()["stored"] == 0
+    # The same records in other bytes: a batch of its own, whose rows are already stored (0105).
+    resent = client.post(
+        "/api/v1/ingest/push_decl", content=NDJSON.replace(b"\n\n", b"\n"), headers=ndjson(token)
+    )
+    counts = [resent.json()[k] for k in ("status", "received", "stored", "quarantined", "already_stored")]
+    assert counts == ["committed", 4, 0, 1, 3], resent.text
 
 
 @pytest.mark.parametrize("how", ["multipart", "raw"])

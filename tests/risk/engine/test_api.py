@@ -14,6 +14,7 @@ from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.ops.risk_tables import RiskInspection, RiskQueueItem
 from sciti.risk.engine import Flusher, RiskService
+from sciti.risk.engine.reasons import english
 from tests.api.conftest import assert_envelope, bearer, make_client, token_factory
 from tests.risk.engine.conftest import approve
 from tests.risk.engine.test_store import heavy_cheap
@@ -54,6 +55,13 @@ def test_assess_one_declaration(api) -> None:
         "Item 1: 30000.0 kg declared at 0.01 per kg (rule T-HEAVY-CHEAP v1, lane red)"
     )
     assert a["subject_ref"] == f"{record['declaration_id']}/1"
+    # Each reason as its code and values, line for line (decision 0107).
+    assert len(a["reason_codes"]) == len(a["reasons"])
+    hit = {"code": "rule_hit", "item": 1, "rule": "T-HEAVY-CHEAP", "version": 1, "weight": 0.0, "lane": "red",
+           "text": "30000.0 kg declared at 0.01 per kg"}  # fmt: skip
+    assert a["reason_codes"][0] == hit
+    texts = {f["feature"]: f["text"] for f in a["factors"]}
+    assert [english(c, texts.get(c.get("feature"))) for c in a["reason_codes"]] == a["reasons"]
 
 
 def test_assess_a_batch_and_unknown_codes(api) -> None:
@@ -163,6 +171,7 @@ def test_take_override_inspect_and_report(api, kcs) -> None:
                        headers=officer).json()["assessments"]  # fmt: skip
     queue = client.get("/api/v1/risk/queue", params={"office": "FLOW", "lane": "red"}, headers=officer).json()
     assert [i["assessment_id"] for i in queue["items"]] == [a["assessment_id"]]
+    assert queue["items"][0]["reason_codes"] == a["reason_codes"]  # the queue keeps them beside the reasons
     aid = a["assessment_id"]
 
     taken = client.post(f"/api/v1/risk/queue/{aid}/assign", headers=officer)

@@ -16,11 +16,11 @@ import pytest
 from sciti.access.policy import policy_config
 from sciti.model import get_kind
 from sciti.risk.engine import Assessor
-from sciti.risk.engine.subjects import SUBJECTS, office_column, office_of
+from sciti.risk.engine.subjects import SUBJECTS, field_def, office_column, office_of
 
 EXPECTED = {
     "declaration": ("office_code",),
-    "consignment": (),  # lodged with its manifest's office, which the consignment does not carry
+    "consignment": ("customs_office",),  # its manifest's office, which its scored row takes (0108)
     "road_cargo_info": ("entry_control_point", "exit_control_point"),
     "passenger": ("control_point",),
     "currency_declaration": ("control_point",),
@@ -32,21 +32,26 @@ def test_each_kind_takes_its_office_from_where_it_is_handled() -> None:
     # Never a port or airport: those are UN/LOCODE or IATA codes, not an office an account has.
     for kind, s in SUBJECTS.items():
         for name in s.office_fields:
-            f = get_kind(kind).field(name)
+            f = field_def(kind, name)
             assert f.codelist != "unlocode" and "port" not in name, (kind, name)
 
 
 @pytest.mark.parametrize("kind", sorted(SUBJECTS))
 def test_the_office_agrees_with_the_access_policy(kind: str) -> None:
     """The queue's office and the lake's row rule bind the same field, so an officer sees in the
-    queue the records SQL shows them (a consignment follows its manifest there; it has no office
-    of its own here)."""
-    bound = policy_config().office_fields_of(get_kind(kind))
-    mine = SUBJECTS[kind].office_fields
-    if not mine:
-        assert bound in ((), ("parent",)), bound
-    else:
-        assert set(mine) <= set(bound), (mine, bound)
+    queue the records SQL shows them. A field the scored row takes from the record's parent (a
+    consignment's manifest's ``customs_office``) is bound in the lake through the parent: the
+    kind follows its parent's rows, and the parent is bound by that very field."""
+    policy = policy_config()
+    record_kind = get_kind(kind)
+    bound = policy.office_fields_of(record_kind)
+    own = [name for name in SUBJECTS[kind].office_fields if name in record_kind.field_names]
+    taken = [name for name in SUBJECTS[kind].office_fields if name not in record_kind.field_names]
+    assert set(own) <= set(bound), (own, bound)
+    if taken:
+        assert not own and bound == ("parent",), bound
+        assert set(taken) <= set(policy.office_fields_of(get_kind(record_kind.parent or ""))), taken
+    assert own or taken, f"{kind} assessments would have no office: no office-bound officer sees them"
 
 
 def test_the_first_field_with_a_value_wins_in_python_and_arrow() -> None:
@@ -64,7 +69,8 @@ def test_the_first_field_with_a_value_wins_in_python_and_arrow() -> None:
     assert office_column("passenger", pa.Table.from_pylist([pax])).to_pylist() == ["HKIA"]
     only_port = pa.Table.from_pylist([{"arrival_port": "HKHKG"}])  # no control point: no office
     assert office_column("passenger", only_port).to_pylist() == [None]
-    assert office_of("consignment", {"discharge_location": "HKHKG"}) is None
+    assert office_of("consignment", {"discharge_location": "HKHKG"}) is None  # a port is no office
+    assert office_of("consignment", {"discharge_location": "HKHKG", "customs_office": "KTCT"}) == "KTCT"
 
 
 def test_a_passenger_is_assessed_for_its_control_point_in_real_time_and_batch(kcs) -> None:

@@ -39,6 +39,9 @@ def _compare(plain: list[dict], explained: list[dict]) -> None:
             r for r in b["reasons"] if r not in factor_lines and r.split(": ", 1)[-1] not in factor_lines
         ]
         assert a["reasons"] == without, a["record_id"]
+        # The codes line for line: the same, but for the factors' lines.
+        codes = [c for c in b["reason_codes"] if json.loads(c)["code"] != "factor"]
+        assert a["reason_codes"] == codes and len(codes) == len(without), a["record_id"]
         assert a["factors"] == "[]"
 
 
@@ -62,6 +65,7 @@ def test_words_as_columns_equal_words_in_python(kcs, assessor, several_items: bo
     flagged = assessor.assess_batch("declaration", feats, explain="flagged", with_features=True).to_pylist()
     for f, p, e in zip(flagged, plain, explained, strict=True):
         assert f["reasons"] == (e["reasons"] if f["factors"] != "[]" else p["reasons"])
+        assert f["reason_codes"] == (e["reason_codes"] if f["factors"] != "[]" else p["reason_codes"])
         assert f["rule_ids"] == p["rule_ids"] and f["unknown_codes"] == p["unknown_codes"]
 
 

@@ -11,6 +11,7 @@ from sciti.risk import features
 COMPARED = (
     "record_id", "subject_ref", "office_code", "score", "rule_score", "model_score", "risk_lane", "lane",
     "sampled", "reasons", "rule_ids", "model_version", "unknown_codes", "rules_version", "reference_snapshot",
+    "reason_codes",
 )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from sciti.lake import open_lake, query
 from sciti.ops import session_scope
 from sciti.risk.engine import ASSESSMENTS_TABLE, Assessor, Flusher, RiskService
+from sciti.risk.engine.reasons import english
 from sciti.risk.engine.store import write
 from sciti.risk.lanes import parse_policy
 
@@ -74,6 +75,12 @@ def test_red_beyond_capacity_goes_to_the_next_lane_with_the_reason(kcs, capped) 
     for a in answers:
         if a.lane == "yellow":
             assert any("capacity of office CAP1" in r and "(2 physical inspections)" in r for r in a.reasons)
+            # Its code, line for line (decision 0107): what another language says it from.
+            assert len(a.reason_codes) == len(a.reasons)
+            day = a.assessed_at.date().isoformat()
+            said = {"code": "red_capacity", "office": "CAP1", "day": day, "places": 2, "lane": "yellow"}
+            assert a.reason_codes[-1] == said
+            assert english(a.reason_codes[-1]) == a.reasons[-1]
         assert "T-HEAVY-CHEAP" in a.rule_ids
 
 

@@ -109,7 +109,16 @@ def push_id() -> str:
 
 def result_json(result: Any) -> dict[str, Any]:
     """The batch result as the API returns it."""
-    keys = ("batch_id", "connector", "status", "received", "stored", "quarantined", "tables")
+    keys = (
+        "batch_id",
+        "connector",
+        "status",
+        "received",
+        "stored",
+        "quarantined",
+        "already_stored",
+        "tables",
+    )
     out = {k: getattr(result, k, None) for k in keys}
     error = getattr(result, "error", None)
     if error:

@@ -1,4 +1,5 @@
-"""Acquisition batches from the operational batch registry: received = stored + quarantined."""
+"""Acquisition batches from the operational batch registry: received = stored + quarantined +
+already_stored (rows or units whose records were all stored before with the same values)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ class BatchOut(BaseModel):
     received: int
     stored: int
     quarantined: int
-    reconciled: bool = Field(description="received == stored + quarantined")
+    already_stored: int = Field(
+        description="Rows or units whose records were all stored before with the same values (a file "
+        "sent again): counted, neither stored again nor quarantined."
+    )
+    reconciled: bool = Field(description="received == stored + quarantined + already_stored")
     tables: dict[str, Any] = Field(description="Lake table -> rows stored in it.")
     resubmission_of: int | None
     error: str | None
@@ -58,7 +63,8 @@ def batch_out(batch: Batch, cls: type[BatchOut] = BatchOut, **extra: Any) -> Bat
         received=batch.received,
         stored=batch.stored,
         quarantined=batch.quarantined,
-        reconciled=batch.received == batch.stored + batch.quarantined,
+        already_stored=batch.already_stored,
+        reconciled=batch.reconciled,
         tables=batch.tables or {},
         resubmission_of=batch.resubmission_of,
         error=batch.error,

@@ -2,8 +2,9 @@
 
 Takes NDJSON (``Content-Type: application/x-ndjson``, for jsonl connectors) or a file (multipart
 field ``file``, or a raw body with an ``X-Filename`` header). Answers with the batch counts
-(received = stored + quarantined); the same body sent again answers ``duplicate``. Bodies over
-``settings.max_upload_bytes`` are refused with 413 before they are read in full.
+(received = stored + quarantined + already_stored); the same body sent again answers
+``duplicate``. Bodies over ``settings.max_upload_bytes`` are refused with 413 before they are read
+in full.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class IngestResult(BaseModel):
     received: int
     stored: int
     quarantined: int
+    already_stored: int = Field(
+        0,
+        description="Rows or units whose records were all stored before with the same values: "
+        "counted, neither stored again nor quarantined.",
+    )
     tables: dict[str, int] = Field(default_factory=dict, description="lake table -> rows stored")
     error: str | None = None
 

@@ -1,8 +1,9 @@
-"""Quarantined records: list, inspect, correct and re-submit.
+"""Quarantined records: list, inspect, correct and re-submit, or discard.
 
-Showing one record (its raw content) and re-submitting go through the shared functions of
-``sciti.acquire.quarantine``, which audit them under the caller's account (decision 0099); the list
-gives where and why, never the raw content.
+Showing one record (its raw content), re-submitting and discarding go through the shared functions
+of ``sciti.acquire.quarantine``, which audit them under the caller's account (decision 0099); the
+list gives where and why, never the raw content. Acting on an entry that is no longer open answers
+409 ``conflict`` (decision 0109).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from sciti.access import Principal, require
+from sciti.acquire.errors import AcquireError
 from sciti.api.deps import PagingDep, RowId, SessionDep, SettingsDep
 from sciti.api.errors import NotAvailable
 from sciti.api.routers.sql import client_of
-from sciti.errors import NotFound
+from sciti.errors import Conflict, NotFound
 from sciti.ops import QuarantineRecord, session_scope
+from sciti.settings import Settings
 
 router = APIRouter(tags=["quarantine"])
 log = logging.getLogger("sciti.api")
@@ -69,6 +72,21 @@ class Resubmission(BaseModel):
     )
 
 
+class Discard(BaseModel):
+    reason: str = Field(
+        max_length=2000,
+        description="Why this record will not be stored (e.g. `sent again as a new version`). Kept on "
+        "the entry with who discarded it; not written to the audit trail (it may quote the content).",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reason is required: say why this record will not be stored")
+        return value.strip()
+
+
 def _out(rec: QuarantineRecord, cls: type[QuarantineOut] = QuarantineOut, **extra: Any) -> QuarantineOut:
     names = QuarantineOut.model_fields.keys()
     return cls(**{n: getattr(rec, n) for n in names}, **extra)
@@ -105,6 +123,27 @@ def _load(session: Any, record_id: int) -> QuarantineRecord:
     return rec
 
 
+def _status(settings: Settings, record_id: int) -> str:
+    """The entry's status; 404 when there is none."""
+    with session_scope(settings.resolved_ops_db_url) as session:
+        return _load(session, record_id).status
+
+
+def _closed(settings: Settings, record_id: int, exc: AcquireError, action: str) -> Conflict | None:
+    """A 409 for an action refused because the entry is no longer open (the shared function
+    refused and audited it: its error says ``already discarded``), else None."""
+    if type(exc) is not AcquireError:  # a correction that does not fit, a connector: not a conflict
+        return None
+    status = _status(settings, record_id)
+    if status == "open":
+        return None
+    return Conflict(
+        f"quarantine entry {record_id} is already {status}; only open entries can be {action}",
+        remedy=f"see who closed it and when with GET /api/v1/quarantine/{record_id}",
+        details={"quarantine_id": record_id, "status": status},
+    )
+
+
 @router.get(
     "/quarantine/{record_id}",
     summary="One quarantined record with its raw content",
@@ -127,21 +166,51 @@ async def resubmit(
     """Runs the correction through the connector's own checks; the outcome (stored, or quarantined
     again with a new reason) is a new batch that points back at this record."""
 
-    def _exists() -> None:
-        with session_scope(settings.resolved_ops_db_url) as session:
-            _load(session, record_id)
-
-    await run_in_threadpool(_exists)  # 404 before anything else
+    await run_in_threadpool(_status, settings, record_id)  # 404 before anything else
     fn = getattr(importlib.import_module("sciti.acquire"), "resubmit", None)
     if fn is None:
         raise NotAvailable(
             "re-submission is not available in this build", remedy="use `sciti quarantine resubmit`"
         )
-    result = await run_in_threadpool(
-        fn, settings, record_id, body.corrected, principal.username, source=client_of(request)
-    )
+    try:
+        result = await run_in_threadpool(
+            fn, settings, record_id, body.corrected, principal.username, source=client_of(request)
+        )
+    except AcquireError as exc:
+        closed = await run_in_threadpool(_closed, settings, record_id, exc, "re-submitted")
+        if closed is not None:
+            raise closed from None
+        raise
     log.info("quarantine resubmitted", extra={"quarantine_id": record_id, "user": principal.username})
     return {"quarantine_id": record_id, "result": _plain(result)}
+
+
+@router.post(
+    "/quarantine/{record_id}/discard",
+    summary="Close a quarantined record without storing it, with a reason",
+    response_model=QuarantineOut,
+)
+async def discard(
+    record_id: RowId, body: Discard, principal: Resubmitter, settings: SettingsDep, request: Request
+) -> QuarantineOut:
+    """As `sciti quarantine discard`: the entry becomes `discarded`, with the reason and the account
+    on it; the decision is audited (`quarantine.discard`), without the reason or the raw text.
+    Needs `quarantine.resubmit`. 404 for an unknown entry, 409 `conflict` for one already closed
+    (resubmitted or discarded; the refusal is audited too)."""
+    from sciti.acquire.quarantine import discard as discard_entry
+
+    await run_in_threadpool(_status, settings, record_id)  # 404 in the API's words, before anything
+    try:
+        entry = await run_in_threadpool(
+            discard_entry, settings, record_id, body.reason, principal.username, source=client_of(request)
+        )
+    except AcquireError as exc:
+        closed = await run_in_threadpool(_closed, settings, record_id, exc, "discarded")
+        if closed is not None:
+            raise closed from None
+        raise
+    log.info("quarantine discarded", extra={"quarantine_id": record_id, "user": principal.username})
+    return QuarantineOut(**{n: entry.get(n) for n in QuarantineOut.model_fields})
 
 
 def _plain(value: Any) -> Any:

@@ -73,6 +73,19 @@ class FactorOut(BaseModel):
     text: str
 
 
+class ReasonCodeOut(BaseModel):
+    """One line of ``reasons`` as a stable code and its values, to say it in another language."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str = Field(
+        description="rule_hit {rule, version, weight, lane, text: the rule's own reason as written}, "
+        "unknown_code {field, value}, model {version, score, and when calibrated share, unit, period, "
+        "period_start, period_end}, no_model {kind, why, cause: rules_only | failed | null}, "
+        "factor {feature, value, contribution}, sample {share}, red_capacity {office, day, places, lane}. "
+        "A declaration's line that names a goods item also has `item` (its number)."
+    )
+
+
 class AssessmentOut(BaseModel):
     assessment_id: str
     kind: str
@@ -98,6 +111,9 @@ class AssessmentOut(BaseModel):
     reference_snapshot: str | None
     assessed_at: datetime
     items: list[dict[str, Any]] = Field(description="Per goods item (declarations with several items).")
+    reason_codes: list[ReasonCodeOut] = Field(
+        description="The reasons line for line (reason_codes[i] is reasons[i]) as codes and values."
+    )
 
 
 class AssessResponse(BaseModel):
@@ -142,6 +158,11 @@ class QueueItemOut(BaseModel):
     )
     sampled: bool
     reasons: list[str]
+    reason_codes: list[ReasonCodeOut] | None = Field(
+        None,
+        description="The reasons as codes and values, line for line; null on items queued before "
+        "codes were kept.",
+    )
     rule_ids: list[str]
     model_version: str | None
     assessed_at: datetime

@@ -6,7 +6,9 @@ Parquet (permission ``sql.export``, audited as ``export``). Both run through the
 
 Both are bounded by the instance's ``sql_*`` settings (decision 0098): a query past its time limit
 answers 422 ``query_timeout``, an answer over its byte cap or an export over its row cap 422
-``answer_too_large``; each is audited with its outcome.
+``answer_too_large``; each is audited with its outcome. A query whose client disconnects is
+stopped within a fraction of a second and audited as ``stopped`` by ``client_disconnected``
+(:func:`run_watched`, decision 0109): DuckDB would otherwise work on for nobody until its time limit.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
+import anyio
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -35,12 +39,16 @@ from sciti.access import Principal, require
 from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.api.deps import LakeDep, SettingsDep
 from sciti.lake import Lake
+from sciti.lake.query import StopSignal
 from sciti.settings import Settings
 
 router = APIRouter(tags=["sql"])
 log = logging.getLogger("sciti.api")
 MAX_ROWS = 100_000
 NO_NUL = r"^[^\x00]*$"  # audited text: PostgreSQL text cannot hold NUL, so it is bad input, not a 500
+# How often a running query's connection is looked at: a query whose client left stops within this.
+DISCONNECT_POLL_SECONDS = 0.25
+T = TypeVar("T")
 
 
 class SqlRequest(BaseModel):
@@ -93,8 +101,49 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "api"
 
 
+async def run_watched(request: Request, fn: Callable[[StopSignal], T]) -> T:
+    """``fn(stop)`` in a worker thread while the HTTP connection is watched: if the client
+    disconnects, ``stop`` interrupts the lake query ``fn`` runs with it (it raises
+    ClientDisconnected, audited as ``stopped``). Used by the API and the web SQL page alike."""
+    stop = StopSignal()
+    done = anyio.Event()
+    answer: list[tuple[bool, Any]] = []
+
+    async def work() -> None:
+        try:
+            answer.append((True, await run_in_threadpool(fn, stop)))
+        except Exception as exc:  # raised below, as the endpoint's own (not as a task group's)
+            answer.append((False, exc))
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(work)
+        try:
+            while not done.is_set():
+                with anyio.move_on_after(DISCONNECT_POLL_SECONDS):
+                    await done.wait()
+                if not done.is_set() and await request.is_disconnected():
+                    stop.stop("client")
+                    await done.wait()
+        except BaseException:
+            # Cancelled: some ASGI servers cancel a request whose client left. (At a shutdown,
+            # `sciti serve` has stopped the query already, and that reason stands.)
+            stop.stop("client")
+            raise
+    ok, value = answer[0]
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
 def _first_rows(
-    settings: Settings, lake: Lake, principal: Principal, body: SqlRequest, source: str
+    settings: Settings,
+    lake: Lake,
+    principal: Principal,
+    body: SqlRequest,
+    source: str,
+    stop: StopSignal | None = None,
 ) -> tuple[pa.Schema, list[pa.RecordBatch], bool]:
     """At most ``limit`` rows, streamed, so a huge result never sits in the server's memory."""
     with audited_query(
@@ -108,6 +157,7 @@ def _first_rows(
         unmask=body.unmask,
         purpose=body.purpose,
         limits=QueryLimits.from_settings(settings),
+        stop=stop,
     ) as result:
         return result.first_rows(body.limit)
 
@@ -134,8 +184,9 @@ async def run_sql(
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require("sql.query"))],
 ) -> SqlResult:
-    schema, batches, truncated = await run_in_threadpool(
-        _first_rows, settings, lake, principal, body, client_of(request)
+    source = client_of(request)
+    schema, batches, truncated = await run_watched(
+        request, lambda stop: _first_rows(settings, lake, principal, body, source, stop)
     )
     rows = [r for b in batches for r in b.to_pylist()]
     log.info("sql query", extra={"user": principal.username, "rows": len(rows), "truncated": truncated})
@@ -147,7 +198,14 @@ async def run_sql(
     )
 
 
-def _export(settings: Settings, lake: Lake, principal: Principal, body: ExportRequest, source: str) -> str:
+def _export(
+    settings: Settings,
+    lake: Lake,
+    principal: Principal,
+    body: ExportRequest,
+    source: str,
+    stop: StopSignal | None = None,
+) -> str:
     """Write the whole result to a temporary file (removed after the response); returns its path."""
     fd, path = tempfile.mkstemp(prefix="sciti-export-", suffix=f".{body.format.value}")
     os.close(fd)
@@ -164,6 +222,7 @@ def _export(settings: Settings, lake: Lake, principal: Principal, body: ExportRe
             purpose=body.purpose,
             extra={"format": body.format.value},
             limits=QueryLimits.from_settings(settings, export=True),
+            stop=stop,
         ) as result:
             rows = 0
             writer: Any = (
@@ -195,7 +254,8 @@ async def export_sql(
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require("sql.export"))],
 ) -> FileResponse:
-    path = await run_in_threadpool(_export, settings, lake, principal, body, client_of(request))
+    source = client_of(request)
+    path = await run_watched(request, lambda stop: _export(settings, lake, principal, body, source, stop))
     media = "text/csv" if body.format is ExportFormat.csv else "application/vnd.apache.parquet"
     return FileResponse(
         path,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sciti.risk.engine.reasons import said_text
+
 
 @dataclass(frozen=True)
 class FactorOut:
@@ -62,6 +64,9 @@ class Assessment:
     assessed_at: datetime
     path: str = "api"  # api | batch
     items: list[dict[str, Any]] = field(default_factory=list)  # per goods item: number, score, rules
+    # Each reason as its code and values, line for line (engine/reasons.py): what a page says in
+    # its reader's language. Empty only in an assessment made before codes were kept.
+    reason_codes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
@@ -79,6 +84,7 @@ class Assessment:
         row = {name: getattr(self, name) for name in ROW_FIELDS}
         row["factors"] = json.dumps([f.to_dict() for f in self.factors], default=str)
         row["items"] = json.dumps(self.items, default=str)
+        row["reason_codes"] = [said_text(c) for c in self.reason_codes]
         return row
 
 
@@ -107,6 +113,9 @@ ASSESSMENTS_SCHEMA = pa.schema(
         pa.field("assessed_at", pa.timestamp("us", tz="UTC")),
         pa.field("path", pa.string()),
         pa.field("items", pa.string()),  # JSON list of per-item results (declarations)
+        # One JSON object per reason, line for line ({"code": ..., values}: engine/reasons.py);
+        # NULL in rows stored before codes were kept (their reasons are English only).
+        pa.field("reason_codes", pa.list_(pa.string())),
     ]
 )
 ROW_FIELDS = tuple(f.name for f in ASSESSMENTS_SCHEMA)

@@ -26,6 +26,7 @@ from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.decide import RowResult, decide, factors_of, model_scores
 from sciti.risk.engine.errors import AssessmentInputError, EngineError
 from sciti.risk.engine.metrics import ASSESSED, MODEL_ALERT, MODEL_RELOADS, REFERENCE_RELOADS, RULES_RELOADS
+from sciti.risk.engine.reasons import RULES_ONLY
 from sciti.risk.engine.ruleset import RuleSet, direct_lane, rule_score
 from sciti.risk.engine.said import said_row
 from sciti.risk.engine.subjects import SUBJECTS, rows_of, subject_ref
@@ -38,10 +39,6 @@ Champion = tuple[str, str]  # (version, artefact key) in the model registry
 ChampionsLoader = Callable[[], dict[str, Champion]]  # per kind
 ModelLoader = Callable[[str, Champion], tuple[Any | None, str | None]]  # (model, why it is missing)
 ReferenceWatch = Callable[[], str | None]  # the saved reference's id (parts.reference_id), None: none
-
-
-# Why a run asked to score with rules only has no model (the answer's model line says it).
-RULES_ONLY = "not used in this run (sciti risk score --rules-only)"
 
 
 class ModelUnavailable(EngineError):

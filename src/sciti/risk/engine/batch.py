@@ -25,10 +25,11 @@ from sciti.risk.engine.batch_words import fill_rich, fill_single, item_numbers, 
 from sciti.risk.engine.columns import Lanes, LazyTexts, Sparse, all_distinct, assessment_ids, batch_prefix
 from sciti.risk.engine.decide import (
     calibration_of,
-    model_line,
+    model_said,
     model_scores,
 )
 from sciti.risk.engine.metrics import ASSESSED
+from sciti.risk.engine.reasons import english, said_text, sample
 from sciti.risk.engine.said import said_table
 from sciti.risk.engine.subjects import REALTIME_SOURCE, office_column, spec
 from sciti.risk.lanes import LANES, SEVERITY
@@ -102,19 +103,24 @@ def _units(
 
 def _model_lines(
     kind: str, version: str | None, error: str | None, scores: np.ndarray, calibration: Any
-) -> pa.Array:
-    """``model_line(...)`` per record: the line of each whole score made once, then looked up.
+) -> tuple[pa.Array, pa.Array]:
+    """The model line per record and its code: each whole score's made once, then looked up.
 
-    decide.model_line writes ``f"{score:.0f}"`` (round half to even, as ``np.rint``), and the
-    line depends on nothing else, so the 101 possible lines are all there is to format.
+    decide writes the whole score as ``f"{score:.0f}"`` (round half to even, as ``np.rint``), and
+    the line depends on nothing else, so the 101 possible lines are all there is to format.
     """
     if version is None:
-        return pa.repeat(pa.scalar(model_line(kind, None, None, error), pa.string()), len(scores))
-    lines = pa.array(
-        [model_line(kind, version, float(k), error, calibration) for k in range(101)], pa.string()
-    )
-    whole = np.clip(np.rint(np.nan_to_num(scores, nan=0.0)), 0, 100).astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(whole), lines)  # no string copied per record
+        said = model_said(kind, None, None, error)
+        return (
+            pa.repeat(pa.scalar(english(said), pa.string()), len(scores)),
+            pa.repeat(pa.scalar(said_text(said), pa.string()), len(scores)),
+        )
+    made = [model_said(kind, version, float(k), error, calibration) for k in range(101)]
+    whole = pa.array(np.clip(np.rint(np.nan_to_num(scores, nan=0.0)), 0, 100).astype(np.int32))
+    # Dictionaries: no string copied per record.
+    lines = pa.DictionaryArray.from_arrays(whole, pa.array([english(c) for c in made], pa.string()))
+    codes = pa.DictionaryArray.from_arrays(whole, pa.array([said_text(c) for c in made], pa.string()))
+    return lines, codes
 
 
 def _model_arr(model: Any, feats: pa.Table) -> np.ndarray:
@@ -224,8 +230,8 @@ def _assess_table(
     top_idx = pa.array(top)
     top_model = model_arr[top]
     model_col: Any = [None] * m if p.model is None else top_model
-    lines = _model_lines(kind, p.model_version, p.model_error, top_model, calibration_of(p.model))
-    line_of = LazyTexts(lines)
+    lines, line_codes = _model_lines(kind, p.model_version, p.model_error, top_model, calibration_of(p.model))
+    line_of, code_of = LazyTexts(lines), LazyTexts(line_codes)
     cols: dict[str, Any] = {
         "assessment_id": ids,
         "kind": [kind] * m,
@@ -248,21 +254,21 @@ def _assess_table(
         "assessed_at": [at] * m,
         "path": ["batch"] * m,
         "items": Sparse(m, lambda u: "[]"),
+        "reason_codes": Sparse(m, lambda u: [code_of[u]], line_codes),  # line for line with reasons
     }
     single = np.flatnonzero(unit_rich & ~multi)
     if single.size:  # one row per record: its words column by column, as decide would write them
         if words is None:
             words = rule_words(assessor, kind, said_feats, hits[top[single]], unknown_rows, top[single])
         fill_single(assessor, kind, said_feats, words, top, single, explain_units, cols)
-    sample_line = f"Selected by the random compliance sample ({policy.sample_share:.1%} of records)"
-    reasons = cols["reasons"]
+    sample_said = sample(policy.sample_share)
     in_sample = np.flatnonzero(sampled & ~multi)  # decide adds it itself for the multi-item ones
-    own = np.isin(in_sample, np.fromiter(reasons.own, dtype=np.int64, count=len(reasons.own)))
-    for u in in_sample[own].tolist():
-        reasons[u].append(sample_line)
-    reasons.add(
-        in_sample[~own], pa.repeat(pa.scalar(sample_line, pa.string()), int((~own).sum())), after=True
-    )
+    for name, text in (("reasons", english(sample_said)), ("reason_codes", said_text(sample_said))):
+        col = cols[name]  # the two columns have the same units materialised (fill_single)
+        own = np.isin(in_sample, np.fromiter(col.own, dtype=np.int64, count=len(col.own)))
+        for u in in_sample[own].tolist():
+            col[u].append(text)
+        col.add(in_sample[~own], pa.repeat(pa.scalar(text, pa.string()), int((~own).sum())), after=True)
 
     rich = np.flatnonzero(multi & unit_rich)
     if rich.size:
@@ -286,7 +292,7 @@ def _assess_table(
             ASSESSED.labels(kind=kind, lane=lane, path="batch").inc(int(count))
     for name in ("kind", "model_version", "rules_version", "reference_snapshot", "assessed_at", "path"):
         cols[name] = pa.repeat(pa.scalar(cols[name][0], ASSESSMENTS_SCHEMA.field(name).type), m)
-    for name in ("reasons", "rule_ids", "unknown_codes"):
+    for name in ("reasons", "rule_ids", "unknown_codes", "reason_codes"):
         cols[name] = cols[name].list_array()
     for name in ("factors", "items"):
         cols[name] = cols[name].text_array("[]")

@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sciti.risk.engine import reasons as rc
 from sciti.risk.engine.decide import (
     RowResult,
     decide,
+    factor_said,
     factors_of,
     unknown_codes,
 )
@@ -26,6 +28,8 @@ from sciti.risk.lanes import LANES
 if TYPE_CHECKING:
     from sciti.risk.engine.assessor import Assessor
 
+_HEAD = '{"code":"rule_hit"'  # how a rule hit's code begins (reasons.said_text): the item goes next
+_END = '"}'  # and ends, after its reason text
 # Arrow columns decide is handed and gives back unchanged (the unit's top row's office included).
 _GIVEN = frozenset({"assessment_id", "record_id", "subject_ref", "office_code"})
 
@@ -43,20 +47,23 @@ class _Words:
     """The words of rule hits and unknown codes, as Arrow pieces: (rows, one item per row) each.
 
     Pieces are in the order decide writes them (rule order, then unknown codes), so a row's
-    items, gathered piece by piece, are its lines in order.
+    items, gathered piece by piece, are its lines in order. ``codes`` has a piece for each piece
+    of ``reasons``, with the same rows: each line's code (engine/reasons.py).
     """
 
     def __init__(self) -> None:
         self.reasons: list[tuple[np.ndarray, pa.Array]] = []
         self.rule_ids: list[tuple[np.ndarray, pa.Array]] = []
         self.unknown: list[tuple[np.ndarray, pa.Array]] = []
+        self.codes: list[tuple[np.ndarray, pa.Array]] = []
 
-    def python(self, rows: np.ndarray) -> dict[int, tuple[list[str], list[str], list[str]]]:
-        """Row -> (lines, rule ids, unknown fields) as Python lists, for these rows (those with any)."""
-        out: dict[int, tuple[list[str], list[str], list[str]]] = {}
+    def python(self, rows: np.ndarray) -> dict[int, tuple[list[str], list[str], list[str], list[str]]]:
+        """Row -> (lines, rule ids, unknown fields, line codes) as Python lists, for these rows
+        (those with any)."""
+        out: dict[int, tuple[list[str], list[str], list[str], list[str]]] = {}
         wanted = np.zeros(max(int(rows.max()) + 1, 1) if rows.size else 1, dtype=bool)
         wanted[rows] = True
-        for which, pieces in enumerate((self.reasons, self.rule_ids, self.unknown)):
+        for which, pieces in enumerate((self.reasons, self.rule_ids, self.unknown, self.codes)):
             for at, values in pieces:
                 inside = at < len(wanted)
                 keep = np.zeros(len(at), dtype=bool)
@@ -64,7 +71,7 @@ class _Words:
                 if not keep.any():
                     continue
                 for row, v in zip(at[keep].tolist(), values.filter(pa.array(keep)).to_pylist(), strict=True):
-                    out.setdefault(row, ([], [], []))[which].append(v)
+                    out.setdefault(row, ([], [], [], []))[which].append(v)
         return out
 
 
@@ -91,55 +98,90 @@ def rule_words(
     fields |= {name for r in p.rules.rules for name in _template_names(r)}  # as _reason_texts reads them
     narrow = feats.select([c for c in feats.column_names if c in fields]).take(pa.array(rows))
     narrow = narrow.combine_chunks()
+    # A declaration's lines name the item: "Item 3: " in front of the sentence, "item":3 in its code.
     if kind == "declaration":
         if "item_number" in narrow.column_names:
             prefix_arr = _formatted(narrow["item_number"], lambda v: f"Item {v}: ")
+            item_arr = _formatted(narrow["item_number"], lambda v: _code_part(rc.item_of(v)))
         else:
             prefix_arr = pa.repeat(pa.scalar("Item None: ", pa.string()), len(rows))
+            item_arr = pa.repeat(pa.scalar(_code_part(rc.item_of(None)), pa.string()), len(rows))
     else:
         prefix_arr = pa.repeat(pa.scalar("", pa.string()), len(rows))
-    for j in np.flatnonzero(sub.any(axis=0)).tolist():  # rule order, so each row's lines are too
+        item_arr = pa.repeat(pa.scalar("", pa.string()), len(rows))
+    # Each hit rule's reason texts over the rows it hit, rule by rule; then every rule's lines and
+    # codes at once, in rule order (so each row's are too).
+    hit_at: list[np.ndarray] = []
+    texts: list[pa.Array] = []
+    tails: list[str] = []  # " (rule X v1, +45)": what follows the rule's reason in its line
+    values: list[str] = []  # ',"rule":"X",...,"text":"': what its code holds before the reason
+    ids: list[str] = []
+    for j in np.flatnonzero(sub.any(axis=0)).tolist():
         rule = p.rules.rules[j]
         at = np.flatnonzero(sub[:, j])
-        effect = f"lane {rule.lane}" if rule.lane else f"+{float(rule.weight or 0.0):g}"
-        tail = f" (rule {rule.rule_id} v{rule.version}, {effect})"
+        weight = float(rule.weight or 0.0)
+        tails.append(rc.english(rc.rule_hit(rule.rule_id, rule.version, weight, rule.lane, "", rc.NO_ITEM)))
+        blank = rc.said_text(rc.rule_hit(rule.rule_id, rule.version, weight, rule.lane, "", rc.NO_ITEM))
+        values.append(blank[len(_HEAD) : -len(_END)])  # the code of a blank reason, cut around it
+        ids.append(rule.rule_id)
+        hit_at.append(at)
         at_arr = pa.array(at)
-        texts = _reason_texts(rule, narrow, at_arr, prefix_arr.take(at_arr), tail)
-        if texts is None:  # not a compiled rule: its own reason, row by row
+        found = _reason_texts(rule, narrow, at_arr)
+        if found is None:  # not a compiled rule: its own reason, row by row
             names = [n for n in _template_fields(rule) if n in narrow.column_names]
-            values = [narrow[n].take(at_arr).to_pylist() for n in names]
-            prefixes = prefix_arr.take(at_arr).to_pylist()
-            texts = pa.array(
+            columns = [narrow[n].take(at_arr).to_pylist() for n in names]
+            found = pa.array(
                 [
-                    prefix + rule.reason(dict(zip(names, vals, strict=True))) + tail
-                    for prefix, vals in zip(
-                        prefixes, zip(*values, strict=True) if values else [()] * len(at), strict=True
-                    )
+                    rule.reason(dict(zip(names, vals, strict=True)))
+                    for vals in (zip(*columns, strict=True) if columns else [()] * len(at))
                 ],
                 pa.string(),
             )
-        out.reasons.append((rows[at], texts))
-        out.rule_ids.append((rows[at], pa.repeat(pa.scalar(rule.rule_id, pa.string()), len(at))))
+        texts.append(found)
+    if hit_at:
+        at_all = pa.array(np.concatenate(hit_at))
+        which = pa.array(np.repeat(np.arange(len(hit_at)), [len(a) for a in hit_at]))
+        said = pa.concat_arrays(texts)
+        where = rows[np.concatenate(hit_at)]
+        line = [prefix_arr.take(at_all), said, pa.array(tails, pa.string()).take(which)]
+        out.reasons.append((where, pc.binary_join_element_wise(*line, "")))
+        # <head><item><values><reason>"}: the code's JSON with the row's item and reason put in.
+        code = [_HEAD, item_arr.take(at_all), pa.array(values, pa.string()).take(which), _escaped(said), _END]
+        out.codes.append((where, pc.binary_join_element_wise(*code, "")))
+        out.rule_ids.append((where, pa.array(ids, pa.string()).take(which)))
     unknown = unknown_rows[rows]
     if unknown.any():
         at = np.flatnonzero(unknown)
         narrow_u = feats.select(_words_columns(kind, p.rules, feats, rows[at]))
-        prefixes = prefix_arr.take(pa.array(at)).to_pylist()
+        is_decl, has_number = kind == "declaration", "item_number" in narrow.column_names
+        items = narrow["item_number"].take(pa.array(at)).to_pylist() if is_decl and has_number else []
         line_rows: list[int] = []
         lines: list[str] = []
+        line_codes: list[str] = []
         code_rows: list[int] = []
         codes: list[str] = []
         records = narrow_u.take(pa.array(rows[at])).to_pylist()
-        for row, prefix, record in zip(rows[at].tolist(), prefixes, records, strict=True):
+        for k, (row, record) in enumerate(zip(rows[at].tolist(), records, strict=True)):
             names = unknown_codes(record)
-            lines.extend(f"{prefix}Unknown code in {c} ({record.get(c)!s}): scored as unknown" for c in names)
+            item = rc.item_of(items[k] if has_number else None) if is_decl else rc.NO_ITEM
+            for c in names:
+                made = rc.unknown_code(c, record.get(c), item)
+                lines.append(rc.english(made))
+                line_codes.append(rc.said_text(made))
             line_rows.extend([row] * len(names))
             distinct = list(dict.fromkeys(names))
             codes.extend(distinct)
             code_rows.extend([row] * len(distinct))
-        out.reasons.append((np.asarray(line_rows, dtype=np.int64), pa.array(lines, pa.string())))
+        at_lines = np.asarray(line_rows, dtype=np.int64)
+        out.reasons.append((at_lines, pa.array(lines, pa.string())))
+        out.codes.append((at_lines, pa.array(line_codes, pa.string())))
         out.unknown.append((np.asarray(code_rows, dtype=np.int64), pa.array(codes, pa.string())))
     return out
+
+
+def _code_part(item: dict[str, Any]) -> str:
+    """``,"item":3``: the item of a line's code as it reads inside the code's JSON."""
+    return "," + rc.said_text(item)[1:-1] if item else ""
 
 
 def _formatted(col: pa.Array | pa.ChunkedArray, fmt: Any) -> pa.Array:
@@ -178,6 +220,7 @@ def fill_single(
         ("reasons", words.reasons),
         ("rule_ids", words.rule_ids),
         ("unknown_codes", words.unknown),
+        ("reason_codes", words.codes),
     ):
         for rows, values in pieces:
             to = unit_of_row[rows]  # -1: a row that is no single-row unit's top
@@ -196,20 +239,20 @@ def fill_single(
     for u, factors in zip(to_explain.tolist(), explained, strict=True):
         found = found_of.get(int(top[u]))
         if found is not None:
-            lines, ids, unknown = found
+            lines, ids, unknown, codes = found
             cols["reasons"][u] = lines + cols["reasons"][u]
+            cols["reason_codes"][u] = codes + cols["reason_codes"][u]
             cols["rule_ids"][u] = ids
             if unknown:
                 cols["unknown_codes"][u] = unknown
         out = factors_of(factors)
         cols["reasons"][u].extend(f.text for f in out)
+        cols["reason_codes"][u].extend(rc.said_text(factor_said(f)) for f in out)
         cols["factors"][u] = json.dumps([f.to_dict() for f in out], default=str)
 
 
-def _reason_texts(
-    rule: Any, feats: pa.Table, idx: pa.Array, prefixes: pa.Array, tail: str
-) -> pa.Array | None:
-    """``prefix + rule.reason(row) + tail`` for these rows, each distinct value formatted once.
+def _reason_texts(rule: Any, feats: pa.Table, idx: pa.Array) -> pa.Array | None:
+    """``rule.reason(row)`` for these rows, each distinct value formatted once.
 
     Each field is formatted with the rules package's own ``render_reason`` (so a value reads
     exactly as in ``rule.reason``) over the column's distinct values, and the pieces are joined
@@ -219,7 +262,7 @@ def _reason_texts(
 
     if not isinstance(rule, CompiledRule):
         return None
-    pieces: list[Any] = [prefixes]
+    pieces: list[Any] = []
     for literal, name, fmt, conversion in string.Formatter().parse(rule.reason_template or ""):
         if literal:
             pieces.append(literal)
@@ -238,8 +281,21 @@ def _reason_texts(
             continue
         words = pa.array([render_reason(field, {name: v}) for v in enc.dictionary.to_pylist()], pa.string())
         pieces.append(pc.fill_null(pc.take(words, enc.indices), missing))
-    pieces.append(tail)
+    if not any(isinstance(piece, pa.Array) for piece in pieces):  # a reason without fields
+        return pa.repeat(pa.scalar("".join(pieces), pa.string()), len(idx))
     return pc.binary_join_element_wise(*pieces, "")
+
+
+# What JSON escapes in a string (``json.dumps(..., ensure_ascii=False)``): quote, backslash, controls.
+_TO_ESCAPE = r'["\\\x00-\x1f]'  # RE2
+
+
+def _escaped(texts: pa.Array) -> pa.Array:
+    """``texts`` as they read inside a JSON string: as they are, unless one holds a character JSON
+    escapes (a quote, a backslash, a control character), rare enough to escape row by row."""
+    if not pc.any(pc.match_substring_regex(texts, _TO_ESCAPE)).as_py():
+        return texts
+    return pa.array([rc.escaped(t) for t in texts.to_pylist()], pa.string())
 
 
 def _template_names(rule: Any) -> list[str]:

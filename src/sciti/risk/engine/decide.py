@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from sciti.risk.engine import reasons as rc
 from sciti.risk.engine.assessment import Assessment, FactorOut, combine, percent
 from sciti.risk.engine.ruleset import RuleHit
 from sciti.risk.engine.subjects import office_of
@@ -41,6 +42,11 @@ def factors_of(factors: list[Any]) -> list[FactorOut]:
     return out
 
 
+def factor_said(f: FactorOut, item: dict[str, Any] = rc.NO_ITEM) -> dict[str, Any]:
+    """A model factor's line as its code (its sentence is the model's own, in ``f.text``)."""
+    return rc.factor(f.feature, f.value, f.contribution, item)
+
+
 def unknown_codes(row: dict[str, Any]) -> list[str]:
     value = row.get("unknown_codes")
     if not value:
@@ -50,23 +56,38 @@ def unknown_codes(row: dict[str, Any]) -> list[str]:
     return [str(v) for v in value]
 
 
+def hit_said(hit: RuleHit, item: dict[str, Any] = rc.NO_ITEM) -> dict[str, Any]:
+    """A rule hit's line as its code (see ``reasons``)."""
+    return rc.rule_hit(hit.rule_id, hit.version, hit.weight, hit.lane, hit.reason, item)
+
+
 def hit_text(hit: RuleHit) -> str:
-    effect = f"lane {hit.lane}" if hit.lane else f"+{hit.weight:g}"
-    return f"{hit.reason} (rule {hit.rule_id} v{hit.version}, {effect})"
+    return rc.english(hit_said(hit))
+
+
+def whole_score(model_score: float | None) -> int:
+    """The model score as its line says it: rounded half to even (``np.rint`` in batch)."""
+    return int(f"{model_score or 0.0:.0f}")
+
+
+def model_said(
+    kind: str,
+    version: str | None,
+    model_score: float | None,
+    error: str | None,
+    calibration: Any = None,
+    item: dict[str, Any] = rc.NO_ITEM,
+) -> dict[str, Any]:
+    """The model's line as its code: the score and, calibrated, what it means in traffic; or why
+    there is no model."""
+    return rc.model(kind, version, whole_score(model_score), error, calibration, item)
 
 
 def model_line(
     kind: str, version: str | None, model_score: float | None, error: str | None, calibration: Any = None
 ) -> str:
     """The model's reason line; with a calibrated model it says what the score means in traffic."""
-    if version is None:
-        why = f": {error}" if error else ""
-        return f"No model for {kind}{why}; scored with rules only"
-    whole = f"{model_score or 0.0:.0f}"
-    line = f"Model {version} gives {whole} out of 100"
-    if calibration is not None:
-        line += f": {calibration.share_text(int(whole))}"
-    return line
+    return rc.english(model_said(kind, version, model_score, error, calibration))
 
 
 def calibration_of(model: Any) -> Any:
@@ -105,22 +126,24 @@ def decide(
     policy = assessor.policy
     best = results[top]
     is_decl = kind == "declaration"
-    reasons: list[str] = []
+    # Each line twice: its code (``reasons``) and the English sentence made from it.
+    codes: list[dict[str, Any]] = []
     rule_ids: list[str] = []
     unknown: list[str] = []
     direct: str | None = None
     for r in results:
-        prefix = f"Item {r.row.get('item_number')}: " if is_decl else ""
+        item = rc.item_of(r.row.get("item_number")) if is_decl else rc.NO_ITEM
         for hit in r.hits:
-            reasons.append(prefix + hit_text(hit))
+            codes.append(hit_said(hit, item))
             if hit.rule_id not in rule_ids:
                 rule_ids.append(hit.rule_id)
         for name in unknown_codes(r.row):
-            reasons.append(f"{prefix}Unknown code in {name} ({r.row.get(name)!s}): scored as unknown")
+            codes.append(rc.unknown_code(name, r.row.get(name), item))
             if name not in unknown:
                 unknown.append(name)
         if r.direct_lane:
             direct = r.direct_lane if direct is None else more_severe(direct, r.direct_lane)
+    reasons = [rc.english(c) for c in codes]
     # The record's model score is its items' highest; the model line names that item (the first of
     # equal scores, items in order), so the line and ``model_score`` say the same number. The
     # factors explain the item with the highest overall score (``top``), and name it.
@@ -128,11 +151,14 @@ def decide(
     by_model = max(scored, key=lambda i: cast(float, results[i].model_score)) if scored else top
     model_score = results[by_model].model_score
     several = is_decl and len(results) > 1
-    model_prefix = f"Item {results[by_model].row.get('item_number')}: " if several else ""
-    top_prefix = f"Item {best.row.get('item_number')}: " if several else ""
-    line = model_line(kind, p.model_version, model_score, p.model_error, calibration_of(p.model))
-    reasons.append(model_prefix + line)
-    reasons.extend(top_prefix + f.text for f in factors)
+    model_item = rc.item_of(results[by_model].row.get("item_number")) if several else rc.NO_ITEM
+    top_item = rc.item_of(best.row.get("item_number")) if several else rc.NO_ITEM
+    line = model_said(kind, p.model_version, model_score, p.model_error, calibration_of(p.model), model_item)
+    codes.append(line)
+    reasons.append(rc.english(line))
+    for f in factors:
+        codes.append(factor_said(f, top_item))
+        reasons.append(rc.english(codes[-1], f.text))
     score = best.score
     risk_lane = policy.lane(kind, score)
     if direct:
@@ -141,7 +167,8 @@ def decide(
     lane = risk_lane
     if sampled:
         lane = more_severe(risk_lane, policy.sample_lane)
-        reasons.append(f"Selected by the random compliance sample ({policy.sample_share:.1%} of records)")
+        codes.append(rc.sample(policy.sample_share))
+        reasons.append(rc.english(codes[-1]))
     office = office_of(kind, best.row)
     items = []
     if is_decl and len(results) > 1:
@@ -176,6 +203,7 @@ def decide(
         assessed_at=assessed_at,
         path=path,
         items=items,
+        reason_codes=codes,
     )
 
 
@@ -183,9 +211,13 @@ __all__ = [
     "RowResult",
     "calibration_of",
     "decide",
+    "factor_said",
     "factors_of",
+    "hit_said",
     "hit_text",
     "model_line",
+    "model_said",
     "model_scores",
     "unknown_codes",
+    "whole_score",
 ]

@@ -4,7 +4,8 @@ Unknown field names are refused (a typo would otherwise be scored as a missing v
 checked, required fields are required, and a request holds exactly one of ``record`` and
 ``records``: a malformed request is answered 422 naming each field.
 A declaration is its header fields plus ``items``, each a goods item, numbered from 1, each number
-once.
+once. A consignment also takes its manifest's ``customs_office`` (the office where it is handled),
+which batch scoring takes from the manifest in the lake (``features.parent_fields``).
 
 Values are read as ingest stores them, so a record scores the same in real time as from the lake
 (decisions 0093 and 0096). Text is trimmed and spelt as stored, by ``sciti.model.rules`` itself:
@@ -37,10 +38,11 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import String
 
-from sciti.model import FieldDef, get_kind, make_record_id
+from sciti.model import FieldDef, RecordKind, get_kind, make_record_id
 from sciti.model.rules import TRIM_CHARS, Invalid, enumeration_value, normalise_code
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.subjects import REALTIME_SOURCE, SUBJECTS
+from sciti.risk.features.catalog import parent_fields
 
 MAX_RECORDS = 1000
 # Goods items: 999 in one declaration, as the WCO data model and EU customs declarations allow; and
@@ -275,7 +277,8 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             Field(None, description="Source system; used for the record id when none is sent."),
         ),
     }
-    for f in get_kind(kind).fields:
+    own = get_kind(kind)
+    for f in (*own.fields, *(parent_fields(kind) if kind in SUBJECTS else ())):  # not goods items
         if f.name in skip:
             continue
         typ = _PY[f.type]
@@ -292,7 +295,7 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             annotated if check is None else Annotated[annotated, check],
             Field(
                 ... if required else None,
-                description=f.description,
+                description=f.description if f.name in own.field_names else _from_parent(own, f),
                 max_length=max_length,
                 ge=low,
                 le=high,
@@ -300,6 +303,20 @@ def _fields(kind: str, skip: frozenset[str] = frozenset(), optional: bool = Fals
             ),
         )
     return out
+
+
+def _from_parent(kind: RecordKind, f: FieldDef) -> str:
+    """What a field the request takes from the record's parent says (a consignment: the office)."""
+    text = (
+        f"{f.description.strip()} The {kind.parent}'s {f.name}, sent with the {kind.name}: batch "
+        f"scoring takes it from the {kind.parent} in the lake."
+    )
+    if f.name in SUBJECTS[kind.name].office_fields:
+        text += (
+            f" It is where the {kind.name} is handled (the assessment's office); left out, the "
+            "assessment has no office and only accounts without one see it."
+        )
+    return text
 
 
 @lru_cache(maxsize=8)

@@ -13,8 +13,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from sciti.ops.risk_tables import RiskCapacityUse
+from sciti.risk.engine.reasons import english, red_capacity, said_text
 from sciti.risk.engine.store import NO_OFFICE
-from sciti.risk.lanes import LANE_MEANING, LanePolicy, ration_red
+from sciti.risk.lanes import LanePolicy, ration_red
 
 
 class RedPlaces:
@@ -68,19 +69,24 @@ class RedPlaces:
         kinds = table["kind"].to_pylist()
         lane_col = self.lanes[start:stop].tolist()
         reasons = table["reasons"].to_pylist()
+        # The line's code beside it, as real time's (store.apply_capacity); a table without codes
+        # (made before they were kept) stays without.
+        with_codes = "reason_codes" in table.column_names
+        codes = table["reason_codes"].to_pylist() if with_codes else []
         for i in over.tolist():
             o = self.policy.for_kind(kinds[i]).over_capacity
             office, day = self.offices[start + i], self.days[start + i]
-            cap = self.policy.capacity(office)
+            said = red_capacity(office, day, self.policy.capacity(office), o)
             lane_col[i] = o
-            reasons[i] = [
-                *reasons[i],
-                f"Red-lane capacity of office {office or 'unknown'} for {day} is used up "
-                f"({cap} physical inspections): {o} lane ({LANE_MEANING[o]}) instead",
-            ]
+            if with_codes and codes[i] is not None and len(codes[i]) == len(reasons[i]):
+                codes[i] = [*codes[i], said_text(said)]
+            reasons[i] = [*reasons[i], english(said)]
         lane_at, reasons_at = table.schema.get_field_index("lane"), table.schema.get_field_index("reasons")
         table = table.set_column(lane_at, "lane", pa.array(lane_col, pa.string()))
         table = table.set_column(reasons_at, "reasons", pa.array(reasons, pa.list_(pa.string())))
+        if with_codes:
+            at = table.schema.get_field_index("reason_codes")
+            table = table.set_column(at, "reason_codes", pa.array(codes, pa.list_(pa.string())))
         return table, int(over.size)
 
     def take(self, session: Session, fits: np.ndarray, rows: slice) -> None:

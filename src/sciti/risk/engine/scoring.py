@@ -57,6 +57,11 @@ def queue_rows(table: pa.Table) -> list[dict[str, Any]]:
     flagged = table.filter(pc.or_(pc.not_equal(table["lane"], "green"), table["sampled"]))
     cols = ["assessment_id", "kind", "record_id", "subject_ref", "office_code", "score", "lane", "sampled",
             "reasons", "rule_ids", "model_version", "assessed_at"]  # fmt: skip
+    if "reason_codes" in flagged.column_names:
+        # The queue keeps a record's codes as one JSON array: joined by Arrow, no parse per line.
+        joined = pc.binary_join_element_wise("[", pc.binary_join(flagged["reason_codes"], ","), "]", "")
+        flagged = flagged.set_column(flagged.schema.get_field_index("reason_codes"), "reason_codes", joined)
+        cols.append("reason_codes")
     rows = flagged.select(cols).to_pylist()
     for r in rows:
         r["assigned_lane"] = r["lane"]

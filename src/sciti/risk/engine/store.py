@@ -29,7 +29,8 @@ from sciti.risk.engine.assessment import Assessment
 from sciti.risk.engine.enqueue import committed, enqueue
 from sciti.risk.engine.errors import StoreUnavailable
 from sciti.risk.engine.metrics import BUFFER_PENDING, BUFFER_RECEIVED
-from sciti.risk.lanes import LANE_MEANING, LanePolicy
+from sciti.risk.engine.reasons import as_list, english, red_capacity, said_text
+from sciti.risk.lanes import LanePolicy
 from sciti.settings import Settings
 
 log = logging.getLogger("sciti.risk.engine.store")
@@ -75,10 +76,10 @@ def apply_capacity(session: Session, policy: LanePolicy, a: Assessment) -> None:
         return
     over = policy.for_kind(a.kind).over_capacity
     a.lane = over
-    a.reasons.append(
-        f"Red-lane capacity of office {a.office_code or 'unknown'} for {day.isoformat()} is used up "
-        f"({cap} physical inspections): {over} lane ({LANE_MEANING[over]}) instead"
-    )
+    said = red_capacity(a.office_code, day, cap, over)
+    if len(a.reason_codes) == len(a.reasons):  # line for line (an assessment without codes stays so)
+        a.reason_codes.append(said)
+    a.reasons.append(english(said))
 
 
 def queue_row(a: Assessment) -> dict[str, Any]:
@@ -93,6 +94,10 @@ def queue_row(a: Assessment) -> dict[str, Any]:
         "assigned_lane": a.lane,
         "sampled": a.sampled,
         "reasons": a.reasons,
+        # Only line for line with the reasons (an assessment without codes has none to keep).
+        "reason_codes": as_list([said_text(c) for c in a.reason_codes])
+        if len(a.reason_codes) == len(a.reasons)
+        else None,
         "rule_ids": a.rule_ids,
         "model_version": a.model_version,
         "assessed_at": a.assessed_at,

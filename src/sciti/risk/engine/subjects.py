@@ -13,7 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sciti.model import get_kind, make_record_id
+from sciti.model import FieldDef, get_kind, make_record_id
+from sciti.risk.features.catalog import parent_fields
 
 REALTIME_SOURCE = "realtime"  # source name in record ids computed for records sent over the API
 
@@ -24,8 +25,9 @@ class SubjectSpec:
     ref_fields: tuple[str, ...]  # what a person calls the record (declaration id + version ...)
     # Where the record is handled: the customs office or control point (the administration's own
     # code, as an account's office is) that works it and whose red-lane capacity it uses. The first
-    # field that holds a value wins; () for a kind whose record names no such place. Never a port
-    # or airport (UN/LOCODE, IATA): an officer's office is not one (decision 0103).
+    # field that holds a value wins; () for a kind whose record names no such place. A field of the
+    # scored row: the record's own or its parent's (``field_def``). Never a port or airport
+    # (UN/LOCODE, IATA): an officer's office is not one (decision 0103).
     office_fields: tuple[str, ...]
 
     @property
@@ -36,9 +38,10 @@ class SubjectSpec:
 
 SUBJECTS: dict[str, SubjectSpec] = {
     "declaration": SubjectSpec("declaration", ("declaration_id", "version"), ("office_code",)),
-    # A consignment is lodged with its manifest's office (manifest.customs_office), which the
-    # consignment record does not carry; its discharge location is a port (UN/LOCODE), not an office.
-    "consignment": SubjectSpec("consignment", ("manifest_id", "transport_document"), ()),
+    # A consignment is lodged with its manifest's office (manifest.customs_office), which its scored
+    # row takes from the manifest (features.yaml from_parent; decision 0108). Its discharge location
+    # is a port (UN/LOCODE), not an office.
+    "consignment": SubjectSpec("consignment", ("manifest_id", "transport_document"), ("customs_office",)),
     # Inbound trucks name the control point they enter by, outbound ones the one they leave by.
     "road_cargo_info": SubjectSpec(
         "road_cargo_info", ("reference", "version"), ("entry_control_point", "exit_control_point")
@@ -47,6 +50,18 @@ SUBJECTS: dict[str, SubjectSpec] = {
     "passenger": SubjectSpec("passenger", ("voyage_id", "record_ref"), ("control_point",)),
     "currency_declaration": SubjectSpec("currency_declaration", ("declaration_number",), ("control_point",)),
 }
+
+
+def field_def(kind: str, name: str) -> FieldDef:
+    """A field of ``kind``'s scored row: the kind's own, or one the row takes from its parent record
+    (``features.parent_fields``: a consignment's manifest's ``customs_office``)."""
+    own = get_kind(kind)
+    if name in own.field_names:
+        return own.field(name)
+    for f in parent_fields(kind):
+        if f.name == name:
+            return f
+    raise KeyError(f"{kind} rows have no field {name!r}")
 
 
 def office_of(kind: str, row: dict[str, Any]) -> str | None:
@@ -128,6 +143,7 @@ __all__ = [
     "REALTIME_SOURCE",
     "SUBJECTS",
     "SubjectSpec",
+    "field_def",
     "item_rows",
     "office_column",
     "office_of",

@@ -37,6 +37,7 @@ from sciti.access.roles import permissions_of
 from sciti.errors import InvalidInput
 from sciti.ops.risk_tables import LANE_URGENCY, RiskOverride, RiskQueueItem
 from sciti.risk.engine.errors import QueueItemNotFound, QueueItemOutsideOffice, WorkflowConflict
+from sciti.risk.engine.reasons import from_list
 from sciti.risk.lanes import LANES
 
 OPEN_STATUSES = ("open", "assigned")
@@ -95,6 +96,7 @@ def item_dict(item: RiskQueueItem) -> dict[str, Any]:
         "lane_rules": lane_rules(item.reasons, item.assigned_lane),
         "sampled": item.sampled,
         "reasons": item.reasons,
+        "reason_codes": from_list(item.reason_codes),
         "rule_ids": item.rule_ids,
         "model_version": item.model_version,
         "assessed_at": item.assessed_at,

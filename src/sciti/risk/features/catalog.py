@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sciti.model import get_kind
+from sciti.model import FieldDef, get_kind
 from sciti.risk.errors import FeatureError
 
 SUBJECT_KINDS = ("declaration", "consignment", "road_cargo_info", "passenger", "currency_declaration")
@@ -60,6 +60,33 @@ def _kind_config(kind: str) -> dict[str, Any]:
             remedy=f"use one of: {', '.join(SUBJECT_KINDS)}",
         )
     return kinds[kind]
+
+
+@lru_cache(maxsize=16)
+def parent_fields(kind: str) -> tuple[FieldDef, ...]:
+    """The parent record's fields a subject row of ``kind`` carries (features.yaml ``from_parent``),
+    as the parent kind defines them: a consignment carries its manifest's ``customs_office``."""
+    names = _kind_config(kind).get("from_parent") or []
+    if not names:
+        return ()
+    own = get_kind(kind)
+    where = f"features.yaml: kinds.{kind}.from_parent"
+    if not own.parent:
+        raise FeatureError(f"{where}: record kind {kind!r} has no parent", remedy="remove from_parent")
+    parent = get_kind(own.parent)
+    out = []
+    for name in names:
+        if name in own.field_names:  # the row would hold two values under one name
+            raise FeatureError(
+                f"{where}: {name!r} is a field of {kind} itself", remedy=f"remove {name!r} from from_parent"
+            )
+        if name not in parent.field_names:
+            raise FeatureError(
+                f"{where}: {own.parent} has no field {name!r}",
+                remedy=f"name fields of {own.parent}: {', '.join(parent.field_names)}",
+            )
+        out.append(parent.field(name))
+    return tuple(out)
 
 
 @lru_cache(maxsize=16)

@@ -2,9 +2,11 @@
 
 A declaration's subject is one goods item: the header joined with each item (the item's value wins
 where both carry a field). Only the latest version of each declaration is used: an amendment
-replaces what it amends. With ``labels=True`` each row also carries the inspection outcome of its
-declaration (``inspected``, ``fraud``, ``fraud_severity``, ``selection_reason``, ``inspected_on``,
-``revenue_raised``); a declaration that was never inspected has ``inspected = false`` and NULL labels.
+replaces what it amends. A consignment's row also carries its manifest's ``customs_office`` (the
+office where it is handled; features.yaml ``from_parent``). With ``labels=True`` each row also
+carries the inspection outcome of its declaration (``inspected``, ``fraud``, ``fraud_severity``,
+``selection_reason``, ``inspected_on``, ``revenue_raised``); a declaration that was never inspected
+has ``inspected = false`` and NULL labels.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pyarrow as pa
 
 from sciti.lake import open_lake, query
 from sciti.model import get_kind
-from sciti.risk.features.catalog import _kind_config
+from sciti.model.sql import SQL_TYPES
+from sciti.risk.features.catalog import _kind_config, parent_fields
 from sciti.risk.features.prepare import sql_date
 from sciti.settings import Settings
 
@@ -57,8 +60,10 @@ def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def records_sql(kind: str, since=None, until=None, labels: bool = False) -> str:
-    """The SQL lake_records runs (also usable by others that stream rows)."""
+def records_sql(kind: str, since=None, until=None, labels: bool = False, with_parent: bool = True) -> str:
+    """The SQL lake_records runs (also usable by others that stream rows). A kind that takes fields
+    from its parent record (``parent_fields``) is joined to the parent's table; ``with_parent``
+    False (that table does not exist yet) gives those fields as NULL."""
     _kind_config(kind)  # raises for a kind without risk scope
     if kind == "declaration":
         body = f"""
@@ -74,14 +79,25 @@ def records_sql(kind: str, since=None, until=None, labels: bool = False) -> str:
               FROM ({body}) r LEFT JOIN ({_labels_sql()}) l ON l.declaration_id = r.declaration_id"""
     else:
         k = get_kind(kind)
-        names = k.field_names
-        date_col = next((f.name for f in k.fields if f.type == "date"), None)
-        ts_col = next((f.name for f in k.fields if f.type == "timestamp"), None)
-        expr = sql_date(date_col, ts_col) if (date_col or ts_col) else "CAST(ingested_at AS DATE)"
+        date_col = next((f"t.{f.name}" for f in k.fields if f.type == "date"), None)
+        ts_col = next((f"t.{f.name}" for f in k.fields if f.type == "timestamp"), None)
+        expr = sql_date(date_col, ts_col) if (date_col or ts_col) else "CAST(t.ingested_at AS DATE)"
         if kind == "passenger":
-            expr = sql_date("departure_date", "departure_at")
-        cols = ", ".join(["record_id", "source", *names])
-        body = f"SELECT {cols}, COALESCE({expr}, CAST(ingested_at AS DATE)) AS record_date FROM {k.ident}"
+            expr = sql_date("t.departure_date", "t.departure_at")
+        cols = [f"t.{c}" for c in ("record_id", "source", *k.field_names)]
+        source = f"{k.ident} t"
+        taken = parent_fields(kind)
+        if taken and with_parent:
+            # The parent by the link the access policy's row scope follows (not by manifest_id,
+            # which two carriers may share): the office a row is scored for is the office that sees it.
+            source += f" LEFT JOIN {get_kind(k.parent or '').ident} par ON par.record_id = t.parent_record_id"
+            cols += [f"par.{f.name} AS {f.name}" for f in taken]
+        else:  # no parent table yet: the fields are unknown, as for a record without a parent
+            cols += [f"CAST(NULL AS {SQL_TYPES[f.type]}) AS {f.name}" for f in taken]
+        body = (
+            f"SELECT {', '.join(cols)}, COALESCE({expr}, CAST(t.ingested_at AS DATE)) AS record_date "
+            f"FROM {source}"
+        )
     return f"SELECT * FROM ({body}) x{_window('x.record_date', since, until)} ORDER BY record_date, record_id"
 
 
@@ -101,8 +117,12 @@ def lake_records(
     )
     if not all(lake.exists(t) for t in needed):
         return _empty(kind, labels)
+    parent = get_kind(kind).parent
+    with_parent = bool(parent_fields(kind)) and lake.exists(get_kind(parent or "").ident)
     if labels and not lake.exists("std.inspection_results"):
-        table = query(lake, records_sql(kind, since, until, labels=False), as_of=as_of)
+        table = query(
+            lake, records_sql(kind, since, until, labels=False, with_parent=with_parent), as_of=as_of
+        )
         n = table.num_rows
         return (
             table.append_column("inspected", pa.array([False] * n))
@@ -112,7 +132,7 @@ def lake_records(
             .append_column("inspected_on", pa.nulls(n, pa.date32()))
             .append_column("revenue_raised", pa.nulls(n, pa.float64()))
         )
-    return query(lake, records_sql(kind, since, until, labels=labels), as_of=as_of)
+    return query(lake, records_sql(kind, since, until, labels=labels, with_parent=with_parent), as_of=as_of)
 
 
 def _empty(kind: str, labels: bool) -> pa.Table:
@@ -121,6 +141,7 @@ def _empty(kind: str, labels: bool) -> pa.Table:
         for f in get_kind(base).fields:
             if f.name != "declaration_version" and f.name not in {x.name for x in fields}:
                 fields.append(pa.field(f.name, f.arrow_type))
+    fields += [pa.field(f.name, f.arrow_type) for f in parent_fields(kind)]
     fields.append(pa.field("record_date", pa.date32()))
     if labels:
         fields += [

@@ -10,7 +10,7 @@ from functools import lru_cache
 import pyarrow as pa
 
 from sciti.model import ARROW_TYPES, get_kind
-from sciti.risk.features.catalog import _kind_config
+from sciti.risk.features.catalog import _kind_config, parent_fields
 
 # Columns compared with the watch list, per kind (upper-cased, trimmed).
 WATCH_COLUMNS = {
@@ -47,12 +47,15 @@ CASH_WINDOW_DAYS = 90
 
 @lru_cache(maxsize=16)
 def base_fields(kind: str) -> tuple[tuple[str, str, str | None], ...]:
-    """(name, canonical type, code list) of the canonical fields a subject of ``kind`` carries."""
+    """(name, canonical type, code list) of the canonical fields a subject of ``kind`` carries:
+    its base kinds' and those it takes from its parent record (``parent_fields``)."""
     out: dict[str, tuple[str, str, str | None]] = {}
     for base in _kind_config(kind)["base"]:
         for f in get_kind(base).fields:
             if f.name != "declaration_version":
                 out[f.name] = (f.name, f.type, f.codelist)
+    for f in parent_fields(kind):
+        out[f.name] = (f.name, f.type, f.codelist)
     return tuple(out.values())
 
 

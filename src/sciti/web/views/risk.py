@@ -37,6 +37,7 @@ from sciti.settings import Settings
 from sciti.web.errors import PageNotFound
 from sciti.web.lakeview import LakeView, lake_view
 from sciti.web.render import page, render, settings_of
+from sciti.web.words import paired, reason_words
 
 router = APIRouter()
 LANES = ("red", "yellow", "blue", "green")
@@ -86,6 +87,7 @@ async def queue(
         args=args,
         lanes=LANES,
         statuses=("", *QUEUE_STATUSES),
+        reason_words=reason_words,
     )
 
 
@@ -95,10 +97,18 @@ PARTIES = "std.declaration_parties"
 _ITEM_PREFIX = re.compile(r"^Item [^:]{1,40}: ")
 
 
-def _shown_reasons(reasons: list[str] | None, factors: list[dict[str, Any]]) -> list[str]:
-    """The reasons without the model's factor lines: the page shows those once, under the chart."""
+def _shown_reasons(
+    reasons: list[str] | None, codes: list[Any] | None, factors: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]] | None]:
+    """The reasons and their codes without the model's factor lines: the page shows those once,
+    under the chart. A line is a factor's by its code; without codes (an assessment stored before
+    they were kept), by its words."""
+    pairs = paired(reasons, codes)
+    if pairs and all(said is not None for _, said in pairs):
+        kept = [(r, said) for r, said in pairs if said is not None and said["code"] != "factor"]
+        return [r for r, _ in kept], [said for _, said in kept if said is not None]
     texts = {str(f.get("text")) for f in factors}
-    return [r for r in reasons or [] if _ITEM_PREFIX.sub("", r) not in texts]
+    return [r for r, _ in pairs if _ITEM_PREFIX.sub("", r) not in texts], None
 
 
 def _parties_sql(record_id: str) -> str:
@@ -204,11 +214,13 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
         factors = json.loads(a.get("factors") or "[]")
         with session_scope(settings.resolved_ops_db_url) as session:
             work = _work(session, principal, a)
+        reasons, codes = _shown_reasons(a.get("reasons"), a.get("reason_codes"), factors)
         out: dict[str, Any] = {
             "assessment": a,
             **work,
             "lane_rules": lane_rules(a.get("reasons"), a["lane"]),
-            "reasons": _shown_reasons(a.get("reasons"), factors),
+            "reasons": reasons,
+            "reason_codes": codes,
             "factors": factors,
             "items": None,
             "parties": None,
@@ -266,7 +278,9 @@ async def record(
     request: Request, assessment_id: str, principal: Annotated[Principal, Depends(page("risk.queue"))]
 ) -> HTMLResponse:
     data = await run_in_threadpool(_record, settings_of(request), principal, assessment_id)
-    return await render(request, "risk_record.html", principal, active="risk", data=data)
+    return await render(
+        request, "risk_record.html", principal, active="risk", data=data, reason_words=reason_words
+    )
 
 
 @router.post("/risk/records/{assessment_id}/unmask", response_class=HTMLResponse)
@@ -292,7 +306,9 @@ async def record_unmasked(
             request.client.host if request.client else "web",
         )
         data["unmasked"] = True
-    response = await render(request, "risk_record.html", principal, active="risk", data=data)
+    response = await render(
+        request, "risk_record.html", principal, active="risk", data=data, reason_words=reason_words
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -34,6 +34,7 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 func.sum(Batch.received),
                 func.sum(Batch.stored),
                 func.sum(Batch.quarantined),
+                func.sum(Batch.already_stored),
                 func.max(Batch.finished_at),
             )
             .group_by(Batch.connector)
@@ -48,7 +49,8 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 "received": b.received,
                 "stored": b.stored,
                 "quarantined": b.quarantined,
-                "reconciled": b.received == b.stored + b.quarantined,
+                "already_stored": b.already_stored,
+                "reconciled": b.reconciled,
                 "started_at": b.started_at,
                 "finished_at": b.finished_at,
                 "error": b.error,
@@ -67,9 +69,10 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 "received": r or 0,
                 "stored": s or 0,
                 "quarantined": q or 0,
+                "already_stored": a or 0,
                 "last": f,
             }
-            for c, n, r, s, q, f in sources
+            for c, n, r, s, q, a, f in sources
         ],
     }
 

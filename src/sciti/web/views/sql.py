@@ -1,5 +1,6 @@
 """SQL workbench: run read-only SQL through the policy point, chart any result, save queries,
-export as CSV or Parquet. Runs, refusals and exports are audited exactly as ``POST /api/v1/sql``."""
+export as CSV or Parquet. Runs, refusals and exports are audited exactly as ``POST /api/v1/sql``,
+and, as there, a run or export whose browser left (tab closed, page reloaded) is stopped."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from starlette.background import BackgroundTask
 
 from sciti.access import Principal
 from sciti.access.sqlpath import QueryLimits, audited_query
+from sciti.api.routers.sql import run_watched
 from sciti.errors import SCITIError
 from sciti.lake import open_lake
+from sciti.lake.query import StopSignal
 from sciti.ops import session_scope
 from sciti.ops.web_tables import SavedQuery
 from sciti.settings import Settings
@@ -68,7 +71,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _run(settings: Settings, principal: Principal, sql: str, unmask: bool, purpose: str, client: str) -> dict:
+def _run(
+    settings: Settings,
+    principal: Principal,
+    sql: str,
+    unmask: bool,
+    purpose: str,
+    client: str,
+    stop: StopSignal | None = None,
+) -> dict:
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
     with audited_query(
         settings.resolved_ops_db_url,
@@ -80,6 +91,7 @@ def _run(settings: Settings, principal: Principal, sql: str, unmask: bool, purpo
         unmask=unmask,
         purpose=purpose or None,
         limits=QueryLimits.from_settings(settings),
+        stop=stop,
     ) as result:
         schema, batches, truncated = result.first_rows(SHOW_ROWS)  # bounded in rows and in bytes
         masked = result.masked
@@ -99,9 +111,10 @@ async def run(
 ) -> HTMLResponse:
     if not sql.strip():
         return await render(request, "sql_result.html", principal, error="sql.empty")
+    settings, client = settings_of(request), _client(request)
     try:
-        result = await run_in_threadpool(
-            _run, settings_of(request), principal, sql, unmask, purpose.strip(), _client(request)
+        result = await run_watched(
+            request, lambda stop: _run(settings, principal, sql, unmask, purpose.strip(), client, stop)
         )
     except SCITIError as exc:  # refused or failed: shown beside the editor (already audited)
         failure, remedy, detail = say(Translator(language(request)), exc)
@@ -112,7 +125,14 @@ async def run(
 
 
 def _export(
-    settings: Settings, principal: Principal, sql: str, fmt: str, unmask: bool, purpose: str, client: str
+    settings: Settings,
+    principal: Principal,
+    sql: str,
+    fmt: str,
+    unmask: bool,
+    purpose: str,
+    client: str,
+    stop: StopSignal | None = None,
 ) -> str:
     fd, path = tempfile.mkstemp(prefix="sciti-export-", suffix=f".{fmt}")
     os.close(fd)
@@ -129,6 +149,7 @@ def _export(
             purpose=purpose or None,
             extra={"format": fmt, "via": "web"},
             limits=QueryLimits.from_settings(settings, export=True),
+            stop=stop,
         ) as result:
             rows = 0
             schema = result.reader.schema
@@ -161,8 +182,9 @@ async def export(
         raise PageInvalid("error.export_format", "error.export_format_remedy", format=format)
     if not sql.strip():
         raise PageInvalid("error.export_empty", "sql.empty")
-    path = await run_in_threadpool(
-        _export, settings_of(request), principal, sql, format, unmask, purpose.strip(), _client(request)
+    settings, client = settings_of(request), _client(request)
+    path = await run_watched(
+        request, lambda stop: _export(settings, principal, sql, format, unmask, purpose.strip(), client, stop)
     )
     media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
     return FileResponse(

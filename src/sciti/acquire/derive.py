@@ -1,0 +1,152 @@
+"""A batch's rows and rejects: a pure function of the stored bytes and the batch.
+
+Each part of the unit (a file, a zip member) is read by its reader (``parts.read_part``): a
+table-style part is mapped in DuckDB and writes Parquet files into the tables' data folders (not
+yet committed), a record-style part gives Arrow tables. Records another batch already stored, or an
+earlier row or unit of this batch holds, are checked here too (decisions 0100 and 0105): a row or
+unit whose records are all stored with the same values is counted as already stored, one with
+other values is quarantined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sciti.acquire.connector import Connector
+from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
+from sciti.acquire.items import Parsed, Rejected
+from sciti.acquire.mapping import Mapped, Target, map_staged
+from sciti.acquire.parts import TablePart, read_part
+from sciti.acquire.records import map_records
+from sciti.acquire.stored_keys import StoredIds, check_units
+from sciti.acquire.units import expand
+from sciti.acquire.validation import codelists
+from sciti.settings import Settings
+
+# What a batch's records are checked against: kind -> its table's rows of other batches (None: no
+# check), and batch id -> the unit it received (as a quarantine reason names it).
+Stored = Callable[[str], StoredIds | None]
+UnitOf = Callable[[str], str]
+
+
+def derive(
+    settings: Settings,
+    connector: Connector,
+    obj: Path,
+    unit: str,
+    batch_id: str,
+    started: datetime,
+    work: Path,
+    target: Callable[[str], Target],
+    stored: Stored,
+    unit_of: UnitOf,
+) -> Mapped:
+    """The rows and rejects of the unit kept at ``obj``; ``target`` says where a kind's Parquet
+    files go. Every part counts: a part that cannot be read is one reject."""
+    total = Mapped()
+    raws: dict[str, str | None] = {}  # record-style units' text, for those found already stored
+    lists = codelists(str(Path(settings.codelists_dir).resolve()))
+    for n, part in enumerate(expand(obj, unit, connector.files, work)):
+        if isinstance(part, Rejected):
+            mapped = Mapped(received=1, rejects=[part])
+        else:
+            path, name = part
+            try:
+                mapped = map_part(
+                    settings, connector, path, name, batch_id, started, work / f"part-{n}", lists, target,
+                    raws, stored, unit_of,
+                )  # fmt: skip
+            except MissingColumn as exc:  # say which file of the unit (a zip has several)
+                raise MissingColumn(f"{name}: {exc.message}", remedy=exc.remedy) from None
+            except ConnectorError:
+                raise
+            except AcquireError as exc:
+                mapped = Mapped(received=1, rejects=[Rejected(locator=name, reason=exc.message)])
+        total.received += mapped.received
+        total.stored += mapped.stored
+        total.already_stored += mapped.already_stored
+        total.rejects += mapped.rejects
+        for kind, files in mapped.files.items():
+            total.files.setdefault(kind, []).extend(files)
+        for kind, count in mapped.written.items():
+            total.written[kind] = total.written.get(kind, 0) + count
+        for kind, table in mapped.tables.items():
+            total.tables[kind] = (
+                pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
+            )
+    if total.tables:
+        drop_stored(total, raws, stored, unit_of)
+    return total
+
+
+def map_part(
+    settings: Settings,
+    connector: Connector,
+    path: Path,
+    unit: str,
+    batch_id: str,
+    started: datetime,
+    work: Path,
+    lists: Any,
+    target: Callable[[str], Target],
+    raws: dict[str, str | None],
+    stored: Stored,
+    unit_of: UnitOf,
+) -> Mapped:
+    """One part through its reader and mapping (table-style parts are checked against the stored
+    records here; record-style ones by ``drop_stored`` once every part is read)."""
+    with read_part(settings, connector, path, unit, work) as part:
+        if isinstance(part, TablePart):
+            return map_staged(
+                part.con,
+                connector,
+                part.staged,
+                batch_id=batch_id,
+                ingested_at=started,
+                lists=lists,
+                target=target,
+                stored=stored,
+                unit_of=unit_of,
+            )
+        return map_records(
+            _kept(part.items, raws),
+            source=connector.source,
+            batch_id=batch_id,
+            ingested_at=started,
+            lists=lists,
+        )
+
+
+def drop_stored(mapped: Mapped, raws: dict[str, str | None], stored: Stored, unit_of: UnitOf) -> None:
+    """Take out the record-style units whose records are already stored: counted as already
+    stored when all are with the same values, quarantined otherwise (``check_units``); their rows
+    (children included) are not stored."""
+    con = duckdb.connect(":memory:")
+    try:
+        rejected, already = check_units(con, mapped.tables, stored, unit_of)
+    finally:
+        con.close()
+    if not rejected and not already:
+        return
+    gone = pa.array([*rejected, *already], pa.string())
+    for kind, table in mapped.tables.items():
+        mapped.tables[kind] = table.filter(pc.invert(pc.is_in(table.column("locator"), gone)))
+    for locator, why in rejected.items():
+        mapped.rejects.append(Rejected(locator=locator, reason=why, raw=raws.get(locator)))
+    mapped.stored -= len(rejected) + len(already)
+    mapped.already_stored += len(already)
+
+
+def _kept(items: Any, raws: dict[str, str | None]) -> Iterator[Any]:
+    """Pass the units on, keeping each one's text by locator (for a quarantine entry made later)."""
+    for item in items:
+        if isinstance(item, Parsed):
+            raws[item.locator] = item.raw
+        yield item
