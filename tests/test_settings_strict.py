@@ -211,6 +211,32 @@ def test_an_unknown_log_level_is_refused(tmp_path) -> None:
     assert Settings(home=tmp_path, log_level=" debug").log_level == "DEBUG"  # any case, as before
 
 
+# -- national currency and cash threshold (decision 0111) ------------------------------------------
+@pytest.mark.parametrize("code", ["EURO", "XYZ", "HK", ""])
+def test_a_national_currency_iso_4217_does_not_list_is_refused(tmp_path, code) -> None:
+    with pytest.raises(ValidationError, match=f"'{code}' is not an ISO 4217 currency code: write the three"):
+        Settings(home=tmp_path, national_currency=code)
+
+
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [(0, "greater than 0"), (-10_000, "greater than 0"), ("nan", "finite number"), ("inf", "finite number"),
+     ("ten thousand", "valid decimal")],
+)  # fmt: skip
+def test_a_cash_threshold_that_is_not_a_positive_amount_is_refused(tmp_path, amount, says) -> None:
+    with pytest.raises(ValidationError, match=f"cash_reporting_threshold\n  Input should be a? ?{says}"):
+        Settings(home=tmp_path, cash_reporting_threshold=amount)
+
+
+def test_the_currency_and_threshold_are_read_from_the_file_and_the_environment(toml, monkeypatch) -> None:
+    assert (Settings().national_currency, Settings().cash_reporting_threshold) == ("HKD", 120_000)
+    toml('national_currency = "eur"\ncash_reporting_threshold = 10000\n')
+    assert (Settings().national_currency, Settings().cash_reporting_threshold) == ("EUR", 10_000)
+    monkeypatch.setenv("SCITI_NATIONAL_CURRENCY", " krw ")
+    monkeypatch.setenv("SCITI_CASH_REPORTING_THRESHOLD", "10000.50")
+    assert (Settings().national_currency, str(Settings().cash_reporting_threshold)) == ("KRW", "10000.50")
+
+
 def test_a_missing_retention_file_is_refused_naming_the_setting(tmp_path) -> None:
     with pytest.raises(
         ValidationError, match="retention_file .* names /nonexistent/ret.yaml, which is not a file"

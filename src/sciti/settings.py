@@ -18,10 +18,12 @@ import ipaddress
 import os
 import re
 import tomllib
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pycountry
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -350,6 +352,19 @@ class Settings(BaseSettings):
         description="Lake upkeep: files no snapshot refers to (a writer stopped between writing "
         "and committing) are removed once this many days old.",
     )
+    # The customs administration's money (decision 0111): risk features, their explanations and
+    # the rule reasons' {national_currency} and {cash_reporting_threshold} placeholders.
+    national_currency: str = Field(
+        "HKD",
+        description="ISO 4217 code of the national currency, the one amount_national and customs "
+        "values are in (any case: eur reads EUR).",
+    )
+    cash_reporting_threshold: Decimal = Field(
+        Decimal("120000"),
+        gt=0,
+        description="Cash reporting threshold, in the national currency: threshold_ratio and the "
+        "near-threshold counts of currency declarations are measured against it.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -393,6 +408,19 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:
         return _database_url(value)
+
+    @field_validator("national_currency", mode="before")
+    @classmethod
+    def _iso_4217(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        code = value.strip().upper()
+        if pycountry.currencies.get(alpha_3=code) is None:
+            raise ValueError(
+                f"{value!r} is not an ISO 4217 currency code: write the three letters of your "
+                "national currency, e.g. HKD, EUR or KRW"
+            )
+        return code
 
     @field_validator("log_level", mode="before")
     @classmethod

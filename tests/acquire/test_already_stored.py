@@ -162,7 +162,8 @@ def test_the_commands_show_the_count(acq_settings, cli, tmp_path, as_json) -> No
     assert "received 3 = stored 0 + quarantined 0 + already stored 3" in said
     assert "sent before with the same values; nothing to do" in said
     (row,) = [line for line in listed.output.splitlines() if "b.csv" in line]
-    assert re.findall(r"│\s+(\d+)\s", row) == ["3", "0", "0", "3"]  # received … already stored
+    # received, stored, quarantined, already stored, replaced (of the stored; decision 0112)
+    assert re.findall(r"│\s+(\d+)\s", row) == ["3", "0", "0", "3", "0"]
     assert "(!)" not in listed.output  # the counts reconcile
 
 

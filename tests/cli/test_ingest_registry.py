@@ -188,3 +188,27 @@ def test_sciti_init_brings_an_older_schema_up_to_date(instance) -> None:
     assert cli.invoke(app, ["batches"]).exit_code == 0
     with get_engine(url).connect() as conn:
         assert MigrationContext.configure(conn).get_current_heads() == tuple(_schema_revisions()[0])
+
+
+def test_ingest_says_how_many_stored_rows_replaced_a_record(instance, tmp_path) -> None:
+    """A table export read again after rows changed at the source (``on_change: replace``, decision
+    0112): the summary says how many of the stored rows replaced a record, the JSON carries it."""
+    settings, use = instance
+    use(settings)
+    write_connector(settings, {**DECL, "on_change": "replace"})
+    first, second = tmp_path / "day1.csv", tmp_path / "day2.csv"
+    first.write_text(HEADER + "\n" + "".join(f"R-{i},2024-07-01,KRPUS,{i},USD,851713,\n" for i in range(4)))
+    second.write_text(
+        HEADER + "\n" + "".join(f"R-{i},2024-07-01,KRPUS,{i + (i < 2)},USD,851713,\n" for i in range(4))
+    )
+    assert cli.invoke(app, ["ingest", "decl", str(first)]).exit_code == 0
+
+    done = cli.invoke(app, ["ingest", "decl", str(second)], terminal_width=200)
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert "received 4 = stored 2 + quarantined 0 + already stored 2" in text
+    assert "2 of the stored replaced a record stored before with other values" in text
+    (batch,) = [
+        b for b in orjson.loads(cli.invoke(app, ["batches", "--json"]).output) if b["unit"] == "day2.csv"
+    ]
+    assert (batch["stored"], batch["replaced"], batch["already_stored"]) == (2, 2, 2)

@@ -5,6 +5,7 @@ from sciti.acquire.connector import Connector, Output, list_connectors, load_con
 from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.items import Parsed, Rejected
 from sciti.acquire.quarantine import discard, list_quarantine, resubmit, show_quarantine
+from sciti.acquire.quarantine_bulk import Selection, discard_selection
 from sciti.acquire.registry import FORMATS, TABLE_FORMATS, FormatContext
 from sciti.acquire.results import BatchResult
 from sciti.acquire.runner import Runner
@@ -21,7 +22,9 @@ __all__ = [
     "Parsed",
     "Rejected",
     "Runner",
+    "Selection",
     "discard",
+    "discard_selection",
     "list_batches",
     "list_connectors",
     "list_quarantine",

@@ -91,6 +91,7 @@ def list_batches(
                 "stored": b.stored,
                 "quarantined": b.quarantined,
                 "already_stored": b.already_stored,
+                "replaced": b.replaced,  # of the stored (on_change: replace, decision 0112)
                 "reconciled": b.reconciled,
                 "tables": b.tables,
                 "resubmission_of": b.resubmission_of,

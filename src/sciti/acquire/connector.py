@@ -8,7 +8,7 @@ projection per record kind, values are DuckDB SQL over the normalised source col
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,6 +56,12 @@ class Connector(BaseModel):
         default_factory=dict, description="alias -> name of a secret in the secrets store (never a value)"
     )
     settings: dict[str, Any] = Field(default_factory=dict, description="transport-specific settings")
+    on_change: Literal["quarantine", "replace"] | None = Field(
+        None,
+        description="a record whose key is stored with other values: quarantined, or replacing the stored "
+        "one (a table updated in place, docs/decisions/0112); unset: quarantined, except that incremental "
+        "SQL extraction keeps every version (0012)",
+    )
     folder: Path | None = Field(None, exclude=True)
 
     @field_validator("secrets")
@@ -91,6 +97,11 @@ class Connector(BaseModel):
                     record_kind.field(name)
                 except ModelError as exc:
                     raise ValueError(f"output {out.kind}: {exc}") from None
+        if self.on_change == "replace" and not self.outputs:
+            raise ValueError(
+                "on_change: replace is for rows of a table updated in place and needs `outputs`; a message "
+                "(XML, EDIFACT, canonical JSON lines) carries its version in its key: leave on_change unset"
+            )
         if not self.kinds:
             self.kinds = [o.kind for o in self.outputs]
         return self

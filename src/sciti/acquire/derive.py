@@ -72,6 +72,9 @@ def derive(
         total.received += mapped.received
         total.stored += mapped.stored
         total.already_stored += mapped.already_stored
+        total.changes.rows += mapped.changes.rows
+        for kind, ids in mapped.changes.ids.items():
+            total.changes.ids.setdefault(kind, {}).update(ids)
         total.rejects += mapped.rejects
         for kind, files in mapped.files.items():
             total.files.setdefault(kind, []).extend(files)

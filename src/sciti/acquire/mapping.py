@@ -33,7 +33,7 @@ from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
 from sciti.acquire.formats.tabular import ARROW_SOURCE, Staged, quote_ident, sql_str
 from sciti.acquire.items import Rejected
 from sciti.acquire.row_keys import check_rows, rid_sql
-from sciti.acquire.stored_keys import StoredIds
+from sciti.acquire.stored_keys import Changes, StoredIds
 from sciti.acquire.validation import Problem, decide_table, describe
 from sciti.model import RecordKind
 from sciti.model.sql import code_tables
@@ -55,6 +55,8 @@ class Mapped:
     received: int = 0
     stored: int = 0
     already_stored: int = 0  # rows or units whose records are all stored already, same values (0105)
+    # Of the stored rows, those replacing stored records (``on_change: replace``, decision 0112).
+    changes: Changes = field(default_factory=Changes)
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,9 @@ def map_staged(
         _run_checks(con, connector, staged)
         _unstage(con, staged)  # free the source rows before writing
         bad, vals = _decide(con, connector, staged, lists)
-    already = check_rows(con, connector, staged, f"({vals})", checks, bad, batch_id, ingested_at, unit_of)
+    already = check_rows(
+        con, connector, staged, f"({vals})", checks, bad, batch_id, ingested_at, unit_of, mapped.changes
+    )
     if bad:
         con.register("bad_rows", pa.table({"__row": pa.array(sorted(bad), pa.int64())}))
         mapped.rejects += _row_rejects(con, staged, bad)

@@ -25,6 +25,7 @@ class BatchResult:
     unit: str = ""
     error: str | None = None
     already_stored: int = 0
+    replaced: int = 0  # of the stored, rows that replaced a stored record (on_change: replace, 0112)
 
 
 def busy_result(connector: str, batch: Batch, unit: str) -> BatchResult:

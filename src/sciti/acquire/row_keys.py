@@ -19,7 +19,7 @@ import pyarrow as pa
 from sciti.acquire.checks_sql import kinds, output_select, value_columns
 from sciti.acquire.connector import Connector
 from sciti.acquire.formats.tabular import Staged, quote_ident
-from sciti.acquire.stored_keys import NOT_VALUES, Conflict, StoredIds, Verdict, differing
+from sciti.acquire.stored_keys import NOT_VALUES, Changes, Conflict, StoredIds, Verdict, differing
 from sciti.acquire.validation import Problem
 from sciti.model import RecordKind
 from sciti.model.sql import key_text_sql, record_id_sql
@@ -42,12 +42,16 @@ def check_rows(
     batch_id: str,
     ingested_at: datetime,
     unit_of: Callable[[str], str] | None,
+    changes: Changes | None = None,
 ) -> set[int]:
     """Judge the rows about to be stored that hold, for any output, a record another batch already
     stored (``checks``) or another row of this batch holds: one query per output finds them (a
     semi-join against the stored ids, a count by record id); values are read only for those rows.
     Rows to quarantine are added to ``bad``; the rows whose records are all stored already with the
-    same values are returned, to be counted and not stored (decision 0105)."""
+    same values are returned, to be counted and not stored (decision 0105). A connector with
+    ``on_change: replace`` (decision 0112) has the rows that replace stored records noted in
+    ``changes`` and stored, not quarantined."""
+    received = ingested_at if changes is not None and connector.on_change == "replace" else None
     outputs = kinds(connector)
     by_kind = {o.kind: (j, o) for j, o, _ in outputs}
     found: dict[int, dict[int, bool]] = {}  # output -> row -> its record id is stored elsewhere
@@ -102,17 +106,20 @@ def check_rows(
             if values is None:  # the output does not apply to this row
                 continue
             rec_id = values["record_id"]
-            base = olds[i].get(rec_id) if found[i].get(row) else None
-            earlier = kept.get((i, rec_id)) if base is None else None
+            # An earlier row's copy first: one this batch replaces is also stored by another batch.
+            earlier = kept.get((i, rec_id))
+            base = olds[i].get(rec_id) if earlier is None and found[i].get(row) else None
             if base is not None or earlier is not None:
                 old = base if base is not None else earlier
                 assert old is not None
                 verdict.conflicts.append(Conflict(kind, values, old, differing(values, old), base is None))
             else:
                 verdict.fresh.append((kind, functools.partial(dict, values)))
-                mine.append((i, rec_id, values))
-        outcome, why = verdict.outcome(unit_of or (lambda _b: ""))
-        if outcome == "store":
+            mine.append((i, rec_id, values))
+        outcome, why = verdict.outcome(unit_of or (lambda _b: ""), received)
+        if outcome == "replace" and changes is not None:
+            changes.add(verdict.conflicts)
+        if outcome in ("store", "replace"):
             for i, rec_id, values in mine:
                 kept[(i, rec_id)] = values
         elif outcome == "already":

@@ -298,7 +298,7 @@ class Runner:
             obj = blobs.object_path(self.settings, batch.object_key or "")
             mapped = derive(
                 self.settings, connector, obj, batch.unit, batch.id, started, work, self.writer.target,
-                lambda kind: self._stored(kind, batch.id), self._unit_of,
+                lambda kind: self._stored(connector, kind, batch.id), self._unit_of,
             )  # fmt: skip
             tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
             commit_batch(self.db, connector, batch.id, mapped, tables, lease)
@@ -333,15 +333,16 @@ class Runner:
             tables,
             unit=batch.unit,
             already_stored=mapped.already_stored,
+            replaced=mapped.changes.rows,
         )
 
-    def _stored(self, kind_name: str, batch_id: str) -> StoredIds | None:
+    def _stored(self, connector: Connector, kind_name: str, batch_id: str) -> StoredIds | None:
         """A kind's table as the stored-key check reads it: rows of batches other than this one.
 
-        None (no check) for incremental SQL extraction: a row updated in place at the source comes
-        again with its key and new values, and the lake keeps each version written (decision 0100
-        says why and what is next)."""
-        if self._batch(batch_id)[1] == "sql":
+        None (no check) for incremental SQL extraction unless the connector says what a changed row
+        does (``on_change``): a row updated in place at the source comes again with its key and new
+        values, and the lake keeps each version written (decisions 0012, 0100; 0112 for replace)."""
+        if self._batch(batch_id)[1] == "sql" and connector.on_change is None:
             return None
         return stored_ids(self.lake, get_kind(kind_name).ident, batch_id)
 

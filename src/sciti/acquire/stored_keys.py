@@ -27,6 +27,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -178,11 +179,23 @@ class Verdict:
     # Records stored nowhere yet, with their values read only if a reason names them.
     fresh: list[tuple[RecordKind, Callable[[], dict[str, Any]]]] = field(default_factory=list)
 
-    def outcome(self, unit_of: Callable[[str], str]) -> tuple[str, str | None]:
+    def outcome(
+        self, unit_of: Callable[[str], str], received: datetime | None = None
+    ) -> tuple[str, str | None]:
         """``("store", None)``, ``("already", None)`` (every record is stored with these values:
-        nothing to store, nothing to quarantine) or ``("quarantine", reason)``."""
+        nothing to store, nothing to quarantine) or ``("quarantine", reason)``.
+
+        ``received``: when the batch was received, for a connector whose records replace the stored
+        ones (``on_change: replace``, decision 0112): a row another batch stored with other values
+        is then ``("replace", None)``, or ``("already", None)`` when a batch received later stored it
+        (the stored version is the newer one)."""
         stored = [c for c in self.conflicts if not c.earlier]
         earlier = [c for c in self.conflicts if c.earlier]
+        if received is not None and stored and not self.inside and all(c.identical for c in earlier):
+            if any(_received(c.old) > received for c in stored):
+                return "already", None
+            if self.fresh or any(not c.identical for c in stored):
+                return "replace", None
         if any(not c.identical for c in stored):
             return "quarantine", reason(stored, unit_of)
         if self.inside:
@@ -196,6 +209,31 @@ class Verdict:
         if self.fresh:
             return "quarantine", partly_reason(self.conflicts, self.fresh, unit_of)
         return "already", None
+
+
+def _received(row: dict[str, Any]) -> datetime:
+    """When the batch that stored ``row`` was received (its ``ingested_at``), comparable with an aware
+    datetime."""
+    at = row.get("ingested_at")
+    if not isinstance(at, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+@dataclass
+class Changes:
+    """The rows of a batch that replace stored records (``on_change: replace``, decision 0112): how
+    many, and per kind the record ids replaced with the batch that had stored each one (the
+    children written with it are replaced too)."""
+
+    rows: int = 0
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def add(self, conflicts: Sequence[Conflict]) -> None:
+        self.rows += 1
+        for c in conflicts:
+            if not c.earlier:
+                self.ids.setdefault(c.kind.name, {})[c.new["record_id"]] = c.old.get("batch_id") or ""
 
 
 def _where(conflict: Conflict, unit_of: Callable[[str], str]) -> str:

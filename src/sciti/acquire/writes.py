@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.expressions import In
 from sqlalchemy import CursorResult, delete, update
 
 from sciti.acquire.claims import Lease
@@ -21,8 +23,9 @@ from sciti.acquire.connector import Connector
 from sciti.acquire.items import Rejected
 from sciti.acquire.mapping import Mapped, Target
 from sciti.acquire.quarantine_rows import insert_quarantine
+from sciti.acquire.stored_keys import Changes
 from sciti.lake import Lake, data_folder, field_ids
-from sciti.model import get_kind
+from sciti.model import PARENT_COLUMN, get_kind
 from sciti.ops import Batch, QuarantineRecord, session_scope, utcnow
 
 RAW_SCHEMA = pa.schema(
@@ -100,9 +103,18 @@ class LakeWriter:
             )
             self.lake.append(raw_ident, row, batch_id=batch.id)
         tables = {get_kind(k).ident: n for k, n in mapped.written.items()}
-        for kind_name, files in mapped.files.items():
+        stale = self.stale(connector, mapped.changes, mapped.files) if mapped.changes.ids else {}
+        # Children first: a batch recovered half-way still finds its parents' old versions stored,
+        # and through them the old children to remove (decision 0112).
+        for kind_name in sorted({*mapped.files, *stale}, key=lambda k: -_depth(k)):
+            files = mapped.files.get(kind_name, [])
             ident = get_kind(kind_name).ident
-            if files:
+            if kind_name in stale or kind_name in mapped.changes.ids:
+                lease.hold()
+                if fresh or not self.lake.has_batch(ident, batch.id):
+                    self.replace(ident, files, stale.get(kind_name, []), batch.id)
+                _remove(files)  # the upsert wrote its own copies
+            elif files:
                 lease.hold()
                 if fresh or not self.lake.has_batch(ident, batch.id):
                     self.lake.append_files(ident, files, batch_id=batch.id)
@@ -111,6 +123,52 @@ class LakeWriter:
                 kind_name, table, batch_id=batch.id, fresh=fresh, hold=lease.hold
             )
         return tables
+
+    def replace(self, ident: str, files: list[str], stale: list[str], batch_id: str) -> None:
+        """A batch's rows of one table, replacing stored records by record id in one commit (the
+        replaced rows stay in the table's history). ``stale``: rows the replaced parents' earlier
+        versions brought that this version does not, removed first (by themselves, untagged: a
+        recovered batch finds none left and goes on to the upsert)."""
+        if stale:
+            self.lake.delete(ident, In(term="record_id", literals=set(stale)))
+        if files:
+            rows = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+            self.lake.upsert(ident, rows, "record_id", batch_id=batch_id)
+
+    def stale(
+        self, connector: Connector, changes: Changes, files: dict[str, list[str]]
+    ) -> dict[str, list[str]]:
+        """Per child kind, the stored rows that came with an earlier version of a parent this batch
+        replaces (the same parent, the batch that stored that version) and that it does not bring
+        again: a version's items are all of its items. Found before anything is written, parents
+        first, so a removed child takes its own children with it."""
+        gone = {kind: dict(ids) for kind, ids in changes.ids.items()}  # kind -> record id -> its batch
+        found: dict[str, list[str]] = {}
+        for kind_name in sorted(connector.kinds, key=_depth):
+            kind = get_kind(kind_name)
+            if kind.parent not in gone or not self.lake.exists(kind.ident):
+                continue
+            parents = gone[kind.parent]
+            kept = {rid for f in files.get(kind_name, []) for rid in pq.read_table(f, columns=["record_id"])
+                    .column("record_id").to_pylist()}  # fmt: skip
+            rows = (
+                self.lake.table(kind.ident)
+                .scan(
+                    row_filter=In(term=PARENT_COLUMN[0], literals=set(parents)),
+                    selected_fields=("record_id", PARENT_COLUMN[0], "batch_id"),
+                )
+                .to_arrow()
+                .to_pylist()
+            )
+            old = {
+                r["record_id"]: r["batch_id"]
+                for r in rows
+                if r["batch_id"] == parents.get(r[PARENT_COLUMN[0]]) and r["record_id"] not in kept
+            }
+            if old:
+                found[kind_name] = sorted(old)
+                gone.setdefault(kind_name, {}).update(old)
+        return found
 
     def append(
         self, kind_name: str, table: pa.Table, *, batch_id: str, fresh: bool, hold: Callable[[], None]
@@ -150,6 +208,7 @@ def commit_batch(
                 stored=mapped.stored,
                 quarantined=len(mapped.rejects),
                 already_stored=mapped.already_stored,
+                replaced=mapped.changes.rows,
                 tables=tables,
                 claimed_by=None,
                 claimed_until=None,
@@ -161,3 +220,15 @@ def commit_batch(
         s.execute(delete(QuarantineRecord).where(QuarantineRecord.batch_id == batch_id))
         insert_quarantine(s, batch_id, connector, list(merged.values()))
     mapped.rejects = list(merged.values()) if len(merged) == len(mapped.rejects) else mapped.rejects
+
+
+def _depth(kind_name: str) -> int:
+    """How far down its family a kind is: 0 for a kind that belongs to none."""
+    parent = get_kind(kind_name).parent
+    return 0 if parent is None else 1 + _depth(parent)
+
+
+def _remove(files: list[str]) -> None:
+    """Parquet files written for the batch but not committed (no snapshot refers to them)."""
+    for f in files:
+        Path(f).unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from rich.table import Table
 from sciti.cli.common import console, fail, settings
 from sciti.errors import SCITIError
 
-# One account per role an officer would try; the name says the role.
+# One account per role an officer would try; the name says the role (and the office it is bound to).
 DEMO_ACCOUNTS = {
     "analyst": ["analyst"],
     "supervisor": ["supervisor"],
@@ -29,7 +29,12 @@ DEMO_ACCOUNTS = {
     "viewer": ["viewer"],
     "engineer": ["data_engineer"],
     "security": ["security_officer"],
+    "officer-ktct": ["targeting_officer"],
 }
+# Accounts bound to an office: they see its records only (need-to-know: queue, record pages, SQL).
+# KTCT, the container terminals, has the demo's sea declarations and the consignments of its
+# manifests (decision 0108); the other accounts see every office.
+DEMO_OFFICES = {"officer-ktct": "KTCT"}
 KINDS = ("declaration", "consignment", "road_cargo_info", "passenger", "currency_declaration")
 DEMO_SOURCE = "demo-clearance"  # the demo world's clearance system (connectors/demo-declarations)
 
@@ -43,7 +48,9 @@ def _accounts(s: Any) -> dict[str, str]:
     with session_scope(s.resolved_ops_db_url) as session:
         for name, roles in DEMO_ACCOUNTS.items():
             if find_user(session, name) is None:
-                _, password = create_user(session, name, roles, display_name=f"Demo {name}")
+                _, password = create_user(
+                    session, name, roles, office_code=DEMO_OFFICES.get(name), display_name=f"Demo {name}"
+                )
                 created[name] = password or ""
     return created
 
@@ -130,9 +137,12 @@ def setup() -> None:
         table = Table(title="Demo accounts (one-time passwords, shown once: each must be changed at login)")
         table.add_column("user")
         table.add_column("roles")
+        table.add_column("office")
         table.add_column("one-time password")
         for name, password in created.items():
-            table.add_row(name, ", ".join(DEMO_ACCOUNTS[name]), password)
+            table.add_row(
+                name, ", ".join(DEMO_ACCOUNTS[name]), DEMO_OFFICES.get(name, "every office"), password
+            )
         console.print(table)
 
 

@@ -1,4 +1,5 @@
-"""sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard``.
+"""sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard`` (one entry, or
+a selection: decision 0110).
 
 The quarantine commands act as a named account (``--user`` or ``SCITI_USER``, decisions 0024 and
 0099) holding ``quarantine.read`` (list, show) or ``quarantine.resubmit`` (resubmit, discard): that
@@ -12,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,7 @@ from sciti.acquire import (
 )
 from sciti.acquire.errors import UnitBusy
 from sciti.acquire.quarantine import ensure_ready
+from sciti.acquire.quarantine_bulk import BULK_MAX, Selection, discard_selection
 from sciti.acquire.units import files_in
 from sciti.cli.common import acting_account, console, fail, settings
 from sciti.errors import SCITIError
@@ -99,6 +102,8 @@ def _totals(results: list[BatchResult], shown: int) -> str:
     )
     if already:
         text += " (already stored: sent before with the same values; nothing to do)"
+    if replaced := sum(r.replaced for r in results):
+        text += f" · {replaced:,} of the stored replaced a record stored before with other values"
     if shown < len(results):
         text += f" · {len(results) - shown} more not listed (`sciti batches` shows all)"
     return text
@@ -184,7 +189,8 @@ def batches(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Batches with their counts: received = stored + quarantined + already stored (sent before with
-    the same values: neither stored again nor quarantined)."""
+    the same values: neither stored again nor quarantined). ``replaced``: of the stored, rows that
+    replaced a record stored before (``on_change: replace``)."""
     try:
         rows = list_batches(settings(), connector=connector, limit=limit)
     except SCITIError as exc:
@@ -193,8 +199,8 @@ def batches(
         _print_json(rows)
         return
     table = RichTable(title="batches")
-    for col in ("batch", "connector", "unit", "status", *COUNTS, "started"):
-        table.add_column(col, justify="right" if col in COUNTS else "left")
+    for col in ("batch", "connector", "unit", "status", *COUNTS, "replaced", "started"):
+        table.add_column(col, justify="right" if col in (*COUNTS, "replaced") else "left")
     for b in rows:
         ok = "" if b["reconciled"] else " [red](!)[/]"
         table.add_row(
@@ -206,6 +212,7 @@ def batches(
             str(b["stored"]),
             str(b["quarantined"]),
             str(b["already_stored"]) + ok,
+            str(b["replaced"]),
             (b["started_at"] or "")[:19],
         )
     console.print(table)
@@ -324,17 +331,64 @@ def _edit(text: str) -> str | None:
 
 @quarantine_app.command("discard")
 def quarantine_discard(
-    quarantine_id: int,
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why this entry will not be stored.")],
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Entry ids (one, or several).", show_default=False)
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why these entries will not be stored.")] = "",
+    connector: Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this data source.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", "-b", help="Only this batch.")] = None,
+    reason_contains: Annotated[
+        str | None, typer.Option("--reason-contains", help="Only entries whose reason holds these words.")
+    ] = None,
+    after: Annotated[datetime | None, typer.Option("--after", help="Quarantined at or after (UTC).")] = None,
+    before: Annotated[datetime | None, typer.Option("--before", help="Quarantined before (UTC).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say how many would be discarded.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help=f"At most this many (≤ {BULK_MAX:,}).")] = BULK_MAX,
     user: User = "",
 ) -> None:
-    """Close an entry without storing it; the reason and the account are kept (audited)."""
+    """Close entries without storing them; the reason and the account are kept on each (audited).
+    One ID closes that entry; a selection (ids, --connector, --batch, --reason-contains, --after,
+    --before) closes every open entry it takes, at most --limit a run: preview it with --dry-run."""
     name = _acting(user, "quarantine.resubmit")
+    if not reason.strip():
+        fail("a reason is required to discard quarantine entries (pass --reason TEXT)")
+    sel = Selection(
+        connector=connector,
+        source=source,
+        batch_id=batch,
+        reason_contains=reason_contains,
+        received_after=after,
+        received_before=before,
+        ids=tuple(ids or ()),
+        everything=everything,
+    )
     try:
-        q = discard(settings(), quarantine_id, reason, user=name, source="cli")
+        if len(sel.ids) == 1 and sel.named() == {"ids": list(sel.ids)} and not dry_run:
+            q = discard(settings(), sel.ids[0], reason, user=name, source="cli")
+            console.print(f"quarantine entry {q['id']} discarded")
+            return
+        with console.status("discarding…" if not dry_run else "counting…"):
+            done = discard_selection(
+                settings(), sel, reason, name, source="cli", dry_run=dry_run, limit=limit
+            )
     except SCITIError as exc:
         fail(exc)
-    console.print(f"quarantine entry {q['id']} discarded")
+    if dry_run:
+        console.print(
+            f"dry run: {done.matched:,} open entries match; {done.closed:,} would be discarded, "
+            f"{done.remaining:,} would remain (the limit is {done.limit:,}); "
+            f"{done.already_closed:,} already closed. Nothing was changed.",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"discarded {done.closed:,} of {done.matched:,} open entries matching; "
+        f"{done.skipped:,} closed meanwhile by another action, {done.already_closed:,} already closed"
+        + (f"; {done.remaining:,} remain open: run it again" if done.remaining else ""),
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

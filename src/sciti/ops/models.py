@@ -85,6 +85,8 @@ class Batch(Base):
     # Rows or units whose records were all stored before with the same values: counted, neither
     # stored again nor quarantined (decision 0105). received = stored + quarantined + already_stored.
     already_stored: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Of the stored, rows that replaced a record stored with other values (on_change: replace, 0112).
+    replaced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     tables: Mapped[dict[str, Any]] = mapped_column(default=dict)  # table -> rows stored
     resubmission_of: Mapped[int | None] = mapped_column(Integer)  # quarantine id re-submitted
     error: Mapped[str | None] = mapped_column(Text)

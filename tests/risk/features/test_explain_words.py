@@ -44,7 +44,10 @@ def test_counts_have_thousands_separators_and_unit_values_a_currency() -> None:
     assert "12,500 past goods items" in describe("declaration", "hs_declarations", row, 0.1)
     text = describe("declaration", "unit_value", {"unit_value": 1581.92, "currency": "USD"}, 0.1)
     assert text.startswith("Declared unit value is 1,581.92 per kg (customs value in HKD;")
-    assert "item price in USD" in text
+    assert "the item price, currency USD, where" in text
+    # KCS declarations name no currency: the words say so, never "None" or a blank.
+    text = describe("declaration", "unit_value", {"unit_value": 1581.92, "currency": None}, 0.1)
+    assert "the item price, currency unknown, where" in text
     for kind in SUBJECT_KINDS:
         for info in columns(kind).values():
             if info.derived and info.explain and "{value:.0f}" in info.explain:

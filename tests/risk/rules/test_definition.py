@@ -102,7 +102,11 @@ def test_condition_errors_say_where_and_what_to_write(when, line, column, messag
             "{document_number}, which is personal data",
         ),
         ({"colour": "red"}, "colour", "is not a rule field"),
-        ({"scope": {"offices": ["A"]}, "kind": "consignment", "when": "packages > 1"}, "scope", "no offices"),
+        (
+            {"scope": {"procedures": ["A"]}, "kind": "consignment", "when": "packages > 1"},
+            "scope",
+            "no procedures",
+        ),
         ({"scope": {"ports": ["A"]}}, "scope", "unknown scope 'ports'"),
         ({"valid_from": "2026-02-01", "valid_to": "2026-01-01"}, "valid_to", "ends before it starts"),
         ({"valid_from": "soon"}, "valid_from", "not a date"),

@@ -2,8 +2,8 @@
 and real time, a missing currency included (decision 0106).
 
 An item price is in the item's own currency (``currency``); ``amount_national`` is in the national
-currency, which the engine's words call HKD (features.yaml: "customs value in HKD", "the reporting
-threshold (HKD 120,000)"). The KCS files name no currency, so their reasons must still read well.
+currency, which a reason names by the ``{national_currency}`` placeholder: the setting, HKD by
+default (decision 0111). The KCS files name no currency, so their reasons must still read well.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def test_starter_reasons_name_the_currency(file: str, record: dict, text: str) -
 
 
 # Amount fields and how a reason must name their currency: by the field that holds it, or as the
-# national currency (HKD, as the engine's words say it).
+# national currency (the placeholder the settings fill in, never a currency written in the rule).
 IN_FIELD = {("declaration", "item_price"): "currency", ("declaration", "invoice_amount"): "invoice_currency",
             ("currency_declaration", "amount"): "currency"}  # fmt: skip
-NATIONAL = "HKD"
+NATIONAL = r"\{national_currency\}"
 
 
 def _amounts(kind: str) -> set[str]:
@@ -84,7 +84,8 @@ def test_every_amount_a_starter_reason_quotes_names_its_currency(rule) -> None:
         if field is not None:
             assert "{" + field + "}" in rule.reason, f"{rule.id}: {{{name}}} without {{{field}}}"
         else:  # customs values, duties, amount_national: the national currency
-            assert re.search(rf"{NATIONAL} \{{{name}[:}}]", rule.reason), f"{rule.id}: {{{name}}} not in HKD"
+            assert re.search(rf"{NATIONAL} \{{{name}[:}}]", rule.reason), f"{rule.id}: {{{name}}}"
+    assert "HKD" not in rule.reason, f"{rule.id}: write {{national_currency}}, the setting, not HKD"
 
 
 # -- the engine: batch and real time say the same -------------------------------------------------

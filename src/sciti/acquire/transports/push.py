@@ -117,6 +117,7 @@ def result_json(result: Any) -> dict[str, Any]:
         "stored",
         "quarantined",
         "already_stored",
+        "replaced",
         "tables",
     )
     out = {k: getattr(result, k, None) for k in keys}

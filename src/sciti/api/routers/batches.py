@@ -33,6 +33,11 @@ class BatchOut(BaseModel):
         description="Rows or units whose records were all stored before with the same values (a file "
         "sent again): counted, neither stored again nor quarantined."
     )
+    replaced: int = Field(
+        0,
+        description="Of the stored: rows that replaced a record stored before with other values "
+        "(a connector with `on_change: replace`); the earlier version stays in the lake's history.",
+    )
     reconciled: bool = Field(description="received == stored + quarantined + already_stored")
     tables: dict[str, Any] = Field(description="Lake table -> rows stored in it.")
     resubmission_of: int | None
@@ -64,6 +69,7 @@ def batch_out(batch: Batch, cls: type[BatchOut] = BatchOut, **extra: Any) -> Bat
         stored=batch.stored,
         quarantined=batch.quarantined,
         already_stored=batch.already_stored,
+        replaced=batch.replaced,
         reconciled=batch.reconciled,
         tables=batch.tables or {},
         resubmission_of=batch.resubmission_of,

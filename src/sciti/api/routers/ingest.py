@@ -44,6 +44,11 @@ class IngestResult(BaseModel):
         description="Rows or units whose records were all stored before with the same values: "
         "counted, neither stored again nor quarantined.",
     )
+    replaced: int = Field(
+        0,
+        description="Of the stored, rows that replaced a record stored before with other values "
+        "(connectors with on_change: replace).",
+    )
     tables: dict[str, int] = Field(default_factory=dict, description="lake table -> rows stored")
     error: str | None = None
 

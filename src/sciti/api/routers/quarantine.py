@@ -3,7 +3,8 @@
 Showing one record (its raw content), re-submitting and discarding go through the shared functions
 of ``sciti.acquire.quarantine``, which audit them under the caller's account (decision 0099); the
 list gives where and why, never the raw content. Acting on an entry that is no longer open answers
-409 ``conflict`` (decision 0109).
+409 ``conflict`` (decision 0109). ``POST /quarantine/discard`` closes a whole selection, at most
+``BULK_MAX`` entries a call, with one audit entry (decision 0110).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from sciti.access import Principal, require
 from sciti.acquire.errors import AcquireError
+from sciti.acquire.quarantine_bulk import BULK_MAX, MAX_TEXT, Selection, discard_selection, selection_problems
 from sciti.api.deps import PagingDep, RowId, SessionDep, SettingsDep
 from sciti.api.errors import NotAvailable
 from sciti.api.routers.sql import client_of
@@ -85,6 +88,57 @@ class Discard(BaseModel):
         if not value.strip():
             raise ValueError("a reason is required: say why this record will not be stored")
         return value.strip()
+
+
+class BulkDiscard(BaseModel):
+    """A selection of quarantine entries (every field given must match), and why to discard them."""
+
+    model_config = ConfigDict(extra="forbid")
+    connector: str | None = Field(None, max_length=MAX_TEXT["connector"], description="Only this connector.")
+    source: str | None = Field(None, max_length=MAX_TEXT["source"], description="Only this data source.")
+    batch_id: str | None = Field(None, max_length=MAX_TEXT["batch_id"], description="Only this batch.")
+    reason_contains: str | None = Field(
+        None,
+        max_length=MAX_TEXT["reason_contains"],
+        description="Only entries whose quarantine reason contains these words (as written; case matters).",
+    )
+    received_after: datetime | None = Field(
+        None, description="Quarantined at or after (ISO 8601; UTC if no zone)."
+    )
+    received_before: datetime | None = Field(
+        None, description="Quarantined before (ISO 8601; UTC if no zone)."
+    )
+    ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list, max_length=BULK_MAX, description="Only these entries."
+    )
+    all: bool = Field(False, description="Consent to an empty selection: every open entry.")
+    reason: str = Field(
+        max_length=2000,
+        description="Why these records will not be stored; kept on every entry closed (not audited).",
+    )
+    dry_run: bool = Field(False, description="Count what would be discarded; change nothing.")
+    limit: int = Field(
+        BULK_MAX, ge=1, le=BULK_MAX, description=f"At most this many entries (≤ {BULK_MAX:,})."
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reason is required: say why these records will not be stored")
+        return value.strip()
+
+
+class BulkDiscardOut(BaseModel):
+    matched: int = Field(description="Open entries the selection took when the call began.")
+    closed: int = Field(description="Entries this call discarded (in a dry run: would discard).")
+    skipped: int = Field(description="Entries another action closed before this call reached them.")
+    remaining: int = Field(description="Entries of the selection still open past the limit: call again.")
+    already_closed: int = Field(description="Entries of the selection closed before this call.")
+    dry_run: bool
+    limit: int
+    audit_ref: str | None = Field(description="Kept on every entry closed and in the audit entry.")
+    selection: dict[str, Any]
 
 
 def _out(rec: QuarantineRecord, cls: type[QuarantineOut] = QuarantineOut, **extra: Any) -> QuarantineOut:
@@ -211,6 +265,49 @@ async def discard(
         raise
     log.info("quarantine discarded", extra={"quarantine_id": record_id, "user": principal.username})
     return QuarantineOut(**{n: entry.get(n) for n in QuarantineOut.model_fields})
+
+
+@router.post(
+    "/quarantine/discard",
+    summary="Discard every open quarantined record of a selection, with a reason",
+    response_model=BulkDiscardOut,
+)
+async def discard_many(
+    body: BulkDiscard, principal: Resubmitter, settings: SettingsDep, request: Request
+) -> BulkDiscardOut:
+    """As `sciti quarantine discard --connector … --reason …`: the open entries the selection takes
+    become `discarded`, each with the reason and the account; ONE audit entry (`quarantine.discard`)
+    holds the selection and the counts. `dry_run: true` answers the counts and changes nothing. An
+    empty selection is refused unless `all: true`. One call closes at most `limit` (at most 50,000)
+    entries; `remaining` says how many are left for the next call. Needs `quarantine.resubmit`."""
+    sel = Selection(
+        connector=body.connector,
+        source=body.source,
+        batch_id=body.batch_id,
+        reason_contains=body.reason_contains,
+        received_after=body.received_after,
+        received_before=body.received_before,
+        ids=tuple(body.ids),
+        everything=body.all,
+    )
+    problems = selection_problems(sel)
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", f), "msg": p, "type": "value_error"} for f, p in problems]
+        )
+    result = await run_in_threadpool(
+        discard_selection,
+        settings,
+        sel,
+        body.reason,
+        principal.username,
+        source=client_of(request),
+        dry_run=body.dry_run,
+        limit=body.limit,
+    )
+    if not body.dry_run:
+        log.info("quarantine discarded in bulk", extra={"closed": result.closed, "user": principal.username})
+    return BulkDiscardOut(**dataclasses.asdict(result))
 
 
 def _plain(value: Any) -> Any:

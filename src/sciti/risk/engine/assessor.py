@@ -373,7 +373,9 @@ class Assessor:
             factors = []
             if p.model is not None:
                 fallbacks = pinned.reference.fallbacks  # a rate over no inspections is said to be assumed
-                explained = p.model.explain(feats[top], top=self.explain_top, fallbacks=fallbacks)
+                explained = p.model.explain(
+                    feats[top], top=self.explain_top, fallbacks=fallbacks, national=pinned.reference.national
+                )
                 factors = factors_of(explained[0])
             assessment = decide(
                 pinned,

@@ -235,6 +235,7 @@ def fill_single(
         feats.take(pa.array(top[to_explain])),
         top=assessor.explain_top,
         fallbacks=assessor.reference.fallbacks,
+        national=assessor.reference.national,
     )
     for u, factors in zip(to_explain.tolist(), explained, strict=True):
         found = found_of.get(int(top[u]))
@@ -356,6 +357,7 @@ def fill_rich(
             feats.take(pa.array([int(top[u]) for u in to_explain])),
             top=assessor.explain_top,
             fallbacks=assessor.reference.fallbacks,
+            national=assessor.reference.national,
         )
         factors = {u: factors_of(f) for u, f in zip(to_explain, explained, strict=True)}
     lanes = list(LANES)

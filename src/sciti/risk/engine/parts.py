@@ -18,11 +18,13 @@ log = logging.getLogger("sciti.risk.engine")
 
 
 def active_rules(settings: Settings, kind: str, at: datetime) -> list[Any]:
-    """The approved rules of ``kind`` in force at ``at`` (compiled, contract 3)."""
+    """The approved rules of ``kind`` in force at ``at`` (compiled, contract 3), their reasons in
+    the settings' national currency (decision 0111)."""
     from sciti.risk import rules
+    from sciti.risk.features.national import National
 
     with session_scope(settings.resolved_ops_db_url) as session:
-        return list(rules.active_rules(session, kind, at))
+        return list(rules.active_rules(session, kind, at, National.of(settings)))
 
 
 def champions(settings: Settings, *, migrate_first: bool = False) -> dict[str, tuple[str, str]] | None:
@@ -124,8 +126,8 @@ def load_reference(settings: Settings) -> Any:
 
     try:
         return features.load_reference(settings)
-    except FeatureError:  # none saved yet: compute from the lake as it is now
-        log.warning("no saved risk reference tables: building them from the lake")
+    except FeatureError:  # none saved yet, or built for other settings: compute from the lake as it is now
+        log.warning("no usable saved risk reference tables: building them from the lake")
         return features.build_reference(settings)
 
 

@@ -2,6 +2,7 @@
 
 from sciti.risk.features.batch import compute_batch
 from sciti.risk.features.catalog import SUBJECT_KINDS, ColumnInfo, columns, feature_names
+from sciti.risk.features.national import National
 from sciti.risk.features.records import LABEL_COLUMNS, lake_records, records_sql
 from sciti.risk.features.reference import (
     Reference,
@@ -18,6 +19,7 @@ __all__ = [
     "LABEL_COLUMNS",
     "SUBJECT_KINDS",
     "ColumnInfo",
+    "National",
     "Reference",
     "build_reference",
     "build_reference_from",

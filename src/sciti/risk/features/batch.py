@@ -148,7 +148,7 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
             rec, load = sql_text("p.receipt_location"), sql_text("p.loading_location")
             cols["route_transhipment"] = f"coalesce(left({rec}, 2) <> left({load}, 2), false)"
     elif kind == "currency_declaration":
-        threshold = sql_float(cfg["currency_threshold"])
+        threshold = sql_float(float(ref.national.cash_threshold))  # the settings', as the reference keeps it
         near = sql_float(cfg["near_threshold_share"])
         ratio = f"({sql_number('p.amount_national')} / {threshold})"
         cols["threshold_ratio"] = ratio

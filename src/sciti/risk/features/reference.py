@@ -22,6 +22,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +34,7 @@ from sciti.lake import open_lake, query
 from sciti.model import load_codelists
 from sciti.risk.errors import FeatureError
 from sciti.risk.features.catalog import config
+from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.features.prepare import (
     KEY_SEP,
     UNIT_VALUE_FIELDS,
@@ -84,6 +86,7 @@ class Reference:
     cash_events: pa.Table | None = None
     built_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     snapshots: dict[str, int] = field(default_factory=dict)  # source table -> snapshot (when built)
+    national: National = DEFAULT  # the currency and cash threshold it was built for (settings)
 
     def __post_init__(self) -> None:
         if self.bands.num_rows and not _keyed_by_basis(self.bands):
@@ -170,6 +173,7 @@ def build_reference_from(
     parties: pa.Table | None = None,
     watchlist: pa.Table | None = None,
     keep_events: bool = True,
+    national: National = DEFAULT,
 ) -> Reference:
     """A Reference from labelled declaration rows (as :func:`lake_records` with labels returns them)."""
     cfg = config()
@@ -210,6 +214,7 @@ def build_reference_from(
         watchlist=watchlist if watchlist is not None else pa.table({"value": pa.array([], pa.string())}),
         known=known,
         events=events,
+        national=national,
     )
 
 
@@ -319,6 +324,7 @@ def build_reference(settings: Settings, as_of: date | datetime | None = None) ->
     records = lake_records(settings, "declaration", until=until, labels=True)
     snapshots = lake_snapshots(settings)
     lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    national = National.of(settings)
     ref = build_reference_from(
         records,
         as_of=day,
@@ -326,16 +332,17 @@ def build_reference(settings: Settings, as_of: date | datetime | None = None) ->
         known=known_codes(settings),
         parties=_parties(lake),
         watchlist=_watchlist(lake),
+        national=national,
     )
-    cash = _cash_history(lake, day)
+    cash = _cash_history(lake, day, national.cash_threshold)
     if cash.num_rows:
         ref.history = pa.concat_tables([ref.history, cash.cast(ref.history.schema)])
-    ref.cash_events = _cash_events(lake, day)
+    ref.cash_events = _cash_events(lake, day, national.cash_threshold)
     ref.snapshots = snapshots
     return ref
 
 
-def _cash_history(lake, day: date) -> pa.Table:
+def _cash_history(lake, day: date, threshold: Decimal) -> pa.Table:
     """Cash movements per document number in the 90 days up to ``day``, and how many were just below
     the threshold (the real-time path: a live record is assessed as of now)."""
     if not lake.exists("std.currency_declarations"):
@@ -347,7 +354,7 @@ def _cash_history(lake, day: date) -> pa.Table:
         f"""SELECT '{CASH_GROUP}' AS grp, {sql_text("document_number")} AS key,
                    CAST(count(*) AS DOUBLE) AS declarations, CAST(count(*) AS DOUBLE) AS declarations_365d,
                    {zero} AS inspections, {zero} AS frauds,
-                   CAST(count(*) FILTER (WHERE {_sql_near_threshold()}) AS DOUBLE) AS flagged,
+                   CAST(count(*) FILTER (WHERE {_sql_near_threshold(threshold)}) AS DOUBLE) AS flagged,
                    {zero} AS hit_rate, {zero} AS critical_rate
             FROM std.currency_declarations
             WHERE {sql_text("document_number")} IS NOT NULL
@@ -357,15 +364,14 @@ def _cash_history(lake, day: date) -> pa.Table:
     )
 
 
-def _sql_near_threshold(amount: str = "amount_national") -> str:
+def _sql_near_threshold(threshold: Decimal, amount: str = "amount_national") -> str:
     """Whether an amount in national currency is just below the cash reporting threshold."""
-    cfg = config()
-    threshold, near = float(cfg["currency_threshold"]), float(cfg["near_threshold_share"])
-    ratio = f"(TRY_CAST({amount} AS DOUBLE) / {sql_float(threshold)})"
+    near = float(config()["near_threshold_share"])
+    ratio = f"(TRY_CAST({amount} AS DOUBLE) / {sql_float(float(threshold))})"
     return f"coalesce({ratio} >= {sql_float(near)} AND {ratio} < 1.0, false)"
 
 
-def _cash_events(lake, day: date) -> pa.Table:
+def _cash_events(lake, day: date, threshold: Decimal) -> pa.Table:
     """Every cash movement with a document number up to ``day`` (key, when, just below the
     threshold): the point-in-time path counts, per record, those of the 90 days before it."""
     if not lake.exists("std.currency_declarations"):
@@ -375,7 +381,7 @@ def _cash_events(lake, day: date) -> pa.Table:
         f"""SELECT {sql_text("document_number")} AS key,
                    CAST(declared_at AS TIMESTAMPTZ) AS declared_at,
                    CAST(declared_at AS DATE) AS date,
-                   {_sql_near_threshold()} AS near
+                   {_sql_near_threshold(threshold)} AS near
             FROM std.currency_declarations
             WHERE {sql_text("document_number")} IS NOT NULL AND declared_at IS NOT NULL
               AND CAST(declared_at AS DATE) <= DATE '{day.isoformat()}'
@@ -441,7 +447,12 @@ def save_reference(settings: Settings, ref: Reference) -> None:
             "prior": [ref.prior],
             "prior_critical": [ref.prior_critical],
             "built_at": pa.array([ref.built_at], pa.timestamp("us", tz="UTC")),
-            "params": [json.dumps({k: v for k, v in config().items() if k not in ("kinds", "history")})],
+            "params": [
+                json.dumps(
+                    {k: v for k, v in config().items() if k not in ("kinds", "history")}
+                    | ref.national.params()
+                )
+            ],
         }
     )
     lake.ensure_table("risk.reference_meta", meta.schema)
@@ -458,6 +469,18 @@ def load_reference(settings: Settings) -> Reference:
         )
     meta = query(lake, "SELECT * FROM risk.reference_meta").to_pylist()[0]
     sid = meta["snapshot_id"]
+    national = National.from_params(json.loads(meta.get("params") or "{}"))
+    if national != National.of(settings):
+        # Its near-threshold counts were made with another threshold: callers build one instead.
+        problem = (
+            f"the saved risk reference {sid} was built for {national.said()}, not for the settings' "
+            f"{National.of(settings).said()} (national_currency, cash_reporting_threshold)"
+        )
+        log.warning("%s: not used", problem)
+        raise FeatureError(
+            problem,
+            remedy="build it again with `sciti risk reference build` (or train a model, which builds it)",
+        )
     tables = {}
     for name in ("bands", "history", "parties", "watchlist"):
         t = query(lake, f"SELECT * FROM risk.reference_{name} WHERE snapshot_id = '{sid}'")
@@ -469,5 +492,6 @@ def load_reference(settings: Settings) -> Reference:
         prior_critical=meta["prior_critical"],
         known=known_codes(settings),
         built_at=meta["built_at"],
+        national=national,
         **tables,
     )

@@ -97,7 +97,7 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
             f["route_transhipment"] = rec is not None and load is not None and rec[:2] != load[:2]
     elif kind == "currency_declaration":
         amount = py_number(r("amount_national"))
-        ratio = amount / float(cfg["currency_threshold"]) if amount is not None else None
+        ratio = amount / float(ref.national.cash_threshold) if amount is not None else None
         f["threshold_ratio"] = ratio
         f["just_below_threshold"] = ratio is not None and float(cfg["near_threshold_share"]) <= ratio < 1.0
         doc = py_text(r("document_number"))

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from sciti.risk.features.catalog import columns
+from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.models.matrix import row_matrix, to_matrix
 
 log = logging.getLogger(__name__)
@@ -115,11 +116,13 @@ class ScoringModel:
         data: pa.Table | list[dict[str, Any]] | dict[str, Any],
         top: int = 5,
         fallbacks: Mapping[str, float] | None = None,
+        national: National = DEFAULT,
     ) -> list[list[Factor]]:
         """Top ``top`` factors per row, largest effect first, each in words an officer can act on.
 
         ``fallbacks``: per rate feature, its value for a group never inspected (the reference's
-        overall rates), so the words do not claim a history that does not exist."""
+        overall rates), so the words do not claim a history that does not exist. ``national``:
+        the currency and cash threshold the words name (the reference's, from the settings)."""
         rows = _rows(data)
         contrib = self.contributions(data)
         names = self.feature_names
@@ -128,7 +131,7 @@ class ScoringModel:
             c = contrib[i, :-1]
             order = np.argsort(-np.abs(c), kind="stable")[:top]
             factors = []
-            filled = _filled(row)
+            filled = _filled(row, national)
             for j in order:
                 if c[j] == 0.0:
                     continue
@@ -249,9 +252,10 @@ class _Filled(dict):
 UNKNOWN = "unknown"  # the word rule reasons use for a missing value as well
 
 
-def _filled(row: dict[str, Any]) -> dict[str, Any]:
-    """The record's values for the templates (a missing one reads "unknown")."""
-    return _Filled((k, UNKNOWN if v is None else v) for k, v in row.items())
+def _filled(row: dict[str, Any], national: National = DEFAULT) -> dict[str, Any]:
+    """The record's values for the templates (a missing one reads "unknown"), and the national
+    currency and cash threshold (``{national_currency}``, ``{cash_reporting_threshold}``)."""
+    return _Filled(national.words, **{k: UNKNOWN if v is None else v for k, v in row.items()})
 
 
 def describe(
@@ -261,6 +265,7 @@ def describe(
     contribution: float,
     filled: dict[str, Any] | None = None,
     fallback: float | None = None,
+    national: National = DEFAULT,
 ) -> str:
     """One factor in words: the feature's template filled from the record, then its effect.
 
@@ -283,7 +288,7 @@ def describe(
     elif info and info.explain_unseen and _unseen(value, fallback):
         template = info.explain_unseen
     if template:
-        values = filled if isinstance(filled, _Filled) else _filled(filled or row)
+        values = filled if isinstance(filled, _Filled) else _filled(filled or row, national)
         try:
             return f"{template.format_map(_Filled(values, value=value))} {effect}"
         except (ValueError, TypeError, KeyError, IndexError):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.rules.compiled import CompiledRule, compile_rule
 from sciti.risk.rules.definition import parse_rule
 from sciti.risk.rules.errors import RuleSyntaxError
@@ -21,8 +22,9 @@ from sciti.risk.rules.store import effective_versions, rules_generation
 
 log = logging.getLogger("sciti.risk.rules")
 _lock = threading.Lock()
-_compiled: dict[str, CompiledRule] = {}  # "<sha256>@<version>" -> compiled rule
-_in_effect: dict[tuple[str, str], tuple[int, list[CompiledRule]]] = {}  # (db, kind) -> (generation, rules)
+_compiled: dict[tuple[str, int, National], CompiledRule] = {}  # (sha256, version, national) -> compiled rule
+# (db, kind, national) -> (generation, rules)
+_in_effect: dict[tuple[str, str, National], tuple[int, list[CompiledRule]]] = {}
 
 
 def _db_key(session: Session) -> str:
@@ -31,19 +33,20 @@ def _db_key(session: Session) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def _compile(text: str, sha: str, version: int) -> CompiledRule:
-    key = f"{sha}@{version}"
+def _compile(text: str, sha: str, version: int, national: National) -> CompiledRule:
+    key = (sha, version, national)
     found = _compiled.get(key)
     if found is None:
-        found = compile_rule(parse_rule(text), version)
+        found = compile_rule(parse_rule(text), version, national)
         with _lock:
             _compiled[key] = found
     return found
 
 
-def rules_in_effect(session: Session, kind: str) -> list[CompiledRule]:
-    """Every approved, enabled rule version of ``kind`` (whatever its validity period)."""
-    key = (_db_key(session), kind)
+def rules_in_effect(session: Session, kind: str, national: National = DEFAULT) -> list[CompiledRule]:
+    """Every approved, enabled rule version of ``kind`` (whatever its validity period), its reason
+    saying ``national``'s currency and cash threshold (the settings')."""
+    key = (_db_key(session), kind, national)
     generation = rules_generation(session, kind)
     cached = _in_effect.get(key)
     if cached is not None and cached[0] == generation:
@@ -53,7 +56,7 @@ def rules_in_effect(session: Session, kind: str) -> list[CompiledRule]:
         if not row.enabled:
             continue
         try:
-            rules.append(_compile(row.text, row.text_sha256, row.version))
+            rules.append(_compile(row.text, row.text_sha256, row.version, national))
         except RuleSyntaxError as exc:
             # A name the rule uses was removed from the features since approval: the other rules
             # keep running; this one is reported until someone writes a new version.
@@ -63,11 +66,13 @@ def rules_in_effect(session: Session, kind: str) -> list[CompiledRule]:
     return rules
 
 
-def active_rules(session: Session, kind: str, at: datetime | None = None) -> list[CompiledRule]:
+def active_rules(
+    session: Session, kind: str, at: datetime | None = None, national: National = DEFAULT
+) -> list[CompiledRule]:
     """The rules to apply to ``kind`` records at ``at`` (now by default): approved, enabled, valid then."""
     moment = at or datetime.now(UTC)
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return [rule for rule in rules_in_effect(session, kind) if rule.active_at(moment)]
+    return [rule for rule in rules_in_effect(session, kind, national) if rule.active_at(moment)]
 
 
 def clear_cache() -> None:

@@ -3,6 +3,8 @@
 ``sql`` is the NULL-safe condition (TRUE only where the condition is true); ``scope_sql`` the scope.
 ``matches(record)`` is the condition, ``in_scope(record)`` the scope; a rule hits a record when both
 hold. Both sides give the same answer on every record (tests/risk/rules/test_parity.py).
+``reason_template`` is the analyst's reason with the instance's national currency and cash threshold
+written in (decision 0111), so batch and real time fill in only the record's own values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.rules.columns import SCOPE_FIELDS, column_types
 from sciti.risk.rules.condition import referenced_types
 from sciti.risk.rules.definition import RuleDef, compile_condition
@@ -70,6 +73,24 @@ def render_reason(template: str, record: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _escaped(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def national_reason(template: str, national: National) -> str:
+    """``template`` with ``{national_currency}`` and ``{cash_reporting_threshold}`` (any format
+    spec) written in as ``national`` says them; the record's fields stay placeholders."""
+    words = national.words
+    out: list[str] = []
+    for literal, name, spec, conversion in _FORMATTER.parse(template):
+        out.append(_escaped(literal))
+        if name is None:
+            continue
+        field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        out.append(_escaped(render_reason(field, words)) if name in words else field)
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     """One approved rule version, ready to run (see the contract in the engine's ruleset)."""
@@ -80,7 +101,7 @@ class CompiledRule:
     title: str
     weight: float | None
     lane: str | None
-    reason_template: str
+    reason_template: str  # the national currency and threshold written in (national_reason)
     sql: str
     scope_sql: str
     definition: RuleDef
@@ -107,7 +128,8 @@ class CompiledRule:
         return self.definition.active_at(at)
 
 
-def compile_rule(rule: RuleDef, version: int = 0) -> CompiledRule:
+def compile_rule(rule: RuleDef, version: int = 0, national: National = DEFAULT) -> CompiledRule:
+    """``rule`` ready to run where ``national`` is the settings' currency and cash threshold."""
     fields = SCOPE_FIELDS.get(rule.kind, {})
     return CompiledRule(
         rule_id=rule.id,
@@ -116,7 +138,7 @@ def compile_rule(rule: RuleDef, version: int = 0) -> CompiledRule:
         title=rule.title,
         weight=rule.weight,
         lane=rule.lane,
-        reason_template=rule.reason,
+        reason_template=national_reason(rule.reason, national),
         sql=compile_sql(rule),
         scope_sql=scope_sql(rule),
         definition=rule,
@@ -125,4 +147,12 @@ def compile_rule(rule: RuleDef, version: int = 0) -> CompiledRule:
     )
 
 
-__all__ = ["CompiledRule", "compile_python", "compile_rule", "compile_sql", "render_reason", "scope_sql"]
+__all__ = [
+    "CompiledRule",
+    "compile_python",
+    "compile_rule",
+    "compile_sql",
+    "national_reason",
+    "render_reason",
+    "scope_sql",
+]

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from sciti.risk.features.national import PLACEHOLDERS
 from sciti.risk.rules.columns import SCOPE_FIELDS, SUBJECT_KINDS, column_infos, column_types
 from sciti.risk.rules.condition import Node, check_types, parse_condition, syntax_error
 from sciti.risk.rules.errors import RuleSyntaxError
@@ -36,8 +37,9 @@ KEYS = (
     "author",
     "enabled",
 )
-# Names a reason may use beyond the columns: who and what the record is.
-REASON_EXTRA = ("record_id",)
+# Names a reason may use beyond the columns: who and what the record is, and the national currency
+# and cash reporting threshold the settings give (decision 0111).
+REASON_EXTRA = ("record_id", *PLACEHOLDERS)
 PROTECTED_CLASSES = ("personal", "restricted")  # never quoted in a reason
 # A reason's format spec (Python's mini-language, without nested fields) and its bounds: a reason
 # is rendered for every hit and stored with every assessment, so `{hs6:>99999999}` (100 MB a hit)
@@ -260,7 +262,8 @@ def _check_reason(reason: str, kind: str, columns: dict[str, str], lines: dict[s
             raise _field_error(
                 "reason",
                 f"the reason mentions {{{name}}}, which is not a field or feature of this kind",
-                f"use a field or feature of {kind} records (GET /api/v1/rule-columns/{kind})",
+                f"use a field or feature of {kind} records (GET /api/v1/rule-columns/{kind}), or "
+                + ", ".join(f"{{{extra}}}" for extra in REASON_EXTRA),
                 lines,
             )
         # Reasons are stored with every assessment and shown to everyone who works the queue,

@@ -25,6 +25,7 @@ from sciti.risk.errors import FeatureError
 from sciti.risk.rules.columns import column_infos
 from sciti.risk.rules.condition import names_in
 from sciti.risk.rules.definition import RuleDef, compile_condition
+from sciti.risk.rules.dryrun_subjects import SUBJECT_SQL
 from sciti.risk.rules.protected import DryRunAccess
 from sciti.risk.rules.sql import quote_ident
 from sciti.settings import Settings
@@ -66,7 +67,7 @@ def names_history(rule: RuleDef) -> list[str]:
 def _visible_ids(lake: Lake, kind: str, access: DryRunAccess) -> pa.Table | None:
     """Record ids of ``kind`` that the caller's row filters let through; None when the caller sees
     every row (nothing to filter)."""
-    from sciti.risk.rules.dryrun import SUBJECT_SQL, _lake_query, _source_tables
+    from sciti.risk.rules.dryrun import _lake_query, _source_tables
 
     tables = _source_tables(kind)
     if not access.row_filtered(tables):
@@ -94,7 +95,6 @@ def dry_run_features(
     from sciti.risk import features
     from sciti.risk.rules.dryrun import (
         NO_FRAUDS,
-        SUBJECT_SQL,
         _aggregate_sql,
         _lake_query,
         _result,
@@ -136,12 +136,15 @@ def dry_run_features(
     try:
         conn.execute("SET TimeZone = 'UTC'")
         conn.register("subjects_raw", table)
+        # Each record is counted on the day the window selected it by (the lake row's record_date,
+        # as the lake path's): the computed feature may lack it (a consignment's, from ingested_at).
+        conn.register("days", records.select(["record_id", "record_date"]))
         sample = "declaration_record_id" if rule.kind == "declaration" else "record_id"
         conn.execute(
-            "CREATE VIEW subjects AS SELECT * EXCLUDE (record_date), "
-            "CAST(record_date AS DATE) AS record_date, "
-            f"CAST({quote_ident(subject.key_column)} AS VARCHAR) AS subject_key, "
-            f"{quote_ident(sample)} AS __sample_id FROM subjects_raw"
+            "CREATE VIEW subjects AS SELECT s.* EXCLUDE (record_date), "
+            "CAST(d.record_date AS DATE) AS record_date, "
+            f"CAST(s.{quote_ident(subject.key_column)} AS VARCHAR) AS subject_key, "
+            f"s.{quote_ident(sample)} AS __sample_id FROM subjects_raw s JOIN days d USING (record_id)"
         )
         if fraud_table is not None:
             conn.register("frauds", fraud_table)

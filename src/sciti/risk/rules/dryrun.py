@@ -2,8 +2,10 @@
 
 One DuckDB statement does the work. A rule over canonical fields only is pushed straight into the
 lake query (Iceberg snapshot -> DuckDB view -> filter -> aggregate), so the cost is one scan of
-the columns the rule reads. A rule that reads derived features runs over the features the engine
-scores with, history features as of each record's own date (:mod:`sciti.risk.rules.derived`).
+the columns the rule reads (and a consignment's manifest, for the office a scope names:
+:mod:`sciti.risk.rules.dryrun_subjects`). A rule that reads derived features runs over the
+features the engine scores with, history features as of each record's own date
+(:mod:`sciti.risk.rules.derived`).
 The window ends at ``until`` or, by default, at the newest record of the kind in the lake, so a
 dry-run over a historical data set (e.g. KCS 2020) is meaningful.
 
@@ -29,11 +31,11 @@ from typing import Any
 import pyarrow as pa
 
 from sciti.lake import Lake, open_lake, query
-from sciti.model import get_kind
 from sciti.risk.rules.columns import SCOPE_FIELDS, column_infos, column_types
 from sciti.risk.rules.condition import names_in, referenced_types
 from sciti.risk.rules.definition import RuleDef, compile_condition, iso_moment
 from sciti.risk.rules.derived import dry_run_features, history_features, names_history, needs_features
+from sciti.risk.rules.dryrun_subjects import SUBJECT_SQL, canonical_column, subject_source
 from sciti.risk.rules.protected import DryRunAccess, ProtectedFieldsRefused, protected_fields, source_tables
 from sciti.risk.rules.sql import condition_sql, in_list_sql, quote_ident, quote_text
 from sciti.settings import Settings
@@ -45,63 +47,6 @@ INSPECTIONS = "std.inspection_results"
 FRAUD_SQL = "COALESCE(fraud, fraud_severity > 0, outcome = 'seizure', FALSE)"
 NEWEST = "(SELECT max(record_date) FROM t_all)"  # the window ends at the newest record's day
 NO_FRAUDS = "(SELECT NULL::VARCHAR AS subject_key, NULL::BOOLEAN AS fraud WHERE FALSE)"
-
-
-@dataclass(frozen=True)
-class Subject:
-    """How to read one kind's subject rows from the lake with canonical columns."""
-
-    kind: str
-    from_sql: str  # FROM clause; item columns under alias i (declarations), else t
-    date_sql: str  # the date a record is assessed for
-    key_column: str  # business key inspection results name as target_id
-    record_id_sql: str  # the row's record id (the goods item's for declarations)
-    sample_id_sql: str  # the id a sample is shown by: the subject's record id (the declaration's)
-
-
-SUBJECT_SQL: dict[str, Subject] = {
-    "declaration": Subject(
-        "declaration",
-        "std.declarations d JOIN std.declaration_items i "
-        "ON i.declaration_id = d.declaration_id AND i.declaration_version = d.version",
-        "COALESCE(d.acceptance_date, CAST(d.issue_datetime AS DATE))",
-        "declaration_id",
-        "i.record_id",
-        "d.record_id",
-    ),
-    "consignment": Subject(
-        "consignment",
-        "std.consignments t",
-        "CAST(t.ingested_at AS DATE)",
-        "transport_document",
-        "t.record_id",
-        "t.record_id",
-    ),
-    "road_cargo_info": Subject(
-        "road_cargo_info",
-        "std.road_cargo_info t",
-        "CAST(COALESCE(t.submitted_at, t.ingested_at) AS DATE)",
-        "reference",
-        "t.record_id",
-        "t.record_id",
-    ),
-    "passenger": Subject(
-        "passenger",
-        "std.passengers t",
-        "COALESCE(t.departure_date, CAST(t.departure_at AS DATE), CAST(t.ingested_at AS DATE))",
-        "record_ref",
-        "t.record_id",
-        "t.record_id",
-    ),
-    "currency_declaration": Subject(
-        "currency_declaration",
-        "std.currency_declarations t",
-        "CAST(t.declared_at AS DATE)",
-        "declaration_number",
-        "t.record_id",
-        "t.record_id",
-    ),
-}
 
 
 @dataclass
@@ -156,14 +101,6 @@ class DryRunResult:
 
 def _source_tables(kind: str) -> list[str]:
     return source_tables(kind)
-
-
-def _canonical_column(kind: str, name: str) -> str:
-    """The qualified SQL column of a canonical field (item wins over header for declarations)."""
-    if kind == "declaration":
-        item = set(get_kind("declaration_item").field_names) | {"record_id"}
-        return f"i.{quote_ident(name)}" if name in item else f"d.{quote_ident(name)}"
-    return f"t.{quote_ident(name)}"
 
 
 def _scope_sql(scope: dict[str, str], count_sql: str, relation: str, window: str) -> tuple[str, str]:
@@ -471,12 +408,13 @@ def dry_run(
     )
     names |= {SCOPE_FIELDS[rule.kind][k] for k in rule.scope}
     names.discard("record_id")
-    cols = ", ".join(f"{_canonical_column(rule.kind, n)} AS {quote_ident(n)}" for n in sorted(names))
+    source = subject_source(rule.kind, names, lake, access)  # a consignment's office: its manifest's
+    cols = ", ".join(f"{source.columns[n]} AS {quote_ident(n)}" for n in sorted(names))
     relation = (
         f"(SELECT {subject.record_id_sql} AS record_id, {subject.sample_id_sql} AS sample_id, "
         f"{subject.date_sql} AS record_date, "
-        f"{_canonical_column(rule.kind, subject.key_column)} AS subject_key{', ' + cols if cols else ''} "
-        f"FROM {subject.from_sql})"
+        f"{canonical_column(rule.kind, subject.key_column)} AS subject_key{', ' + cols if cols else ''} "
+        f"FROM {source.from_sql})"
     )
     header = subject.from_sql.split(" JOIN ")[0]
     totals = f"(SELECT {subject.date_sql} AS record_date FROM {header})"
@@ -484,7 +422,7 @@ def dry_run(
     sql = _aggregate_sql(
         relation, totals, frauds, hi_sql, days, hit_sql, scope_parts(rule), count, sample_column="sample_id"
     )
-    per_day = _lake_query(lake, sql, access, readable)
+    per_day = _lake_query(lake, sql, access, readable | source.also_reads)
     return _result(rule, version, days, end, per_day, "lake", started, access)
 
 

@@ -1,4 +1,5 @@
-"""Sources and batches (live while ingests run), the quarantine browser, correct and re-submit."""
+"""Sources and batches (live while ingests run), the quarantine browser, correct and re-submit,
+discard one entry or every open entry of a filter."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from sciti.access import Principal
 from sciti.acquire.quarantine import show_quarantine
+from sciti.acquire.quarantine_bulk import BULK_MAX, Selection, selection_problems, selection_where
 from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, session_scope
 from sciti.settings import Settings
@@ -35,6 +37,7 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 func.sum(Batch.stored),
                 func.sum(Batch.quarantined),
                 func.sum(Batch.already_stored),
+                func.sum(Batch.replaced),
                 func.max(Batch.finished_at),
             )
             .group_by(Batch.connector)
@@ -50,6 +53,7 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 "stored": b.stored,
                 "quarantined": b.quarantined,
                 "already_stored": b.already_stored,
+                "replaced": b.replaced,
                 "reconciled": b.reconciled,
                 "started_at": b.started_at,
                 "finished_at": b.finished_at,
@@ -70,9 +74,10 @@ def _batches(settings: Settings, offset: int) -> dict[str, Any]:
                 "stored": s or 0,
                 "quarantined": q or 0,
                 "already_stored": a or 0,
+                "replaced": x or 0,
                 "last": f,
             }
-            for c, n, r, s, q, a, f in sources
+            for c, n, r, s, q, a, x, f in sources
         ],
     }
 
@@ -88,22 +93,31 @@ async def sources(
     return await render(request, template, principal, active="sources", data=data, page_size=PAGE)
 
 
-def _quarantine(settings: Settings, status: str, connector: str, offset: int) -> dict[str, Any]:
+def _quarantine(settings: Settings, status: str, sel: Selection, offset: int) -> dict[str, Any]:
+    """A page of entries the filter takes and, when it names a selection, how many of them are open
+    (what "discard all" would close: the same selection as ``discard_selection``, decision 0110)."""
     with session_scope(settings.resolved_ops_db_url) as session:
-        where = []
-        if status:
-            where.append(QuarantineRecord.status == status)
-        if connector:
-            where.append(QuarantineRecord.connector == connector)
+        where = selection_where(sel)
+        shown = [*where, QuarantineRecord.status == status] if status else where
         rows = session.scalars(
             select(QuarantineRecord)
-            .where(*where)
+            .where(*shown)
             .order_by(QuarantineRecord.id.desc())
             .limit(PAGE)
             .offset(offset)
         ).all()
-        total = session.scalar(select(func.count()).select_from(QuarantineRecord).where(*where)) or 0
+        total = session.scalar(select(func.count()).select_from(QuarantineRecord).where(*shown)) or 0
         connectors = session.scalars(select(QuarantineRecord.connector).distinct()).all()
+        bulk = None
+        if not selection_problems(sel):
+            is_open = QuarantineRecord.status == "open"
+            bulk = {
+                "open": session.scalar(
+                    select(func.count()).select_from(QuarantineRecord).where(*where, is_open)
+                )
+                or 0,
+                "max": BULK_MAX,
+            }
         items = [
             {
                 "id": r.id,
@@ -117,7 +131,7 @@ def _quarantine(settings: Settings, status: str, connector: str, offset: int) ->
             }
             for r in rows
         ]
-    return {"items": items, "total": total, "offset": offset, "connectors": sorted(connectors)}
+    return {"items": items, "total": total, "offset": offset, "connectors": sorted(connectors), "bulk": bulk}
 
 
 @router.get("/quarantine", response_class=HTMLResponse)
@@ -126,9 +140,14 @@ async def quarantine(
     principal: Annotated[Principal, Depends(page("quarantine.read"))],
     status: str = "open",
     connector: str = "",
+    batch_id: str = "",
+    reason_contains: str = "",
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    data = await run_in_threadpool(_quarantine, settings_of(request), status, connector, offset)
+    sel = Selection(
+        connector=connector or None, batch_id=batch_id or None, reason_contains=reason_contains or None
+    )
+    data = await run_in_threadpool(_quarantine, settings_of(request), status, sel, offset)
     return await render(
         request,
         "quarantine.html",
@@ -137,6 +156,8 @@ async def quarantine(
         data=data,
         status=status,
         connector=connector,
+        batch_id=batch_id,
+        reason_contains=reason_contains,
         page_size=PAGE,
     )
 

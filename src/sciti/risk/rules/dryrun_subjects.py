@@ -1,0 +1,116 @@
+"""How the dry-run's lake path reads one kind's subject rows: tables, dates, keys and columns.
+
+A row may take fields from its parent record, as the engine's scored row does (features.yaml
+``from_parent``): a consignment is handled at its manifest's ``customs_office`` (decision 0108),
+which a rule's ``offices`` scope reads. The dry-run joins the parent only when the rule names such
+a field, by ``parent_record_id`` as batch scoring and the SQL row scope do (decision 0113), so a
+rule over the kind's own fields (every declaration rule) reads exactly what it read before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sciti.lake import Lake
+from sciti.model import get_kind
+from sciti.model.sql import SQL_TYPES
+from sciti.risk.features.catalog import parent_fields
+from sciti.risk.rules.protected import DryRunAccess
+from sciti.risk.rules.sql import quote_ident
+
+
+@dataclass(frozen=True)
+class Subject:
+    """How to read one kind's subject rows from the lake with canonical columns."""
+
+    kind: str
+    from_sql: str  # FROM clause; item columns under alias i (declarations), else t
+    date_sql: str  # the date a record is assessed for
+    key_column: str  # business key inspection results name as target_id
+    record_id_sql: str  # the row's record id (the goods item's for declarations)
+    sample_id_sql: str  # the id a sample is shown by: the subject's record id (the declaration's)
+
+
+SUBJECT_SQL: dict[str, Subject] = {
+    "declaration": Subject(
+        "declaration",
+        "std.declarations d JOIN std.declaration_items i "
+        "ON i.declaration_id = d.declaration_id AND i.declaration_version = d.version",
+        "COALESCE(d.acceptance_date, CAST(d.issue_datetime AS DATE))",
+        "declaration_id",
+        "i.record_id",
+        "d.record_id",
+    ),
+    "consignment": Subject(
+        "consignment",
+        "std.consignments t",
+        "CAST(t.ingested_at AS DATE)",
+        "transport_document",
+        "t.record_id",
+        "t.record_id",
+    ),
+    "road_cargo_info": Subject(
+        "road_cargo_info",
+        "std.road_cargo_info t",
+        "CAST(COALESCE(t.submitted_at, t.ingested_at) AS DATE)",
+        "reference",
+        "t.record_id",
+        "t.record_id",
+    ),
+    "passenger": Subject(
+        "passenger",
+        "std.passengers t",
+        "COALESCE(t.departure_date, CAST(t.departure_at AS DATE), CAST(t.ingested_at AS DATE))",
+        "record_ref",
+        "t.record_id",
+        "t.record_id",
+    ),
+    "currency_declaration": Subject(
+        "currency_declaration",
+        "std.currency_declarations t",
+        "CAST(t.declared_at AS DATE)",
+        "declaration_number",
+        "t.record_id",
+        "t.record_id",
+    ),
+}
+
+
+def canonical_column(kind: str, name: str) -> str:
+    """The qualified SQL column of a canonical field (item wins over header for declarations)."""
+    if kind == "declaration":
+        item = set(get_kind("declaration_item").field_names) | {"record_id"}
+        return f"i.{quote_ident(name)}" if name in item else f"d.{quote_ident(name)}"
+    return f"t.{quote_ident(name)}"
+
+
+@dataclass(frozen=True)
+class SubjectSource:
+    """Where a dry-run reads its rows from: the FROM clause, name -> SQL of each column, and the
+    lake tables read besides the kind's own (the parent's, when joined)."""
+
+    from_sql: str
+    columns: dict[str, str]
+    also_reads: frozenset[str]
+
+
+def subject_source(kind: str, names: set[str], lake: Lake, access: DryRunAccess | None) -> SubjectSource:
+    """The rows for a rule naming ``names``: the kind's own table, joined to its parent's when a
+    name is a field the row takes from the parent. That field is NULL (as in batch scoring) when
+    the parent's table does not exist yet, or this caller may not read it."""
+    subject = SUBJECT_SQL[kind]
+    taken = {f.name: f for f in parent_fields(kind) if f.name in names}
+    columns = {n: canonical_column(kind, n) for n in names if n not in taken}
+    if not taken:
+        return SubjectSource(subject.from_sql, columns, frozenset())
+    parent = get_kind(get_kind(kind).parent or "").ident
+    if not lake.exists(parent) or (access is not None and not access.policy.can_read(parent)):
+        columns |= {n: f"CAST(NULL AS {SQL_TYPES[f.type]})" for n, f in taken.items()}
+        return SubjectSource(subject.from_sql, columns, frozenset())
+    # By the link the row scope follows (not manifest_id, which two carriers may share).
+    joined = f"{subject.from_sql} LEFT JOIN {parent} par ON par.record_id = t.parent_record_id"
+    columns |= {n: f"par.{quote_ident(n)}" for n in taken}
+    return SubjectSource(joined, columns, frozenset({parent}))
+
+
+__all__ = ["SUBJECT_SQL", "Subject", "SubjectSource", "canonical_column", "subject_source"]
