@@ -212,3 +212,30 @@ def test_ingest_says_how_many_stored_rows_replaced_a_record(instance, tmp_path) 
         b for b in orjson.loads(cli.invoke(app, ["batches", "--json"]).output) if b["unit"] == "day2.csv"
     ]
     assert (batch["stored"], batch["replaced"], batch["already_stored"]) == (2, 2, 2)
+
+
+def test_brackets_in_file_names_and_quarantined_values_are_shown_as_text(
+    instance, tmp_path, monkeypatch
+) -> None:
+    """Rich reads "[copy]" as a style and "[/]" as a closing tag: a file name lost its part in
+    brackets, and a refused value holding "[/]" made `quarantine list` and `show` crash."""
+    from sciti.cli.common import console
+
+    settings, use = instance
+    use(settings)
+    monkeypatch.setattr(console, "width", 240)  # whole cells: a name folded over lines is not found
+    unit = tmp_path / "manifest [copy].csv"
+    unit.write_text(f"{HEADER}\nB1,2024-13-01[/],KRPUS,1,USD,851713,\nB2,2024-07-01,KRPUS,1,USD,851713,\n")
+
+    done = cli.invoke(app, ["ingest", "decl", str(unit)], terminal_width=200)
+    assert done.exit_code == 0, done.output
+    assert "manifest [copy].csv" in done.output
+    batches = cli.invoke(app, ["batches"], terminal_width=200)
+    assert batches.exit_code == 0 and "manifest [copy].csv" in batches.output, batches.output
+    listed = as_engineer(settings, "quarantine", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "[/]" in listed.output and "manifest [copy].csv" in listed.output
+    (entry,) = orjson.loads(as_engineer(settings, "quarantine", "list", "--json").output)
+    shown = as_engineer(settings, "quarantine", "show", str(entry["id"]))
+    assert shown.exit_code == 0, shown.output
+    assert f"reason: {entry['reason']}" in " ".join(shown.output.split()), shown.output

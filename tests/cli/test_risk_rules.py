@@ -191,3 +191,19 @@ def test_a_declaration_dry_run_counts_declarations_and_names_the_goods_items(cli
     assert "hits 3 rows" not in out
     figures = json.loads(cli("risk", "rule", "dry-run", str(path), "--user", "alice", "--json"))
     assert (figures["hits"], figures["hit_rows"], sorted(figures["sample_ids"])) == (2, 3, ["d0", "d1"])
+
+
+def test_brackets_in_a_title_and_a_comment_are_shown_as_text(cli, tmp_path, monkeypatch) -> None:
+    """An analyst writes "[HS 61]" or "[/]" as words: Rich took them for markup, dropping the
+    first from `rule list` and failing `rule history` on the second."""
+    from sciti.cli.common import console
+
+    monkeypatch.setattr(console, "width", 240)
+    path = tmp_path / "under.yaml"
+    path.write_text(
+        UNDERVALUE.replace("title: Undervalued goods", 'title: "[HS 61] Undervalued goods"'), encoding="utf-8"
+    )
+    cli("risk", "rule", "add", str(path), "--user", "alice", "--submit")
+    cli("risk", "rule", "approve", "T-UNDER-01", "1", "--user", "bob", "-m", "checked [/] with the desk")
+    assert "[HS 61]" in cli("risk", "rule", "list")
+    assert "checked [/] with the desk" in cli("risk", "rule", "history", "T-UNDER-01")

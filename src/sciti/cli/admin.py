@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -150,7 +151,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="JSON instead of a 
     for r in rows:
         table.add_row(
             r["username"],
-            r["display_name"],
+            escape(r["display_name"] or ""),  # a person's words: brackets are text
             ", ".join(r["roles"]),
             r["office"] or "",
             r["state"],

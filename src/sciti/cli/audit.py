@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sciti.access import anchor, list_entries, verify
@@ -63,12 +64,8 @@ def list_cmd(
         out.add_row(
             str(e.seq),
             e.at.strftime("%Y-%m-%d %H:%M:%S"),
-            e.actor,
-            e.action,
-            e.target,
-            e.outcome,
-            e.purpose or "",
-            e.source or "",
+            # A purpose is a person's words, a target may name a file: text, never Rich markup.
+            *(escape(v or "") for v in (e.actor, e.action, e.target, e.outcome, e.purpose, e.source)),
         )
     console.print(out)
     console.print(f"{len(entries)} entries", highlight=False)

@@ -19,6 +19,8 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
@@ -83,7 +85,7 @@ def _result_table(results: list[BatchResult]) -> RichTable:
     for r in shown:
         style = {"failed": "red", "duplicate": "dim", "busy": "yellow"}.get(r.status, "")
         counts = (r.received, r.stored, r.quarantined, r.already_stored)
-        table.add_row(r.unit, r.status, *(str(n) for n in counts), r.batch_id[:12], style=style)
+        table.add_row(escape(r.unit), r.status, *(str(n) for n in counts), r.batch_id[:12], style=style)
     return table
 
 
@@ -162,7 +164,8 @@ def ingest(
                         conn, path, progress=lambda _r, n: progress.advance(task, n), unit=unit
                     )
                 except FileNotFoundError:  # moved or deleted after it was listed: the rest go on
-                    console.print(f"[yellow]skipped[/] {path}: it is gone (moved or deleted while listed)")
+                    gone = escape(str(path))
+                    console.print(f"[yellow]skipped[/] {gone}: it is gone (moved or deleted while listed)")
     except SCITIError as exc:
         fail(exc)
     if as_json:
@@ -198,23 +201,28 @@ def batches(
     if as_json:
         _print_json(rows)
         return
-    table = RichTable(title="batches")
-    for col in ("batch", "connector", "unit", "status", *COUNTS, "replaced", "started"):
-        table.add_column(col, justify="right" if col in (*COUNTS, "replaced") else "left")
+    # Five columns, the counts as the sum they must make: an 80-column terminal shows every figure
+    # whole (ten columns cut every header and most values to "rec…").
+    table = RichTable(
+        title="batches",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="counts: received = stored + quarantined + already stored; (!) they do not add up",
+    )
+    table.add_column("batch\nconnector", overflow="fold", min_width=12)
+    table.add_column("unit", overflow="fold", ratio=1, min_width=9)
+    table.add_column("status", min_width=9)
+    table.add_column("counts", justify="right", overflow="fold")
+    table.add_column("started", overflow="fold", min_width=10)
     for b in rows:
-        ok = "" if b["reconciled"] else " [red](!)[/]"
-        table.add_row(
-            b["batch_id"][:12],
-            b["connector"],
-            b["unit"],
-            b["status"],
-            str(b["received"]),
-            str(b["stored"]),
-            str(b["quarantined"]),
-            str(b["already_stored"]) + ok,
-            str(b["replaced"]),
-            (b["started_at"] or "")[:19],
-        )
+        counts = f"{b['received']:,} = {b['stored']:,} + {b['quarantined']:,} + {b['already_stored']:,}"
+        if not b["reconciled"]:
+            counts = f"[red]{counts} (!)[/]"
+        if b["replaced"]:
+            counts += f"\n({b['replaced']:,} replaced)"
+        started = (b["started_at"] or "")[:19].replace("T", "\n")
+        named = f"{b['batch_id'][:12]}\n{b['connector']}"  # a file's name is data, never markup
+        table.add_row(escape(named), escape(b["unit"]), b["status"], counts, started)
     console.print(table)
 
 
@@ -231,7 +239,7 @@ def connectors(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     for col in ("name", "source", "format", "kinds", "description"):
         table.add_column(col)
     for c in found:
-        table.add_row(c.name, c.source, c.format, ", ".join(c.kinds), c.description)
+        table.add_row(*(escape(v) for v in (c.name, c.source, c.format, ", ".join(c.kinds), c.description)))
     console.print(table)
 
 
@@ -256,7 +264,9 @@ def quarantine_list(
     for col in ("id", "connector", "locator", "field", "reason", "status"):
         table.add_column(col, overflow="fold")
     for q in rows:
-        table.add_row(str(q["id"]), q["connector"], q["locator"], q["field"] or "", q["reason"], q["status"])
+        # A reason quotes the data it refused: brackets in it are text, never Rich markup.
+        cells = (q["connector"], q["locator"], q["field"] or "", q["reason"], q["status"])
+        table.add_row(str(q["id"]), *(escape(str(c)) for c in cells))
     console.print(table)
 
 
@@ -274,7 +284,8 @@ def quarantine_show(
         _print_json(q)
         return
     for key in ("id", "connector", "batch_id", "locator", "field", "reason", "status", "resolved_by"):
-        console.print(f"[bold]{key}:[/] {q[key] if q[key] is not None else ''}", highlight=False)
+        value = escape(str(q[key])) if q[key] is not None else ""
+        console.print(f"[bold]{key}:[/] {value}", highlight=False)
     console.print("[bold]raw:[/]")
     if q["raw"]:
         # Exactly as received, never wrapped at the terminal's width: it is meant to be saved,

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sciti.access import privacy
@@ -221,10 +222,7 @@ def consent_list(user: User = "", subject: Annotated[str | None, typer.Option("-
         for c in privacy.list_consents(s, subject_ref=subject):
             out.add_row(
                 str(c.id),
-                c.subject_ref,
-                c.holder,
-                c.recipient,
-                c.purpose,
+                *(escape(v) for v in (c.subject_ref, c.holder, c.recipient, c.purpose)),  # people's words
                 ", ".join(c.kinds) or "all",
                 str(c.valid_from),
                 str(c.valid_until),
@@ -304,7 +302,12 @@ def transfer_list(user: User = "", partner: Annotated[str | None, typer.Option("
     with session_scope(_url()) as s:
         for r in privacy.list_transfer_rules(s, partner=partner):
             out.add_row(
-                r.partner, r.kind, ", ".join(r.fields), str(r.valid_until or ""), r.legal_basis, r.set_by
+                r.partner,
+                r.kind,
+                ", ".join(r.fields),
+                str(r.valid_until or ""),
+                escape(r.legal_basis),
+                r.set_by,
             )
     console.print(out)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -174,7 +175,7 @@ def list_(kind: Annotated[str | None, typer.Option(help="Only this record kind."
             table.add_row(
                 rule.id,
                 rule.kind,
-                rule.title,
+                escape(rule.title),  # an analyst's words: brackets in them are text
                 str(rule.latest_version),
                 latest.status,
                 f"v{rule.effective_version}" if rule.effective_version else "-",
@@ -208,7 +209,9 @@ def history(rule_id: str) -> None:
     table = Table("version", "decision", "by", "at", "comment")
     with _ops() as session:
         for d in rules.history(session, rule_id).decisions:
-            table.add_row(str(d.version), d.decision, d.actor, f"{d.at:%Y-%m-%d %H:%M}", d.comment)
+            table.add_row(
+                str(d.version), d.decision, d.actor, f"{d.at:%Y-%m-%d %H:%M}", escape(d.comment or "")
+            )
     console.print(table)
 
 
@@ -372,7 +375,7 @@ def dry_run(
         highlight=False,
     )
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if result.hits_per_day:
         table = Table("day", "hits", "known frauds")
         for day in result.hits_per_day[-31:]:

@@ -12,6 +12,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sciti.access.secrets import Caller, SecretMeta, SecretsService
@@ -161,7 +162,13 @@ def list_cmd(user: User = "", as_json: Annotated[bool, typer.Option("--json")] =
     for m in metas:
         when = m.updated_at.strftime("%Y-%m-%d %H:%M") if m.updated_at else ""
         out.add_row(
-            m.name, str(m.version), ", ".join(m.shared_with), when, m.updated_by, m.backend, m.description
+            m.name,
+            str(m.version),
+            ", ".join(m.shared_with),
+            when,
+            m.updated_by,
+            m.backend,
+            escape(m.description),
         )
     console.print(out)
 

@@ -138,3 +138,23 @@ def test_a_real_time_request_names_the_manifests_office(cargo) -> None:
         assert "customs_office" in refused.text, err
         schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ConsignmentIn"]
         assert "manifest" in schema["properties"]["customs_office"]["description"]
+
+
+def test_a_rule_scoped_to_an_office_hits_its_consignments_in_batch_and_in_real_time(cargo) -> None:
+    """A consignment rule scoped by office (decision 0113) reads the manifest's office: batch hits
+    the lake rows lodged there, real time hits a request naming that office, and no other."""
+    rule = {k: v for k, v in EVERY_CONSIGNMENT.items() if k != "lane"}
+    approve(cargo, rule | {"id": "T-CONS-OFFICE", "weight": 10, "scope": {"offices": [OFFICE]},
+                           "reason": "Lodged at the watched office"})  # fmt: skip
+    assessor = Assessor.load(cargo, kinds=("consignment",))
+    recs = features.lake_records(cargo, "consignment")
+    batch = assessor.assess_batch("consignment", recs).to_pylist()
+    hit = {r["record_id"] for r in batch if "T-CONS-OFFICE" in r["rule_ids"]}
+    at_office = {r["record_id"] for r in recs.to_pylist() if r["customs_office"] == OFFICE}
+    assert len(at_office) == 2 and hit == at_office
+    for row in recs.to_pylist():
+        (single,) = assessor.assess("consignment", [as_sent(row)])
+        assert ("T-CONS-OFFICE" in single.to_row()["rule_ids"]) == (row["record_id"] in at_office)
+        elsewhere = {**as_sent(row), "customs_office": "KTCT"}
+        (moved,) = assessor.assess("consignment", [elsewhere])
+        assert "T-CONS-OFFICE" not in moved.to_row()["rule_ids"]
