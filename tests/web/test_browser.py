@@ -251,3 +251,30 @@ def test_models_page_draws_the_evaluation_curves(offline, live_server, web_setti
     for curve in ("precision_at_k", "roc", "precision_recall"):
         page.wait_for_selector(f"[data-curve={curve}] canvas")  # ECharts drew it from the entry's points
     shot(page, "models")
+
+
+def test_discard_every_entry_of_a_bad_file_from_the_quarantine_page(offline, live_server, web_settings):
+    """A late file whose rows were all refused for one cause: the engineer filters the page by its
+    batch, gives a reason, confirms, and every entry is closed with that reason (decision 0110)."""
+    from sciti.ops import QuarantineRecord, session_scope
+    from tests.web.test_quarantine_bulk_page import late_file
+
+    ids = late_file(web_settings, "bulk-browser", 3)
+    page, _ = offline
+    log_in(page, live_server, "dee")
+    page.goto(f"{live_server}/ui/quarantine?batch_id=bulk-browser")
+    assert "3 open records match this filter." in page.inner_text("#bulk-preview")
+    page.get_by_label("Why these records will not be stored").fill("supplier resent the file corrected")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    with page.expect_navigation():  # the page reloads once the API has closed them
+        page.get_by_role("button", name="Discard all 3 matching entries").click()
+    page.wait_for_selector("#notices .notice.ok")
+    assert asked == ["Discard 3 records? They will not be stored."]
+    assert "discarded" in page.inner_text("#notices")
+    assert page.locator("#bulk-discard-form").count() == 0  # nothing open is left to discard
+    with session_scope(web_settings.resolved_ops_db_url) as s:
+        closed = [s.get(QuarantineRecord, i) for i in ids]
+        assert {(q.status, q.details.get("discard_reason")) for q in closed} == {
+            ("discarded", "supplier resent the file corrected")
+        }
