@@ -5,7 +5,8 @@ table-style part is mapped in DuckDB and writes Parquet files into the tables' d
 yet committed), a record-style part gives Arrow tables. Records another batch already stored, or an
 earlier row or unit of this batch holds, are checked here too (decisions 0100 and 0105): a row or
 unit whose records are all stored with the same values is counted as already stored, one with
-other values is quarantined.
+other values is quarantined. Before that check, a connector with ``version_from_history`` has its
+additional messages numbered from the declaration's stored versions (``versions``, decision 0114).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sciti.acquire import versions
 from sciti.acquire.connector import Connector
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
 from sciti.acquire.items import Parsed, Rejected
@@ -84,6 +86,9 @@ def derive(
             total.tables[kind] = (
                 pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
             )
+    if total.tables and versions.wanted(connector):  # before the check: it compares the final keys
+        digests = versions.Digests(settings, connector, work)
+        versions.number_from_history(total, raws, stored(versions.PARENT), digests, batch_id)
     if total.tables:
         drop_stored(total, raws, stored, unit_of)
     return total

@@ -207,7 +207,7 @@ def batches(
         title="batches",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        caption="counts: received = stored + quarantined + already stored; (!) they do not add up",
+        caption="counts: received = stored + quarantined + already stored",
     )
     table.add_column("batch\nconnector", overflow="fold", min_width=12)
     table.add_column("unit", overflow="fold", ratio=1, min_width=9)
@@ -217,7 +217,7 @@ def batches(
     for b in rows:
         counts = f"{b['received']:,} = {b['stored']:,} + {b['quarantined']:,} + {b['already_stored']:,}"
         if not b["reconciled"]:
-            counts = f"[red]{counts} (!)[/]"
+            counts = f"[red]{counts}: does not add up[/]"
         if b["replaced"]:
             counts += f"\n({b['replaced']:,} replaced)"
         started = (b["started_at"] or "")[:19].replace("T", "\n")

@@ -9,9 +9,9 @@ is shown as the engine wrote it, marked ``data-untranslated="engine"``. An Engli
 the engine's sentences as stored, the words of the record and the audit.
 
 A model factor is said from its keys: the feature's label from ``column.<name>``, the value
-formatted as the feature's own explanation formats it. The engine's sentence stays beside it for
-the details only the sentence has (the trader or the HS code it names; whether a rate was assumed
-for a group never inspected). See docs/web.md, *Language*.
+formatted as the feature's own explanation formats it and, for a smoothed rate, the counts it
+rests on (``inspections``, ``frauds``; decision 0115). The engine's sentence stays beside it for
+the details only the sentence has (the trader or the HS code it names). See docs/web.md, *Language*.
 """
 
 from __future__ import annotations
@@ -64,15 +64,36 @@ def factor_value(t: Translator, kind: str, feature: str, value: Any) -> Any:
 
 
 def factor_words(t: Translator, kind: str, factor: dict[str, Any]) -> str:
-    """One model factor in the reader's language: label, value and contribution."""
+    """One model factor in the reader's language: label, value, the counts behind a rate, and
+    contribution (``factor``: an entry of ``factors`` or a factor's code: the same keys)."""
     feature = str(factor.get("feature"))
     contribution = factor.get("contribution")
-    return t(
-        "risk.factor_line",
-        label=t.column(feature),
-        value=factor_value(t, kind, feature, factor.get("value")),
-        contribution=f"{contribution:+.2f}" if isinstance(contribution, (int, float)) else "?",
-    )
+    named = {
+        "label": t.column(feature),
+        "value": factor_value(t, kind, feature, factor.get("value")),
+        "contribution": f"{contribution:+.2f}" if isinstance(contribution, (int, float)) else "?",
+    }
+    if isinstance(factor.get("inspections"), int):
+        return t("risk.factor_line_evidence", evidence=evidence_words(t, kind, factor), **named)
+    return t("risk.factor_line", **named)
+
+
+def evidence_words(t: Translator, kind: str, factor: dict[str, Any]) -> str:
+    """The counts behind a smoothed rate, as the engine's sentence says them (features/evidence.py)."""
+    spec = _value_format(kind, str(factor.get("feature"))) or ".0%"
+    overall = format(float(factor["overall"]), spec)
+    inspections = int(factor["inspections"])
+    if inspections == 0:
+        return t("risk.evidence_unseen", overall=overall)
+    items = "_items" if factor.get("unit") == "item" else ""
+    frauds = factor.get("frauds")
+    if frauds is None:
+        words = t(f"risk.evidence_inspections{items}", inspections=f"{inspections:,}")
+    else:
+        counted = "critical" if factor.get("critical") else "frauds"
+        counts = {"inspections": f"{inspections:,}", "frauds": f"{int(frauds):,}"}
+        words = t(f"risk.evidence_{counted}{items}", **counts)
+    return t("risk.evidence_pulled", evidence=words, overall=overall) if factor.get("pulled") else words
 
 
 # What a line shows as written: data, and a loader's own English words.
@@ -220,4 +241,4 @@ _SAY: dict[str, Callable[[Translator, str, dict[str, Any]], str]] = {
 }
 
 
-__all__ = ["ReasonShown", "factor_value", "factor_words", "paired", "reason_words"]
+__all__ = ["ReasonShown", "evidence_words", "factor_value", "factor_words", "paired", "reason_words"]

@@ -28,7 +28,7 @@ def test_single_equals_batch_on_kcs(kcs, assessor) -> None:
     }
     assert len(batch) == sample.num_rows
     lanes = set()
-    hits = 0
+    hits = counted = 0
     for row in sample.to_pylist():
         (single,) = assessor.assess("declaration", [header_with_items(row)])
         other = batch[single.record_id]
@@ -39,7 +39,13 @@ def test_single_equals_batch_on_kcs(kcs, assessor) -> None:
         assert single.factors, "every model score carries its factors"
         lanes.add(single.lane)
         hits += bool(single.rule_ids)
+        coded = [c for c in single.reason_codes if c["code"] == "factor"]
+        for f, said in zip(single.factors, coded, strict=True):
+            if said.get("inspections"):  # a rate's counts, in its words and its code (decision 0115)
+                assert f" in {said['inspections']:,} " in f.text and said["feature"] == f.feature
+                counted += 1
     assert hits > 10 and {"green", "red"} <= lanes  # the comparison covered rule hits and several lanes
+    assert counted > 100  # and rates with their counts
 
 
 def test_default_batch_explains_only_flagged_records(kcs, assessor) -> None:
@@ -90,7 +96,7 @@ def test_rates_of_groups_never_inspected_are_said_to_be_assumed(kcs, assessor) -
     feats = features.compute_one("declaration", row, assessor.reference)
     fallbacks = assessor.reference.fallbacks
     model = assessor.kind_parts("declaration").model
-    texts = {f.feature: f.text for f in model.explain(feats, top=100, fallbacks=fallbacks)[0]}
+    texts = {f.feature: f.text for f in model.explain(feats, top=100, reference=assessor.reference)[0]}
     for name in ("hs_origin_risk", "trader_hit_rate", "hs_critical_rate"):
         assert feats[name] == fallbacks[name], name
         if name in texts:  # a feature the model uses
@@ -101,8 +107,8 @@ def test_rates_of_groups_never_inspected_are_said_to_be_assumed(kcs, assessor) -
     known = {
         f.feature: f.text
         for f in model.explain(features.compute_one("declaration", seen, assessor.reference), top=100,
-                               fallbacks=fallbacks)[0]
+                               reference=assessor.reference)[0]
     }  # fmt: skip
-    assert any("found fraud" in t or "were found fraudulent" in t for t in known.values())
+    assert any(" frauds in " in t and " past inspections" in t for t in known.values())
     batch = assessor.assess_batch("declaration", pa.Table.from_pylist([row]), explain="all").to_pylist()[0]
     assert json.loads(single.to_row()["factors"]) == json.loads(batch["factors"])

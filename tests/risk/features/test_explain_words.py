@@ -21,7 +21,8 @@ def rate_features() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("kind", "name"), rate_features())
 def test_a_smoothed_rate_is_worded_as_an_estimate_not_a_share(kind: str, name: str) -> None:
     info = columns(kind)[name]
-    assert info.explain and "estimated" in info.explain and "pulled toward the overall rate" in info.explain
+    # "({evidence})": the counts behind the estimate (test_rate_evidence.py, decision 0115)
+    assert info.explain and "estimated" in info.explain and "({evidence})" in info.explain
     assert "% of past inspections" not in info.explain and "at a rate of" not in info.explain
     assert info.explain_unseen and "assumed" in info.explain_unseen  # never inspected: said so
 

@@ -11,8 +11,8 @@ fields are dictionary look-ups.
 
 Versioning (see docs/decisions/0006): an original (FunctionCode 9) is version 1. A DMS additional
 message (FunctionCode 13) carries the MRN of the declaration it changes: an amendment (TypeCode
-COR) becomes version 2 and a cancellation (TypeCode INV) version 3, keyed by that MRN. True
-sequencing of several amendments needs the sender's sequence, which a single message lacks.
+COR) becomes version 2 and a cancellation (TypeCode INV) version 3, keyed by that MRN: provisional
+numbers, which the runner replaces by the next version in the stored history (decision 0114).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ says what is wrong and where (line and element path).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Iterator
@@ -145,6 +146,27 @@ def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterat
     for index, (target, decl) in enumerate(found, start=1):
         locator = base if len(found) == 1 else f"{unit}#/Declaration[{index}]"
         yield _check_and_map(schema, target, decl, locator, unit, raw)
+
+
+def declaration_digests(data: bytes, unit: str) -> dict[str, str]:
+    """Locator -> SHA-256 of each declaration in ``data``, as ``read`` names them: the message's own
+    identity (docs/decisions/0114). The Declaration element is hashed in exclusive canonical form
+    after the parser dropped comments and indentation, so a copy re-indented, re-encoded or in
+    another envelope has the same digest. Unreadable input has none (an empty dict)."""
+    if not data or _declares_dtd(data):  # the reader refused it already; never parse a DTD
+        return {}
+    try:
+        found = find_declarations(etree.fromstring(data, _parser()))
+    except (etree.XMLSyntaxError, ValueError):
+        return {}
+    if isinstance(found, str):
+        return {}
+    digests = {}
+    for index, (_, decl) in enumerate(found, start=1):
+        locator = f"{unit}#/Declaration" if len(found) == 1 else f"{unit}#/Declaration[{index}]"
+        canonical = etree.tostring(decl, method="c14n", exclusive=True, with_comments=False)
+        digests[locator] = hashlib.sha256(canonical).hexdigest()
+    return digests
 
 
 def find_declarations(root: etree._Element) -> list[tuple[etree._Element, etree._Element]] | str:

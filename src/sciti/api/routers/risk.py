@@ -71,6 +71,13 @@ class FactorOut(BaseModel):
     value: Any
     contribution: float = Field(description="Effect on the model's log-odds (TreeSHAP).")
     text: str
+    # A smoothed rate's evidence (decision 0115): absent for other features.
+    inspections: int | None = Field(None, description="Past inspections of the rate's group (0: never).")
+    frauds: int | None = Field(None, description="Of them, how many found fraud (critical when `critical`).")
+    critical: bool | None = Field(None, description="The rate counts critical frauds only.")
+    unit: str | None = Field(None, description="What one inspection counts: declaration or item.")
+    overall: float | None = Field(None, description="The overall rate the estimate is pulled toward.")
+    pulled: bool | None = Field(None, description="Few inspections: the estimate leans on `overall`.")
 
 
 class ReasonCodeOut(BaseModel):
@@ -81,7 +88,8 @@ class ReasonCodeOut(BaseModel):
         description="rule_hit {rule, version, weight, lane, text: the rule's own reason as written}, "
         "unknown_code {field, value}, model {version, score, and when calibrated share, unit, period, "
         "period_start, period_end}, no_model {kind, why, cause: rules_only | failed | null}, "
-        "factor {feature, value, contribution}, sample {share}, red_capacity {office, day, places, lane}. "
+        "factor {feature, value, contribution; a rate also inspections, frauds, critical, unit, overall, "
+        "pulled}, sample {share}, red_capacity {office, day, places, lane}. "
         "A declaration's line that names a goods item also has `item` (its number)."
     )
 

@@ -31,14 +31,18 @@ class FactorOut:
     value: Any
     contribution: float
     text: str
+    # A smoothed rate's counts (inspections, frauds, ...: reasons.factor), beside its keys in
+    # ``factors`` as in its code, so a page says them in its reader's language (decision 0115).
+    evidence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "feature": self.feature,
             "value": self.value,
             "contribution": self.contribution,
             "text": self.text,
         }
+        return out | self.evidence if self.evidence else out
 
 
 @dataclass

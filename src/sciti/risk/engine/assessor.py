@@ -372,10 +372,8 @@ class Assessor:
             top = max(range(len(results)), key=lambda i: results[i].score)
             factors = []
             if p.model is not None:
-                fallbacks = pinned.reference.fallbacks  # a rate over no inspections is said to be assumed
-                explained = p.model.explain(
-                    feats[top], top=self.explain_top, fallbacks=fallbacks, national=pinned.reference.national
-                )
+                # The reference says which rates are assumed (no inspections) and the counts of the others.
+                explained = p.model.explain(feats[top], top=self.explain_top, reference=pinned.reference)
                 factors = factors_of(explained[0])
             assessment = decide(
                 pinned,

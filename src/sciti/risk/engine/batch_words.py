@@ -234,8 +234,7 @@ def fill_single(
     explained = p.model.explain(
         feats.take(pa.array(top[to_explain])),
         top=assessor.explain_top,
-        fallbacks=assessor.reference.fallbacks,
-        national=assessor.reference.national,
+        reference=assessor.reference,  # its fallbacks, currency and counts: as real time's
     )
     for u, factors in zip(to_explain.tolist(), explained, strict=True):
         found = found_of.get(int(top[u]))
@@ -356,8 +355,7 @@ def fill_rich(
         explained = p.model.explain(
             feats.take(pa.array([int(top[u]) for u in to_explain])),
             top=assessor.explain_top,
-            fallbacks=assessor.reference.fallbacks,
-            national=assessor.reference.national,
+            reference=assessor.reference,
         )
         factors = {u: factors_of(f) for u, f in zip(to_explain, explained, strict=True)}
     lanes = list(LANES)

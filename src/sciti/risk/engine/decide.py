@@ -38,13 +38,15 @@ def factors_of(factors: list[Any]) -> list[FactorOut]:
         value = f.value
         if value is not None and not isinstance(value, (str, int, float, bool)):
             value = str(value)
-        out.append(FactorOut(str(f.feature), value, round(float(f.contribution), 4), str(f.text)))
+        found = getattr(f, "evidence", None)  # a smoothed rate's counts (decision 0115)
+        evidence = found.said() if found is not None else None
+        out.append(FactorOut(str(f.feature), value, round(float(f.contribution), 4), str(f.text), evidence))
     return out
 
 
 def factor_said(f: FactorOut, item: dict[str, Any] = rc.NO_ITEM) -> dict[str, Any]:
     """A model factor's line as its code (its sentence is the model's own, in ``f.text``)."""
-    return rc.factor(f.feature, f.value, f.contribution, item)
+    return rc.factor(f.feature, f.value, f.contribution, item, f.evidence)
 
 
 def unknown_codes(row: dict[str, Any]) -> list[str]:

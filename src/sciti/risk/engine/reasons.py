@@ -14,7 +14,11 @@ Codes and their values (``item``: the goods item a declaration's line names, "It
   traffic scoring as high), ``unit`` and ``period`` (``period_start`` / ``period_end`` beside it);
 * ``no_model``: ``kind``, ``why`` (the loader's own words, English; null: no champion) and
   ``cause``: ``rules_only`` (asked for), ``failed`` (a champion that cannot be loaded), or null;
-* ``factor``: a model factor's line: ``feature``, ``value``, ``contribution`` (as in ``factors``);
+* ``factor``: a model factor's line: ``feature``, ``value``, ``contribution`` (as in ``factors``)
+  and, for a smoothed rate, the counts it rests on (decision 0115): ``inspections``, ``frauds``
+  (critical ones when ``critical``; null when not known), ``unit`` (``declaration`` or ``item``:
+  what one inspection counts), ``overall`` (the rate it is pulled toward) and ``pulled`` (whether
+  the words say so: few inspections); ``inspections`` 0 is a group never inspected;
 * ``sample``: ``share`` of records the random compliance sample selects;
 * ``red_capacity``: ``office`` (null: none), ``day``, ``places`` (the day's red-lane capacity) and
   ``lane``, the lane given instead.
@@ -109,8 +113,15 @@ def model(
     return said
 
 
-def factor(feature: str, value: Any, contribution: float, item: dict[str, Any]) -> dict[str, Any]:
-    return {"code": FACTOR, **item, "feature": feature, "value": value, "contribution": contribution}
+def factor(
+    feature: str,
+    value: Any,
+    contribution: float,
+    item: dict[str, Any],
+    evidence: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    said = {"code": FACTOR, **item, "feature": feature, "value": value, "contribution": contribution}
+    return said | evidence if evidence else said
 
 
 def sample(share: float) -> dict[str, Any]:

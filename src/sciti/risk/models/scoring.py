@@ -3,7 +3,8 @@
 Contributions are LightGBM's TreeSHAP values (``pred_contrib=True``) on the log-odds scale: they
 add up, with the base value, to the score's log-odds. Each factor is written in words from the
 feature's template in features.yaml, e.g. "Declared unit value is 18% of the reference price for
-HS 851712 from CN (contributes +0.21)".
+HS 851712 from CN (contributes +0.21)". A smoothed rate says the counts it rests on, looked up in the
+reference for the explained rows only (features/evidence.py, decision 0115).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 
 from sciti.risk.features.catalog import columns
+from sciti.risk.features.evidence import Evidence, evidence_of, evidence_words
 from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.models.matrix import row_matrix, to_matrix
+
+if TYPE_CHECKING:
+    from sciti.risk.features.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ class Factor:
     value: Any
     contribution: float
     text: str
+    evidence: Evidence | None = None  # a smoothed rate's counts (None: no rate, or no reference given)
 
 
 @dataclass
@@ -117,12 +123,17 @@ class ScoringModel:
         top: int = 5,
         fallbacks: Mapping[str, float] | None = None,
         national: National = DEFAULT,
+        reference: Reference | None = None,
     ) -> list[list[Factor]]:
         """Top ``top`` factors per row, largest effect first, each in words an officer can act on.
 
         ``fallbacks``: per rate feature, its value for a group never inspected (the reference's
         overall rates), so the words do not claim a history that does not exist. ``national``:
-        the currency and cash threshold the words name (the reference's, from the settings)."""
+        the currency and cash threshold the words name (the reference's, from the settings).
+        ``reference``: the one the rows' features come from; it gives both of those, and each rate
+        its counts ("4 frauds in 10 past inspections"). Batch and real time pass the same one."""
+        if reference is not None:
+            fallbacks, national = reference.fallbacks, reference.national
         rows = _rows(data)
         contrib = self.contributions(data)
         names = self.feature_names
@@ -136,8 +147,10 @@ class ScoringModel:
                 if c[j] == 0.0:
                     continue
                 name, value = names[j], float(c[j])
-                text = describe(self.kind, name, row, value, filled, (fallbacks or {}).get(name))
-                factors.append(Factor(name, _plain(row.get(name)), value, text))
+                found = evidence_of(reference, self.kind, name, row) if reference is not None else None
+                fallback = (fallbacks or {}).get(name)
+                text = describe(self.kind, name, row, value, filled, fallback, evidence=found)
+                factors.append(Factor(name, _plain(row.get(name)), value, text, found))
             out.append(factors)
         return out
 
@@ -266,11 +279,13 @@ def describe(
     filled: dict[str, Any] | None = None,
     fallback: float | None = None,
     national: National = DEFAULT,
+    evidence: Evidence | None = None,
 ) -> str:
     """One factor in words: the feature's template filled from the record, then its effect.
 
     ``fallback``: the value a rate takes when its group has no past inspections (the overall
-    rate, see Reference.fallbacks); such a rate is said to be assumed, not found.
+    rate, see Reference.fallbacks); such a rate is said to be assumed, not found. ``evidence``:
+    the counts behind a rate (its template's ``{evidence}``); without them, how such a rate is made.
     """
     info = columns(kind).get(name)
     value = row.get(name)
@@ -285,12 +300,13 @@ def describe(
     template = info.explain if info and info.explain else None
     if isinstance(value, bool) and not value:
         template = info.explain_no if info and info.explain_no else None
-    elif info and info.explain_unseen and _unseen(value, fallback):
+    elif info and info.explain_unseen and _unseen(value, fallback, evidence):
         template = info.explain_unseen
     if template:
         values = filled if isinstance(filled, _Filled) else _filled(filled or row, national)
         try:
-            return f"{template.format_map(_Filled(values, value=value))} {effect}"
+            said = evidence_words(kind, name, template, evidence) if "{evidence}" in template else ""
+            return f"{template.format_map(_Filled(values, value=value, evidence=said))} {effect}"
         except (ValueError, TypeError, KeyError, IndexError):
             pass
     shown = f"{value:,.6g}" if isinstance(value, float) else value  # not 0.21637064573867548
@@ -300,6 +316,8 @@ def describe(
 _CLAUSE = re.compile(r": | \(|; ")
 
 
-def _unseen(value: Any, fallback: float | None) -> bool:
+def _unseen(value: Any, fallback: float | None, evidence: Evidence | None = None) -> bool:
+    if evidence is not None:
+        return evidence.inspections == 0
     # A smoothed rate over no inspections is exactly the overall rate, give or take rounding in SQL.
     return fallback is not None and isinstance(value, float) and math.isclose(value, fallback, rel_tol=1e-9)
