@@ -55,3 +55,11 @@ def test_counts_have_thousands_separators_and_unit_values_a_currency() -> None:
                 assert info.name == "unknown_code_count", info.name  # counts: {value:,.0f}
     ratio = describe("currency_declaration", "threshold_ratio", {"threshold_ratio": 0.95}, 0.1)
     assert ratio.startswith("Amount is 95% of the reporting threshold (HKD 120,000)")
+
+
+@pytest.mark.parametrize("courier", [None, "", "  "])
+def test_a_blank_key_reads_unknown(courier) -> None:
+    """KCS declarations that came by no express courier have it blank: the words never show a gap."""
+    row = {"courier_hit_rate": 0.22, "courier_id": courier}
+    text = describe("declaration", "courier_hit_rate", row, 0.1, fallback=0.22)
+    assert text.startswith("Courier unknown has no past inspections"), text

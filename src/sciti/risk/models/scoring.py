@@ -268,7 +268,9 @@ UNKNOWN = "unknown"  # the word rule reasons use for a missing value as well
 def _filled(row: dict[str, Any], national: National = DEFAULT) -> dict[str, Any]:
     """The record's values for the templates (a missing one reads "unknown"), and the national
     currency and cash threshold (``{national_currency}``, ``{cash_reporting_threshold}``)."""
-    return _Filled(national.words, **{k: UNKNOWN if v is None else v for k, v in row.items()})
+    # A blank text is as good as none: "Courier  has no past inspections" helps no one.
+    blank = {k for k, v in row.items() if v is None or (isinstance(v, str) and not v.strip())}
+    return _Filled(national.words, **{k: UNKNOWN if k in blank else v for k, v in row.items()})
 
 
 def describe(
