@@ -6,7 +6,7 @@ import dataclasses
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, select
@@ -22,8 +22,15 @@ from tests.risk.engine.conftest import approve
 from tests.risk.engine.test_store import heavy_cheap
 
 # An inspection is dated on or after its assessment (a day of slack for time zones; decision 0089).
-TODAY = datetime.now(UTC).date()
-YESTERDAY = TODAY - timedelta(days=1)
+
+
+def today() -> date:
+    """Taken when asked, not at import: a run that passes midnight (UTC) assesses on the next day."""
+    return datetime.now(UTC).date()
+
+
+def yesterday() -> date:
+    return today() - timedelta(days=1)
 
 
 def settled(settings) -> None:
@@ -204,7 +211,7 @@ def test_take_override_inspect_and_report(api, kcs) -> None:
     }  # fmt: skip
 
     done = client.post("/api/v1/risk/inspections", headers=officer, json={
-        "assessment_id": aid, "outcome": "seizure", "inspected_on": str(TODAY),
+        "assessment_id": aid, "outcome": "seizure", "inspected_on": str(today()),
         "revenue_raised": 1200.5})  # fmt: skip
     assert done.status_code == 201, done.text
     result = done.json()
@@ -259,7 +266,7 @@ def test_a_rule_whose_hits_are_all_innocent_is_flagged(api, kcs) -> None:
     (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
                        headers=officer).json()["assessments"]  # fmt: skip
     assert a["rule_ids"] == ["T-CN-DUTY"] and a["lane"] != "green", a
-    result = {"assessment_id": a["assessment_id"], "outcome": "no_discrepancy", "inspected_on": str(TODAY)}
+    result = {"assessment_id": a["assessment_id"], "outcome": "no_discrepancy", "inspected_on": str(today())}
     done = client.post("/api/v1/risk/inspections", headers=officer, json=result)
     assert done.status_code == 201 and done.json()["fraud"] is False
     settled(kcs)
@@ -316,7 +323,7 @@ def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> 
     (record,) = heavy_cheap("ONCE")
     (a,) = client.post("/api/v1/risk/assess", json={"kind": "declaration", "record": record},
                        headers=officer).json()["assessments"]  # fmt: skip
-    result = {"assessment_id": a["assessment_id"], "outcome": "discrepancy", "inspected_on": str(YESTERDAY),
+    result = {"assessment_id": a["assessment_id"], "outcome": "discrepancy", "inspected_on": str(yesterday()),
               "inspection_type": "documentary", "revenue_raised": 300.0,
               "findings": "undervalued"}  # fmt: skip
     first = client.post("/api/v1/risk/inspections", headers=officer, json=result)
@@ -345,9 +352,10 @@ def test_one_result_per_assessment_and_a_retry_is_answered_with_it(api, kcs) -> 
         )
         assert len(list(rows)) == 1
     lake = open_lake(kcs.resolved_catalog_uri, kcs.resolved_warehouse)
-    (n,) = query(lake, f"SELECT count(*) FROM std.inspection_results WHERE inspected_on = DATE '{YESTERDAY}'"
+    day = yesterday()
+    (n,) = query(lake, f"SELECT count(*) FROM std.inspection_results WHERE inspected_on = DATE '{day}'"
                  ).column(0).to_pylist()  # fmt: skip
     assert n == 1
-    report = hit_report(kcs, since=YESTERDAY, until=TODAY, period="day")
+    report = hit_report(kcs, since=yesterday(), until=today(), period="day")
     (line,) = [r for r in report["rules_over_time"] if r["rule_id"] == "T-HEAVY-CHEAP"]
     assert (line["inspected"], line["frauds"]) == (1, 1)

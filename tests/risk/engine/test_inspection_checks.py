@@ -33,7 +33,10 @@ from sciti.risk.engine.feedback import (
 )
 from tests.api.conftest import assert_envelope, bearer, make_client
 
-TODAY = datetime.now(UTC).date()
+
+def today() -> date:
+    """Taken when asked, not at import: a run that passes midnight (UTC) assesses on the next day."""
+    return datetime.now(UTC).date()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +97,7 @@ def post(client, headers, body: dict | str):
 )
 def test_a_revenue_the_lake_cannot_hold_is_a_422_not_a_500(kcs, client, officer, number) -> None:
     aid = queued(kcs)
-    body = (f'{{"assessment_id": "{aid}", "outcome": "discrepancy", "inspected_on": "{TODAY}", '
+    body = (f'{{"assessment_id": "{aid}", "outcome": "discrepancy", "inspected_on": "{today()}", '
             f'"revenue_raised": {number}}}')  # fmt: skip
     err = assert_envelope(post(client, officer, body), 422, "validation_error")
     assert [f["field"] for f in err["details"]["fields"]] == ["revenue_raised"], err
@@ -123,7 +126,7 @@ def test_the_largest_and_finest_revenues_are_stored_as_the_lake_keeps_them(
     body = {
         "assessment_id": aid,
         "outcome": "discrepancy",
-        "inspected_on": str(TODAY),
+        "inspected_on": str(today()),
         "revenue_raised": revenue,
     }
     done = post(client, officer, body)
@@ -134,7 +137,12 @@ def test_the_largest_and_finest_revenues_are_stored_as_the_lake_keeps_them(
 
 
 def _tomorrow_but_one() -> str:
-    return str(TODAY + timedelta(days=2))
+    return str(today() + timedelta(days=2))
+
+
+def resolved(change: dict) -> dict:
+    """A change whose dates depend on today is written as callables: resolved when the test runs."""
+    return {k: v() if callable(v) else v for k, v in change.items()}
 
 
 @pytest.mark.parametrize(
@@ -143,7 +151,7 @@ def _tomorrow_but_one() -> str:
         ({"revenue_raised": -5}, "revenue_raised"),
         ({"zzz": 1}, "zzz"),
         ({"inspected_on": "2099-01-01"}, "inspected_on"),
-        ({"inspected_on": _tomorrow_but_one()}, "inspected_on"),
+        ({"inspected_on": _tomorrow_but_one}, "inspected_on"),
         ({"inspected_on": "1900-01-01"}, "inspected_on"),  # before the assessment
         ({"outcome": "not_performed", "fraud": True}, "fraud"),
         ({"outcome": "no_discrepancy", "fraud": True}, "fraud"),
@@ -160,7 +168,7 @@ def test_a_result_that_cannot_be_a_label_is_refused_naming_the_field(
     kcs, client, officer, change, field
 ) -> None:
     aid = queued(kcs)
-    body = {"assessment_id": aid, "outcome": "discrepancy", "inspected_on": str(TODAY)} | change
+    body = {"assessment_id": aid, "outcome": "discrepancy", "inspected_on": str(today())} | resolved(change)
     r = post(client, officer, body)
     err = assert_envelope(r, 422, "validation_error")
     assert field in [f["field"] for f in err["details"]["fields"]], err
@@ -181,7 +189,7 @@ def test_a_date_before_the_assessment_says_when_it_was_made(kcs, client, officer
 @pytest.mark.parametrize(
     ("change", "fraud"),
     [
-        ({"inspected_on": str(TODAY + timedelta(days=1))}, True),  # an office ahead of UTC
+        ({"inspected_on": lambda: str(today() + timedelta(days=1))}, True),  # an office ahead of UTC
         ({"inspected_on": "2026-06-09"}, True),  # an office behind UTC: the day before, in UTC
         ({"outcome": "discrepancy", "fraud": False}, False),  # an honest error
         ({"outcome": "seizure", "fraud_severity": 2}, True),
@@ -194,7 +202,7 @@ def test_a_date_before_the_assessment_says_when_it_was_made(kcs, client, officer
 )  # fmt: skip
 def test_results_that_agree_with_themselves_are_stored(kcs, client, officer, change, fraud) -> None:
     aid = queued(kcs, assessed_at=datetime(2026, 6, 10, 1, tzinfo=UTC))
-    body = {"assessment_id": aid, "outcome": "seizure", "inspected_on": str(TODAY)} | change
+    body = {"assessment_id": aid, "outcome": "seizure", "inspected_on": str(today())} | resolved(change)
     done = post(client, officer, body)
     assert done.status_code == 201, done.text
     assert done.json()["fraud"] is fraud and done.json()["superseded"] is False
@@ -222,7 +230,7 @@ def test_the_engine_refuses_what_the_api_refuses(outcome, allowed) -> None:
     """Callers other than the API (the web form posts to it; scripts call the engine) meet the
     same table: a fraud label an outcome cannot have is InvalidInput naming ``fraud``."""
     for fraud in (True, False):
-        data = InspectionInput("A", outcome, TODAY, fraud=fraud)
+        data = InspectionInput("A", outcome, today(), fraud=fraud)
         if fraud in allowed:
             assert fraud_of(check_inspection(data)) is fraud
         else:
@@ -230,7 +238,7 @@ def test_the_engine_refuses_what_the_api_refuses(outcome, allowed) -> None:
                 check_inspection(data)
             assert [f["field"] for f in caught.value.details["fields"]] == ["fraud"]
     with pytest.raises(InvalidInput):
-        check_inspection(InspectionInput("A", outcome, TODAY, revenue_raised=float("nan")))
+        check_inspection(InspectionInput("A", outcome, today(), revenue_raised=float("nan")))
 
 
 def test_the_engine_refuses_a_date_before_the_assessment(kcs) -> None:
@@ -259,7 +267,7 @@ def test_a_result_for_a_superseded_assessment_is_kept_says_so_and_closes_the_rec
     kcs, client, officer
 ) -> None:
     old, new, record = superseded_pair(kcs)
-    body = {"assessment_id": old, "outcome": "discrepancy", "inspected_on": str(TODAY)}
+    body = {"assessment_id": old, "outcome": "discrepancy", "inspected_on": str(today())}
     done = post(client, officer, body)
     assert done.status_code == 201, done.text
     answer = done.json()
@@ -269,7 +277,7 @@ def test_a_result_for_a_superseded_assessment_is_kept_says_so_and_closes_the_rec
     assert post(client, officer, body).json() == answer  # a retry answers the same
 
     # The newer assessment's opposite result is refused: one record, one label.
-    other = {"assessment_id": new, "outcome": "no_discrepancy", "inspected_on": str(TODAY)}
+    other = {"assessment_id": new, "outcome": "no_discrepancy", "inspected_on": str(today())}
     err = assert_envelope(post(client, officer, other), 409, "conflict")
     assert answer["inspection_id"] in err["message"] and old in err["message"], err
     assert err["details"]["inspection_id"] == answer["inspection_id"]
@@ -281,10 +289,10 @@ def test_a_result_for_a_superseded_assessment_is_kept_says_so_and_closes_the_rec
 def test_a_superseded_assessment_takes_no_result_once_the_current_one_has_one(kcs, client, officer) -> None:
     old, new, record = superseded_pair(kcs)
     first = post(
-        client, officer, {"assessment_id": new, "outcome": "no_discrepancy", "inspected_on": str(TODAY)}
+        client, officer, {"assessment_id": new, "outcome": "no_discrepancy", "inspected_on": str(today())}
     )
     assert first.status_code == 201 and first.json()["superseded"] is False, first.text
-    late = {"assessment_id": old, "outcome": "discrepancy", "inspected_on": str(TODAY)}
+    late = {"assessment_id": old, "outcome": "discrepancy", "inspected_on": str(today())}
     err = assert_envelope(post(client, officer, late), 409, "conflict")
     assert first.json()["inspection_id"] in err["message"]
     assert status_of(kcs, old) == "superseded" and results(kcs, old) == []

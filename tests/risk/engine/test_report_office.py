@@ -27,9 +27,13 @@ from sciti.risk.engine import Assessor, hit_report, score_since
 from tests.api.conftest import bearer, make_client
 from tests.risk.engine.conftest import build_instance
 
-TODAY = datetime.now(UTC).date()
-# KCS inspections are of 2021, its assessments made today: the window holds both.
-WINDOW = {"since": date(2019, 1, 1), "until": TODAY + timedelta(days=1)}
+
+def window() -> dict[str, date]:
+    """KCS inspections are of 2021, its assessments made today: the window holds both. Taken when
+    asked, not at import: a run that passes midnight (UTC) makes its assessments on the next day."""
+    return {"since": date(2019, 1, 1), "until": datetime.now(UTC).date() + timedelta(days=1)}
+
+
 MINE, OTHER = "40", "30"  # KCS offices with the most declarations
 # Results posted for queue items: (office of the item, fraud, selection reason)
 POSTED = [(MINE, True, "risk"), (OTHER, False, "risk"), (OTHER, True, "random"), (None, True, "risk")]
@@ -53,7 +57,7 @@ def scored(own_kcs):
                                record_id=uuid.uuid4().hex,
                                outcome="discrepancy" if fraud else "no_discrepancy",
                                fraud=fraud, selection_reason=reason, rule_ids=["T-CN-DUTY"],
-                               inspected_on=TODAY, actor="tester")
+                               inspected_on=datetime.now(UTC).date(), actor="tester")
             )  # fmt: skip
     return s
 
@@ -115,17 +119,17 @@ def figures(report: dict) -> dict:
 
 
 def test_an_office_counts_its_own_assessments_and_inspections(scored) -> None:
-    everyone = hit_report(scored, **WINDOW)
+    everyone = hit_report(scored, **window())
     assert figures(everyone) == expected(scored, None)  # control: every office, as before
     for office in (MINE, OTHER):
-        mine = hit_report(scored, **WINDOW, office=office)
+        mine = hit_report(scored, **window(), office=office)
         assert mine["office"] == office
         assert figures(mine) == expected(scored, office)
         assert figures(mine) != figures(everyone)
-    theirs = hit_report(scored, **WINDOW, office=OTHER)
+    theirs = hit_report(scored, **window(), office=OTHER)
     assert theirs["compliance_sample"]["inspected"] == 1  # the random result posted for OTHER's item
-    assert hit_report(scored, **WINDOW, office=MINE)["compliance_sample"]["inspected"] == 0
-    assert hit_report(scored, **WINDOW, office=MINE)["inspections"]["posted"] == 1
+    assert hit_report(scored, **window(), office=MINE)["compliance_sample"]["inspected"] == 0
+    assert hit_report(scored, **window(), office=MINE)["inspections"]["posted"] == 1
 
 
 def test_the_offices_add_up_to_every_office(scored) -> None:
@@ -137,12 +141,12 @@ def test_the_offices_add_up_to_every_office(scored) -> None:
     total: Counter = Counter()
     models: Counter = Counter()
     for office in offices:
-        report = hit_report(scored, **WINDOW, office=office)
+        report = hit_report(scored, **window(), office=office)
         for r in report["rules"]:
             total.update({(r["rule_id"], k): r[k] for k in ("hits", "inspected", "frauds")})
         for m in report["models_over_time"]:
             models.update({(m["model_version"], m["period"], k): m[k] for k in ("assessed", "flagged")})
-    everyone = hit_report(scored, **WINDOW)
+    everyone = hit_report(scored, **window())
     for r in everyone["rules"]:
         unowned = int(r["rule_id"] == "T-CN-DUTY")  # the posted result of an item without an office
         assert total[(r["rule_id"], "hits")] == r["hits"]
@@ -159,7 +163,7 @@ def token(settings, roles: list[str], office: str | None) -> dict[str, str]:
 
 
 def test_the_api_reports_the_callers_office_and_no_parameter_widens_it(scored) -> None:
-    params = {k: v.isoformat() for k, v in WINDOW.items()}
+    params = {k: v.isoformat() for k, v in window().items()}
     with make_client(scored) as client:
         for roles in (["targeting_officer"], ["viewer"]):
             bound = token(scored, roles, MINE)
@@ -182,11 +186,12 @@ def test_the_cli_reports_as_the_account_given(cli, scored) -> None:
     with session_scope(scored.resolved_ops_db_url) as session:
         create_user(session, "officer-mine", ["targeting_officer"], office_code=MINE, service=True)
         create_user(session, "engineer-hq", ["data_engineer"], service=True)
-    window = ("--since", WINDOW["since"].isoformat(), "--until", WINDOW["until"].isoformat())
-    mine = json.loads(cli("risk", "report", *window, "--json", "--user", "officer-mine"))
+    span = window()
+    args = ("--since", span["since"].isoformat(), "--until", span["until"].isoformat())
+    mine = json.loads(cli("risk", "report", *args, "--json", "--user", "officer-mine"))
     assert mine["office"] == MINE and figures(mine) == expected(scored, MINE)
-    assert f"office {MINE}" in cli("risk", "report", *window, "--user", "officer-mine")
-    everyone = json.loads(cli("risk", "report", *window, "--json"))  # the operator: every office
+    assert f"office {MINE}" in cli("risk", "report", *args, "--user", "officer-mine")
+    everyone = json.loads(cli("risk", "report", *args, "--json"))  # the operator: every office
     assert everyone["office"] is None and figures(everyone) == expected(scored, None)
     assert "lacks the risk.report permission" in cli("risk", "report", "--user", "engineer-hq", code=1)
 
@@ -215,7 +220,7 @@ def test_a_result_of_another_office_on_our_declaration_counts_for_neither(tmp_pa
             JOIN std.declarations d USING (record_id)
             WHERE a.office_code = '{MINE}' AND len(a.rule_ids) > 0 LIMIT 1""",  # noqa: S608
     ).to_pylist()
-    before = {o: hit_report(s, **WINDOW, office=o) for o in (MINE, OTHER, None)}
+    before = {o: hit_report(s, **window(), office=o) for o in (MINE, OTHER, None)}
     kind = get_kind("inspection_result")
     row = {f.name: None for f in kind.arrow_schema()} | {
         "record_id": "crossed-1", "source": "other-system", "batch_id": "b", "ingested_at": datetime.now(UTC),
@@ -223,7 +228,7 @@ def test_a_result_of_another_office_on_our_declaration_counts_for_neither(tmp_pa
         "office_code": OTHER, "outcome": "discrepancy", "fraud": True,
     }  # fmt: skip
     lake.append(kind.ident, pa.Table.from_pylist([row], schema=kind.arrow_schema()))
-    after = {o: hit_report(s, **WINDOW, office=o) for o in (MINE, OTHER, None)}
+    after = {o: hit_report(s, **window(), office=o) for o in (MINE, OTHER, None)}
     rule = decl["rule_ids"][0]
 
     def inspected(report: dict) -> int:
