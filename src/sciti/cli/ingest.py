@@ -72,20 +72,26 @@ def _print_json(data: object) -> None:
 MAX_ROWS = 20  # past this many batches, list only those that need a look (quarantine, failures)
 # A batch's counts: received = stored + quarantined + already stored (rows or units whose records
 # were all stored before with the same values, e.g. a file sent again: decision 0105).
-COUNTS = ("received", "stored", "quarantined", "already stored")
 
 
 def _result_table(results: list[BatchResult]) -> RichTable:
     shown = results
     if len(results) > MAX_ROWS:
         shown = [r for r in results if r.status == "failed" or r.quarantined][:MAX_ROWS]
-    table = RichTable(title="batches", caption=_totals(results, len(shown)))
-    for col in ("unit", "status", *COUNTS, "batch"):
-        table.add_column(col, justify="right" if col in COUNTS else "left")
+    # As `sciti batches`: the counts as the sum they make, so 80 columns show every figure whole.
+    table = RichTable(
+        title="batches", box=box.SIMPLE_HEAD, pad_edge=False, caption=_totals(results, len(shown))
+    )
+    table.add_column("unit", overflow="fold", ratio=1, min_width=9)
+    table.add_column("status", min_width=9)
+    table.add_column("received = stored + quarantined + already stored", justify="right", overflow="fold")
+    table.add_column("batch", min_width=12)
     for r in shown:
         style = {"failed": "red", "duplicate": "dim", "busy": "yellow"}.get(r.status, "")
-        counts = (r.received, r.stored, r.quarantined, r.already_stored)
-        table.add_row(escape(r.unit), r.status, *(str(n) for n in counts), r.batch_id[:12], style=style)
+        counts = f"{r.received:,} = {r.stored:,} + {r.quarantined:,} + {r.already_stored:,}"
+        if r.replaced:
+            counts += f" ({r.replaced:,} replaced)"
+        table.add_row(escape(r.unit), r.status, counts, r.batch_id[:12], style=style)
     return table
 
 
