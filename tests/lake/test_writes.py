@@ -104,6 +104,21 @@ def test_upsert_refuses_ambiguous_rows(table: Lake, incoming, reason) -> None:
     assert len(contents(table)) == 3
 
 
+def test_upsert_removes_rows_without_a_replacement_in_the_same_commit(table: Lake) -> None:
+    commits = len(table.history("std.decl"))
+    result = table.upsert("std.decl", decl(("D1", 1, "Q")), batch_id="b3", remove=["D2-1", "D9-9"])
+    assert (result.inserted, result.updated) == (0, 1)
+    assert contents(table) == [("D1", 1, "Q"), ("D3", 1, "B")]
+    assert len(table.history("std.decl")) == commits + 1, "one atomic commit"
+
+
+def test_upsert_removes_only_with_one_key_column_and_updates(table: Lake) -> None:
+    for key, update in ((("declaration_id", "version"), True), ("record_id", False)):
+        with pytest.raises(LakeError, match="to remove"):
+            table.upsert("std.decl", decl(("D1", 1, "Q")), key=key, update=update, remove=["D2-1"])
+    assert len(contents(table)) == 3
+
+
 def test_upsert_into_empty_table(any_lake: Lake) -> None:
     any_lake.ensure_table("std.decl", SCHEMA)
     result = any_lake.upsert("std.decl", decl(("D1", 1, "A")))

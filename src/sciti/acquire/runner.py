@@ -48,6 +48,7 @@ from sciti.acquire.errors import AcquireError, UnitBusy
 from sciti.acquire.mapping import Mapped
 from sciti.acquire.parts import DUCKDB_MEMORY, PARQUET_MAGIC
 from sciti.acquire.results import BatchResult, busy_result
+from sciti.acquire.source_lock import SourceBusy, hold_source
 from sciti.acquire.stored_keys import StoredIds, stored_ids
 from sciti.acquire.units import files_in
 from sciti.acquire.writes import MEDIA_TYPES, RAW_SCHEMA, LakeWriter, commit_batch, raw_table
@@ -296,12 +297,23 @@ class Runner:
         lease.start()
         try:
             obj = blobs.object_path(self.settings, batch.object_key or "")
-            mapped = derive(
-                self.settings, connector, obj, batch.unit, batch.id, started, work, self.writer.target,
-                lambda kind: self._stored(connector, kind, batch.id), self._unit_of,
-            )  # fmt: skip
-            tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
-            commit_batch(self.db, connector, batch.id, mapped, tables, lease)
+            # From the first read of what the source stored to the commit (decision 0119).
+            with hold_source(self.settings, connector.source):
+                mapped = derive(
+                    self.settings, connector, obj, batch.unit, batch.id, started, work, self.writer.target,
+                    lambda kind: self._stored(connector, kind, batch.id), self._unit_of,
+                )  # fmt: skip
+                tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
+                commit_batch(self.db, connector, batch.id, mapped, tables, lease)
+        except SourceBusy as exc:  # waited too long for the source: free the batch for a retry now
+            with session_scope(self.db) as s:
+                s.execute(
+                    update(Batch)
+                    .where(Batch.id == batch.id, Batch.claimed_by == self.owner)
+                    .values(claimed_by=None, claimed_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+            return BatchResult(batch.id, connector.name, "busy", unit=batch.unit, error=str(exc))
         except UnitBusy as exc:  # another process took the batch over: it is theirs to finish
             return BatchResult(batch.id, connector.name, "busy", unit=batch.unit, error=str(exc))
         except Exception as exc:  # a real failure: keep the batch retryable and say why

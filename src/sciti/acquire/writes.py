@@ -127,13 +127,13 @@ class LakeWriter:
     def replace(self, ident: str, files: list[str], stale: list[str], batch_id: str) -> None:
         """A batch's rows of one table, replacing stored records by record id in one commit (the
         replaced rows stay in the table's history). ``stale``: rows the replaced parents' earlier
-        versions brought that this version does not, removed first (by themselves, untagged: a
-        recovered batch finds none left and goes on to the upsert)."""
-        if stale:
-            self.lake.delete(ident, In(term="record_id", literals=set(stale)))
+        versions brought that this version does not, removed in that same commit, so no reader
+        sees the table with them gone and the new rows not yet there."""
         if files:
             rows = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
-            self.lake.upsert(ident, rows, "record_id", batch_id=batch_id)
+            self.lake.upsert(ident, rows, "record_id", batch_id=batch_id, remove=stale)
+        elif stale:
+            self.lake.delete(ident, In(term="record_id", literals=set(stale)), batch_id=batch_id)
 
     def stale(
         self, connector: Connector, changes: Changes, files: dict[str, list[str]]

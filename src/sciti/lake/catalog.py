@@ -236,15 +236,19 @@ class Lake:
         *,
         batch_id: str | None = None,
         update: bool = True,
+        remove: Sequence[str] = (),
     ) -> UpsertResult:
-        """Replace the rows whose ``key`` is in ``data`` and insert the others, in one atomic commit.
+        """Replace the rows whose ``key`` is in ``data`` and insert the others, in one atomic commit;
+        ``remove``: rows (by a one-column key) to take out in that same commit.
 
         With ``update=False`` rows already present are kept as they are (insert-if-absent).
         Cost: reads the key column of every data file, then rewrites only files holding a matched key.
         """
         keys = (key,) if isinstance(key, str) else tuple(key)
         with self._guard(ident):
-            return _writes.upsert(self.table(ident), data, keys, _props(batch_id), update=update)
+            return _writes.upsert(
+                self.table(ident), data, keys, _props(batch_id), update=update, remove=remove
+            )
 
     def delete(
         self, ident: str, filter_expr: str | BooleanExpression, *, batch_id: str | None = None

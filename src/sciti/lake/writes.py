@@ -58,16 +58,28 @@ class CompactResult:
 
 
 def upsert(
-    table: Table, data: pa.Table, key: Sequence[str], props: dict[str, str], *, update: bool
+    table: Table,
+    data: pa.Table,
+    key: Sequence[str],
+    props: dict[str, str],
+    *,
+    update: bool,
+    remove: Sequence[str] = (),
 ) -> UpsertResult:
-    """Replace rows whose key is in ``data`` (or leave them, when ``update`` is False) and insert the rest."""
+    """Replace rows whose key is in ``data`` (or leave them, when ``update`` is False) and insert the
+    rest. ``remove``: more key values (one-column key) whose rows go without a replacement, in the
+    same commit."""
+    if remove and (not update or len(key) != 1):
+        raise LakeError(
+            "rows to remove need an updating upsert by one key column", remedy="delete them apart"
+        )
     data = conform(data, table)
     missing = [k for k in key if k not in data.column_names]
     if missing:
         raise LakeError(
             f"upsert key {missing} is not a column of the table", remedy="name existing columns as key"
         )
-    if data.num_rows == 0:
+    if data.num_rows == 0 and not remove:
         return UpsertResult(0, 0, None)
     incoming = _key_strings(data, key)
     if incoming.null_count:
@@ -82,12 +94,15 @@ def upsert(
     key_schema = files.schema.select(*key)
     affected: list[tuple[FileScanTask, pa.Table]] = []
     matched = 0
+    gone = pa.array(sorted(set(remove)), pa.string())
     for task in files.tasks:
         keys = _key_strings(read_tasks(table, [task], key_schema), key)
         hit = pc.is_in(keys, value_set=incoming)
         hits = pc.sum(hit).as_py() or 0
-        if hits:
-            matched += hits
+        matched += hits
+        if len(gone):
+            hit = pc.or_(hit, pc.is_in(keys, value_set=gone))
+        if pc.any(hit).as_py():
             affected.append((task, hit))
     if not update:
         found = pc.is_in(incoming, value_set=_all_keys(table, affected, key_schema, key))
@@ -95,7 +110,7 @@ def upsert(
         snapshot_id = append(table, new_rows, props)
         return UpsertResult(new_rows.num_rows, 0, snapshot_id)
     if not affected:
-        return UpsertResult(data.num_rows, 0, append(table, data, props))
+        return UpsertResult(data.num_rows, 0, append(table, data, props) if data.num_rows else None)
 
     removed: list[DataFile] = []
     added: list[DataFile] = []
@@ -103,7 +118,8 @@ def upsert(
         rows = read_tasks(table, [task])
         removed.append(task.file)
         added.extend(write_data_files(table, rows.filter(pc.invert(hit))))
-    added.extend(write_data_files(table, data))
+    if data.num_rows:
+        added.extend(write_data_files(table, data))
     snapshot_id = commit_files(table, removed, added, props)
     return UpsertResult(data.num_rows - matched, matched, snapshot_id)
 

@@ -200,11 +200,15 @@ def test_the_item_of_an_updated_row_is_replaced_with_its_declaration(source, ins
     ex = extractor(instance)
     source.insert(2, T0)
     ex.run_once()
+    lake = Runner(instance).lake
+    commits = len(lake.history("std.declaration_items"))
     source.update("L-000", T0 + timedelta(minutes=1), item_no=2)
     ex.run_once()
     assert lake_state(instance) == source.current()
     assert lake_state(instance)["L-000"] == ("10.50", 2, "851713")
     assert reconciled(instance) == [(2, 2, 0, 0, 0), (1, 1, 0, 0, 1)]
+    # Old item out and new item in, in one commit: no reader sees the declaration without an item.
+    assert len(lake.history("std.declaration_items")) == commits + 1
 
 
 def test_a_row_extracted_again_unchanged_is_already_stored(source, instance):
