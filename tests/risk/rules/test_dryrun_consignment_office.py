@@ -11,6 +11,7 @@ by air) and a D.96B CUSCAR that names no office (its consignments are in no offi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,9 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "edifact"
 HEAVY = "gross_mass_kg > 1000"  # canonical fields only: the lake path
 HEAVY_CODED = "gross_mass_kg > 1000 and hs_chapter is not missing"  # a derived feature: the features path
 PATHS = [(HEAVY, "lake"), (HEAVY_CODED, "features")]
+# Consignments are dated by their manifests' arrival (decision 0116), over the demo's months: a
+# window of ten years holds every one.
+DAYS = 3660
 
 
 def consignment_rule(rule_id: str, when: str, offices: list[str]) -> dict:
@@ -87,7 +91,7 @@ def test_a_dry_run_hits_the_consignments_batch_scoring_hits(cargo, n, when, path
     scored = batch_hits(cargo, f"T-CONS-KTCT-{n}")
     assert scored and set(scored.values()) == {"KTCT"}
 
-    ran = dry_run(cargo, parse_rule(consignment_rule(f"T-CONS-KTCT-{n}", when, ["KTCT"])), 30)
+    ran = dry_run(cargo, parse_rule(consignment_rule(f"T-CONS-KTCT-{n}", when, ["KTCT"])), DAYS)
     assert ran.path == path
     assert ran.records == len(offices)
     assert ran.in_scope == ran.scope_kept["offices"] == sum(1 for o in offices.values() if o == "KTCT")
@@ -104,13 +108,13 @@ def test_an_office_bound_callers_dry_run_counts_their_consignments_only(cargo, n
     scored = batch_hits(cargo, f"T-CONS-KTCT-{n}")
     rule = parse_rule(consignment_rule(f"T-CONS-KTCT-{n}", when, ["KTCT"]))
 
-    ktct = dry_run_as(cargo, person("targeting_officer", office="KTCT"), rule, 30)
+    ktct = dry_run_as(cargo, person("targeting_officer", office="KTCT"), rule, DAYS)
     assert (ktct.path, ktct.office) == (path, "KTCT")
     assert ktct.records == ktct.in_scope == sum(1 for o in offices.values() if o == "KTCT")
     assert ktct.hits == len(scored) > 0 and set(ktct.sample_ids) <= set(scored)
     assert ktct.notes == []
 
-    hkia = dry_run_as(cargo, person("targeting_officer", office="HKIA"), rule, 30)
+    hkia = dry_run_as(cargo, person("targeting_officer", office="HKIA"), rule, DAYS)
     assert hkia.records == sum(1 for o in offices.values() if o == "HKIA") > 0
     assert (hkia.in_scope, hkia.hits, hkia.sample_ids) == (0, 0, [])
     (note,) = hkia.notes
@@ -118,9 +122,65 @@ def test_an_office_bound_callers_dry_run_counts_their_consignments_only(cargo, n
 
     # A scope of both offices, dry-run by an account of every office: both offices' hits.
     both = parse_rule(consignment_rule("T-CONS-BOTH", when, ["KTCT", "HKIA"]))
-    every = dry_run_as(cargo, person("targeting_officer"), both, 30)
+    every = dry_run_as(cargo, person("targeting_officer"), both, DAYS)
     assert every.in_scope == sum(1 for o in offices.values() if o is not None)
     assert len(scored) < every.hits < every.in_scope
+
+
+def manifest_fields(settings) -> dict[str, dict]:
+    """Consignment record id -> its manifest's mode of transport and office, and the day it is
+    dated by: arrival, else departure, else issue (UTC), else the day SCITI stored it (0116)."""
+    lake = open_lake(settings.resolved_catalog_uri, settings.resolved_warehouse)
+    sql = (
+        "SELECT c.record_id, m.mode_of_transport, m.customs_office, CAST(COALESCE(m.arrival_datetime, "
+        "m.departure_datetime, m.issue_datetime, c.ingested_at) AS DATE) AS day FROM std.consignments c "
+        "LEFT JOIN std.manifests m ON m.record_id = c.parent_record_id"
+    )
+    return {r["record_id"]: r for r in query(lake, sql).to_pylist()}
+
+
+@pytest.mark.parametrize(("n", "when", "path"), [(n, w, p) for n, (w, p) in enumerate(PATHS)])
+def test_a_rule_scoped_to_a_mode_of_transport_dry_runs_as_batch_scoring_hits(cargo, n, when, path) -> None:
+    """``modes_of_transport`` reads the manifest's mode (decision 0116), as batch scoring does."""
+    fields = manifest_fields(cargo)
+    assert {f["mode_of_transport"] for f in fields.values()} >= {"1", "4"}  # sea and air
+    rule = consignment_rule(f"T-CONS-SEA-{n}", when, ["KTCT"]) | {"scope": {"modes_of_transport": ["1"]}}
+    approve(cargo, rule)
+    scored = batch_hits(cargo, rule["id"])
+    assert scored and {fields[r]["mode_of_transport"] for r in scored} == {"1"}
+
+    ran = dry_run(cargo, parse_rule(rule), DAYS)
+    assert ran.path == path
+    assert ran.in_scope == sum(1 for f in fields.values() if f["mode_of_transport"] == "1") < ran.records
+    assert ran.hits == len(scored) and set(ran.sample_ids) <= set(scored)
+
+
+@pytest.mark.parametrize(("n", "when", "path"), [(n, w, p) for n, (w, p) in enumerate(PATHS)])
+def test_a_condition_naming_the_manifests_fields_dry_runs_as_batch_scoring_hits(cargo, n, when, path) -> None:
+    fields = manifest_fields(cargo)
+    named = (
+        f"{when} and customs_office = 'HKIA' and mode_of_transport = '4' and arrival_location is not missing"
+    )
+    rule = consignment_rule(f"T-CONS-AIR-{n}", named, ["KTCT"])
+    del rule["scope"]
+    approve(cargo, rule)
+    scored = batch_hits(cargo, rule["id"])
+    assert scored and {(fields[r]["customs_office"], fields[r]["mode_of_transport"]) for r in scored} == {
+        ("HKIA", "4")
+    }
+    ran = dry_run(cargo, parse_rule(rule), DAYS)
+    assert (ran.path, ran.hits) == (path, len(scored)) and set(ran.sample_ids) <= set(scored)
+
+
+@pytest.mark.parametrize(("when", "path"), PATHS)
+def test_the_window_holds_the_consignments_dated_in_it_by_their_manifests(cargo, when, path) -> None:
+    """The last 7 days are those of the manifests' arrivals, not of the day the data was loaded."""
+    days = sorted(f["day"] for f in manifest_fields(cargo).values())
+    newest = days[-1]
+    in_window = [d for d in days if d > newest - timedelta(days=7)]
+    assert 0 < len(in_window) < len(days)  # the demo's cargo arrives over weeks
+    ran = dry_run(cargo, parse_rule(consignment_rule("T-CONS-WEEK", when, ["KTCT", "HKIA"])), 7)
+    assert (ran.path, ran.window_to, ran.records) == (path, newest, len(in_window))
 
 
 def test_the_scope_is_written_as_for_other_kinds_and_refused_where_a_kind_has_none() -> None:

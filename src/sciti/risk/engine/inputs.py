@@ -5,7 +5,8 @@ checked, required fields are required, and a request holds exactly one of ``reco
 ``records``: a malformed request is answered 422 naming each field.
 A declaration is its header fields plus ``items``, each a goods item, numbered from 1, each number
 once. A consignment also takes its manifest's ``customs_office`` (the office where it is handled),
-which batch scoring takes from the manifest in the lake (``features.parent_fields``).
+``mode_of_transport``, places and dates (what it is dated by), which batch scoring takes from the
+manifest in the lake (``features.parent_fields``).
 
 Values are read as ingest stores them, so a record scores the same in real time as from the lake
 (decisions 0093 and 0096). Text is trimmed and spelt as stored, by ``sciti.model.rules`` itself:
@@ -43,6 +44,7 @@ from sciti.model.rules import TRIM_CHARS, Invalid, enumeration_value, normalise_
 from sciti.ops.risk_tables import RiskQueueItem
 from sciti.risk.engine.subjects import REALTIME_SOURCE, SUBJECTS
 from sciti.risk.features.catalog import parent_fields
+from sciti.risk.features.spec import date_fields
 
 MAX_RECORDS = 1000
 # Goods items: 999 in one declaration, as the WCO data model and EU customs declarations allow; and
@@ -315,6 +317,12 @@ def _from_parent(kind: RecordKind, f: FieldDef) -> str:
         text += (
             f" It is where the {kind.name} is handled (the assessment's office); left out, the "
             "assessment has no office and only accounts without one see it."
+        )
+    dates = [name for name, _ in date_fields(kind.name)]
+    if f.name in dates:
+        text += (
+            f" The first of {', '.join(dates)} sent dates the {kind.name} (its record_date, as in "
+            "batch); with none sent, it has no date."
         )
     return text
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 from sciti.risk.features.catalog import _kind_config, config, feature_names
 from sciti.risk.features.prepare import (
     UNIT_VALUE_FIELDS,
-    sql_date,
+    sql_first_date,
     sql_float,
     sql_hs_prefix,
     sql_key,
@@ -26,15 +26,16 @@ from sciti.risk.features.reference import BAND_LEVELS, DERIVED_KEYS, Reference, 
 from sciti.risk.features.spec import (
     CASH_GROUP,
     CASH_WINDOW_DAYS,
-    DATE_COLUMNS,
     ORIGIN_COLUMN,
     WATCH_COLUMNS,
     code_checks,
     complete,
+    date_fields,
     features_of,
 )
 
 ROW = "__row"
+GIVEN_DATE = "__given_date"
 
 
 def compute_batch(kind: str, records: pa.Table, ref: Reference, *, point_in_time: bool = False) -> pa.Table:
@@ -50,6 +51,9 @@ def compute_batch(kind: str, records: pa.Table, ref: Reference, *, point_in_time
     feats = feature_names(kind)
     inp = records.drop_columns([c for c in feats if c in records.column_names])
     inp = complete(kind, inp).append_column(ROW, pa.array(range(inp.num_rows), pa.int64()))
+    # A lake row's own date (records_sql: else the day SCITI stored it) where its fields give none.
+    given = records["record_date"] if "record_date" in records.column_names else None
+    inp = inp.append_column(GIVEN_DATE, given if given is not None else pa.nulls(inp.num_rows, pa.date32()))
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -82,8 +86,8 @@ def _hist_join(alias: str, group: str, key: str) -> str:
 def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     cfg = config()
     wanted = features_of(kind)
-    date_col, ts_col = DATE_COLUMNS[kind]
-    pre = [f"{sql_date(date_col, ts_col)} AS record_date"]
+    dated = [*date_fields(kind), (GIVEN_DATE, False)]  # over __in: unqualified
+    pre = [f"{sql_first_date(dated)} AS record_date"]
     if "hs6" in wanted:
         pre += [
             f"{sql_hs_prefix('hs_code', n)} AS {name}"
@@ -184,7 +188,7 @@ def _select(kind: str, ref: Reference, pit: bool, con: duckdb.DuckDBPyConnection
     if missing:
         raise AssertionError(f"features without a definition for {kind}: {sorted(missing)}")
     select = [
-        "p.* EXCLUDE (record_date"
+        f"p.* EXCLUDE ({GIVEN_DATE}, record_date"
         + (", hs6, hs4, hs_chapter" if "hs6" in wanted else "")
         + (", unit_value, uv_basis" if "unit_value" in wanted else "")
         + ")"

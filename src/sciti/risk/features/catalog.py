@@ -104,6 +104,10 @@ def _columns(kind: str) -> dict[str, ColumnInfo]:
             out[f.name] = ColumnInfo(
                 f.name, _TYPES[f.type], f.description.strip(), classification=f.classification
             )
+    parent = get_kind(kind).parent
+    for f in parent_fields(kind):  # named as the scored row carries them (decision 0116)
+        described = f"{f.description.strip()} Taken from the record's {parent}."
+        out[f.name] = ColumnInfo(f.name, _TYPES[f.type], described, classification=f.classification)
     for feat in cfg["features"]:
         out[feat["name"]] = ColumnInfo(
             feat["name"],

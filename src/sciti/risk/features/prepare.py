@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,11 +58,15 @@ def sql_uv_basis(value: str, price: str) -> str:
 
 
 def sql_date(date_col: str | None, ts_col: str | None) -> str:
-    parts = []
-    if date_col:
-        parts.append(f"TRY_CAST({date_col} AS DATE)")
-    if ts_col:
-        parts.append(f"CAST(TRY_CAST({ts_col} AS TIMESTAMPTZ) AS DATE)")
+    return sql_first_date([(c, ts) for c, ts in ((date_col, False), (ts_col, True)) if c])
+
+
+def sql_first_date(cols: Sequence[tuple[str, bool]]) -> str:
+    """The date of the first of ``cols`` (column, is a timestamp) that gives one; a timestamp's
+    day in UTC."""
+    parts = [
+        f"CAST(TRY_CAST({c} AS TIMESTAMPTZ) AS DATE)" if ts else f"TRY_CAST({c} AS DATE)" for c, ts in cols
+    ]
     return (
         f"COALESCE({', '.join(parts)})" if len(parts) > 1 else (parts[0] if parts else "CAST(NULL AS DATE)")
     )
@@ -126,7 +131,12 @@ def py_uv_basis(value: Any, price: Any) -> str | None:
 
 
 def py_date(value: Any, ts: Any = None) -> date | None:
-    for v, is_ts in ((value, False), (ts, True)):
+    return py_first_date([(value, False), (ts, True)])
+
+
+def py_first_date(values: Sequence[tuple[Any, bool]]) -> date | None:
+    """``sql_first_date`` of one record: (value, is a timestamp) in order."""
+    for v, is_ts in values:
         if v is None:
             continue
         if isinstance(v, datetime):

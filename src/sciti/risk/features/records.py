@@ -3,10 +3,12 @@
 A declaration's subject is one goods item: the header joined with each item (the item's value wins
 where both carry a field). Only the latest version of each declaration is used: an amendment
 replaces what it amends. A consignment's row also carries its manifest's ``customs_office`` (the
-office where it is handled; features.yaml ``from_parent``). With ``labels=True`` each row also
-carries the inspection outcome of its declaration (``inspected``, ``fraud``, ``fraud_severity``,
-``selection_reason``, ``inspected_on``, ``revenue_raised``); a declaration that was never inspected
-has ``inspected = false`` and NULL labels.
+office where it is handled), mode of transport, places and dates (features.yaml ``from_parent``).
+Each row's ``record_date`` is the date it is assessed for (``spec.DATE_COLUMNS``: a consignment's
+manifest's arrival, else departure, else issue date), else the day SCITI stored it. With
+``labels=True`` each row also carries the inspection outcome of its declaration (``inspected``,
+``fraud``, ``fraud_severity``, ``selection_reason``, ``inspected_on``, ``revenue_raised``); a
+declaration that was never inspected has ``inspected = false`` and NULL labels.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sciti.lake import open_lake, query
 from sciti.model import get_kind
 from sciti.model.sql import SQL_TYPES
 from sciti.risk.features.catalog import _kind_config, parent_fields
-from sciti.risk.features.prepare import sql_date
+from sciti.risk.features.prepare import sql_first_date
+from sciti.risk.features.spec import date_fields
 from sciti.settings import Settings
 
 LABEL_COLUMNS = ("inspected", "fraud", "fraud_severity", "selection_reason", "inspected_on", "revenue_raised")
@@ -68,7 +71,7 @@ def records_sql(kind: str, since=None, until=None, labels: bool = False, with_pa
     if kind == "declaration":
         body = f"""
           SELECT {_header_item_select()},
-                 {sql_date("d.acceptance_date", "d.issue_datetime")} AS record_date
+                 {sql_first_date([(f"d.{c}", ts) for c, ts in date_fields(kind)])} AS record_date
           FROM std.declarations d
           JOIN std.declaration_items i ON i.parent_record_id = d.record_id
           QUALIFY d.version = max(d.version) OVER (PARTITION BY d.source, d.declaration_id)"""
@@ -79,25 +82,24 @@ def records_sql(kind: str, since=None, until=None, labels: bool = False, with_pa
               FROM ({body}) r LEFT JOIN ({_labels_sql()}) l ON l.declaration_id = r.declaration_id"""
     else:
         k = get_kind(kind)
-        date_col = next((f"t.{f.name}" for f in k.fields if f.type == "date"), None)
-        ts_col = next((f"t.{f.name}" for f in k.fields if f.type == "timestamp"), None)
-        expr = sql_date(date_col, ts_col) if (date_col or ts_col) else "CAST(t.ingested_at AS DATE)"
-        if kind == "passenger":
-            expr = sql_date("t.departure_date", "t.departure_at")
         cols = [f"t.{c}" for c in ("record_id", "source", *k.field_names)]
         source = f"{k.ident} t"
-        taken = parent_fields(kind)
+        taken = {f.name: f for f in parent_fields(kind)}
         if taken and with_parent:
             # The parent by the link the access policy's row scope follows (not by manifest_id,
             # which two carriers may share): the office a row is scored for is the office that sees it.
             source += f" LEFT JOIN {get_kind(k.parent or '').ident} par ON par.record_id = t.parent_record_id"
-            cols += [f"par.{f.name} AS {f.name}" for f in taken]
+            cols += [f"par.{name} AS {name}" for name in taken]
         else:  # no parent table yet: the fields are unknown, as for a record without a parent
-            cols += [f"CAST(NULL AS {SQL_TYPES[f.type]}) AS {f.name}" for f in taken]
-        body = (
-            f"SELECT {', '.join(cols)}, COALESCE({expr}, CAST(t.ingested_at AS DATE)) AS record_date "
-            f"FROM {source}"
-        )
+            cols += [f"CAST(NULL AS {SQL_TYPES[f.type]}) AS {name}" for name, f in taken.items()]
+        # The record's date fields (a consignment's: its manifest's), else the day SCITI stored it.
+        dated = [
+            (f"par.{c}" if c in taken else f"t.{c}", ts)
+            for c, ts in date_fields(kind)
+            if c not in taken or with_parent
+        ]
+        expr = sql_first_date([*dated, ("t.ingested_at", True)])
+        body = f"SELECT {', '.join(cols)}, {expr} AS record_date FROM {source}"
     return f"SELECT * FROM ({body}) x{_window('x.record_date', since, until)} ORDER BY record_date, record_id"
 
 

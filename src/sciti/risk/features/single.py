@@ -8,7 +8,7 @@ from typing import Any
 from sciti.risk.features.catalog import _feature_names, _kind_config, config
 from sciti.risk.features.prepare import (
     UNIT_VALUE_FIELDS,
-    py_date,
+    py_first_date,
     py_hs_prefix,
     py_key,
     py_number,
@@ -20,10 +20,10 @@ from sciti.risk.features.prepare import (
 from sciti.risk.features.reference import BAND_LEVELS, Reference, history_groups
 from sciti.risk.features.spec import (
     CASH_GROUP,
-    DATE_COLUMNS,
     ORIGIN_COLUMN,
     WATCH_COLUMNS,
     code_checks,
+    date_fields,
     features_of,
 )
 
@@ -36,10 +36,9 @@ def compute_one(kind: str, record: dict[str, Any], ref: Reference) -> dict[str, 
     wanted = features_of(kind)
     r = record.get
     out: dict[str, Any] = {k: v for k, v in record.items() if k not in wanted}
-    date_col, ts_col = DATE_COLUMNS[kind]
-    f: dict[str, Any] = {
-        "record_date": py_date(r(date_col) if date_col else None, r(ts_col) if ts_col else None)
-    }
+    # As compute_batch: the record's date fields, else a lake row's own date (a request has none).
+    dated = [(r(c), ts) for c, ts in date_fields(kind)] + [(r("record_date"), False)]
+    f: dict[str, Any] = {"record_date": py_first_date(dated)}
     hs6 = hs4 = None
     if "hs6" in wanted:
         hs6, hs4 = py_hs_prefix(r("hs_code"), 6), py_hs_prefix(r("hs_code"), 4)

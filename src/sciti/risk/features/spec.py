@@ -32,13 +32,16 @@ ORIGIN_COLUMN = {
     "consignment": "consignor_country",
     "road_cargo_info": "consignor_country",
 }
-# The date the record is assessed for: (date column, timestamp column), per kind.
+# The date the record is assessed for (``record_date``), per kind: the first of these fields that
+# gives one (a timestamp's day in UTC). A consignment's are its manifest's (``from_parent``): an
+# officer dates a consignment by the ship's or flight's arrival (decision 0116). A lake row with none
+# is dated by the day SCITI stored it (``records.records_sql``).
 DATE_COLUMNS = {
     "declaration": ("acceptance_date", "issue_datetime"),
-    "consignment": (None, "ingested_at"),
-    "road_cargo_info": (None, "submitted_at"),
+    "consignment": ("arrival_datetime", "departure_datetime", "issue_datetime"),
+    "road_cargo_info": ("submitted_at",),
     "passenger": ("departure_date", "departure_at"),
-    "currency_declaration": (None, "declared_at"),
+    "currency_declaration": ("declared_at",),
 }
 CASH_GROUP = "cash_person"
 # Cash structuring features look back this many days (person_movements_90d, person_near_threshold_90d).
@@ -57,6 +60,13 @@ def base_fields(kind: str) -> tuple[tuple[str, str, str | None], ...]:
     for f in parent_fields(kind):
         out[f.name] = (f.name, f.type, f.codelist)
     return tuple(out.values())
+
+
+@lru_cache(maxsize=16)
+def date_fields(kind: str) -> tuple[tuple[str, bool], ...]:
+    """``DATE_COLUMNS[kind]`` as (field, is a timestamp), for ``sql_first_date``/``py_first_date``."""
+    types = {name: ftype for name, ftype, _ in base_fields(kind)}
+    return tuple((name, types[name] == "timestamp") for name in DATE_COLUMNS[kind])
 
 
 # Code lists a value is checked against for ``unknown_codes``: those the record kinds name and
@@ -91,7 +101,4 @@ def complete(kind: str, table: pa.Table) -> pa.Table:
     for name, ftype, _ in base_fields(kind):
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, ARROW_TYPES[ftype]))
-    for col in DATE_COLUMNS[kind]:
-        if col and col not in table.column_names:
-            table = table.append_column(col, pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC")))
     return table

@@ -12,7 +12,8 @@ SCOPE_FIELDS: dict[str, dict[str, str]] = {
         "modes_of_transport": "mode_of_transport",
         "procedures": "procedure_code",
     },
-    "consignment": {"offices": "customs_office"},  # its manifest's, as the queue (decision 0108, 0113)
+    # Its manifest's office, as the queue's, and its manifest's mode (decisions 0108, 0113, 0116).
+    "consignment": {"offices": "customs_office", "modes_of_transport": "mode_of_transport"},
     "road_cargo_info": {"offices": "entry_control_point"},
     "passenger": {"offices": "control_point"},  # where the officer works, as the queue (decision 0103)
     "currency_declaration": {"offices": "control_point"},

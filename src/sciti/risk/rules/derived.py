@@ -25,7 +25,7 @@ from sciti.risk.errors import FeatureError
 from sciti.risk.rules.columns import column_infos
 from sciti.risk.rules.condition import names_in
 from sciti.risk.rules.definition import RuleDef, compile_condition
-from sciti.risk.rules.dryrun_subjects import SUBJECT_SQL
+from sciti.risk.rules.dryrun_subjects import SUBJECT_SQL, subject_source
 from sciti.risk.rules.protected import DryRunAccess
 from sciti.risk.rules.sql import quote_ident
 from sciti.settings import Settings
@@ -102,9 +102,10 @@ def dry_run_features(
     )
 
     subject = SUBJECT_SQL[rule.kind]
-    if end is None:
-        source = subject.from_sql.split(" JOIN ")[0]
-        found = _lake_query(lake, f"SELECT max({subject.date_sql}) AS hi FROM {source}", access, readable)  # noqa: S608
+    if end is None:  # the newest record's day, dated as lake_records dates it (decision 0116)
+        source = subject_source(rule.kind, set(), lake, access)
+        sql = f"SELECT max({source.date_sql}) AS hi FROM {source.totals_sql}"  # noqa: S608 (our SQL)
+        found = _lake_query(lake, sql, access, readable | source.also_reads)
         end = found.column("hi")[0].as_py()
         if end is None:
             return _result(rule, version, days, None, pa.table({}), "features", started, access)
@@ -137,7 +138,7 @@ def dry_run_features(
         conn.execute("SET TimeZone = 'UTC'")
         conn.register("subjects_raw", table)
         # Each record is counted on the day the window selected it by (the lake row's record_date,
-        # as the lake path's): the computed feature may lack it (a consignment's, from ingested_at).
+        # as the lake path's); compute_batch keeps that date where the record's fields give none.
         conn.register("days", records.select(["record_id", "record_date"]))
         sample = "declaration_record_id" if rule.kind == "declaration" else "record_id"
         conn.execute(

@@ -2,9 +2,10 @@
 
 A row may take fields from its parent record, as the engine's scored row does (features.yaml
 ``from_parent``): a consignment is handled at its manifest's ``customs_office`` (decision 0108),
-which a rule's ``offices`` scope reads. The dry-run joins the parent only when the rule names such
-a field, by ``parent_record_id`` as batch scoring and the SQL row scope do (decision 0113), so a
-rule over the kind's own fields (every declaration rule) reads exactly what it read before.
+travels by its ``mode_of_transport`` and is dated by its arrival, departure or issue (decision
+0116). The dry-run joins the parent when the rule names such a field or the kind is dated by one,
+by ``parent_record_id`` as batch scoring and the SQL row scope do (decision 0113); every other kind
+(every declaration rule) reads exactly what it read before.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from sciti.lake import Lake
 from sciti.model import get_kind
 from sciti.model.sql import SQL_TYPES
 from sciti.risk.features.catalog import parent_fields
+from sciti.risk.features.prepare import sql_first_date
+from sciti.risk.features.spec import date_fields
 from sciti.risk.rules.protected import DryRunAccess
 from sciti.risk.rules.sql import quote_ident
 
@@ -31,6 +34,25 @@ class Subject:
     sample_id_sql: str  # the id a sample is shown by: the subject's record id (the declaration's)
 
 
+def own_date_sql(kind: str, parent: bool = False) -> str:
+    """The date a lake row of ``kind`` is assessed for, as ``features.records_sql`` gives it: its
+    date fields (``DATE_COLUMNS``; those taken from the parent under alias ``par``, only when
+    ``parent``), else the day SCITI stored it."""
+    taken = {f.name for f in parent_fields(kind)}
+    dated = [
+        (f"par.{quote_ident(c)}" if c in taken else f"t.{quote_ident(c)}", ts)
+        for c, ts in date_fields(kind)
+        if parent or c not in taken
+    ]
+    return sql_first_date([*dated, ("t.ingested_at", True)])
+
+
+def dated_by_parent(kind: str) -> bool:
+    """Whether ``kind``'s date comes from its parent record (a consignment's from its manifest)."""
+    taken = {f.name for f in parent_fields(kind)}
+    return any(c in taken for c, _ in date_fields(kind))
+
+
 SUBJECT_SQL: dict[str, Subject] = {
     "declaration": Subject(
         "declaration",
@@ -41,10 +63,11 @@ SUBJECT_SQL: dict[str, Subject] = {
         "i.record_id",
         "d.record_id",
     ),
+    # Dated by its own table alone: the parent's dates are added by ``subject_source``.
     "consignment": Subject(
         "consignment",
         "std.consignments t",
-        "CAST(t.ingested_at AS DATE)",
+        own_date_sql("consignment"),
         "transport_document",
         "t.record_id",
         "t.record_id",
@@ -52,23 +75,18 @@ SUBJECT_SQL: dict[str, Subject] = {
     "road_cargo_info": Subject(
         "road_cargo_info",
         "std.road_cargo_info t",
-        "CAST(COALESCE(t.submitted_at, t.ingested_at) AS DATE)",
+        own_date_sql("road_cargo_info"),
         "reference",
         "t.record_id",
         "t.record_id",
     ),
     "passenger": Subject(
-        "passenger",
-        "std.passengers t",
-        "COALESCE(t.departure_date, CAST(t.departure_at AS DATE), CAST(t.ingested_at AS DATE))",
-        "record_ref",
-        "t.record_id",
-        "t.record_id",
+        "passenger", "std.passengers t", own_date_sql("passenger"), "record_ref", "t.record_id", "t.record_id"
     ),
     "currency_declaration": Subject(
         "currency_declaration",
         "std.currency_declarations t",
-        "CAST(t.declared_at AS DATE)",
+        own_date_sql("currency_declaration"),
         "declaration_number",
         "t.record_id",
         "t.record_id",
@@ -86,31 +104,44 @@ def canonical_column(kind: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class SubjectSource:
-    """Where a dry-run reads its rows from: the FROM clause, name -> SQL of each column, and the
-    lake tables read besides the kind's own (the parent's, when joined)."""
+    """Where a dry-run reads its rows from: the FROM clause, name -> SQL of each column, the lake
+    tables read besides the kind's own (the parent's, when joined), each row's date, and the FROM
+    clause the window's records are counted over (a declaration's header table alone)."""
 
     from_sql: str
     columns: dict[str, str]
     also_reads: frozenset[str]
+    date_sql: str
+    totals_sql: str
 
 
 def subject_source(kind: str, names: set[str], lake: Lake, access: DryRunAccess | None) -> SubjectSource:
     """The rows for a rule naming ``names``: the kind's own table, joined to its parent's when a
-    name is a field the row takes from the parent. That field is NULL (as in batch scoring) when
-    the parent's table does not exist yet, or this caller may not read it."""
+    name is a field the row takes from the parent or the kind is dated by the parent's fields.
+    Those fields are NULL (as in batch scoring) when the parent's table does not exist yet, or this
+    caller may not read it; a row is then dated by the day SCITI stored it."""
     subject = SUBJECT_SQL[kind]
     taken = {f.name: f for f in parent_fields(kind) if f.name in names}
     columns = {n: canonical_column(kind, n) for n in names if n not in taken}
-    if not taken:
-        return SubjectSource(subject.from_sql, columns, frozenset())
+    header = subject.from_sql.split(" JOIN ")[0]
+    if not taken and not dated_by_parent(kind):
+        return SubjectSource(subject.from_sql, columns, frozenset(), subject.date_sql, header)
     parent = get_kind(get_kind(kind).parent or "").ident
     if not lake.exists(parent) or (access is not None and not access.policy.can_read(parent)):
         columns |= {n: f"CAST(NULL AS {SQL_TYPES[f.type]})" for n, f in taken.items()}
-        return SubjectSource(subject.from_sql, columns, frozenset())
+        return SubjectSource(subject.from_sql, columns, frozenset(), subject.date_sql, header)
     # By the link the row scope follows (not manifest_id, which two carriers may share).
     joined = f"{subject.from_sql} LEFT JOIN {parent} par ON par.record_id = t.parent_record_id"
     columns |= {n: f"par.{quote_ident(n)}" for n in taken}
-    return SubjectSource(joined, columns, frozenset({parent}))
+    return SubjectSource(joined, columns, frozenset({parent}), own_date_sql(kind, parent=True), joined)
 
 
-__all__ = ["SUBJECT_SQL", "Subject", "SubjectSource", "canonical_column", "subject_source"]
+__all__ = [
+    "SUBJECT_SQL",
+    "Subject",
+    "SubjectSource",
+    "canonical_column",
+    "dated_by_parent",
+    "own_date_sql",
+    "subject_source",
+]
