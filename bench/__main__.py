@@ -26,6 +26,7 @@ BENCHES = [
     "authz_overhead",
     "login",
     "web_pages",
+    "quarantine_resubmit",
 ]
 
 

@@ -6,6 +6,7 @@ from sciti.acquire.errors import AcquireError, ConnectorError
 from sciti.acquire.items import Parsed, Rejected
 from sciti.acquire.quarantine import discard, list_quarantine, resubmit, show_quarantine
 from sciti.acquire.quarantine_bulk import Selection, discard_selection
+from sciti.acquire.quarantine_resubmit import resubmit_selection
 from sciti.acquire.registry import FORMATS, TABLE_FORMATS, FormatContext
 from sciti.acquire.results import BatchResult
 from sciti.acquire.runner import Runner
@@ -30,5 +31,6 @@ __all__ = [
     "list_quarantine",
     "load_connector",
     "resubmit",
+    "resubmit_selection",
     "show_quarantine",
 ]

@@ -23,9 +23,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from sciti.access.audit import audit
@@ -242,7 +242,13 @@ def _check_correction(
 
 
 def resubmit(
-    settings: Settings, quarantine_id: int, corrected: str | None, user: str, *, source: str = "internal"
+    settings: Settings,
+    quarantine_id: int,
+    corrected: str | None,
+    user: str,
+    *,
+    source: str = "internal",
+    bulk_ref: str | None = None,
 ) -> BatchResult:
     """Re-run one quarantined unit (the corrected text, or the text as quarantined) as a new batch,
     as ``user`` (the account acting, recorded as ``resolved_by`` and in the audit trail) from
@@ -252,9 +258,12 @@ def resubmit(
     correction of one record; more is refused before anything is stored. The entry is closed
     (``resubmitted``) only when the batch committed rows; otherwise it stays open and an error says
     why and what to do. A failed batch is returned as it is (open entry). Every outcome is audited
-    (``quarantine.resubmit``: ok, refused or failed) with the counts, never the text."""
+    (``quarantine.resubmit``: ok, refused or failed) with the counts, never the text. ``bulk_ref``:
+    the bulk run this is part of (decision 0117), kept in the audit entry and on the closed entry."""
     _ready(settings)
     who: dict[str, Any] = {"user": user, "action": "quarantine.resubmit", "source": source}
+    if bulk_ref:
+        who["resubmitted_with"] = bulk_ref
     try:
         with session_scope(settings.resolved_ops_db_url) as s:
             q = _get(s, quarantine_id)
@@ -327,11 +336,25 @@ def resubmit(
             and batch.resubmission_of == quarantine_id
             and batch.stored + batch.quarantined + batch.already_stored > 0
         )
+        closed_by_other = None
         if landed:
             q = _get(s, quarantine_id)
-            q.status, q.resolved_by, q.resolved_at = "resubmitted", user, utcnow()
-            q.resubmit_batch_id = result.batch_id
-            _audit(s, entry=q, **who, **counts)  # commits with the entry's closing, or not at all
+            details = {**(q.details or {}), "resubmitted_with": bulk_ref} if bulk_ref else q.details
+            closed_by_other = _close_resubmitted(s, q.id, user, str(result.batch_id), details)
+            if closed_by_other is None:
+                _audit(s, entry=q, **who, **counts)  # commits with the entry's closing, or not at all
+    if closed_by_other == "":  # closed with this very batch by a twin re-submission: audited there
+        return result
+    if closed_by_other:
+        _audit_apart(settings, quarantine_id, **who, **counts, entry_status=closed_by_other)
+        raise AcquireError(
+            f"quarantine entry {quarantine_id} was {closed_by_other} by another action while its "
+            f"re-submission ran; the re-submission's batch {result.batch_id} committed (stored "
+            f"{result.stored}, quarantined {result.quarantined}), and the entry stays {closed_by_other}",
+            remedy=f"see who closed the entry (sciti quarantine show {quarantine_id}) and the batch "
+            "(sciti batches)",
+            details={"batch_id": result.batch_id, "status": closed_by_other},
+        )
     if not landed:
         _audit_apart(settings, quarantine_id, **who, outcome="failed", **counts)
         raise AcquireError(
@@ -342,6 +365,28 @@ def resubmit(
             details={"batch_id": result.batch_id, "status": result.status},
         )
     return result
+
+
+def _close_resubmitted(s: Session, qid: int, user: str, batch_id: str, details: Any) -> str | None:
+    """Mark the entry ``resubmitted`` by ``batch_id`` if it is still open: None when done. An action
+    that closed it while the batch ran stands (its status is returned), and so does a twin
+    re-submission that closed it with this very batch ("")."""
+    table = cast(Table, QuarantineRecord.__table__)
+    done = s.connection().execute(
+        table.update()
+        .where(table.c.id == qid, table.c.status == "open")
+        .values(
+            status="resubmitted",
+            resolved_by=user,
+            resolved_at=utcnow(),
+            resubmit_batch_id=batch_id,
+            details=details,
+        )
+    )
+    if done.rowcount:
+        return None
+    status, by = s.execute(select(table.c.status, table.c.resubmit_batch_id).where(table.c.id == qid)).one()
+    return "" if (status, by) == ("resubmitted", batch_id) else str(status)
 
 
 def resubmission_fingerprint(quarantine_id: int, data: bytes) -> str:

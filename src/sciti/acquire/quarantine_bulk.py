@@ -86,7 +86,7 @@ def selection_problems(sel: Selection) -> list[tuple[str, str]]:
             (
                 "all",
                 "the selection is empty: name a connector, source, batch, reason words, a received "
-                "date or ids (or say all, to discard every open entry)",
+                "date or ids (or say all, to take every open entry)",
             )
         )
     return problems

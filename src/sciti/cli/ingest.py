@@ -1,5 +1,5 @@
 """sciti CLI: ``ingest``, ``batches`` and ``quarantine list|show|resubmit|discard`` (one entry, or
-a selection: decision 0110).
+a selection: decisions 0110 and 0117).
 
 The quarantine commands act as a named account (``--user`` or ``SCITI_USER``, decisions 0024 and
 0099) holding ``quarantine.read`` (list, show) or ``quarantine.resubmit`` (resubmit, discard): that
@@ -21,7 +21,14 @@ import orjson
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table as RichTable
 
 from sciti.acquire import (
@@ -38,9 +45,11 @@ from sciti.acquire import (
 from sciti.acquire.errors import UnitBusy
 from sciti.acquire.quarantine import ensure_ready
 from sciti.acquire.quarantine_bulk import BULK_MAX, Selection, discard_selection
+from sciti.acquire.quarantine_resubmit import RUN_MAX, resubmit_selection
 from sciti.acquire.units import files_in
 from sciti.cli.common import acting_account, console, fail, settings
 from sciti.errors import SCITIError
+from sciti.settings import Settings
 
 # Exit status of a run that left units to another process ingesting them at that moment: "try
 # again later" (EX_TEMPFAIL of sysexits.h), not a failure of the data.
@@ -304,17 +313,64 @@ def quarantine_show(
 
 @quarantine_app.command("resubmit")
 def quarantine_resubmit(
-    quarantine_id: int,
+    quarantine_id: Annotated[
+        int | None,
+        typer.Argument(help="The entry (or leave it out and name a selection).", show_default=False),
+    ] = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Corrected unit (same format as the source).")
     ] = None,
     edit: Annotated[bool, typer.Option("--edit", help="Correct the raw text in $EDITOR first.")] = False,
+    ids: Annotated[
+        list[int] | None,
+        typer.Option("--id", help="Only these entries (repeat the option).", show_default=False),
+    ] = None,
+    connector: Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this data source.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", "-b", help="Only this batch.")] = None,
+    reason_contains: Annotated[
+        str | None, typer.Option("--reason-contains", help="Only entries whose reason holds these words.")
+    ] = None,
+    after: Annotated[datetime | None, typer.Option("--after", help="Quarantined at or after (UTC).")] = None,
+    before: Annotated[datetime | None, typer.Option("--before", help="Quarantined before (UTC).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say how many would be re-submitted.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help=f"At most this many (≤ {RUN_MAX:,}).")] = RUN_MAX,
+    after_id: Annotated[
+        int, typer.Option("--after-id", help="Continue a run: start past this entry id (the run says it).")
+    ] = 0,
+    up_to_id: Annotated[
+        int | None, typer.Option("--up-to-id", help="Continue a run: its selection's highest id.")
+    ] = None,
     user: User = "",
 ) -> None:
     """Re-submit a quarantined unit (corrected or as it was) through its connector, as a new batch.
-    A row's correction is one row (with the header): new records go through `sciti ingest`."""
+    A row's correction is one row (with the header): new records go through `sciti ingest`.
+
+    Without ID, re-submit every open entry of a selection as it was quarantined (--connector,
+    --source, --batch, --reason-contains, --after, --before, --id, or --all), once its cause is
+    fixed: each is its own batch; entries that stay open are counted with why (exit 1). Preview with
+    --dry-run, and try a few first (--limit 10)."""
     name = _acting(user, "quarantine.resubmit")
     s = settings()
+    sel = Selection(
+        connector=connector,
+        source=source,
+        batch_id=batch,
+        reason_contains=reason_contains,
+        received_after=after,
+        received_before=before,
+        ids=tuple(ids or ()),
+        everything=everything,
+    )
+    named = sel.named() or dry_run or after_id or up_to_id is not None or limit != RUN_MAX
+    if quarantine_id is None:
+        if file or edit:
+            fail("--file and --edit correct one entry: pass its ID (sciti quarantine resubmit ID -f FILE)")
+        _resubmit_selection(s, sel, name, dry_run=dry_run, limit=limit, after_id=after_id, up_to_id=up_to_id)
+        return
+    if named:
+        fail("pass one entry ID, or a selection without an ID, not both")
     try:
         corrected = file.read_text(encoding="utf-8") if file else None
         if edit:
@@ -331,6 +387,79 @@ def quarantine_resubmit(
     console.print(_result_table([result]))
     if result.status == "failed":
         fail(f"re-submission failed: {result.error}")
+
+
+def _resubmit_selection(
+    s: Settings, sel: Selection, name: str, *, dry_run: bool, limit: int, after_id: int, up_to_id: int | None
+) -> None:
+    """The bulk re-submission (decision 0117): a progress bar, then the counts and why entries
+    stayed open (their words are the ingest's: printed as text, never as markup)."""
+    try:
+        if dry_run:
+            done = resubmit_selection(
+                s, sel, name, source="cli", dry_run=True, limit=limit, after_id=after_id, up_to_id=up_to_id
+            )
+        else:
+            with Progress(
+                TextColumn("[bold]re-submitting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("re-submitting", total=None)
+                done = resubmit_selection(
+                    s, sel, name, source="cli", limit=limit, after_id=after_id, up_to_id=up_to_id,
+                    progress=lambda n, total: bar.update(task, completed=n, total=total),
+                )  # fmt: skip
+    except SCITIError as exc:
+        fail(exc)
+    if dry_run:
+        console.print(
+            f"dry run: {done.selected:,} open entries match; {done.taken:,} would be re-submitted as "
+            f"quarantined, one batch each, {done.remaining:,} would remain (the limit is {done.limit:,}); "
+            f"{done.already_closed:,} already closed. Nothing was changed.",
+            highlight=False,
+        )
+        return
+    table = RichTable(title="bulk re-submission", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("entries")
+    table.add_column("", justify="right")
+    for label, value in (
+        ("selected (open when the run began)", done.selected),
+        ("re-submitted and closed", done.resubmitted),
+        ("still open (re-submitted, see why below)", done.still_open),
+        ("closed meanwhile by another action", done.closed_meanwhile),
+        ("not reached (the limit)", done.remaining),
+        ("rows stored by their batches", done.stored),
+        ("quarantined again (new open entries)", done.quarantined),
+        ("already stored", done.already_stored),
+    ):
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    if done.reasons:
+        why = RichTable(title="why entries stayed open", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("code", "entries", "ids", "why"):
+            why.add_column(col, overflow="fold")
+        for g in done.reasons:
+            more = " …" if g.count > len(g.ids) else ""
+            why.add_row(escape(g.code), f"{g.count:,}", ", ".join(map(str, g.ids)) + more, escape(g.why))
+        console.print(why)
+    notes = [f"{done.seconds:,.1f} s; audit reference {done.audit_ref}"]
+    if done.quarantined:
+        notes.append(
+            f"{done.quarantined:,} records were quarantined again: is the cause fixed? "
+            "(sciti quarantine list --status open)"
+        )
+    if done.remaining:
+        notes.append(
+            f"{done.remaining:,} remain: continue with --after-id {done.after_id} --up-to-id {done.up_to_id}"
+        )
+    for note in notes:
+        console.print(escape(note), highlight=False)
+    if done.still_open:
+        raise typer.Exit(1)
 
 
 def _edit(text: str) -> str | None:

@@ -32,6 +32,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/quarantine/{record_id}/resubmit"): DATA,
     ("POST", "/api/v1/quarantine/{record_id}/discard"): DATA,
     ("POST", "/api/v1/quarantine/discard"): DATA,
+    ("POST", "/api/v1/quarantine/resubmit"): DATA,
     ("POST", "/api/v1/sql"): QUERY,
     ("POST", "/api/v1/ingest/{source}"): DATA,
     ("GET", "/metrics"): METRICS,

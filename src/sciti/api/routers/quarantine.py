@@ -4,7 +4,8 @@ Showing one record (its raw content), re-submitting and discarding go through th
 of ``sciti.acquire.quarantine``, which audit them under the caller's account (decision 0099); the
 list gives where and why, never the raw content. Acting on an entry that is no longer open answers
 409 ``conflict`` (decision 0109). ``POST /quarantine/discard`` closes a whole selection, at most
-``BULK_MAX`` entries a call, with one audit entry (decision 0110).
+``BULK_MAX`` entries a call, with one audit entry (decision 0110); ``POST /quarantine/resubmit``
+re-submits one as quarantined, a few dozen entries a call (decision 0117).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import importlib
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +27,7 @@ from sqlalchemy import func, select
 from sciti.access import Principal, require
 from sciti.acquire.errors import AcquireError
 from sciti.acquire.quarantine_bulk import BULK_MAX, MAX_TEXT, Selection, discard_selection, selection_problems
+from sciti.acquire.quarantine_resubmit import CALL_DEFAULT, CALL_MAX, CALL_SECONDS, resubmit_selection
 from sciti.api.deps import PagingDep, RowId, SessionDep, SettingsDep
 from sciti.api.errors import NotAvailable
 from sciti.api.routers.sql import client_of
@@ -90,8 +93,8 @@ class Discard(BaseModel):
         return value.strip()
 
 
-class BulkDiscard(BaseModel):
-    """A selection of quarantine entries (every field given must match), and why to discard them."""
+class SelectionBody(BaseModel):
+    """A selection of quarantine entries: every field given must match (decision 0110)."""
 
     model_config = ConfigDict(extra="forbid")
     connector: str | None = Field(None, max_length=MAX_TEXT["connector"], description="Only this connector.")
@@ -112,6 +115,30 @@ class BulkDiscard(BaseModel):
         default_factory=list, max_length=BULK_MAX, description="Only these entries."
     )
     all: bool = Field(False, description="Consent to an empty selection: every open entry.")
+
+    def selection(self) -> Selection:
+        """The selection, or 422 naming each field that cannot be used (as a body error)."""
+        sel = Selection(
+            connector=self.connector,
+            source=self.source,
+            batch_id=self.batch_id,
+            reason_contains=self.reason_contains,
+            received_after=self.received_after,
+            received_before=self.received_before,
+            ids=tuple(self.ids),
+            everything=self.all,
+        )
+        problems = selection_problems(sel)
+        if problems:
+            raise RequestValidationError(
+                [{"loc": ("body", f), "msg": p, "type": "value_error"} for f, p in problems]
+            )
+        return sel
+
+
+class BulkDiscard(SelectionBody):
+    """A selection of quarantine entries (every field given must match), and why to discard them."""
+
     reason: str = Field(
         max_length=2000,
         description="Why these records will not be stored; kept on every entry closed (not audited).",
@@ -138,6 +165,53 @@ class BulkDiscardOut(BaseModel):
     dry_run: bool
     limit: int
     audit_ref: str | None = Field(description="Kept on every entry closed and in the audit entry.")
+    selection: dict[str, Any]
+
+
+class BulkResubmit(SelectionBody):
+    """A selection of quarantine entries to re-submit as they were quarantined, a part per call."""
+
+    dry_run: bool = Field(False, description="Count what would be re-submitted; change nothing.")
+    limit: int = Field(
+        CALL_DEFAULT,
+        ge=1,
+        le=CALL_MAX,
+        description=f"At most this many entries this call (≤ {CALL_MAX}); a call also starts "
+        f"no entry after {CALL_SECONDS:.0f} seconds.",
+    )
+    after_id: int = Field(
+        0, ge=0, le=2**31 - 1, description="Continue: the `after_id` the previous call answered."
+    )
+    up_to_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Continue: the `up_to_id` the first call answered."
+    )
+
+
+class StillOpenOut(BaseModel):
+    code: str = Field(description="The error code the re-submission gave (`batch_failed`: its batch failed).")
+    why: str = Field(description="Its words, the entry's id read `ID`.")
+    count: int
+    ids: list[int] = Field(description="The first few entries.")
+
+
+class BulkResubmitOut(BaseModel):
+    selected: int = Field(description="Open entries of the selection (after `after_id`, up to `up_to_id`).")
+    taken: int = Field(description="Entries this call reached (in a dry run: would reach).")
+    resubmitted: int = Field(description="Re-submitted and closed: each its own batch.")
+    still_open: int = Field(description="Re-submitted but left open; `reasons` says why.")
+    closed_meanwhile: int = Field(description="Closed by another action before this call reached them.")
+    remaining: int = Field(description="Not reached this call: call again with `after_id` and `up_to_id`.")
+    already_closed: int = Field(description="Entries of the selection closed before this call.")
+    stored: int = Field(description="Rows the re-submissions' batches stored.")
+    quarantined: int = Field(description="Records quarantined again (new open entries).")
+    already_stored: int = Field(description="Records found stored already with the same values.")
+    reasons: list[StillOpenOut]
+    after_id: int = Field(description="The last entry this call reached: pass it to the next call.")
+    up_to_id: int | None = Field(description="The selection's highest entry: pass it to the next call.")
+    dry_run: bool
+    limit: int
+    seconds: float
+    audit_ref: str | None = Field(description="In the run's audit entry and on every entry it closed.")
     selection: dict[str, Any]
 
 
@@ -280,21 +354,7 @@ async def discard_many(
     holds the selection and the counts. `dry_run: true` answers the counts and changes nothing. An
     empty selection is refused unless `all: true`. One call closes at most `limit` (at most 50,000)
     entries; `remaining` says how many are left for the next call. Needs `quarantine.resubmit`."""
-    sel = Selection(
-        connector=body.connector,
-        source=body.source,
-        batch_id=body.batch_id,
-        reason_contains=body.reason_contains,
-        received_after=body.received_after,
-        received_before=body.received_before,
-        ids=tuple(body.ids),
-        everything=body.all,
-    )
-    problems = selection_problems(sel)
-    if problems:
-        raise RequestValidationError(
-            [{"loc": ("body", f), "msg": p, "type": "value_error"} for f, p in problems]
-        )
+    sel = body.selection()
     result = await run_in_threadpool(
         discard_selection,
         settings,
@@ -308,6 +368,59 @@ async def discard_many(
     if not body.dry_run:
         log.info("quarantine discarded in bulk", extra={"closed": result.closed, "user": principal.username})
     return BulkDiscardOut(**dataclasses.asdict(result))
+
+
+@router.post(
+    "/quarantine/resubmit",
+    summary="Re-submit the open quarantined records of a selection as they were quarantined",
+    response_model=BulkResubmitOut,
+)
+async def resubmit_many(
+    body: BulkResubmit, principal: Resubmitter, settings: SettingsDep, request: Request
+) -> BulkResubmitOut:
+    """As `sciti quarantine resubmit --connector …`, once the cause is fixed (a connector, a code
+    list): each open entry the selection takes runs again through its connector as quarantined, as
+    its own batch linked to it and audited as a single re-submission; it is closed when rows came in,
+    else it stays open and `reasons` says why. One call takes at most `limit` (≤ 100) entries and
+    starts none after 20 seconds; while `remaining` is not 0, call again with the `after_id` and
+    `up_to_id` it answered (entries it quarantines again are newer than `up_to_id`: never taken).
+    One audit entry per call (`quarantine.resubmit`, `bulk`). `dry_run: true` counts. An empty
+    selection is refused unless `all: true`. Needs `quarantine.resubmit`."""
+    sel = body.selection()
+    if body.after_id and body.up_to_id is None:  # else what the first call quarantined again is taken
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "up_to_id"),
+                    "msg": "is needed with after_id: pass both values the previous call answered",
+                    "type": "value_error",
+                }
+            ]
+        )
+    result = await run_in_threadpool(
+        partial(
+            resubmit_selection,
+            settings,
+            sel,
+            principal.username,
+            source=client_of(request),
+            dry_run=body.dry_run,
+            limit=body.limit,
+            after_id=body.after_id,
+            up_to_id=body.up_to_id,
+            budget=CALL_SECONDS,
+        )
+    )
+    if not body.dry_run:
+        log.info(
+            "quarantine resubmitted in bulk",
+            extra={
+                "resubmitted": result.resubmitted,
+                "still_open": result.still_open,
+                "user": principal.username,
+            },
+        )
+    return BulkResubmitOut(**dataclasses.asdict(result))
 
 
 def _plain(value: Any) -> Any:

@@ -1,5 +1,5 @@
 """Sources and batches (live while ingests run), the quarantine browser, correct and re-submit,
-discard one entry or every open entry of a filter."""
+discard one entry or every open entry of a filter, re-submit them as quarantined a part per click."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sciti.access import Principal
 from sciti.acquire.quarantine import show_quarantine
 from sciti.acquire.quarantine_bulk import BULK_MAX, Selection, selection_problems, selection_where
+from sciti.acquire.quarantine_resubmit import CALL_DEFAULT
 from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, session_scope
 from sciti.settings import Settings
@@ -117,6 +118,7 @@ def _quarantine(settings: Settings, status: str, sel: Selection, offset: int) ->
                 )
                 or 0,
                 "max": BULK_MAX,
+                "per_call": CALL_DEFAULT,  # re-submitted per click (decision 0117)
             }
         items = [
             {
