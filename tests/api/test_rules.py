@@ -224,6 +224,15 @@ def test_an_office_bound_officer_dry_runs_over_their_offices_records_only(
     assert (everyone["records"], everyone["hits"], everyone["office"]) == (3, 3, None)
     assert (mine["records"], mine["hits"], mine["sample_ids"], mine["office"]) == (1, 1, ["d0"], "A")
     assert [e["details"].get("office") for e in audit_of(client, token_for, "rule.dry_run")] == ["A", None]
+    # A scope of another office: the note says so, in English and as its code (API compatible).
+    scoped = rule.replace("kind: declaration", "kind: declaration\nscope: {offices: [B]}")
+    hidden = client.post("/api/v1/rules/dry-run", json={"text": scoped, "days": 30}, headers=ann).json()
+    (note,) = hidden["notes"]
+    assert isinstance(note, str) and note.startswith(
+        "your account sees office A only; the rule's scope names B"
+    )
+    params = {"office": "A", "offices": ["B"], "records": 1, "kind": "declaration"}
+    assert hidden["note_codes"] == [{"code": "offices_hidden", "params": params}]
 
 
 # -- input handling: say what is missing, refuse what is not known ------------------------------

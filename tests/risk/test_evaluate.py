@@ -8,15 +8,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from sciti.risk import evaluate
 from sciti.risk.evaluate import (
     ANCHORS,
     MIN_REVENUE_RECORDS,
     evaluate_kcs,
     evaluate_lake,
+    kcs_features,
     metrics,
     point_metrics,
+    read_kcs,
     usable_revenue,
 )
+from sciti.risk.features.national import DEFAULT
 from tests.risk.features.world import build_world_lake
 
 # 200 rows, scores descending: the top 1 % (2 rows) are both positive, the top 5 % (10) hold 4.
@@ -69,6 +73,24 @@ def test_kcs_evaluation_on_a_subset_reports_both_tasks_explained(shared_data) ->
         assert r["unexplained_scores"] == 0
         assert len(r["top_explained"]) == 5 and all(row["factors"] for row in r["top_explained"])
     assert report["tasks"]["fraud"]["metrics"]["roc_auc"] > 0.6  # better than chance even from 4,000 rows
+
+
+def test_kcs_evaluation_says_korean_values_in_won(shared_data) -> None:
+    """The KCS files are Korean customs data: the words name KRW, whatever the instance's currency
+    (decision 0118); the figures are those of the default settings (no declaration feature uses
+    the threshold)."""
+    kcs = shared_data / "kcs"
+    report = evaluate_kcs(
+        kcs / "train.csv", kcs / "valid.csv", bootstrap=5, limit_train=4000, limit_test=3000, explain_top=5
+    )
+    said = [f for r in report["tasks"].values() for row in r["top_explained"] for f in row["factors"]]
+    assert any("customs value in KRW" in f for f in said), said
+    assert not any("HKD" in f for f in said), said
+    train, test = read_kcs(kcs / "train.csv").slice(0, 2000), read_kcs(kcs / "valid.csv").slice(0, 1000)
+    won = kcs_features(train, test, {})
+    with pytest.MonkeyPatch.context() as mp:  # the same features as the instance's defaults make them
+        mp.setattr(evaluate, "KCS_NATIONAL", DEFAULT)
+        assert kcs_features(train, test, {}) == won
 
 
 def test_lake_evaluation_time_split_with_revenue_and_random_subset(tmp_path_factory) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,36 @@ def test_discard_every_entry_of_a_bad_file_from_the_quarantine_page(offline, liv
         assert {(q.status, q.details.get("discard_reason")) for q in closed} == {
             ("discarded", "supplier resent the file corrected")
         }
+
+
+def test_a_dry_run_on_a_chinese_page_says_its_notes_in_chinese(offline, live_server, web_settings):
+    """The page's script says a fresh dry-run's notes from their codes, as the server says them."""
+    from sciti.access import create_user
+    from sciti.ops import session_scope
+    from sciti.risk import rules
+    from tests.web.test_i18n import english_words
+
+    text = (
+        "id: W-LATER\ntitle: Heavy consignments from 2030\nkind: declaration\nscope: {offices: [ZZ99]}\n"
+        "valid_from: '2030-01-01'\nwhen: net_mass_kg > 10000\nweight: 20\nreason: '{net_mass_kg} kg'\n"
+    )
+    with session_scope(web_settings.resolved_ops_db_url) as s:  # a person of their own: the choice of
+        create_user(s, "mei", ["targeting_officer"], password=PASSWORD)  # language is saved with them
+        rules.save_rule(s, text, actor="mei")
+    page, _ = offline
+    log_in(page, live_server, "mei")
+    page.get_by_role("button", name="繁體中文").click()
+    page.wait_for_selector("text=總覽")
+    page.goto(f"{live_server}/ui/rules/W-LATER")
+    page.locator("#dryrun-form button[type=submit]").click()
+    page.wait_for_selector("#dryrun-notes")
+    drawn = page.inner_text("#dryrun-notes")
+    assert page.locator("#dryrun-notes [data-untranslated]").count() == 0
+    assert english_words(drawn) == [], drawn
+    records = int(re.search(r"紀錄數: (\d+)", page.inner_text("#dryrun-summary")).group(1))
+    assert records > 0 and f"{records:,} 筆報關單中的任何一筆（關別 ZZ99 保留 0 筆）" in drawn, drawn
+    assert "規則的有效期間（自 2030-01-01 起）完全在試算期間" in drawn, drawn
+    assert page.locator('#dryrun-notes span[translate="no"]', has_text="ZZ99").count() == 1
+    page.reload()  # the kept figures, drawn by the server: the same words
+    page.wait_for_selector("#dryrun-notes")
+    assert page.inner_text("#dryrun-notes") == drawn

@@ -1,5 +1,5 @@
 """A rate factor's counts in the reader's language (decision 0115): the inspections and frauds its
-code carries, said in Chinese on the record page beside the engine's English sentence."""
+code carries, said in Chinese on the record page (with the whole sentence, decision 0118)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def test_the_record_page_says_a_rates_counts_in_chinese(web_app, web_settings) -
                 else (f"過去查驗的 {n:,} 項貨物中 {frauds:,} 項查獲")
             )
             assert said in shown, (said, shown)
-            assert f" in {n:,} " in f.text and html.escape(f.text) in shown  # the English beside it
+            assert f" in {n:,} " in f.text  # the same counts as the English sentence
+            assert html.escape(f.text) not in shown  # said whole in Chinese, no English beside (0118)
         assert english_on(shown) == []
     finally:
         queued.clear()

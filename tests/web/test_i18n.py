@@ -10,8 +10,9 @@ layer's to translate is marked in the templates and left out of the check:
   ``translate="no"`` (a username, a rule's title, a record's values); ``data-keep`` names the data
   an element's attributes hold (a confirmation that names the user);
 - words another layer wrote in English with no key beside them, marked ``data-untranslated``: the
-  risk engine's reasons and the rule engine's dry-run notes, an ingest's quarantine reason, the
-  server's own words beside a message said in other words (docs/web.md, *Language*);
+  risk engine's reasons and the rule engine's dry-run notes kept without codes, an ingest's
+  quarantine reason, the server's own words beside a message said in other words (docs/web.md,
+  *Language*);
 - text in another language on purpose (``lang="en"``: the English button).
 
 Acronyms and codes (all capitals: HS, AEO, SQL, ROC AUC, CN) and dotted or slashed codes

@@ -20,6 +20,7 @@ import pyarrow.csv as pcsv
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from sciti.risk.features import build_reference_from, compute_batch
+from sciti.risk.features.national import DEFAULT, National
 from sciti.risk.models.fit import fit
 
 KS = (1, 2, 5, 10)
@@ -53,6 +54,9 @@ KCS_COLUMNS = {
     "Fraud": "fraud_label",
     "Critical Fraud": "critical_label",
 }
+# The KCS files are Korean customs data: their values are in won, whatever this instance's national
+# currency. Only the words use it; the threshold (no declaration feature uses it) stays the default.
+KCS_NATIONAL = National("KRW", DEFAULT.cash_threshold)
 _NUMERIC = {"Tax Rate", "Net Mass", "Item Price", "Fraud", "Critical Fraud"}
 FOLDS = 5
 # Counts from a fold's reference see (FOLDS-1)/FOLDS of the rows; scaled so train and test agree.
@@ -210,6 +214,7 @@ def kcs_features(
             snapshot_id=f"kcs-fold{f}",
             known=known,
             keep_events=False,
+            national=KCS_NATIONAL,
         )
         part = compute_batch("declaration", train.filter(inside), ref)
         for name in _COUNT_FEATURES:
@@ -218,7 +223,9 @@ def kcs_features(
         parts.append(part)
         order.append(np.nonzero(fold == f)[0])
     oof = pa.concat_tables(parts).take(pa.array(np.argsort(np.concatenate(order), kind="stable")))
-    ref = build_reference_from(train, as_of=as_of, snapshot_id="kcs-train", known=known, keep_events=False)
+    ref = build_reference_from(
+        train, as_of=as_of, snapshot_id="kcs-train", known=known, keep_events=False, national=KCS_NATIONAL
+    )
     return oof, compute_batch("declaration", test, ref)
 
 
@@ -266,7 +273,7 @@ def evaluate_kcs(
         result = metrics(y_te, scores, bootstrap=bootstrap)
         result["anchors"] = ANCHORS[task]
         top = np.argsort(-scores, kind="stable")[:explain_top]
-        factors = model.explain(te_feats.take(pa.array(top)), top=3)
+        factors = model.explain(te_feats.take(pa.array(top)), top=3, national=KCS_NATIONAL)
         result["top_explained"] = [
             {
                 "declaration_id": te_feats["declaration_id"][int(i)].as_py(),

@@ -142,12 +142,13 @@ def ingestion_health(settings: Settings) -> dict[str, Any]:
                 select(Batch.status, func.count()).where(Batch.started_at >= since).group_by(Batch.status)
             ).all()
         )
-        received, stored, quarantined, already = session.execute(
+        received, stored, quarantined, already, replaced = session.execute(
             select(
                 func.coalesce(func.sum(Batch.received), 0),
                 func.coalesce(func.sum(Batch.stored), 0),
                 func.coalesce(func.sum(Batch.quarantined), 0),
                 func.coalesce(func.sum(Batch.already_stored), 0),
+                func.coalesce(func.sum(Batch.replaced), 0),  # part of stored (decision 0112)
             ).where(Batch.started_at >= since)
         ).one()
         last = session.scalar(select(func.max(Batch.finished_at)))
@@ -159,6 +160,7 @@ def ingestion_health(settings: Settings) -> dict[str, Any]:
         "stored": int(stored),
         "quarantined": int(quarantined),
         "already_stored": int(already),
+        "replaced": int(replaced),
         "last_finished": last.isoformat(timespec="seconds") if last else None,
         "quarantine_open": int(open_q),
         "running": int(running),

@@ -8,7 +8,10 @@ one browser to the next.
 
 Generated key sets name things the pages show by their code: ``column.<name>`` (lake columns, see
 ``sciti.web.labels``), ``kind.<record kind>``, ``role.<role>``, ``metric.<model metric>``,
-``param.<form field>``, ``error.<SCITIError code>``, ``invalid.<validation error type>``.
+``param.<form field>``, ``error.<SCITIError code>``, ``invalid.<validation error type>``, and
+``explain.<kind>.<feature>`` (also ``explain_no``, ``explain_unseen``): a model factor's sentence,
+whose English is features.yaml's template, and ``dry_note.<key>``: a rule dry-run's notes, whose
+English is the rule engine's (``sciti.risk.rules.dryrun_notes``).
 A value shown inside a message as it is stored (a username, a model version) is passed through
 :func:`keep`: the page marks it as data, never to be translated.
 """
@@ -42,7 +45,32 @@ def catalogue(lang: str) -> dict[str, str]:
             out[prefix] = str(node)
 
     walk("", data)
+    if lang == DEFAULT:
+        out |= _factor_templates() | _note_words()
     return out
+
+
+def _factor_templates() -> dict[str, str]:
+    """``<template>.<kind>.<feature>``: the English of a model factor's sentence is its template in
+    features.yaml, kept there once; the other catalogues hold its words (decision 0118)."""
+    from sciti.risk.features.catalog import SUBJECT_KINDS, columns
+
+    out = {}
+    for kind in SUBJECT_KINDS:
+        for name, info in columns(kind).items():
+            for form in ("explain", "explain_no", "explain_unseen"):
+                text = getattr(info, form)
+                if text:
+                    out[f"{form}.{kind}.{name}"] = text
+    return out
+
+
+def _note_words() -> dict[str, str]:
+    """``dry_note.<key>``: the English of a rule dry-run's notes is the rule engine's, kept there
+    once; the other catalogues hold their words with the same values."""
+    from sciti.risk.rules.dryrun_notes import WORDS
+
+    return {f"dry_note.{key}": text for key, text in WORDS.items()}
 
 
 def pick(cookie: str | None, accept_language: str | None = None) -> str:

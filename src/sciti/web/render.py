@@ -24,13 +24,16 @@ from sciti.access import SESSION_COOKIE, Principal, csrf_token, optional_princip
 from sciti.access.roles import check_permission_name
 from sciti.ops import session_scope
 from sciti.settings import Settings
+from sciti.web.dryrun_words import note_words, notes_shown
 from sciti.web.errors import LoginNeeded, Names, PageForbidden
 from sciti.web.i18n import DEFAULT, LANG_COOKIE, LANGUAGES, Translator, catalogue, keep, pick
-from sciti.web.words import factor_words
+from sciti.web.words import factor_sentence, factor_words
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # keep(value): a stored value inside a message, marked as data; factor_words: a model factor in words.
-TEMPLATES.env.globals.update(keep=keep, factor_words=factor_words)
+TEMPLATES.env.globals.update(keep=keep, factor_words=factor_words, factor_sentence=factor_sentence)
+# notes_shown / note_words: a rule dry-run's notes in the reader's language (page and script).
+TEMPLATES.env.globals.update(notes_shown=notes_shown, note_words=note_words)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ the engine's sentences as stored, the words of the record and the audit.
 
 A model factor is said from its keys: the feature's label from ``column.<name>``, the value
 formatted as the feature's own explanation formats it and, for a smoothed rate, the counts it
-rests on (``inspections``, ``frauds``; decision 0115). The engine's sentence stays beside it for
-the details only the sentence has (the trader or the HS code it names). See docs/web.md, *Language*.
+rests on (``inspections``, ``frauds``; decision 0115). A factor that keeps the template its
+sentence was made from and the record's values it names (``template``, ``named``; decision 0118)
+is said whole, from the catalogues' words for that template; one kept without them (scored
+before) keeps the engine's sentence beside it for what only the sentence names (the trader or the
+HS code). See docs/web.md, *Language*.
 """
 
 from __future__ import annotations
@@ -76,6 +79,49 @@ def factor_words(t: Translator, kind: str, factor: dict[str, Any]) -> str:
     if isinstance(factor.get("inspections"), int):
         return t("risk.factor_line_evidence", evidence=evidence_words(t, kind, factor), **named)
     return t("risk.factor_line", **named)
+
+
+def factor_sentence(t: Translator, kind: str, factor: dict[str, Any]) -> str | None:
+    """A model factor's whole sentence in the reader's language, made as the engine makes its
+    English: the feature's template (``<template>.<kind>.<feature>``, the catalogues' words for
+    features.yaml's) filled from the values the factor keeps (``template``, ``named``: decision
+    0118), then its contribution. None for a factor kept without them (scored before) or one the
+    catalogues do not say: the page shows its label and value, with the engine's sentence beside.
+    A factor no template says (``template`` null) is its label and value: that is its whole sentence."""
+    form, named = factor.get("template"), factor.get("named")
+    feature = str(factor.get("feature"))
+    if "template" in factor and form is None:
+        return factor_words(t, kind, factor)
+    key = f"{form}.{kind}.{feature}"
+    if not isinstance(form, str) or not isinstance(named, dict) or not t.has(key):
+        return None
+    value = factor.get("value")
+    values = {k: t("risk.value_unknown") if v is None else keep(v) if isinstance(v, str) else v
+              for k, v in named.items()}  # fmt: skip
+    values["value"] = keep(value) if isinstance(value, str) else value
+    if "{evidence" in t(key):
+        values["evidence"] = _evidence_or_how(t, kind, factor)
+    contribution = factor.get("contribution")
+    try:
+        sentence = t(key, **values)
+        return t("risk.factor_sentence", sentence=keep_said(sentence), contribution=f"{contribution:+.2f}")
+    except (KeyError, TypeError, ValueError, IndexError):  # values that do not fit the words
+        return None
+
+
+def keep_said(words: str) -> Markup:
+    """Words already said (their data marked) placed inside another message as they are."""
+    return words if isinstance(words, Markup) else escape(words)
+
+
+def _evidence_or_how(t: Translator, kind: str, factor: dict[str, Any]) -> str:
+    """A rate's counts; without them (a rate of training or evaluation), how such a rate is made."""
+    if isinstance(factor.get("inspections"), int):
+        return evidence_words(t, kind, factor)
+    from sciti.risk.features.evidence import rate_sources
+
+    src = rate_sources(kind).get(str(factor.get("feature")))
+    return t("risk.evidence_how_critical" if src and src.stat == "critical_rate" else "risk.evidence_how")
 
 
 def evidence_words(t: Translator, kind: str, factor: dict[str, Any]) -> str:
@@ -161,7 +207,9 @@ def _line(t: Translator, kind: str, said: dict[str, Any], text: str) -> ReasonSh
         return None
     plain = words.striptags()
     kept = " ".join(html.unescape(k) for k in _KEPT.findall(str(words)))
-    if said["code"] == "factor":  # the engine's sentence beside it: only it names the trader or HS code
+    if said["code"] == "factor" and factor_sentence(t, kind, said) is None:
+        # the engine's sentence beside it: only it names the trader or HS code (a factor kept
+        # without its template's values, decision 0118)
         english = text.split(": ", 1)[1] if "item" in said and ": " in text else text
         words += _BESIDE.format(english)
         kept = f"{kept} {english}".strip()
@@ -199,13 +247,21 @@ def _no_model(t: Translator, kind: str, said: dict[str, Any]) -> str:
     of = t(f"kind.{said['kind']}")
     if said.get("cause") == "rules_only":
         return t("reason.no_model_rules_only", kind=of, command=keep("sciti risk score --rules-only"))
+    if said.get("cause") == "failed" and isinstance(said.get("error"), str):
+        # said from the loader's error code (decision 0118); its own English words stay in the
+        # stored sentence, the API and the log
+        code = f"code.{said['error']}" if t.has(f"code.{said['error']}") else "code.model_load_error"
+        error = t(code).rstrip("。.")
+        if said.get("champion"):
+            return t("reason.no_model_failed", kind=of, champion=keep(said["champion"]), error=error)
+        return t("reason.no_model_failed_unnamed", kind=of, error=error)
     if said.get("why"):
         return t("reason.no_model_why", kind=of, why=_LOADER.format(said["why"]))
     return t("reason.no_model", kind=of)
 
 
 def _factor(t: Translator, kind: str, said: dict[str, Any]) -> str:
-    return factor_words(t, kind, said)
+    return factor_sentence(t, kind, said) or factor_words(t, kind, said)
 
 
 def _sample(t: Translator, kind: str, said: dict[str, Any]) -> str:
@@ -241,4 +297,12 @@ _SAY: dict[str, Callable[[Translator, str, dict[str, Any]], str]] = {
 }
 
 
-__all__ = ["ReasonShown", "evidence_words", "factor_value", "factor_words", "paired", "reason_words"]
+__all__ = [
+    "ReasonShown",
+    "evidence_words",
+    "factor_sentence",
+    "factor_value",
+    "factor_words",
+    "paired",
+    "reason_words",
+]

@@ -32,3 +32,7 @@ def test_champion_scores_then_a_damaged_artefact_leaves_rules_only(kcs) -> None:
         r.startswith(f"No model for declaration: model {entry['version']} cannot be loaded")
         for r in b.reasons
     )
+    # Its code carries the loader's error code and the version, so a page says it in Chinese (0118).
+    (failed,) = [c for c in b.reason_codes if c["code"] == "no_model"]
+    assert failed["cause"] == "failed" and failed["error"] == "model_load_error"
+    assert failed["champion"] == entry["version"] and failed["why"].startswith(f"model {entry['version']}")

@@ -44,11 +44,13 @@ def test_counts_have_thousands_separators_and_unit_values_a_currency() -> None:
     row = {"hs_declarations": 12500.0, "hs6": "851712"}
     assert "12,500 past goods items" in describe("declaration", "hs_declarations", row, 0.1)
     text = describe("declaration", "unit_value", {"unit_value": 1581.92, "currency": "USD"}, 0.1)
-    assert text.startswith("Declared unit value is 1,581.92 per kg (customs value in HKD;")
-    assert "the item price, currency USD, where" in text
+    assert text.startswith(
+        "Declared unit value is 1,581.92 per kg (customs value in HKD, or the item price where"
+    )
+    assert text.endswith("no customs value is declared; item currency: USD) (contributes +0.10)"), text
     # KCS declarations name no currency: the words say so, never "None" or a blank.
     text = describe("declaration", "unit_value", {"unit_value": 1581.92, "currency": None}, 0.1)
-    assert "the item price, currency unknown, where" in text
+    assert "no customs value is declared; item currency: unknown)" in text
     for kind in SUBJECT_KINDS:
         for info in columns(kind).values():
             if info.derived and info.explain and "{value:.0f}" in info.explain:

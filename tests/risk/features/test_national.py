@@ -130,7 +130,8 @@ def test_a_reference_saved_before_the_settings_was_built_for_hkd_120000(homes) -
         ("currency_declaration", "threshold_ratio", {"threshold_ratio": 0.95}, EUR_10000,
          "Amount is 95% of the reporting threshold (EUR 10,000)"),
         ("declaration", "unit_value", {"unit_value": 2.5, "currency": None}, National("KRW", Decimal(1)),
-         "Declared unit value is 2.50 per kg (customs value in KRW; the item price, currency unknown, where"),
+         "Declared unit value is 2.50 per kg (customs value in KRW, or the item price where no customs value "
+         "is declared; item currency: unknown)"),
         ("declaration", "reference_unit_value", {"reference_unit_value": 2.5, "hs6": "851712"},
          National("EUR", Decimal(1)), "Reference unit value for HS 851712 is 2.50 per kg (median of past "
          "declarations on the same basis: customs value in EUR, else"),

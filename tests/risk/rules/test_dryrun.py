@@ -16,6 +16,7 @@ from sciti.acquire import Runner, load_connector
 from sciti.lake import open_lake, query
 from sciti.ops import migrate
 from sciti.risk.rules import compile_python, dry_run, parse_rule
+from sciti.risk.rules.dryrun_notes import english
 from tests.conftest import make_settings
 
 
@@ -95,17 +96,30 @@ def test_a_scope_that_keeps_nothing_and_a_validity_outside_the_window_are_said(k
     scope = {"offices": ["KRINC", "KRPUS"], "procedures": ["4000"]}
     valid = {"valid_from": "2026-01-01", "valid_to": "2026-07-01"}
     result = dry_run(kcs_lake, parse_rule({**RULE, "scope": scope, **valid}), 400)
-    window = [r for r in subject_rows(kcs_lake) if result.window_from <= r["acceptance_date"]]
-    procedures = sum(1 for r in window if r["procedure_code"] == "4000")
-    assert (result.records, result.in_scope, result.hits) == (len(window), 0, 0)
+    window_rows = [r for r in subject_rows(kcs_lake) if result.window_from <= r["acceptance_date"]]
+    procedures = sum(1 for r in window_rows if r["procedure_code"] == "4000")
+    assert (result.records, result.in_scope, result.hits) == (len(window_rows), 0, 0)
     assert result.scope_kept == {"offices": 0, "procedures": procedures}
     assert (result.valid_from, result.valid_to) == ("2026-01-01", "2026-07-01")
     scope_note, validity_note = result.notes
-    assert f"the scope kept none of the {len(window):,} declarations in the window" in scope_note
+    assert f"the scope kept none of the {len(window_rows):,} declarations in the window" in scope_note
     assert (
         "offices KRINC, KRPUS kept 0" in scope_note and f"procedures 4000 kept {procedures:,}" in scope_note
     )
     assert "valid from 2026-01-01 until 2026-07-01, outside the whole window" in validity_note
+    # Each note's code and values, line for line, make its English again (decision 0118).
+    parts = [{"key": "offices", "values": ["KRINC", "KRPUS"], "kept": 0},
+             {"key": "procedures", "values": ["4000"], "kept": procedures}]  # fmt: skip
+    window = {"window_from": result.window_from.isoformat(), "window_to": result.window_to.isoformat()}
+    assert result.note_codes == [
+        {
+            "code": "scope_kept_none",
+            "params": {"parts": parts, "records": len(window_rows), "kind": "declaration"},
+        },
+        {"code": "valid_outside", "params": {"valid_from": "2026-01-01", "valid_to": "2026-07-01", **window}},
+    ]
+    assert [english(c["code"], c["params"]) for c in result.note_codes] == result.notes
+    assert result.to_dict()["note_codes"] == result.note_codes  # kept with the figures, given by the API
 
 
 @pytest.mark.parametrize(
@@ -129,6 +143,9 @@ def test_validity_does_not_limit_the_window_but_is_said(kcs_lake, valid, note) -
     assert plain.hits > 0 and result.in_scope == result.records
     assert [n for n in result.notes if note and note in n] == ([] if note is None else result.notes)
     assert len(result.notes) == (0 if note is None else 1)
+    codes = [c["code"] for c in result.note_codes]
+    assert codes == ([] if note is None else ["valid_part" if "only part" in note else "valid_outside"])
+    assert [english(c["code"], c["params"]) for c in result.note_codes] == result.notes
 
 
 def test_dry_run_on_an_empty_lake_says_nothing_was_hit(settings) -> None:

@@ -31,9 +31,13 @@ from sciti.risk.rules import (
     shown_dry_run,
 )
 from sciti.risk.rules.protected import missing_permissions
+from sciti.web.dryrun_words import note_said
+from sciti.web.i18n import Translator
 from tests.risk.rules.test_dryrun import RULE, kcs_lake, subject_rows  # noqa: F401 (fixture)
+from tests.web.test_i18n import english_on
 
 PASSPORT = "G352540(5)"
+KEPT = '<span translate="no">{}</span>'  # a value a page shows as written
 TRAVELLERS = [
     # record_id, surname, document number, departure day
     ("p0", "HO", PASSPORT, date(2026, 1, 2)),
@@ -310,6 +314,12 @@ def test_a_scope_of_offices_the_caller_cannot_see_is_blamed_on_their_binding_not
     (note,) = bound.notes
     assert note.startswith("your account sees office 40 only; the rule's scope names 20, which your account ")
     assert "check the scope's values" not in note
+    # ... and its code, from which a Chinese page says it (decision 0118)
+    params = {"office": "40", "offices": ["20"], "records": bound.records, "kind": "declaration"}
+    assert bound.note_codes == [{"code": "offices_hidden", "params": params}]
+    said = str(note_said(Translator("zh-Hant"), bound.note_codes[0]))
+    assert f"您的帳號只能看見關別 {KEPT.format('40')}；規則的適用範圍指定 {KEPT.format('20')}" in said
+    assert f"您可看見的 {bound.records:,} 筆報關單中" in said and english_on(said) == []
     # Their own office in the scope: a scope that keeps nothing is the scope's, as before.
     own = dry_run_as(
         kcs_lake,

@@ -78,6 +78,13 @@ class FactorOut(BaseModel):
     unit: str | None = Field(None, description="What one inspection counts: declaration or item.")
     overall: float | None = Field(None, description="The overall rate the estimate is pulled toward.")
     pulled: bool | None = Field(None, description="Few inspections: the estimate leans on `overall`.")
+    # The template that made `text` and the record's values it names (decision 0118).
+    template: str | None = Field(
+        None, description="The feature's template that made `text`: explain, explain_no or explain_unseen."
+    )
+    named: dict[str, Any] | None = Field(
+        None, description="The record's values that template names besides `value` (null: unknown)."
+    )
 
 
 class ReasonCodeOut(BaseModel):
@@ -89,7 +96,8 @@ class ReasonCodeOut(BaseModel):
         "unknown_code {field, value}, model {version, score, and when calibrated share, unit, period, "
         "period_start, period_end}, no_model {kind, why, cause: rules_only | failed | null}, "
         "factor {feature, value, contribution; a rate also inspections, frauds, critical, unit, overall, "
-        "pulled}, sample {share}, red_capacity {office, day, places, lane}. "
+        "pulled; when a template made its sentence also template, named}, sample {share}, "
+        "red_capacity {office, day, places, lane}. "
         "A declaration's line that names a goods item also has `item` (its number)."
     )
 

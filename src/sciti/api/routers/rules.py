@@ -197,6 +197,14 @@ class DryRunOut(BaseModel):
         description="What to know to read the figures: a scope that kept no record, a scope of offices "
         "your account cannot see, a validity period outside the window.",
     )
+    note_codes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each of `notes`, line for line, as its code and the values it names, for saying it "
+        "in another language: `{code, params}`. Codes: `scope_kept_none` (params records, kind, parts: "
+        "[{key, values, kept}]), `offices_hidden` (office, offices, records, kind), `valid_outside` and "
+        "`valid_part` (valid_from, valid_to: null when not set, window_from, window_to). Counts are "
+        "numbers; offices, scope values and dates as written.",
+    )
     history_as_of: str | None = Field(
         None,
         description="`record_date` when the rule names history features: they were taken as of each "

@@ -34,6 +34,9 @@ class FactorOut:
     # A smoothed rate's counts (inspections, frauds, ...: reasons.factor), beside its keys in
     # ``factors`` as in its code, so a page says them in its reader's language (decision 0115).
     evidence: dict[str, Any] | None = None
+    # The template that made ``text`` and the record's values it names (``template``, ``named``:
+    # reasons.factor), so a page says the whole sentence in its reader's language (decision 0118).
+    said: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -42,7 +45,7 @@ class FactorOut:
             "contribution": self.contribution,
             "text": self.text,
         }
-        return out | self.evidence if self.evidence else out
+        return out | (self.evidence or {}) | (self.said or {})
 
 
 @dataclass

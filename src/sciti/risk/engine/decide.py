@@ -40,13 +40,16 @@ def factors_of(factors: list[Any]) -> list[FactorOut]:
             value = str(value)
         found = getattr(f, "evidence", None)  # a smoothed rate's counts (decision 0115)
         evidence = found.said() if found is not None else None
-        out.append(FactorOut(str(f.feature), value, round(float(f.contribution), 4), str(f.text), evidence))
+        said = getattr(f, "said", None)  # its template and the values it names (decision 0118)
+        out.append(
+            FactorOut(str(f.feature), value, round(float(f.contribution), 4), str(f.text), evidence, said)
+        )
     return out
 
 
 def factor_said(f: FactorOut, item: dict[str, Any] = rc.NO_ITEM) -> dict[str, Any]:
     """A model factor's line as its code (its sentence is the model's own, in ``f.text``)."""
-    return rc.factor(f.feature, f.value, f.contribution, item, f.evidence)
+    return rc.factor(f.feature, f.value, f.contribution, item, f.evidence, f.said)
 
 
 def unknown_codes(row: dict[str, Any]) -> list[str]:

@@ -47,10 +47,14 @@ def load_model(
     when it should be there). Failures are for the caller to log: it knows whether they are news.
 
     The model comes ready to score one row, so its first real-time answer does not pay the setup."""
+    from sciti.errors import SCITIError
+    from sciti.risk.engine.reasons import LoadFailure
+
+    version = None if champion is None else champion[0]
     try:
         from sciti.risk import models
     except ImportError as exc:
-        return None, f"the model registry is not installed ({exc})"
+        return None, LoadFailure(f"the model registry is not installed ({exc})", "model_load_error", version)
     try:
         if champion is None:
             model = models.load_model(settings, kind, role="champion")
@@ -60,7 +64,9 @@ def load_model(
             prepare(model)
         return model, None
     except Exception as exc:  # a broken artefact must not stop the engine: rules only, and say so
-        return None, str(exc)
+        # Its code beside its words: a page says the line from the code (decision 0118).
+        code = exc.code if isinstance(exc, SCITIError) else "model_load_error"
+        return None, LoadFailure(str(exc), code, version)
 
 
 # Written last by ``features.save_reference`` (after the tables it names): its one row says which

@@ -14,11 +14,18 @@ Codes and their values (``item``: the goods item a declaration's line names, "It
   traffic scoring as high), ``unit`` and ``period`` (``period_start`` / ``period_end`` beside it);
 * ``no_model``: ``kind``, ``why`` (the loader's own words, English; null: no champion) and
   ``cause``: ``rules_only`` (asked for), ``failed`` (a champion that cannot be loaded), or null;
+  a failed one also has ``error`` (the loader's error code, ``model_load_error``) and
+  ``champion`` (the version that failed; null: not known), which a page says instead of ``why``;
 * ``factor``: a model factor's line: ``feature``, ``value``, ``contribution`` (as in ``factors``)
   and, for a smoothed rate, the counts it rests on (decision 0115): ``inspections``, ``frauds``
   (critical ones when ``critical``; null when not known), ``unit`` (``declaration`` or ``item``:
   what one inspection counts), ``overall`` (the rate it is pulled toward) and ``pulled`` (whether
-  the words say so: few inspections); ``inspections`` 0 is a group never inspected;
+  the words say so: few inspections); ``inspections`` 0 is a group never inspected; and (decision
+  0118; absent from codes kept before) ``template``, which of the feature's templates made its
+  sentence (``explain``,
+  ``explain_no`` or ``explain_unseen``; null: none did, the sentence names only the feature and
+  its value) and ``named``, the record's values that template names besides the factor's own
+  (``{"importer_id": "IMP1"}``; None: the record lacks it, "unknown");
 * ``sample``: ``share`` of records the random compliance sample selects;
 * ``red_capacity``: ``office`` (null: none), ``day``, ``places`` (the day's red-lane capacity) and
   ``lane``, the lane given instead.
@@ -47,6 +54,21 @@ CODES = (RULE_HIT, UNKNOWN_CODE, MODEL, NO_MODEL, FACTOR, SAMPLE, RED_CAPACITY)
 # Why a run asked to score with rules only has no model (the answer's model line says it).
 RULES_ONLY = "not used in this run (sciti risk score --rules-only)"
 NO_ITEM: dict[str, Any] = {}  # a line that names no goods item
+
+
+class LoadFailure(str):
+    """Why a champion cannot be loaded: the loader's own words (the text, as ``why`` keeps them), with
+    the error's code and the version that failed, which the ``no_model`` code carries so a page can
+    say the line in its reader's language (decision 0118). A plain text works where this does."""
+
+    error: str
+    champion: str | None
+
+    # error has a default: unpickling calls cls(text), then sets the attributes
+    def __new__(cls, text: str, error: str = "model_load_error", champion: str | None = None) -> LoadFailure:
+        made = super().__new__(cls, text)
+        made.error, made.champion = error, champion
+        return made
 
 
 def item_of(number: Any) -> dict[str, Any]:
@@ -101,7 +123,10 @@ def model(
     """The model line's code: the score, or why there is no model (``whole``: the score rounded)."""
     if version is None:
         cause = None if error is None else "rules_only" if error == RULES_ONLY else "failed"
-        return {"code": NO_MODEL, **item, "kind": kind, "why": error, "cause": cause}
+        none = {"code": NO_MODEL, **item, "kind": kind, "why": error, "cause": cause}
+        if isinstance(error, LoadFailure):
+            none |= {"error": error.error, "champion": error.champion}
+        return none
     said: dict[str, Any] = {"code": MODEL, **item, "version": version, "score": whole}
     if calibration is not None:
         k = min(100, max(0, whole))
@@ -119,9 +144,10 @@ def factor(
     contribution: float,
     item: dict[str, Any],
     evidence: dict[str, Any] | None = None,
+    template: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     said = {"code": FACTOR, **item, "feature": feature, "value": value, "contribution": contribution}
-    return said | evidence if evidence else said
+    return said | (evidence or {}) | (template or {})
 
 
 def sample(share: float) -> dict[str, Any]:
@@ -177,6 +203,7 @@ def english(said: dict[str, Any], text: str | None = None) -> str:
 
 __all__ = [
     "CODES",
+    "LoadFailure",
     "FACTOR",
     "MODEL",
     "NO_ITEM",

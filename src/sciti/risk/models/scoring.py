@@ -15,9 +15,11 @@ import json
 import logging
 import math
 import re
+import string
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,9 @@ class Factor:
     contribution: float
     text: str
     evidence: Evidence | None = None  # a smoothed rate's counts (None: no rate, or no reference given)
+    # Which of the feature's templates said it and the record's values it names (``said_of``), so
+    # a page can say the same sentence in its reader's language (decision 0118).
+    said: dict[str, Any] | None = None
 
 
 @dataclass
@@ -150,7 +155,8 @@ class ScoringModel:
                 found = evidence_of(reference, self.kind, name, row) if reference is not None else None
                 fallback = (fallbacks or {}).get(name)
                 text = describe(self.kind, name, row, value, filled, fallback, evidence=found)
-                factors.append(Factor(name, _plain(row.get(name)), value, text, found))
+                said = said_of(self.kind, name, row, filled, fallback, found)
+                factors.append(Factor(name, _plain(row.get(name)), value, text, found, said))
             out.append(factors)
         return out
 
@@ -299,11 +305,8 @@ def describe(
     if isinstance(value, float) and not math.isfinite(value):
         # e.g. a unit value over a mass of 0 kg: "inf per kg" helps no one.
         return f"Cannot be computed from the declared values: {label} {effect}"
-    template = info.explain if info and info.explain else None
-    if isinstance(value, bool) and not value:
-        template = info.explain_no if info and info.explain_no else None
-    elif info and info.explain_unseen and _unseen(value, fallback, evidence):
-        template = info.explain_unseen
+    form = template_form(kind, name, value, fallback, evidence)
+    template = getattr(info, form) if info and form else None
     if template:
         values = filled if isinstance(filled, _Filled) else _filled(filled or row, national)
         try:
@@ -316,6 +319,62 @@ def describe(
 
 
 _CLAUSE = re.compile(r": | \(|; ")
+_FIELDS = string.Formatter()
+
+
+def template_form(
+    kind: str, name: str, value: Any, fallback: float | None = None, evidence: Evidence | None = None
+) -> str | None:
+    """Which of the feature's templates says ``value``: ``explain``, ``explain_no`` (a false yes/no)
+    or ``explain_unseen`` (a rate of a group never inspected); None when none does."""
+    info = columns(kind).get(name)
+    if info is None or value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if isinstance(value, bool) and not value:
+        return "explain_no" if info.explain_no else None
+    if info.explain_unseen and _unseen(value, fallback, evidence):
+        return "explain_unseen"
+    return "explain" if info.explain else None
+
+
+def said_of(
+    kind: str,
+    name: str,
+    row: dict[str, Any],
+    filled: dict[str, Any] | None = None,
+    fallback: float | None = None,
+    evidence: Evidence | None = None,
+) -> dict[str, Any]:
+    """The template a factor's sentence is made from and the values it names besides the factor's
+    own (``template``, ``named``): what a factor's code carries, so a page says the sentence from
+    the same parts in its reader's language. A value the record lacks is None (the English says
+    "unknown"). ``template`` None: no template says the value, the sentence names only the
+    feature and its value ("Import type is 11", "Missing: ...")."""
+    plain: dict[str, Any] = {"template": None, "named": {}}
+    form = template_form(kind, name, row.get(name), fallback, evidence)
+    info = columns(kind).get(name)
+    template = getattr(info, form) if info and form else None
+    if not template:
+        return plain
+    values = filled if isinstance(filled, _Filled) else _filled(filled or row)
+    try:  # a template its values do not fit is not said (describe falls back to plain words)
+        template.format_map(_Filled(values, value=row.get(name), evidence=""))
+    except (ValueError, TypeError, KeyError, IndexError):
+        return plain
+    named: dict[str, Any] = {}
+    for _, field_name, _, _ in _FIELDS.parse(template):
+        if field_name and field_name not in ("value", "evidence"):
+            found = dict.get(values, field_name)  # not __missing__'s "unknown"
+            blank = field_name in row and (found is None or found == UNKNOWN)
+            named[field_name] = None if found is None or blank else _json(found)
+    return {"template": form, "named": named}
+
+
+def _json(value: Any) -> Any:
+    """A named value as a code's JSON keeps it: the threshold's Decimal as a number, a date as text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
 
 def _unseen(value: Any, fallback: float | None, evidence: Evidence | None = None) -> bool:

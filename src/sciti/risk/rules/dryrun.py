@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -35,6 +35,7 @@ from sciti.risk.rules.columns import SCOPE_FIELDS, column_infos, column_types
 from sciti.risk.rules.condition import names_in, referenced_types
 from sciti.risk.rules.definition import RuleDef, compile_condition, iso_moment
 from sciti.risk.rules.derived import dry_run_features, history_features, names_history, needs_features
+from sciti.risk.rules.dryrun_notes import dry_run_notes, plural
 from sciti.risk.rules.dryrun_subjects import SUBJECT_SQL, canonical_column, subject_source
 from sciti.risk.rules.protected import DryRunAccess, ProtectedFieldsRefused, protected_fields, source_tables
 from sciti.risk.rules.sql import condition_sql, in_list_sql, quote_ident, quote_text
@@ -73,13 +74,14 @@ class DryRunResult:
     valid_from: str | None = None  # the rule's validity period, as written (not applied: see notes)
     valid_to: str | None = None
     notes: list[str] = field(default_factory=list)  # why the figures may not be what one expects
+    note_codes: list[dict[str, Any]] = field(default_factory=list)  # each note's code, line for line
     hit_rows: int = 0  # rows the rule hits: goods items for declarations, else = hits
     history_as_of: str | None = None  # "record_date": history features named, as of each record's date
 
     @property
     def unit(self) -> str:
         """What ``records`` and ``hits`` count, in words (plural)."""
-        return _plural(self.kind)
+        return plural(self.kind)
 
     def summary(self) -> str:
         """'240 declarations hit (247 goods items) of 25,001 in the window': one unit throughout."""
@@ -263,83 +265,14 @@ def _result(
         known_frauds=total["known_frauds"],
     )
     bound = access is not None and bool(access.office) and access.row_filtered(_source_tables(rule.kind))
-    result.notes = notes(rule, result, office_bound=bound)
+    said = dry_run_notes(rule, result, office_bound=bound)
+    result.notes, result.note_codes = [n.text for n in said], [n.said() for n in said]
     return result
 
 
-UNITS = {"road_cargo_info": "road cargo records"}  # what a kind's records are called, where not "<kind>s"
-
-
-def _plural(kind: str) -> str:
-    return UNITS.get(kind, f"{kind.replace('_', ' ')}s")
-
-
-def _offices_hidden(rule: RuleDef, result: DryRunResult, office_bound: bool) -> list[str]:
-    """The offices the rule's scope names that an office-bound caller cannot see (every named one
-    when their own office is not among them); [] for a caller whose rows of the kind are not
-    limited to an office, or a scope without offices."""
-    offices: list[str] = list(rule.scope.get("offices") or [])
-    if not office_bound or not result.office or not offices or result.office in offices:
-        return []
-    return list(offices)
-
-
 def notes(rule: RuleDef, result: DryRunResult, *, office_bound: bool | None = None) -> list[str]:
-    """What a reader of the figures must know to read them right: a scope that kept no record of
-    the window (so the rule could not hit) or, for an office-bound caller, a scope of offices they
-    cannot see (the records are hidden by their binding, not missing), and a validity period that
-    leaves out the window.
-
-    Validity does not limit the dry-run (docs/risk-rules.md, *Dry-run*): a rule is valid over
-    *assessment* times, the window is of *record* dates, and a dry-run exists to show what a rule
-    would select before it takes effect, most often in a period that has not begun.
-    """
-    out: list[str] = []
-    bound = result.office is not None if office_bound is None else office_bound
-    hidden = _offices_hidden(rule, result, bound)
-    if hidden and result.records and not result.in_scope:
-        names = ", ".join(hidden)
-        out.append(
-            f"your account sees office {result.office} only; the rule's scope names {names}, which "
-            f"your account cannot see: of the {result.records:,} {_plural(rule.kind)} you may see in "
-            f"the window it kept none. The rule itself may well hit there: a dry-run by an account of "
-            f"{names} or of every office shows it"
-        )
-    elif rule.scope and result.records and not result.in_scope:
-        parts = "; ".join(
-            f"{key.replace('_', ' ')} {', '.join(rule.scope[key])} kept {result.scope_kept.get(key, 0):,}"
-            for key in rule.scope
-        )
-        out.append(
-            f"the scope kept none of the {result.records:,} {_plural(rule.kind)} in the window ({parts}), so "
-            "the rule could not hit: check the scope's values against the data (codes as the source "
-            "writes them)"
-        )
-    if result.window_from is None or result.window_to is None or not (rule.valid_from or rule.valid_to):
-        return out
-    start = datetime.combine(result.window_from, datetime.min.time(), tzinfo=UTC)
-    end = datetime.combine(result.window_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    period = " ".join(
-        p
-        for p in (
-            f"from {iso_moment(rule.valid_from)}" if rule.valid_from else "",
-            f"until {iso_moment(rule.valid_to)}" if rule.valid_to else "",
-        )
-        if p
-    )
-    window = f"{result.window_from} .. {result.window_to}"
-    if (rule.valid_from and rule.valid_from >= end) or (rule.valid_to and rule.valid_to <= start):
-        out.append(
-            f"the rule is valid {period}, outside the whole window ({window}): in live use it would "
-            "not have been applied to any of these records; the figures show what its condition and "
-            "scope select in the window"
-        )
-    elif (rule.valid_from and rule.valid_from > start) or (rule.valid_to and rule.valid_to < end):
-        out.append(
-            f"the rule is valid {period}, only part of the window ({window}): the figures count the "
-            "whole window; in live use it applies only while valid"
-        )
-    return out
+    """The English sentences of :func:`sciti.risk.rules.dryrun_notes.dry_run_notes`."""
+    return [n.text for n in dry_run_notes(rule, result, office_bound=office_bound)]
 
 
 def _lake_query(lake: Lake, sql: str, access: DryRunAccess | None, tables: set[str]) -> pa.Table:
@@ -408,16 +341,16 @@ def dry_run(
     )
     names |= {SCOPE_FIELDS[rule.kind][k] for k in rule.scope}
     names.discard("record_id")
-    source = subject_source(rule.kind, names, lake, access)  # a consignment's office: its manifest's
+    # A consignment's office, mode of transport and date: its manifest's.
+    source = subject_source(rule.kind, names, lake, access)
     cols = ", ".join(f"{source.columns[n]} AS {quote_ident(n)}" for n in sorted(names))
     relation = (
         f"(SELECT {subject.record_id_sql} AS record_id, {subject.sample_id_sql} AS sample_id, "
-        f"{subject.date_sql} AS record_date, "
+        f"{source.date_sql} AS record_date, "
         f"{canonical_column(rule.kind, subject.key_column)} AS subject_key{', ' + cols if cols else ''} "
         f"FROM {source.from_sql})"
     )
-    header = subject.from_sql.split(" JOIN ")[0]
-    totals = f"(SELECT {subject.date_sql} AS record_date FROM {header})"
+    totals = f"(SELECT {source.date_sql} AS record_date FROM {source.totals_sql})"
     count = "count(DISTINCT subject_key)" if rule.kind == "declaration" else "count(*)"  # as `totals`
     sql = _aggregate_sql(
         relation, totals, frauds, hi_sql, days, hit_sql, scope_parts(rule), count, sample_column="sample_id"

@@ -142,6 +142,51 @@
     }
   }
 
+  // A rule dry-run's note in the page's language from its code and values, with the page's words
+  // (#dry-note-words, as sciti/web/dryrun_words.py says them on the server); null on an English page
+  // or for a code these words do not say.
+  function noteSaid(said) {
+    const el = document.getElementById("dry-note-words");
+    if (!el || !said || !said.params) return null;
+    const w = JSON.parse(el.textContent), p = said.params;
+    if (!(w.codes || []).includes(said.code)) return null;
+    const word = (k) => { if (typeof w[k] !== "string") throw new Error(`no words for ${k}`); return w[k]; };
+    const kept = (v) => { const s = document.createElement("span"); s.setAttribute("translate", "no"); s.textContent = String(v); return s; };
+    const join = (parts, sep) => { const f = document.createDocumentFragment(); parts.forEach((x, i) => { if (i) f.append(word(sep)); f.append(x); }); return f; };
+    const count = (n) => Number(n).toLocaleString("en-US");  // thousands separators, as the server's {:,}
+    const fill = (text, values) => {  // {name} -> its value: words, or nodes (data, marked)
+      const f = document.createDocumentFragment();
+      for (const part of text.split(/(\{\w+\})/)) {
+        const hole = /^\{(\w+)\}$/.exec(part);
+        if (!hole) { if (part) f.append(part); continue; }
+        if (!(hole[1] in values)) throw new Error(`no value for ${hole[1]}`);
+        const v = values[hole[1]];
+        f.append(v instanceof Node ? v.cloneNode(true) : String(v));
+      }
+      return f;
+    };
+    try {
+      const v = {};
+      if ("office" in p) v.office = kept(p.office);
+      if ("offices" in p) v.offices = join(p.offices.map(kept), "sep_list");
+      if ("records" in p) { v.records = count(p.records); v.unit = word("unit"); }
+      if ("parts" in p) {
+        v.parts = join(p.parts.map((x) => fill(word("scope_part"),
+          { scope: word(`scope.${x.key}`), values: join(x.values.map(kept), "sep_list"), kept: count(x.kept) })), "sep_parts");
+      }
+      if ("valid_from" in p) {
+        const period = [];
+        if (p.valid_from) period.push(fill(word("period_from"), { moment: kept(p.valid_from) }));
+        if (p.valid_to) period.push(fill(word("period_until"), { moment: kept(p.valid_to) }));
+        v.period = join(period, "sep_period");
+        v.window_from = kept(p.window_from); v.window_to = kept(p.window_to);
+      }
+      return fill(word(said.code), v);
+    } catch (e) {
+      return null;  // values these words do not fit: the engine's English
+    }
+  }
+
   function after(form, data, out) {
     const how = form.dataset.after;
     if (how === "reload") {
@@ -170,7 +215,13 @@
       if (data.notes && data.notes.length) {  // why the figures may not be what one expects
         const notes = document.createElement("div"), head = document.createElement("strong"), list = document.createElement("ul");
         notes.className = "notice"; notes.id = "dryrun-notes"; head.textContent = m.msgNotes;
-        for (const n of data.notes) { const li = document.createElement("li"); li.textContent = n; list.append(li); }
+        // said from their codes in the page's language, else the engine's English, marked (docs/web.md, Language)
+        const codes = data.note_codes && data.note_codes.length === data.notes.length ? data.note_codes : [];
+        data.notes.forEach((n, i) => {
+          const li = document.createElement("li"), said = noteSaid(codes[i]);
+          if (said) li.append(said); else { li.textContent = n; li.dataset.untranslated = "engine"; }
+          list.append(li);
+        });
         notes.append(head, list); box.append(notes);
       }
       box.append(chart);
