@@ -167,6 +167,18 @@ def _missing_ids(s: Session, ids: tuple[int, ...]) -> list[int]:
     return [i for i in wanted if i not in found]
 
 
+def refuse_missing(s: Session, sel: Selection, undone: str) -> None:
+    """``NotFound`` naming the ids of ``sel`` that are no quarantine entry: nothing was ``undone``."""
+    missing = _missing_ids(s, sel.ids) if sel.ids else []
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (" …" if len(missing) > 10 else "")
+        raise NotFound(
+            f"no quarantine entry {shown} ({len(missing)} of the ids named)",
+            remedy=f"list entries with `sciti quarantine list`; nothing was {undone}",
+            details={"missing": missing[:100]},
+        )
+
+
 def discard_selection(
     settings: Settings,
     sel: Selection,
@@ -192,14 +204,7 @@ def discard_selection(
     where = selection_where(sel)
     is_open = QuarantineRecord.status == "open"
     with session_scope(settings.resolved_ops_db_url) as s:
-        missing = _missing_ids(s, sel.ids) if sel.ids else []
-        if missing:
-            shown = ", ".join(str(i) for i in missing[:10]) + (" …" if len(missing) > 10 else "")
-            raise NotFound(
-                f"no quarantine entry {shown} ({len(missing)} of the ids named)",
-                remedy="list entries with `sciti quarantine list`; nothing was discarded",
-                details={"missing": missing[:100]},
-            )
+        refuse_missing(s, sel, "discarded")
         # The selection as of now: entries that arrive during the call are not taken.
         top = s.scalar(select(func.max(QuarantineRecord.id)).where(*where, is_open))
         out = BulkResult(dry_run=dry_run, limit=limit, selection=sel.named())

@@ -27,8 +27,8 @@ from sciti.access.audit import audit
 from sciti.acquire.batch_registry import _ready
 from sciti.acquire.errors import AcquireError
 from sciti.acquire.quarantine import resubmit
-from sciti.acquire.quarantine_bulk import Selection, _missing_ids, check_selection, selection_where
-from sciti.errors import NotFound, SCITIError
+from sciti.acquire.quarantine_bulk import Selection, check_selection, refuse_missing, selection_where
+from sciti.errors import SCITIError
 from sciti.ops import QuarantineRecord, session_scope
 from sciti.settings import Settings
 
@@ -132,14 +132,7 @@ def resubmit_selection(
     is_open = QuarantineRecord.status == "open"
     out = BulkResubmitResult(dry_run=dry_run, limit=limit, after_id=after_id, selection=sel.named())
     with session_scope(settings.resolved_ops_db_url) as s:
-        missing = _missing_ids(s, sel.ids) if sel.ids else []
-        if missing:
-            shown = ", ".join(str(i) for i in missing[:10]) + (" …" if len(missing) > 10 else "")
-            raise NotFound(
-                f"no quarantine entry {shown} ({len(missing)} of the ids named)",
-                remedy="list entries with `sciti quarantine list`; nothing was re-submitted",
-                details={"missing": missing[:100]},
-            )
+        refuse_missing(s, sel, "re-submitted")
         # The selection as of now: what this run quarantines again is newer, and never taken.
         top = up_to_id or s.scalar(select(func.max(QuarantineRecord.id)).where(*where, is_open)) or 0
         out.up_to_id = top or None

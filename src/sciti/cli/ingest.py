@@ -62,6 +62,16 @@ quarantine_app = typer.Typer(
 User = Annotated[
     str, typer.Option("--user", "-u", envvar="SCITI_USER", help="Account the CLI acts as (audited).")
 ]
+# The selection of open entries a bulk discard or re-submission takes (Selection, decision 0110).
+OnlyConnector = Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")]
+OnlySource = Annotated[str | None, typer.Option("--source", help="Only this data source.")]
+OnlyBatch = Annotated[str | None, typer.Option("--batch", "-b", help="Only this batch.")]
+ReasonContains = Annotated[
+    str | None, typer.Option("--reason-contains", help="Only entries whose reason holds these words.")
+]
+After = Annotated[datetime | None, typer.Option("--after", help="Quarantined at or after (UTC).")]
+Before = Annotated[datetime | None, typer.Option("--before", help="Quarantined before (UTC).")]
+Everything = Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")]
 
 
 def _acting(user: str, permission: str) -> str:
@@ -325,15 +335,13 @@ def quarantine_resubmit(
         list[int] | None,
         typer.Option("--id", help="Only these entries (repeat the option).", show_default=False),
     ] = None,
-    connector: Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this data source.")] = None,
-    batch: Annotated[str | None, typer.Option("--batch", "-b", help="Only this batch.")] = None,
-    reason_contains: Annotated[
-        str | None, typer.Option("--reason-contains", help="Only entries whose reason holds these words.")
-    ] = None,
-    after: Annotated[datetime | None, typer.Option("--after", help="Quarantined at or after (UTC).")] = None,
-    before: Annotated[datetime | None, typer.Option("--before", help="Quarantined before (UTC).")] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")] = False,
+    connector: OnlyConnector = None,
+    source: OnlySource = None,
+    batch: OnlyBatch = None,
+    reason_contains: ReasonContains = None,
+    after: After = None,
+    before: Before = None,
+    everything: Everything = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say how many would be re-submitted.")] = False,
     limit: Annotated[int, typer.Option("--limit", help=f"At most this many (≤ {RUN_MAX:,}).")] = RUN_MAX,
     after_id: Annotated[
@@ -481,15 +489,13 @@ def quarantine_discard(
         list[int] | None, typer.Argument(help="Entry ids (one, or several).", show_default=False)
     ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why these entries will not be stored.")] = "",
-    connector: Annotated[str | None, typer.Option("--connector", "-c", help="Only this connector.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this data source.")] = None,
-    batch: Annotated[str | None, typer.Option("--batch", "-b", help="Only this batch.")] = None,
-    reason_contains: Annotated[
-        str | None, typer.Option("--reason-contains", help="Only entries whose reason holds these words.")
-    ] = None,
-    after: Annotated[datetime | None, typer.Option("--after", help="Quarantined at or after (UTC).")] = None,
-    before: Annotated[datetime | None, typer.Option("--before", help="Quarantined before (UTC).")] = None,
-    everything: Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")] = False,
+    connector: OnlyConnector = None,
+    source: OnlySource = None,
+    batch: OnlyBatch = None,
+    reason_contains: ReasonContains = None,
+    after: After = None,
+    before: Before = None,
+    everything: Everything = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say how many would be discarded.")] = False,
     limit: Annotated[int, typer.Option("--limit", help=f"At most this many (≤ {BULK_MAX:,}).")] = BULK_MAX,
     user: User = "",
