@@ -22,11 +22,11 @@ import uvicorn
 from sciti.access import create_user, list_entries
 from sciti.access.sessions import login_session
 from sciti.api.app import create_app
-from sciti.lake.query import stop_running_queries
+from sciti.lake.running import stop_running_queries
 from sciti.ops import session_scope
 from sciti.settings import Settings
 
-lake_query = importlib.import_module("sciti.lake.query")  # the module; sciti.lake.query is the function
+running = importlib.import_module("sciti.lake.running")
 # Minutes of work for DuckDB, reading no table: only an interrupt ends it early.
 SLOW_SQL = "SELECT sum(hash(a.range * b.range)) AS s FROM range(200000) a, range(200000) b"
 LIMIT_SECONDS = 900.0  # the time limit must not be what ends it
@@ -118,15 +118,15 @@ def test_a_query_whose_client_left_is_stopped_and_audited_why(served, path, acti
     headers, body = client(settings, path)
     sock = _post_and_leave_open(port, path, headers, body)
     try:
-        _until("the query never started", lambda: lake_query._RUNNING, 60)
+        _until("the query never started", lambda: running._RUNNING, 60)
         time.sleep(0.5)  # it is running, not just starting
-        assert lake_query._RUNNING, "the query ended by itself"
+        assert running._RUNNING, "the query ended by itself"
     finally:
         sock.close()  # the client leaves: a closed tab, a script's own timeout
     left = time.monotonic()
     _until(
         f"the query ran on for more than {STOPPED_WITHIN:g} s after its client left",
-        lambda: not lake_query._RUNNING,
+        lambda: not running._RUNNING,
         STOPPED_WITHIN,
     )
     stopped_after = time.monotonic() - left

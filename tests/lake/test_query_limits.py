@@ -7,13 +7,16 @@ import importlib
 import threading
 import time
 
+import duckdb
 import pytest
 
 from sciti.lake import Lake, QueryError, query
-from sciti.lake.query import Limits, QueryStopped, QueryTimeout, open_reader, stop_running_queries
+from sciti.lake.query import Limits, open_reader
+from sciti.lake.running import QueryStopped, QueryTimeout, stop_running_queries
 from tests.lake.test_query import SCHEMA, rows
 
 lake_query = importlib.import_module("sciti.lake.query")  # the module; sciti.lake.query is the function
+queries = importlib.import_module("sciti.lake.running")
 SLOW_SQL = "SELECT sum(hash(a.range * b.range)) AS s FROM range(200000) a, range(200000) b"
 pytestmark = pytest.mark.timeout(120)  # the old code ran SLOW_SQL for minutes
 
@@ -29,7 +32,7 @@ def test_a_query_past_its_time_limit_is_stopped(lake: Lake) -> None:
     with pytest.raises(QueryTimeout, match=r"ran longer than 1 s and was stopped") as caught:
         query(lake, SLOW_SQL, limits=Limits(seconds=1))
     assert caught.value.code == "query_timeout" and "narrow it" in (caught.value.remedy or "")
-    assert not lake_query._RUNNING, "the stopped query is forgotten"
+    assert not queries._RUNNING, "the stopped query is forgotten"
 
 
 def test_a_streamed_query_is_stopped_between_batches_too(decl: Lake) -> None:
@@ -38,7 +41,7 @@ def test_a_streamed_query_is_stopped_between_batches_too(decl: Lake) -> None:
     running.stop("time")  # as the timer does when the caller is slow to read
     with pytest.raises(QueryTimeout):
         running.reader.read_all()
-    assert not lake_query._RUNNING
+    assert not queries._RUNNING
 
 
 def test_shutdown_stops_running_queries(lake: Lake) -> None:
@@ -52,12 +55,36 @@ def test_shutdown_stops_running_queries(lake: Lake) -> None:
 
     worker = threading.Thread(target=run)
     worker.start()
-    while worker.is_alive() and not lake_query._RUNNING:
+    while worker.is_alive() and not queries._RUNNING:
         time.sleep(0.01)
     assert stop_running_queries() == 1
     worker.join(60)
     assert not worker.is_alive(), "the query was not stopped"
     assert isinstance(failure[0], QueryStopped) and failure[0].http_status == 503
+
+
+def test_a_stop_that_comes_just_before_a_statement_starts_still_stops_it() -> None:
+    """DuckDB forgets an interrupt sent while its connection is idle: the stop is repeated."""
+    conn = duckdb.connect()
+    stopped = queries.RunningQuery(conn, None)
+    stopped.stop("shutdown")  # the connection is idle: this interrupt alone would be lost
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn.execute(SLOW_SQL).fetchall()
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(20)
+    alive = worker.is_alive()
+    conn.interrupt()  # let a failing run end
+    worker.join(60)
+    stopped.close()
+    assert not alive, "the statement ran on after the stop"
+    assert isinstance(failure[0], duckdb.InterruptException)
 
 
 def test_limits_set_memory_and_threads_only_when_asked(decl: Lake) -> None:

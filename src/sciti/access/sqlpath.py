@@ -30,16 +30,9 @@ from sciti.access.policy import DataPolicy
 from sciti.access.sqlguard import SqlRefused, vet
 from sciti.errors import InvalidInput, SCITIError
 from sciti.lake import Lake
-from sciti.lake.query import (
-    Limits,
-    QueryStopped,
-    QueryTimeout,
-    RunningQuery,
-    StopSignal,
-    UnknownTables,
-    open_reader,
-)
+from sciti.lake.query import Limits, UnknownTables, open_reader
 from sciti.lake.query import statement_name as _statement_name
+from sciti.lake.running import QueryStopped, QueryTimeout, RunningQuery, StopSignal
 from sciti.lake.views import quote_ident, quote_literal
 from sciti.model import PROVENANCE_NAMES
 from sciti.ops import session_scope

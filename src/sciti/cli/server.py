@@ -237,7 +237,7 @@ def _server(config: Any) -> Any:
     hold it until its time limit (decision 0098). A stopped query answers 503 and is audited."""
     import uvicorn
 
-    from sciti.lake.query import stop_running_queries
+    from sciti.lake.running import stop_running_queries
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

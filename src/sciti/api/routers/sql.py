@@ -39,7 +39,7 @@ from sciti.access import Principal, require
 from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.api.deps import LakeDep, SettingsDep
 from sciti.lake import Lake
-from sciti.lake.query import StopSignal
+from sciti.lake.running import StopSignal
 from sciti.settings import Settings
 
 router = APIRouter(tags=["sql"])

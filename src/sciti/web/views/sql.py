@@ -25,7 +25,7 @@ from sciti.access.sqlpath import QueryLimits, audited_query
 from sciti.api.routers.sql import run_watched
 from sciti.errors import SCITIError
 from sciti.lake import open_lake
-from sciti.lake.query import StopSignal
+from sciti.lake.running import StopSignal
 from sciti.ops import session_scope
 from sciti.ops.web_tables import SavedQuery
 from sciti.settings import Settings
