@@ -74,6 +74,29 @@ Before = Annotated[datetime | None, typer.Option("--before", help="Quarantined b
 Everything = Annotated[bool, typer.Option("--all", help="Every open entry (no selection).")]
 
 
+def _selection(
+    ids: list[int] | None,
+    connector: str | None,
+    source: str | None,
+    batch: str | None,
+    reason_contains: str | None,
+    after: datetime | None,
+    before: datetime | None,
+    everything: bool,
+) -> Selection:
+    """The bulk commands' options as the Selection the core functions take (decision 0110)."""
+    return Selection(
+        connector=connector,
+        source=source,
+        batch_id=batch,
+        reason_contains=reason_contains,
+        received_after=after,
+        received_before=before,
+        ids=tuple(ids or ()),
+        everything=everything,
+    )
+
+
 def _acting(user: str, permission: str) -> str:
     """The account a quarantine command acts as. The instance is checked first: a registry command
     on a home never initialised says so, and makes nothing (decision 0094)."""
@@ -361,16 +384,7 @@ def quarantine_resubmit(
     --dry-run, and try a few first (--limit 10)."""
     name = _acting(user, "quarantine.resubmit")
     s = settings()
-    sel = Selection(
-        connector=connector,
-        source=source,
-        batch_id=batch,
-        reason_contains=reason_contains,
-        received_after=after,
-        received_before=before,
-        ids=tuple(ids or ()),
-        everything=everything,
-    )
+    sel = _selection(ids, connector, source, batch, reason_contains, after, before, everything)
     named = sel.named() or dry_run or after_id or up_to_id is not None or limit != RUN_MAX
     if quarantine_id is None:
         if file or edit:
@@ -506,16 +520,7 @@ def quarantine_discard(
     name = _acting(user, "quarantine.resubmit")
     if not reason.strip():
         fail("a reason is required to discard quarantine entries (pass --reason TEXT)")
-    sel = Selection(
-        connector=connector,
-        source=source,
-        batch_id=batch,
-        reason_contains=reason_contains,
-        received_after=after,
-        received_before=before,
-        ids=tuple(ids or ()),
-        everything=everything,
-    )
+    sel = _selection(ids, connector, source, batch, reason_contains, after, before, everything)
     try:
         if len(sel.ids) == 1 and sel.named() == {"ids": list(sel.ids)} and not dry_run:
             q = discard(settings(), sel.ids[0], reason, user=name, source="cli")
