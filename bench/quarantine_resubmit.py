@@ -3,9 +3,10 @@
 A fresh embedded instance (or ``--db URL``, a PostgreSQL database for the catalog and operational
 tables) whose HS code list lacks ``392690``; real KCS rows with that code (../shared/data/kcs) are
 ingested as one file, so each lands in quarantine. The code list is then corrected and every entry
-re-submitted as it was (``resubmit_selection``): one batch each, through the whole KCS connector
-(three tables written). Prints the time per entry and what one API call (``CALL_DEFAULT`` entries,
-none started after ``CALL_SECONDS``) therefore takes. Anchor: the same rows ingested as one file.
+re-submitted as it was (``resubmit_selection``): entries of one file go as one batch (decision
+0120), through the whole KCS connector (three tables written). Prints the time per entry and what
+one API call (``CALL_DEFAULT`` entries, none started after ``CALL_SECONDS``) therefore takes.
+Anchor: the same rows ingested as one file.
 
     .venv/bin/python bench/quarantine_resubmit.py [--entries 300] [--db URL] [--quick]
 """

@@ -24,6 +24,7 @@ from sciti.acquire.errors import AcquireError
 from sciti.acquire.quarantine import discard, resubmit
 from sciti.acquire.quarantine_bulk import Selection
 from sciti.acquire.quarantine_resubmit import resubmit_selection
+from sciti.acquire.units import BUNDLE
 from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
 from sciti.ops.db import get_engine
@@ -87,7 +88,7 @@ def reconciles(done) -> bool:
     return done.selected == done.resubmitted + done.still_open + done.closed_meanwhile + done.remaining
 
 
-def test_a_fixed_cause_stores_every_entry_each_as_its_own_batch(bulk_settings: Settings) -> None:
+def test_a_fixed_cause_stores_every_entry_in_one_batch_for_their_file(bulk_settings: Settings) -> None:
     batch = ingest(bulk_settings, 12, "F", good=3)
     other = ingest(bulk_settings, 2, "G")  # another file with the same cause: not selected
     write_connector(bulk_settings, FIXED)
@@ -109,7 +110,7 @@ def test_a_fixed_cause_stores_every_entry_each_as_its_own_batch(bulk_settings: S
     )
     assert (done.selected, done.resubmitted, done.still_open, done.remaining) == (12, 12, 0, 0)
     assert (done.stored, done.quarantined, done.already_stored) == (12, 0, 0) and reconciles(done)
-    assert seen[-1] == (12, 12) and len(seen) == 12
+    assert seen == [(12, 12)]  # one bundle (decision 0120)
     assert open_ids(bulk_settings) == open_ids(bulk_settings) - mine and len(open_ids(bulk_settings)) == 2
 
     with session_scope(bulk_settings.resolved_ops_db_url) as s:
@@ -118,10 +119,20 @@ def test_a_fixed_cause_stores_every_entry_each_as_its_own_batch(bulk_settings: S
             ("resubmitted", "engineer", done.audit_ref)
         }
         batches = {q.id: s.get(Batch, q.resubmit_batch_id) for q in closed}
-    assert len({b.id for b in batches.values()}) == 12  # one batch each, linked to its entry
-    assert all(b.resubmission_of == qid and (b.received, b.stored) == (1, 1) for qid, b in batches.items())
-    stored = [r["declaration_id"] for r in rows(bulk_settings, "std.declarations")]
+    [bundle] = {b.id: b for b in batches.values()}.values()  # one batch for the file's 12 entries
+    first, last = min(mine), max(mine)
+    assert (bundle.transport, bundle.unit, bundle.resubmission_of) == (
+        BUNDLE,
+        f"resubmit-{first}-{last}.zip",
+        None,
+    )
+    assert (bundle.received, bundle.stored, bundle.quarantined, bundle.status) == (12, 12, 0, "committed")
+    found = rows(bulk_settings, "std.declarations")
+    stored = [r["declaration_id"] for r in found]
     assert sorted(stored) == sorted([f"F-ok{i}" for i in range(3)] + [f"F-{i}" for i in range(12)])
+    # each row names the entry it came back from, as a single re-submission's would
+    by_id = {r["declaration_id"]: r["locator"] for r in found}
+    assert by_id["F-0"] == f"resubmit-{first}-{last}.zip!F.csv#resubmit-{first}:line 2"
     assert {r["hs_code"] for r in rows(bulk_settings, "std.declaration_items")} >= {"010121"}
 
     [summary] = bulk_audits(bulk_settings)
@@ -238,7 +249,8 @@ def test_an_entry_discarded_before_the_run_reaches_it_is_closed_meanwhile(
 
 @contextmanager
 def discard_while_its_batch_runs(settings: Settings, victim: int) -> Iterator[list[dict]]:
-    """Discard ``victim`` as soon as a batch re-submitting it is registered (its rows not yet in)."""
+    """Discard ``victim`` as soon as a batch re-submitting it (alone or in a bundle) is registered
+    (its rows not yet in)."""
     engine = get_engine(settings.resolved_ops_db_url)
     fired: list[dict] = []
 
@@ -246,7 +258,7 @@ def discard_while_its_batch_runs(settings: Settings, victim: int) -> Iterator[li
         if (
             not fired
             and statement.lstrip().upper().startswith("INSERT INTO BATCHES")
-            and (f"#resubmit-{victim}" in str(parameters))
+            and (f"#resubmit-{victim}" in str(parameters) or BUNDLE in str(parameters))
         ):
             fired.append(discard(settings, victim, "resent by the broker", user="other"))
 

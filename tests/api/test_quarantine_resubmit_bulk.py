@@ -121,17 +121,30 @@ def test_a_fixed_code_list_and_a_looping_client_store_every_quarantined_row(
     assert sum(c["stored"] for c in calls) == 12 and all(c["still_open"] == 0 for c in calls)
     assert all(c["seconds"] < 20 for c in calls)
 
-    # the counts agree: the batch has nothing open, every row is stored once, each re-submission is
-    # a batch of its own whose counts reconcile, and the batch list sums to what the lake holds
+    # the counts agree: the batch has nothing open, every row is stored once, each call's entries
+    # (one original file) went as one batch whose counts reconcile (decision 0120), and the batch
+    # list sums to what the lake holds
     assert open_in(client, engineer, batch) == 0
     assert len(rows(api_settings, "std.declarations")) == 17
     batches = client.get("/api/v1/batches?limit=100", headers=engineer).json()["items"]
-    again = [b for b in batches if b["id"] != batch]
-    assert len(again) == 12 and {(b["received"], b["stored"], b["quarantined"]) for b in again} == {(1, 1, 0)}
+    again = sorted((b for b in batches if b["id"] != batch), key=lambda b: int(b["unit"].split("-")[1]))
+    counted = [(b["received"], b["stored"], b["quarantined"]) for b in again]
+    assert counted == [(5, 5, 0), (5, 5, 0), (2, 2, 0)]
+    assert {b["transport"] for b in again} == {"resubmit-bundle"}
     assert sum(b["stored"] for b in batches) == 17
     closed = client.get(f"/api/v1/quarantine?batch_id={batch}", headers=engineer).json()["items"]
     assert {(e["status"], e["resolved_by"]) for e in closed} == {("resubmitted", "u-data_engineer")}
     assert {e["resubmit_batch_id"] for e in closed} == {b["id"] for b in again}
+    ids = sorted(e["id"] for e in closed)
+    assert [b["unit"] for b in again] == [
+        f"resubmit-{ids[0]}-{ids[4]}.zip",
+        f"resubmit-{ids[5]}-{ids[9]}.zip",
+        f"resubmit-{ids[10]}-{ids[11]}.zip",
+    ]
+    # each stored row says which entry it came back from
+    locators = {r["locator"] for r in rows(api_settings, "std.declarations")}
+    pushed = next(e["locator"] for e in closed if e["id"] == ids[2]).split(":line ")[0]  # http:push-…
+    assert f"resubmit-{ids[0]}-{ids[4]}.zip!{pushed}#resubmit-{ids[2]}:line 2" in locators
 
     audits = bulk_audits(api_settings)
     assert [a.details["resubmitted"] for a in audits] == [2, 5, 5]  # newest first: one per call

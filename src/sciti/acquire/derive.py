@@ -49,15 +49,19 @@ def derive(
     target: Callable[[str], Target],
     stored: Stored,
     unit_of: UnitOf,
+    *,
+    every_member: bool = False,
 ) -> Mapped:
     """The rows and rejects of the unit kept at ``obj``; ``target`` says where a kind's Parquet
-    files go. Every part counts: a part that cannot be read is one reject."""
+    files go. Every part counts: a part that cannot be read is one reject. ``every_member``: the
+    unit is a bundle of re-submitted entries (``units.expand``)."""
     total = Mapped()
     raws: dict[str, str | None] = {}  # record-style units' text, for those found already stored
     lists = codelists(str(Path(settings.codelists_dir).resolve()))
-    for n, part in enumerate(expand(obj, unit, connector.files, work)):
+    for n, part in enumerate(expand(obj, unit, connector.files, work, every_member=every_member)):
         if isinstance(part, Rejected):
             mapped = Mapped(received=1, rejects=[part])
+            total.parts[part.locator] = 1
         else:
             path, name = part
             try:
@@ -71,6 +75,7 @@ def derive(
                 raise
             except AcquireError as exc:
                 mapped = Mapped(received=1, rejects=[Rejected(locator=name, reason=exc.message)])
+            total.parts[name] = mapped.received
         total.received += mapped.received
         total.stored += mapped.stored
         total.already_stored += mapped.already_stored

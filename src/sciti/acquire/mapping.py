@@ -57,6 +57,7 @@ class Mapped:
     already_stored: int = 0  # rows or units whose records are all stored already, same values (0105)
     # Of the stored rows, those replacing stored records (``on_change: replace``, decision 0112).
     changes: Changes = field(default_factory=Changes)
+    parts: dict[str, int] = field(default_factory=dict)  # part name -> records received (a unit's)
 
 
 @dataclass(frozen=True)

@@ -280,10 +280,8 @@ def resubmit(
                 )
             name, locator, scope = q.connector, q.locator, correction_scope(q.locator, q.raw)
         connector = load_connector(settings, name)
-        # Keep the original unit's extension so the same format handling applies.
-        base = locator.split(":line ")[0].split("#")[0]
         data = text.encode("utf-8")
-        unit = f"{base}#resubmit-{quarantine_id}"
+        unit = resubmission_unit(locator, quarantine_id)
         _check_correction(settings, quarantine_id, scope, connector, data, unit)
     except NotFound:
         raise
@@ -387,6 +385,12 @@ def _close_resubmitted(s: Session, qid: int, user: str, batch_id: str, details: 
         return None
     status, by = s.execute(select(table.c.status, table.c.resubmit_batch_id).where(table.c.id == qid)).one()
     return "" if (status, by) == ("resubmitted", batch_id) else str(status)
+
+
+def resubmission_unit(locator: str, quarantine_id: int) -> str:
+    """The name a re-submitted entry's text is read under: its original unit's, so the same
+    format handling applies, and the entry's id (``decl.xml#resubmit-12``)."""
+    return f"{locator.split(':line ')[0].split('#')[0]}#resubmit-{quarantine_id}"
 
 
 def resubmission_fingerprint(quarantine_id: int, data: bytes) -> str:

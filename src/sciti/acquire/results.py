@@ -26,6 +26,7 @@ class BatchResult:
     error: str | None = None
     already_stored: int = 0
     replaced: int = 0  # of the stored, rows that replaced a stored record (on_change: replace, 0112)
+    parts: dict[str, int] = field(default_factory=dict)  # part -> records received (committed now)
 
 
 def busy_result(connector: str, batch: Batch, unit: str) -> BatchResult:

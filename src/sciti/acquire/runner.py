@@ -50,7 +50,7 @@ from sciti.acquire.parts import DUCKDB_MEMORY, PARQUET_MAGIC
 from sciti.acquire.results import BatchResult, busy_result
 from sciti.acquire.source_lock import SourceBusy, hold_source
 from sciti.acquire.stored_keys import StoredIds, stored_ids
-from sciti.acquire.units import files_in
+from sciti.acquire.units import BUNDLE, files_in
 from sciti.acquire.writes import MEDIA_TYPES, RAW_SCHEMA, LakeWriter, commit_batch, raw_table
 from sciti.lake import open_lake
 from sciti.model import get_kind
@@ -302,6 +302,7 @@ class Runner:
                 mapped = derive(
                     self.settings, connector, obj, batch.unit, batch.id, started, work, self.writer.target,
                     lambda kind: self._stored(connector, kind, batch.id), self._unit_of,
+                    every_member=self._batch(batch.id)[1] == BUNDLE,
                 )  # fmt: skip
                 tables = self._write(connector, batch, obj, mapped, started, fresh, lease)
                 commit_batch(self.db, connector, batch.id, mapped, tables, lease)
@@ -346,6 +347,7 @@ class Runner:
             unit=batch.unit,
             already_stored=mapped.already_stored,
             replaced=mapped.changes.rows,
+            parts=mapped.parts,
         )
 
     def _stored(self, connector: Connector, kind_name: str, batch_id: str) -> StoredIds | None:

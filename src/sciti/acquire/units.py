@@ -1,8 +1,10 @@
 """Which files a connector takes from a folder, and what is inside archives.
 
 A received unit may be a plain file, a gzip file (one member) or a zip archive (several members).
-Archive problems (truncated gzip, corrupt zip, a member failing its CRC) become ``Rejected`` for
-that unit or member: the rest is still read.
+A bundle of re-submitted quarantine entries (decision 0120) is a zip whose every member is read,
+whatever its name: each is the text of one entry, named after its original unit. Archive problems
+(truncated gzip, corrupt zip, a member failing its CRC) become ``Rejected`` for that unit or
+member: the rest is still read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path, PurePosixPath
 from sciti.acquire.items import Rejected
 
 ARCHIVE_SUFFIXES = (".gz", ".zip")
+# The transport of a batch that is a bundle of re-submitted quarantine entries (decision 0120).
+BUNDLE = "resubmit-bundle"
 
 
 def matches(name: str, pattern: str) -> bool:
@@ -44,11 +48,14 @@ def files_in(folder: Path, pattern: str) -> list[Path]:
     return sorted(found)
 
 
-def expand(obj: Path, unit: str, pattern: str, work: Path) -> Iterator[tuple[Path, str] | Rejected]:
-    """The readable parts of a received unit: (local path, part name) or a Rejected part."""
+def expand(
+    obj: Path, unit: str, pattern: str, work: Path, *, every_member: bool = False
+) -> Iterator[tuple[Path, str] | Rejected]:
+    """The readable parts of a received unit: (local path, part name) or a Rejected part.
+    ``every_member``: a bundle, whose zip members are all read as they are (decision 0120)."""
     lower = unit.lower()
     if lower.endswith(".zip"):
-        yield from _zip_members(obj, unit, pattern, work)
+        yield from _zip_members(obj, unit, None if every_member else pattern, work)
     elif lower.endswith(".gz"):
         target = work / PurePosixPath(unit).name[:-3]
         try:
@@ -64,7 +71,9 @@ def expand(obj: Path, unit: str, pattern: str, work: Path) -> Iterator[tuple[Pat
         yield obj, unit
 
 
-def _zip_members(obj: Path, unit: str, pattern: str, work: Path) -> Iterator[tuple[Path, str] | Rejected]:
+def _zip_members(
+    obj: Path, unit: str, pattern: str | None, work: Path
+) -> Iterator[tuple[Path, str] | Rejected]:
     try:
         archive = zipfile.ZipFile(obj)
         members = [m for m in archive.infolist() if not m.is_dir()]
@@ -76,7 +85,9 @@ def _zip_members(obj: Path, unit: str, pattern: str, work: Path) -> Iterator[tup
     with archive:
         for n, info in enumerate(members):
             name = info.filename
-            if not matches(PurePosixPath(name).name, pattern) or name.lower().endswith(ARCHIVE_SUFFIXES):
+            if pattern is not None and (
+                not matches(PurePosixPath(name).name, pattern) or name.lower().endswith(ARCHIVE_SUFFIXES)
+            ):
                 continue
             part = f"{unit}!{name}"
             target = work / f"member-{n}-{PurePosixPath(name).name}"

@@ -37,7 +37,7 @@ from sciti.acquire.formats.tabular import sql_str
 from sciti.acquire.items import Rejected
 from sciti.acquire.mapping import Mapped
 from sciti.acquire.stored_keys import StoredIds, differing
-from sciti.acquire.units import expand
+from sciti.acquire.units import BUNDLE, expand
 from sciti.model import PARENT_COLUMN, get_kind, make_record_id
 from sciti.ops import Batch, session_scope
 from sciti.settings import Settings
@@ -82,6 +82,7 @@ class Digests:
         with session_scope(self.settings.resolved_ops_db_url) as s:
             batch = s.get(Batch, batch_id)
             key, unit = (batch.object_key, batch.unit) if batch is not None else (None, "")
+            bundle = batch is not None and batch.transport == BUNDLE
         obj = blobs.object_path(self.settings, key) if key else None
         if obj is None or not obj.is_file():
             return {}
@@ -90,7 +91,7 @@ class Digests:
         module, name = DIGESTS[self.connector.format]
         digest = getattr(importlib.import_module(module), name)
         found: dict[str, str] = {}
-        for part in expand(obj, unit, self.connector.files, work):
+        for part in expand(obj, unit, self.connector.files, work, every_member=bundle):
             if not isinstance(part, Rejected):
                 found.update(digest(part[0].read_bytes(), part[1]))
         return found

@@ -440,7 +440,8 @@ def _resubmit_selection(
     if dry_run:
         console.print(
             f"dry run: {done.selected:,} open entries match; {done.taken:,} would be re-submitted as "
-            f"quarantined, one batch each, {done.remaining:,} would remain (the limit is {done.limit:,}); "
+            f"quarantined, one batch per received file, {done.remaining:,} would remain (the limit is "
+            f"{done.limit:,}); "
             f"{done.already_closed:,} already closed. Nothing was changed.",
             highlight=False,
         )

@@ -197,7 +197,7 @@ class StillOpenOut(BaseModel):
 class BulkResubmitOut(BaseModel):
     selected: int = Field(description="Open entries of the selection (after `after_id`, up to `up_to_id`).")
     taken: int = Field(description="Entries this call reached (in a dry run: would reach).")
-    resubmitted: int = Field(description="Re-submitted and closed: each its own batch.")
+    resubmitted: int = Field(description="Re-submitted and closed (one received unit's share a batch).")
     still_open: int = Field(description="Re-submitted but left open; `reasons` says why.")
     closed_meanwhile: int = Field(description="Closed by another action before this call reached them.")
     remaining: int = Field(description="Not reached this call: call again with `after_id` and `up_to_id`.")
@@ -379,9 +379,10 @@ async def resubmit_many(
     body: BulkResubmit, principal: Resubmitter, settings: SettingsDep, request: Request
 ) -> BulkResubmitOut:
     """As `sciti quarantine resubmit --connector …`, once the cause is fixed (a connector, a code
-    list): each open entry the selection takes runs again through its connector as quarantined, as
-    its own batch linked to it and audited as a single re-submission; it is closed when rows came in,
-    else it stays open and `reasons` says why. One call takes at most `limit` (≤ 100) entries and
+    list): each open entry the selection takes runs again through its connector as quarantined,
+    audited as a single re-submission; the entries of one received unit go as one batch (a bundle,
+    decision 0120) that each is linked to. An entry is closed when its rows came in, else it stays
+    open and `reasons` says why. One call takes at most `limit` (≤ 100) entries and
     starts none after 20 seconds; while `remaining` is not 0, call again with the `after_id` and
     `up_to_id` it answered (entries it quarantines again are newer than `up_to_id`: never taken).
     One audit entry per call (`quarantine.resubmit`, `bulk`). `dry_run: true` counts. An empty

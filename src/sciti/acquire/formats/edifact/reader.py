@@ -24,6 +24,7 @@ from sciti.acquire.formats.edifact.structure import check_message
 from sciti.acquire.formats.edifact.syntax import (
     SYNTAX_ENCODINGS,
     Segment,
+    Separators,
     gc_paused,
     read_service_string,
     tokenize,
@@ -46,12 +47,16 @@ def _show(text: str) -> str:
 class _Interchange:
     """Walks one decoded interchange text and yields its messages' outcomes."""
 
-    def __init__(self, text: str, unit: str, expected: str | None, settings: Any, decimal: str):
+    def __init__(self, text: str, unit: str, expected: str | None, settings: Any, seps: Separators, una: str):
         self.text = text
         self.unit = unit
         self.expected = expected.upper() if expected else None
         self.settings = settings
-        self.decimal = decimal
+        self.seps = seps
+        self.decimal = seps.decimal
+        self.una = una  # the service string advice as received ("" when the file has none)
+        self.unb = ""  # the interchange header being walked, as received
+        self.unz = ""  # a trailer closing that header over ONE message
         self.number = 0  # messages seen in the file, for reasons ("message 3")
         self.cut: str | None = None  # text after the last terminator, until reported
 
@@ -100,6 +105,9 @@ class _Interchange:
     def _one(self, segs: list[Segment], i: int) -> Generator[Parsed | Rejected, None, int]:
         unb = segs[i]
         ref = unb.get(4)
+        self.unb = self.text[unb.start : unb.end]
+        e, t = self.seps.element, self.seps.terminator
+        self.unz = f"UNZ{e}1{e}{_released(ref, self.seps)}{t}"
         problems = _check_unb(unb)
         i += 1
         n = len(segs)
@@ -179,7 +187,9 @@ class _Interchange:
         ref = unh.get(0)
         mtype, ver, rel, agency = unh.get(1, 0), unh.get(1, 1), unh.get(1, 2), unh.get(1, 3)
         label = f"message {self.number} (UNH ref {ref or '?'})"
-        raw = self.text[unh.start : segs[-1].end]
+        # The message in its own interchange (the received UNA and UNB, a UNZ counting one
+        # message): text a data engineer can correct and re-submit as it stands.
+        raw = f"{self.una}{self.unb}\n{self.text[unh.start : segs[-1].end]}\n{self.unz}\n"
 
         def reject(position: int, reason: str, field: str | None = None) -> Rejected:
             seg = segs[position - 1] if 0 < position <= len(segs) else unh
@@ -253,6 +263,14 @@ def _where(segs: list[Segment], position: int) -> str:
     """'segment 14 (interchange segment 120) 'EQD'' for a 1-based position in the message."""
     seg = segs[position - 1]
     return f"segment {position} (interchange segment {seg.index}) '{seg.tag}'"
+
+
+def _released(value: str, seps: Separators) -> str:
+    """``value`` as element text: each separator in it preceded by the release character."""
+    if not seps.release:
+        return value
+    special = {seps.release, seps.element, seps.component, seps.terminator, seps.repetition} - {""}
+    return "".join(seps.release + c if c in special else c for c in value)
 
 
 def _check_unb(unb: Segment) -> list[str]:
@@ -340,7 +358,8 @@ def read(data: bytes, *, unit: str, options: dict, ctx: Any) -> Iterator[Parsed 
         return
     with gc_paused():
         tokens = tokenize(text, seps, start=offset)
-    walker = _Interchange(text, unit, options.get("message"), ctx.settings, seps.decimal)
+    una = text[:offset] + "\n" if offset else ""
+    walker = _Interchange(text, unit, options.get("message"), ctx.settings, seps, una)
     if not tokens.segments:
         yield Rejected(
             locator=f"{unit}#interchange=?;seg=0",
