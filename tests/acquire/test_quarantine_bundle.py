@@ -8,7 +8,9 @@ does every entry of a bundle whose batch failed.
 from __future__ import annotations
 
 import csv
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,12 @@ from sciti.acquire.quarantine_bundle import Entry, bundle_bytes, bundle_fingerpr
 from sciti.acquire.quarantine_resubmit import resubmit_selection
 from sciti.acquire.units import BUNDLE
 from sciti.acquire.validation import codelists
+from sciti.lake import open_lake
+from sciti.lake.files import snapshot_files
 from sciti.model.codelists import _load
 from sciti.ops import Batch, QuarantineRecord, migrate, session_scope
 from sciti.settings import Settings
-from tests.acquire.conftest import DECL_CONNECTOR, decl_connector, rows, write_connector
+from tests.acquire.conftest import DECL_CONNECTOR, HEADER, decl_connector, rows, write_connector
 from tests.acquire.test_quarantine_resubmit_bulk import FIXED, ITEMS, lost_zero
 from tests.conftest import make_settings
 
@@ -183,3 +187,50 @@ def test_edifact_messages_of_one_interchange_come_back_in_one_batch(
     assert sorted(r["declaration_id"] for r in stored) == [f"TW26KH000012{i}" for i in (1, 2, 3)]
     assert len(rows(settings, "std.declaration_items")) == 6
     assert not list_quarantine(settings, status="open")
+
+
+def zipped(*members: tuple[str, str]) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        for name, text in members:
+            archive.writestr(name, text)
+    return sink.getvalue()
+
+
+def test_members_of_one_zip_holding_one_record_store_it_once(decl: Settings) -> None:
+    """A record is stored once within a batch too, across its parts: before 0120 two members of
+    one zip (two entries of one bundle) holding one record both stored it."""
+    connector = decl_connector(decl)
+    row = "Z-1,2024-07-01,KRPUS,{},USD,851713,"
+    other = Runner(decl).ingest_bytes(
+        connector,
+        zipped(("a.csv", f"{HEADER}\n{row.format(1)}\n"), ("b.csv", f"{HEADER}\n{row.format(2)}\n")),
+        "other.zip",
+    )
+    assert (other.received, other.stored, other.quarantined) == (2, 1, 1)
+    [entry] = list_quarantine(decl)
+    assert entry["locator"] == "other.zip!b.csv:line 2"
+    assert (
+        "appears twice in this batch with different values: the copy at other.zip!a.csv:line 2"
+        in (entry["reason"])
+    )
+    again = f"{HEADER}\n{row.format(5).replace('Z-1', 'Z-2')}\n"
+    same = Runner(decl).ingest_bytes(connector, zipped(("c.csv", again), ("d.csv", again)), "same.zip")
+    assert (same.received, same.stored, same.quarantined, same.already_stored) == (2, 1, 0, 1)
+    assert sorted(r["declaration_id"] for r in rows(decl, "std.declarations")) == ["Z-1", "Z-2"]
+
+
+def test_many_small_parts_leave_one_file_per_table(decl: Settings) -> None:
+    """The files a batch's parts write are merged when small: later parts read the batch's rows in
+    one file, and the lake gets one file for the batch, not one per member."""
+    members = [(f"m{n:02}.csv", f"{HEADER}\nM-{n},2024-07-01,KRPUS,{n + 1},USD,851713,\n") for n in range(40)]
+    done = Runner(decl).ingest_bytes(decl_connector(decl), zipped(*members), "many.zip")
+    assert (done.received, done.stored, done.quarantined) == (40, 40, 0)
+    lake = open_lake(decl.resolved_catalog_uri, decl.resolved_warehouse)
+    for ident, n in (("std.declarations", 40), ("std.declaration_items", 40)):
+        table = lake.table(ident)
+        files = snapshot_files(table, table.current_snapshot()).paths
+        assert len(files) == 1, files
+        assert len(rows(decl, ident)) == n
+    found = rows(decl, "std.declarations")
+    assert {r["locator"] for r in found} == {f"many.zip!m{n:02}.csv:line 2" for n in range(40)}

@@ -11,6 +11,7 @@ additional messages numbered from the declaration's stored versions (``versions`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,14 +24,19 @@ import pyarrow.compute as pc
 from sciti.acquire import versions
 from sciti.acquire.connector import Connector
 from sciti.acquire.errors import AcquireError, ConnectorError, MissingColumn
+from sciti.acquire.formats.tabular import quote_ident, sql_str
 from sciti.acquire.items import Parsed, Rejected
-from sciti.acquire.mapping import Mapped, Target, map_staged
+from sciti.acquire.mapping import DICTIONARY_LIMIT, Mapped, Target, map_staged
 from sciti.acquire.parts import TablePart, read_part
 from sciti.acquire.records import map_records
-from sciti.acquire.stored_keys import StoredIds, check_units
+from sciti.acquire.stored_keys import StoredIds, check_units, with_own
 from sciti.acquire.units import expand
 from sciti.acquire.validation import codelists
+from sciti.model import get_kind
 from sciti.settings import Settings
+
+MERGE_AT = 16  # a table's files written by a batch's parts, merged into one from this many on
+MERGE_BYTES = 256 << 20  # ... when together no larger than this
 
 # What a batch's records are checked against: kind -> its table's rows of other batches (None: no
 # check), and batch id -> the unit it received (as a quarantine reason names it).
@@ -58,7 +64,21 @@ def derive(
     total = Mapped()
     raws: dict[str, str | None] = {}  # record-style units' text, for those found already stored
     lists = codelists(str(Path(settings.codelists_dir).resolve()))
+    # What other batches stored is read once per kind: it cannot change while the batch holds its
+    # source (decision 0119). A table-style part also meets the rows the earlier parts wrote.
+    others: dict[str, StoredIds | None] = {}
+
+    def stored_once(kind: str) -> StoredIds | None:
+        if kind not in others:
+            others[kind] = stored(kind)
+        return others[kind]
+
+    def stored_before(kind: str) -> StoredIds | None:
+        return with_own(stored_once(kind), get_kind(kind).ident, batch_id, total.files.get(kind, ()))
+
+    n_parts = 0
     for n, part in enumerate(expand(obj, unit, connector.files, work, every_member=every_member)):
+        n_parts = n + 1
         if isinstance(part, Rejected):
             mapped = Mapped(received=1, rejects=[part])
             total.parts[part.locator] = 1
@@ -67,7 +87,7 @@ def derive(
             try:
                 mapped = map_part(
                     settings, connector, path, name, batch_id, started, work / f"part-{n}", lists, target,
-                    raws, stored, unit_of,
+                    raws, stored_before, unit_of,
                 )  # fmt: skip
             except MissingColumn as exc:  # say which file of the unit (a zip has several)
                 raise MissingColumn(f"{name}: {exc.message}", remedy=exc.remedy) from None
@@ -85,18 +105,56 @@ def derive(
         total.rejects += mapped.rejects
         for kind, files in mapped.files.items():
             total.files.setdefault(kind, []).extend(files)
+            if n and len(total.files[kind]) >= MERGE_AT:  # never one part's own (per-thread) files
+                total.files[kind] = merge_small(total.files[kind], target(kind), batch_id)
         for kind, count in mapped.written.items():
             total.written[kind] = total.written.get(kind, 0) + count
         for kind, table in mapped.tables.items():
             total.tables[kind] = (
                 pa.concat_tables([total.tables[kind], table]) if kind in total.tables else table
             )
+    if n_parts > 1:  # the table gets one file for the batch, not one per part
+        for kind, files in total.files.items():
+            if len(files) > 1:
+                total.files[kind] = merge_small(files, target(kind), batch_id)
     if total.tables and versions.wanted(connector):  # before the check: it compares the final keys
         digests = versions.Digests(settings, connector, work)
-        versions.number_from_history(total, raws, stored(versions.PARENT), digests, batch_id)
+        versions.number_from_history(total, raws, stored_once(versions.PARENT), digests, batch_id)
     if total.tables:
-        drop_stored(total, raws, stored, unit_of)
+        drop_stored(total, raws, stored_once, unit_of)
     return total
+
+
+def merge_small(files: list[str], goal: Target, batch_id: str) -> list[str]:
+    """The Parquet files a batch's parts wrote for one table, merged into one when together they
+    are small (a bundle of 200 one-line entries, a zip of many small members): later parts then
+    meet the batch's rows in one file, not hundreds, and the table gets one file for the batch.
+    Large files are left as they are: they are few, and rewriting them costs more than it saves."""
+    if sum(Path(f).stat().st_size for f in files) > MERGE_BYTES:
+        return files
+    folder = goal.folder / f"{batch_id}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True)
+    merged = folder / f"{batch_id}-merged.parquet"
+    con = duckdb.connect(":memory:")
+    try:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(files)}").fetchall()]
+        ids = ", ".join(f"{quote_ident(c)}: {goal.field_ids[c]}" for c in names)
+        con.execute(
+            f"COPY (SELECT * FROM {_parquet(files)}) TO {sql_str(str(merged))} (FORMAT parquet, "
+            f"COMPRESSION snappy, PARQUET_VERSION V2, DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT}, "
+            f"FIELD_IDS {{{ids}}})"
+        )
+    finally:
+        con.close()
+    for f in files:
+        Path(f).unlink(missing_ok=True)
+        if Path(f).parent != folder and not any(Path(f).parent.iterdir()):
+            Path(f).parent.rmdir()  # one folder per write: empty now
+    return [str(merged)]
+
+
+def _parquet(files: list[str]) -> str:
+    return f"read_parquet([{', '.join(sql_str(f) for f in files)}], union_by_name = true)"
 
 
 def map_part(

@@ -112,7 +112,8 @@ def check_rows(
             if base is not None or earlier is not None:
                 old = base if base is not None else earlier
                 assert old is not None
-                verdict.conflicts.append(Conflict(kind, values, old, differing(values, old), base is None))
+                mine_before = base is None or base.get("batch_id") == batch_id  # an earlier part's
+                verdict.conflicts.append(Conflict(kind, values, old, differing(values, old), mine_before))
             else:
                 verdict.fresh.append((kind, functools.partial(dict, values)))
             mine.append((i, rec_id, values))

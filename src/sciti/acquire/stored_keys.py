@@ -3,7 +3,8 @@
 A record's id is derived from its kind's key and source (``make_record_id``), so "already stored"
 means: the target table holds a row with the same ``record_id`` from ANOTHER batch (rows of the
 batch itself are its own, found again when a crashed batch is recovered), or an earlier row or unit
-of the same batch holds it and is stored. Such a record is not stored again. Its source row or unit
+of the same batch holds it and is stored (in an earlier part too: a zip's member, a bundle's entry,
+whose files are ``StoredIds.own``, decision 0120). Such a record is not stored again. Its source row or unit
 is judged whole (``Verdict``, docs/decisions/0100 and 0105):
 
 * every record stored with the same values: counted as ``already stored`` in the batch's counts,
@@ -23,6 +24,7 @@ records found, to name the fields that differ.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -49,28 +51,31 @@ NOT_VALUES = frozenset((*PROVENANCE_NAMES, PARENT_COLUMN[0]))
 class StoredIds:
     """The rows of one lake table stored by other batches than ``batch_id``, as the check reads
     them: the local Parquet files of the current snapshot (``paths``), or the table itself when
-    those files carry deletes or are not local (read through pyiceberg)."""
+    those files carry deletes or are not local (read through pyiceberg). ``own``: files the
+    batch's earlier parts wrote (a zip's members, a bundle's entries), not committed yet: their
+    rows are the batch's own, and a later part meets them as an earlier row of the batch."""
 
     ident: str
     batch_id: str
     paths: tuple[str, ...]
     table: Table | None = None
+    own: tuple[str, ...] = ()
 
     def view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
-        """Create ``name(record_id, batch_id)``: the other batches' record ids, read lazily (a
-        semi-join against it reads only those two columns)."""
-        if self.table is None:
-            files = ", ".join(sql_str(p) for p in self.paths)
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT record_id, batch_id "
-                f"FROM read_parquet([{files}], union_by_name = true) "
+        """Create ``name(record_id, batch_id)``: the other batches' record ids (and those of the
+        batch's earlier parts), read lazily (a semi-join against it reads only those columns)."""
+        parts = [f"SELECT record_id, batch_id FROM {_files(self.own)}"] if self.own else []
+        if self.table is None and self.paths:
+            parts.append(
+                f"SELECT record_id, batch_id FROM {_files(self.paths)} "
                 f"WHERE batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
             )
-            return
-        ids = self.table.scan(selected_fields=("record_id", "batch_id")).to_arrow()
-        ids = ids.filter(pc.invert(pc.fill_null(pc.equal(ids["batch_id"], self.batch_id), False)))
-        con.register(f"{name}_arrow", ids)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS SELECT * FROM {name}_arrow")
+        elif self.table is not None:
+            ids = self.table.scan(selected_fields=("record_id", "batch_id")).to_arrow()
+            ids = ids.filter(pc.invert(pc.fill_null(pc.equal(ids["batch_id"], self.batch_id), False)))
+            con.register(f"{name}_arrow", ids)
+            parts.append(f"SELECT record_id, batch_id FROM {name}_arrow")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {' UNION ALL '.join(parts)}")
 
     def register(self, con: duckdb.DuckDBPyConnection, name: str, ids: Sequence[str]) -> list[str]:
         """Make table ``name`` hold the rows other batches stored under ``ids``, every column, one
@@ -78,21 +83,25 @@ class StoredIds:
         (a column no stored file holds is not there: it reads as null)."""
         first = "QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY ingested_at) = 1"
         con.register("__wanted", pa.table({"record_id": pa.array(list(ids), pa.string())}))
+        wanted = "record_id IN (SELECT record_id FROM __wanted)"
         if self.table is None:
-            files = ", ".join(sql_str(p) for p in self.paths)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM "
-                f"read_parquet([{files}], union_by_name = true) "
-                "WHERE record_id IN (SELECT record_id FROM __wanted) "
-                f"AND batch_id IS DISTINCT FROM {sql_str(self.batch_id)} {first}"
-            )
+            # Another batch's copy before one of this batch's earlier parts (it was received first).
+            parts = [f"SELECT * FROM {_files(self.own)} WHERE {wanted}"] if self.own else []
+            if self.paths:
+                parts.append(
+                    f"SELECT * FROM {_files(self.paths)} WHERE {wanted} "
+                    f"AND batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
+                )
+            rows = " UNION ALL BY NAME ".join(f"({q})" for q in parts)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM ({rows}) {first}")
         else:
             found = self.table.scan(row_filter=In(term="record_id", literals=set(ids))).to_arrow()
             found = found.filter(pc.invert(pc.fill_null(pc.equal(found["batch_id"], self.batch_id), False)))
             con.register("__found_arrow", found)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM __found_arrow {first}"
-            )
+            rows = "SELECT * FROM __found_arrow"
+            if self.own:
+                rows = f"({rows}) UNION ALL BY NAME (SELECT * FROM {_files(self.own)} WHERE {wanted})"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM ({rows}) {first}")
             con.unregister("__found_arrow")
         con.unregister("__wanted")
         return [r[0] for r in con.execute(f"DESCRIBE {quote_ident(name)}").fetchall()]
@@ -106,6 +115,20 @@ class StoredIds:
         found = con.sql("SELECT * FROM __found").to_arrow_table()
         con.execute("DROP TABLE __found")
         return {row["record_id"]: row for row in found.to_pylist()}
+
+
+def _files(paths: Sequence[str]) -> str:
+    """A relation over Parquet files, their columns matched by name."""
+    return f"read_parquet([{', '.join(sql_str(p) for p in paths)}], union_by_name = true)"
+
+
+def with_own(found: StoredIds | None, ident: str, batch_id: str, own: Sequence[str]) -> StoredIds | None:
+    """``found`` (what other batches stored) and the files the batch's earlier parts wrote."""
+    if not own:
+        return found
+    if found is None:
+        return StoredIds(ident, batch_id, (), own=tuple(own))
+    return dataclasses.replace(found, own=tuple(own))
 
 
 def stored_ids(lake: Lake, ident: str, batch_id: str) -> StoredIds | None:
