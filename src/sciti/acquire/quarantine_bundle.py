@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sciti.acquire.connector import Connector, load_connector
 from sciti.acquire.errors import AcquireError, UnitBusy
@@ -74,23 +74,25 @@ def plan(settings: Settings, ids: list[int]) -> Iterator[list[int]]:
     one original unit that can go as one bundle, and single entries (a list of one) for the single
     re-submission: a whole unit, an entry without text or whose connector cannot be loaded, one
     not open any more (it says why, and audits each)."""
+    q = QuarantineRecord
     with session_scope(settings.resolved_ops_db_url) as s:
-        rows = {q.id: q for q in s.scalars(select(QuarantineRecord).where(QuarantineRecord.id.in_(ids)))}
-        entries = {
-            i: Entry(q.id, q.connector, q.batch_id, q.locator, q.raw or "")
-            for i, q in rows.items()
-            if q.status == "open"
-        }
-    readable = _readable(settings, {e.connector for e in entries.values()})
+        # The texts' lengths, not the texts: a chunk of whole units may be gigabytes.
+        found = s.execute(
+            select(q.id, q.connector, q.batch_id, q.locator, func.coalesce(func.length(q.raw), 0)).where(
+                q.id.in_(ids), q.status == "open"
+            )
+        ).all()
+    entries = {i: (connector, batch, locator, size) for i, connector, batch, locator, size in found}
+    readable = _readable(settings, {e[0] for e in entries.values()})
     run: list[int] = []
     size = 0
     for i in ids:
         e = entries.get(i)
         if (
             e is None
-            or e.connector not in readable
-            or not e.raw
-            or correction_scope(e.locator, e.raw) is None
+            or e[0] not in readable
+            or not e[3]
+            or correction_scope(e[2], "text") is None  # it has text: its length is not 0
         ):
             if run:
                 yield run
@@ -98,15 +100,11 @@ def plan(settings: Settings, ids: list[int]) -> Iterator[list[int]]:
             yield [i]
             continue
         first = entries[run[0]] if run else None
-        if first is not None and (
-            (first.connector, first.batch_id) != (e.connector, e.batch_id)
-            or len(run) >= BUNDLE_MAX
-            or size + len(e.raw) > BUNDLE_BYTES
-        ):
+        if first is not None and (first[:2] != e[:2] or len(run) >= BUNDLE_MAX or size + e[3] > BUNDLE_BYTES):
             yield run
             run, size = [], 0
         run.append(i)
-        size += len(e.raw)
+        size += e[3]
     if run:
         yield run
 
