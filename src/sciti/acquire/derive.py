@@ -35,8 +35,8 @@ from sciti.acquire.validation import codelists
 from sciti.model import get_kind
 from sciti.settings import Settings
 
-MERGE_AT = 16  # a table's files written by a batch's parts, merged into one from this many on
-MERGE_BYTES = 256 << 20  # ... when together no larger than this
+MERGE_AT = 16  # a table's small files written by a batch's parts, merged into one from this many on
+SMALL_FILE = 4 << 20  # ... small: under this; a larger file is never rewritten
 
 # What a batch's records are checked against: kind -> its table's rows of other batches (None: no
 # check), and batch id -> the unit it received (as a quarantine reason names it).
@@ -105,8 +105,8 @@ def derive(
         total.rejects += mapped.rejects
         for kind, files in mapped.files.items():
             total.files.setdefault(kind, []).extend(files)
-            if n and len(total.files[kind]) >= MERGE_AT:  # never one part's own (per-thread) files
-                total.files[kind] = merge_small(total.files[kind], target(kind), batch_id)
+            if n:  # never one part's own (per-thread) files
+                total.files[kind] = merge_small(total.files[kind], target(kind), batch_id, MERGE_AT)
         for kind, count in mapped.written.items():
             total.written[kind] = total.written.get(kind, 0) + count
         for kind, table in mapped.tables.items():
@@ -115,8 +115,7 @@ def derive(
             )
     if n_parts > 1:  # the table gets one file for the batch, not one per part
         for kind, files in total.files.items():
-            if len(files) > 1:
-                total.files[kind] = merge_small(files, target(kind), batch_id)
+            total.files[kind] = merge_small(files, target(kind), batch_id, 2)
     if total.tables and versions.wanted(connector):  # before the check: it compares the final keys
         digests = versions.Digests(settings, connector, work)
         versions.number_from_history(total, raws, stored_once(versions.PARENT), digests, batch_id)
@@ -125,13 +124,20 @@ def derive(
     return total
 
 
-def merge_small(files: list[str], goal: Target, batch_id: str) -> list[str]:
-    """The Parquet files a batch's parts wrote for one table, merged into one when together they
-    are small (a bundle of 200 one-line entries, a zip of many small members): later parts then
-    meet the batch's rows in one file, not hundreds, and the table gets one file for the batch.
-    Large files are left as they are: they are few, and rewriting them costs more than it saves."""
-    if sum(Path(f).stat().st_size for f in files) > MERGE_BYTES:
+def merge_small(files: list[str], goal: Target, batch_id: str, at_least: int) -> list[str]:
+    """The Parquet files a batch's parts wrote for one table, the small ones merged into one when
+    there are ``at_least`` of them (a bundle of 200 one-line entries, a zip of many small members):
+    later parts then meet the batch's rows in a few files, not hundreds, and the table gets few
+    files for the batch. Large files are left as they are: rewriting them costs more than it saves,
+    and a merged file that grew large is not rewritten again."""
+    small = [f for f in files if Path(f).stat().st_size < SMALL_FILE]
+    if len(small) < at_least:
         return files
+    return [f for f in files if f not in small] + [_merge(small, goal, batch_id)]
+
+
+def _merge(files: list[str], goal: Target, batch_id: str) -> str:
+    """One Parquet file with the rows of ``files`` (removed), with the table's field ids."""
     folder = goal.folder / f"{batch_id}-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True)
     merged = folder / f"{batch_id}-merged.parquet"
@@ -150,7 +156,7 @@ def merge_small(files: list[str], goal: Target, batch_id: str) -> list[str]:
         Path(f).unlink(missing_ok=True)
         if Path(f).parent != folder and not any(Path(f).parent.iterdir()):
             Path(f).parent.rmdir()  # one folder per write: empty now
-    return [str(merged)]
+    return str(merged)
 
 
 def _parquet(files: list[str]) -> str:
