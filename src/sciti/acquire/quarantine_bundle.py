@@ -157,6 +157,7 @@ def resubmit_bundle(
         "already_stored": result.already_stored,
         "resubmitted_with": bulk_ref,
     }
+    got = {e.id: _received(settings, connector, result, unit, e) for e in entries}  # before writing
     with session_scope(settings.resolved_ops_db_url) as s:
         batch = s.get(Batch, result.batch_id) if result.batch_id else None
         committed = batch is not None and batch.status == "committed"
@@ -164,7 +165,7 @@ def resubmit_bundle(
             q = s.get(QuarantineRecord, e.id)
             if q is None:
                 continue
-            if not committed or not _received(settings, connector, result, unit, e):
+            if not committed or not got[e.id]:
                 _audit(s, entry=q, **who, outcome="failed", **counts)
                 if q.status == "open":
                     out.stayed.append((e.id, *_why_open(result)))
@@ -187,6 +188,8 @@ def _received(settings: Settings, connector: Connector, result: BatchResult, uni
     member = resubmission_unit(e.locator, e.id)
     if result.status == "committed":
         return result.parts.get(f"{unit}!{member}", 0)
+    if result.status != "duplicate":  # busy: nothing came in
+        return 0
     return records_in(settings, connector, e.raw.encode("utf-8"), member) or 0
 
 
