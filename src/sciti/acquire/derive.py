@@ -29,7 +29,7 @@ from sciti.acquire.items import Parsed, Rejected
 from sciti.acquire.mapping import DICTIONARY_LIMIT, Mapped, Target, map_staged
 from sciti.acquire.parts import TablePart, read_part
 from sciti.acquire.records import map_records
-from sciti.acquire.stored_keys import StoredIds, check_units, with_own
+from sciti.acquire.stored_keys import StoredIds, check_units, parquet_files, with_own
 from sciti.acquire.units import expand
 from sciti.acquire.validation import codelists
 from sciti.model import get_kind
@@ -143,10 +143,10 @@ def _merge(files: list[str], goal: Target, batch_id: str) -> str:
     merged = folder / f"{batch_id}-merged.parquet"
     con = duckdb.connect(":memory:")
     try:
-        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_parquet(files)}").fetchall()]
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {parquet_files(files)}").fetchall()]
         ids = ", ".join(f"{quote_ident(c)}: {goal.field_ids[c]}" for c in names)
         con.execute(
-            f"COPY (SELECT * FROM {_parquet(files)}) TO {sql_str(str(merged))} (FORMAT parquet, "
+            f"COPY (SELECT * FROM {parquet_files(files)}) TO {sql_str(str(merged))} (FORMAT parquet, "
             f"COMPRESSION snappy, PARQUET_VERSION V2, DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT}, "
             f"FIELD_IDS {{{ids}}})"
         )
@@ -157,10 +157,6 @@ def _merge(files: list[str], goal: Target, batch_id: str) -> str:
         if Path(f).parent != folder and not any(Path(f).parent.iterdir()):
             Path(f).parent.rmdir()  # one folder per write: empty now
     return str(merged)
-
-
-def _parquet(files: list[str]) -> str:
-    return f"read_parquet([{', '.join(sql_str(f) for f in files)}], union_by_name = true)"
 
 
 def map_part(

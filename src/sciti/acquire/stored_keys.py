@@ -64,10 +64,10 @@ class StoredIds:
     def view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Create ``name(record_id, batch_id)``: the other batches' record ids (and those of the
         batch's earlier parts), read lazily (a semi-join against it reads only those columns)."""
-        parts = [f"SELECT record_id, batch_id FROM {_files(self.own)}"] if self.own else []
+        parts = [f"SELECT record_id, batch_id FROM {parquet_files(self.own)}"] if self.own else []
         if self.table is None and self.paths:
             parts.append(
-                f"SELECT record_id, batch_id FROM {_files(self.paths)} "
+                f"SELECT record_id, batch_id FROM {parquet_files(self.paths)} "
                 f"WHERE batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
             )
         elif self.table is not None:
@@ -86,10 +86,10 @@ class StoredIds:
         wanted = "record_id IN (SELECT record_id FROM __wanted)"
         if self.table is None:
             # Another batch's copy before one of this batch's earlier parts (it was received first).
-            parts = [f"SELECT * FROM {_files(self.own)} WHERE {wanted}"] if self.own else []
+            parts = [f"SELECT * FROM {parquet_files(self.own)} WHERE {wanted}"] if self.own else []
             if self.paths:
                 parts.append(
-                    f"SELECT * FROM {_files(self.paths)} WHERE {wanted} "
+                    f"SELECT * FROM {parquet_files(self.paths)} WHERE {wanted} "
                     f"AND batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
                 )
             rows = " UNION ALL BY NAME ".join(f"({q})" for q in parts)
@@ -100,7 +100,7 @@ class StoredIds:
             con.register("__found_arrow", found)
             rows = "SELECT * FROM __found_arrow"
             if self.own:
-                rows = f"({rows}) UNION ALL BY NAME (SELECT * FROM {_files(self.own)} WHERE {wanted})"
+                rows = f"({rows}) UNION ALL BY NAME (SELECT * FROM {parquet_files(self.own)} WHERE {wanted})"
             con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM ({rows}) {first}")
             con.unregister("__found_arrow")
         con.unregister("__wanted")
@@ -117,7 +117,7 @@ class StoredIds:
         return {row["record_id"]: row for row in found.to_pylist()}
 
 
-def _files(paths: Sequence[str]) -> str:
+def parquet_files(paths: Sequence[str]) -> str:
     """A relation over Parquet files, their columns matched by name."""
     return f"read_parquet([{', '.join(sql_str(p) for p in paths)}], union_by_name = true)"
 

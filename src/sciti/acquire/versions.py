@@ -36,7 +36,7 @@ from sciti.acquire.errors import ConnectorError
 from sciti.acquire.formats.tabular import sql_str
 from sciti.acquire.items import Rejected
 from sciti.acquire.mapping import Mapped
-from sciti.acquire.stored_keys import StoredIds, differing
+from sciti.acquire.stored_keys import StoredIds, differing, parquet_files
 from sciti.acquire.units import BUNDLE, expand
 from sciti.model import PARENT_COLUMN, get_kind, make_record_id
 from sciti.ops import Batch, session_scope
@@ -109,8 +109,7 @@ def stored_versions(found: StoredIds | None, source: str, ids: list[str]) -> lis
             f"AND batch_id IS DISTINCT FROM {sql_str(found.batch_id)}"
         )
         if found.table is None:
-            files = ", ".join(sql_str(p) for p in found.paths)
-            query = f"SELECT * FROM read_parquet([{files}], union_by_name = true) WHERE {where}"
+            query = f"SELECT * FROM {parquet_files(found.paths)} WHERE {where}"
         else:  # files with deletes, or not local: pyiceberg reads them, DuckDB gives the same types
             rows = found.table.scan(row_filter=In(term="declaration_id", literals=set(ids))).to_arrow()
             con.register("__rows", rows)
