@@ -23,7 +23,7 @@ from sciti.acquire import Runner, list_quarantine
 from sciti.acquire.errors import AcquireError
 from sciti.acquire.quarantine import discard, resubmit
 from sciti.acquire.quarantine_bulk import Selection
-from sciti.acquire.quarantine_resubmit import resubmit_selection
+from sciti.acquire.quarantine_resubmit import BulkResubmitResult, _stayed, resubmit_selection
 from sciti.acquire.units import BUNDLE
 from sciti.errors import NotFound
 from sciti.ops import Batch, QuarantineRecord, migrate, session_scope, utcnow
@@ -188,6 +188,27 @@ def test_entries_that_stay_open_are_counted_with_why_and_the_run_goes_on(
     assert summary.details["stayed_open"] == [{"code": "connector_error", "count": 3, "ids": gone_ids}]
     refused = [e for e in single_audits(bulk_settings) if e.outcome == "refused"]
     assert len(refused) == 3  # each entry's own audit entry, as a single re-submission
+
+
+def test_entries_failing_alike_make_one_group_whatever_numbers_their_text_holds() -> None:
+    """The entry's own id is taken out only where the text names the entry: the same number in a
+    path or a line number stays, so two entries failing alike are one group (the path of an
+    instance under ``.../run-8/`` made entry 8 a group of its own)."""
+    out = BulkResubmitResult()
+    for qid in (7, 8):
+        _stayed(
+            out,
+            qid,
+            "connector_error",
+            f"quarantine entry {qid} stays open: no /srv/run-8/connectors/gone/connector.yaml "
+            f"(unit b.csv#resubmit-{qid}:line 8); see sciti quarantine show {qid}",
+        )
+    [group] = out.reasons
+    assert group.ids == [7, 8] and group.count == 2
+    assert group.why == (
+        "quarantine entry ID stays open: no /srv/run-8/connectors/gone/connector.yaml "
+        "(unit b.csv#resubmit-ID:line 8); see sciti quarantine show ID"
+    )
 
 
 def test_a_capped_run_says_where_to_continue_and_the_next_call_takes_only_the_rest(

@@ -239,7 +239,9 @@ def _bundle(settings: Settings, ids: list[int], user: str, source: str, out: Bul
 
 def _stayed(out: BulkResubmitResult, qid: int, code: str, message: str) -> None:
     out.still_open += 1
-    why = _BATCH_ID.sub("…", re.sub(rf"\b{qid}\b", "ID", message))[:300]
+    # The entry's own id where the text names the entry (its number elsewhere, in a line number or
+    # a path, is left as it is), so entries failing alike make one group.
+    why = _BATCH_ID.sub("…", re.sub(rf"(\bentry |\bshow |#resubmit-){qid}\b", r"\1ID", message))[:300]
     group = next((g for g in out.reasons if (g.code, g.why) == (code, why)), None)
     if group is None and len(out.reasons) >= MAX_GROUPS:
         code, why = "other", "other reasons (more than 20 kinds): see each entry's audit entry"
