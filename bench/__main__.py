@@ -27,6 +27,7 @@ BENCHES = [
     "login",
     "web_pages",
     "quarantine_resubmit",
+    "small_units",
 ]
 
 

@@ -6,6 +6,11 @@ the same table: stock pyiceberg, ``catalog.load_table(ident).append(rows)``. Bot
 append at each snapshot count, the ratio anchor/ours, then what ``Lake.maintain`` took and gave
 back on disk (the files only expired snapshots used), and the cost of an append after it.
 
+At each count it also plans the current snapshot's files, as every read, upsert and stored-record
+check does: ours (``lake.files.snapshot_files``, each manifest read once per process) against
+pyiceberg's planner (``table.scan().plan_files()``), both just after the timed appends (ours
+had planned the table after each of its earlier appends, as the next batch's check does).
+
     .venv/bin/python bench/lake_commit.py [--at 10 100 500] [--n 5] [--quick]
 """
 
@@ -19,6 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from sciti.lake import Lake
+from sciti.lake.files import snapshot_files
 from sciti.model.schema import get_kind
 
 
@@ -64,13 +70,33 @@ def main() -> None:
         i = next(counter)
         lake.catalog.load_table(kind.ident).append(batch(schema, i), snapshot_properties={"b": str(i)})
 
-    print(f"{'snapshots':>9} {'ours s/append':>14} {'pyiceberg s/append':>19} {'ratio':>6}")
+    def plan() -> tuple[float, float]:
+        table = lake.table(kind.ident)
+        t0 = time.perf_counter()
+        mine = snapshot_files(table, table.current_snapshot()).paths
+        t1 = time.perf_counter()
+        theirs = [t.file.file_path for t in table.scan().plan_files()]
+        t2 = time.perf_counter()
+        assert mine == theirs, "the two planners disagree"
+        return t1 - t0, t2 - t1
+
+    print(
+        f"{'snapshots':>9} {'ours s/append':>14} {'pyiceberg s/append':>19} {'ratio':>6}   "
+        f"{'ours plan ms':>12} {'pyiceberg plan ms':>18} {'ratio':>6}"
+    )
     for target in args.at:
         while len(lake.table(kind.ident).metadata.snapshots) < target:
             ours()
+            table = lake.table(kind.ident)
+            snapshot_files(table, table.current_snapshot())  # as the next batch's stored-record check
         a = per_append(anchor, args.n)
         o = per_append(ours, args.n)
-        print(f"{target:>9} {o:>14.3f} {a:>19.3f} {a / o:>6.1f}", flush=True)
+        po, pa_ = plan()
+        print(
+            f"{target:>9} {o:>14.3f} {a:>19.3f} {a / o:>6.1f}   {po * 1000:>12.1f} {pa_ * 1000:>18.1f} "
+            f"{pa_ / po:>6.1f}",
+            flush=True,
+        )
     folder = root / "warehouse"
     size_before = disk(folder)
     t0 = time.perf_counter()

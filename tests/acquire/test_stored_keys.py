@@ -10,7 +10,10 @@ import collections
 import contextlib
 import json
 
-from sciti.acquire import Runner, list_quarantine
+import pyarrow.parquet as pq
+import pytest
+
+from sciti.acquire import Runner, list_quarantine, stored_keys
 from tests.acquire.conftest import HEADER, decl_connector, rows, write_connector
 
 ROWS = [
@@ -31,11 +34,14 @@ def _counts(result) -> tuple[int, int, int, int]:
     return result.received, result.stored, result.quarantined, result.already_stored
 
 
+@pytest.mark.parametrize("small_rows", [10_000, 0], ids=["ids-kept-in-memory", "read-by-duckdb"])
 def test_a_record_stored_with_other_values_is_quarantined_with_its_items(
-    acq_settings, runner: Runner
+    acq_settings, runner: Runner, monkeypatch: pytest.MonkeyPatch, small_rows: int
 ) -> None:
     """D1 again with the same values is counted as already stored (no entry); D2 with another
-    amount is quarantined; D3 is new and stored."""
+    amount is quarantined; D3 is new and stored. The same whether the stored ids of small files
+    come from memory or every file is read by DuckDB (``SMALL_FILE_ROWS`` 0)."""
+    monkeypatch.setattr(stored_keys, "SMALL_FILE_ROWS", small_rows)
     conn = decl_connector(acq_settings)
     first = runner.ingest_bytes(conn, _csv(*ROWS), "first.csv")
     changed = "D2,2024-01-06,BE001,250.00,EUR,010121,"
@@ -168,3 +174,30 @@ def test_tables_with_deletes_are_read_through_pyiceberg(acq_settings, runner: Ru
         f"declaration D2 version 1 is already stored from batch {first.batch_id}"
     )
     assert "with different values (fields: invoice_amount)" in entry["reason"]
+
+
+def test_a_small_file_is_read_once_for_the_stored_ids(acq_settings, runner: Runner, monkeypatch) -> None:
+    """A table fed in small batches: each batch's check reads only the file the last batch added;
+    the ids of the files before it are kept (decision 0121). A file without the columns (one from
+    before they existed) is left to DuckDB."""
+    read: list[str] = []
+    real = pq.read_table
+
+    def counted(path, *args, **kwargs):
+        read.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(stored_keys.pq, "read_table", counted)
+    conn = decl_connector(acq_settings)
+    for n in range(4):
+        runner.ingest_bytes(conn, _csv(f"D{n},2024-01-05,BE001,100.00,EUR,010121,"), f"push-{n}.csv")
+    tables = 2  # declarations and their items
+    assert len(read) == 3 * tables and len(set(read)) == len(read)  # batches 2-4, each file once
+    resent = _csv("D1,2024-01-05,BE001,100.00,EUR,010121,", "D9,2024-01-05,BE001,100.00,EUR,010121,")
+    again = runner.ingest_bytes(conn, resent, "again.csv")
+    assert _counts(again) == (2, 1, 0, 1)  # D1 found among the kept ids
+    assert len(read) == 4 * tables
+    assert stored_keys._small_file_ids(read[0]) is not None
+    bare = acq_settings.home / "bare.parquet"
+    pq.write_table(pq.read_table(read[0]).drop_columns(["batch_id"]), bare)
+    assert stored_keys._small_file_ids(str(bare)) is None

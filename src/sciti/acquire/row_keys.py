@@ -58,11 +58,12 @@ def check_rows(
     for i, _, kind in outputs:
         rid = rid_sql(connector, kind, i)
         in_stored = f"rid IN (SELECT record_id FROM __stored{i})" if i in checks else "false"
+        # The stored ids are read once (named twice, the semi-join would read every file twice).
         found[i] = dict(
             con.execute(
                 f"WITH r AS (SELECT __row, {rid} AS rid FROM {vals} AS o WHERE __in{i}), "
-                "f AS (SELECT __row, rid, count(*) OVER (PARTITION BY rid) AS n FROM r) "
-                f"SELECT __row, {in_stored} FROM f WHERE n > 1 OR {in_stored}"
+                f"f AS (SELECT __row, count(*) OVER (PARTITION BY rid) AS n, {in_stored} AS s FROM r) "
+                "SELECT __row, s FROM f WHERE n > 1 OR s"
             ).fetchall()
         )
     rows = sorted({row for hits in found.values() for row in hits} - set(bad))  # already rejected: as is

@@ -17,8 +17,9 @@ is judged whole (``Verdict``, docs/decisions/0100 and 0105):
 
 The lookup is one columnar read of the table's ``record_id`` and ``batch_id`` per batch: DuckDB
 over the current snapshot's Parquet files (``StoredIds.view``), or pyiceberg's scan of those two
-columns when the files carry deletes or live in an object store. Values are read only for the few
-records found, to name the fields that differ.
+columns when the files carry deletes or live in an object store. The ids of small files are kept in
+memory by path once read (decision 0121). Values are read only for the few records found, to name
+the fields that differ.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import collections
 import dataclasses
 import functools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +37,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
@@ -60,16 +63,26 @@ class StoredIds:
     paths: tuple[str, ...]
     table: Table | None = None
     own: tuple[str, ...] = ()
+    small: frozenset[str] = frozenset()  # of ``paths``, the small files: their ids kept in memory
 
     def view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Create ``name(record_id, batch_id)``: the other batches' record ids (and those of the
-        batch's earlier parts), read lazily (a semi-join against it reads only those columns)."""
+        batch's earlier parts), read lazily (a semi-join against it reads only those columns).
+
+        The ids of small files come from memory (``_small_file_ids``): a table fed in small batches
+        holds one small file per batch until upkeep compacts it, and DuckDB opening each of them
+        for every batch's check made each batch slower than the one before (decision 0121)."""
         parts = [f"SELECT record_id, batch_id FROM {parquet_files(self.own)}"] if self.own else []
         if self.table is None and self.paths:
-            parts.append(
-                f"SELECT record_id, batch_id FROM {parquet_files(self.paths)} "
-                f"WHERE batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
-            )
+            other = f"batch_id IS DISTINCT FROM {sql_str(self.batch_id)}"
+            ids = {p: _small_file_ids(p) for p in self.paths if p in self.small}
+            kept = [t for t in ids.values() if t is not None]
+            large = [p for p in self.paths if ids.get(p) is None]
+            if large:
+                parts.append(f"SELECT record_id, batch_id FROM {parquet_files(large)} WHERE {other}")
+            if kept:
+                con.register(f"{name}_small", pa.concat_tables(kept, promote_options="permissive"))
+                parts.append(f"SELECT record_id, batch_id FROM {name}_small WHERE {other}")
         elif self.table is not None:
             ids = self.table.scan(selected_fields=("record_id", "batch_id")).to_arrow()
             ids = ids.filter(pc.invert(pc.fill_null(pc.equal(ids["batch_id"], self.batch_id), False)))
@@ -143,7 +156,43 @@ def stored_ids(lake: Lake, ident: str, batch_id: str) -> StoredIds | None:
     paths = [local_path(p) for p in files.paths]
     if files.has_deletes or any(p is None for p in paths):
         return StoredIds(ident, batch_id, (), table)
-    return StoredIds(ident, batch_id, tuple(p for p in paths if p))
+    small = frozenset(
+        p for p, t in zip(paths, files.tasks, strict=True) if p and t.file.record_count <= SMALL_FILE_ROWS
+    )
+    return StoredIds(ident, batch_id, tuple(p for p in paths if p), small=small)
+
+
+# The record and batch ids of small data files, by path. A data file is never changed once
+# written (a compaction or an upsert writes new ones), so what was read stays right; least
+# recently used dropped first. A file that does not read as two string columns is left to DuckDB.
+SMALL_FILE_ROWS = 10_000
+_IDS_KEPT_MAX = 300_000  # rows kept over all files: about 100 bytes each
+_ids_cache: collections.OrderedDict[str, pa.Table] = collections.OrderedDict()
+_ids_rows = 0
+_ids_lock = threading.Lock()
+
+
+def _small_file_ids(path: str) -> pa.Table | None:
+    """``record_id`` and ``batch_id`` of one small data file (None: it does not hold both)."""
+    global _ids_rows
+    with _ids_lock:
+        found = _ids_cache.get(path)
+        if found is not None:
+            _ids_cache.move_to_end(path)
+            return found
+    try:
+        found = pq.read_table(path, columns=["record_id", "batch_id"])
+    except (pa.ArrowInvalid, KeyError):  # a column missing (a file from before it existed)
+        return None
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in found.schema.types):
+        return None
+    with _ids_lock:
+        if path not in _ids_cache:
+            _ids_cache[path] = found
+            _ids_rows += found.num_rows
+            while _ids_rows > _IDS_KEPT_MAX and _ids_cache:
+                _ids_rows -= _ids_cache.popitem(last=False)[1].num_rows
+    return found
 
 
 def key_words(kind: RecordKind, row: dict[str, Any]) -> str:

@@ -10,14 +10,17 @@ pyiceberg upgrade is checked here.
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestContent, ManifestFile
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.table.snapshots import Snapshot
@@ -61,11 +64,62 @@ def snapshot_schema(table: Table, snapshot: Snapshot | None) -> Schema:
 
 
 def snapshot_files(table: Table, snapshot: Snapshot | None) -> SnapshotFiles:
-    """Plan the data files of ``snapshot`` (None: the table has no snapshot yet, so no files)."""
+    """Plan the data files of ``snapshot`` (None: the table has no snapshot yet, so no files).
+
+    A snapshot without delete files is planned from its manifests, each read once per process
+    (``_live_files``): every append adds a manifest, and pyiceberg's planner reads them all
+    again at every call, so a table fed in small batches was planned slower with every commit
+    until upkeep compacted it. A snapshot with delete files goes through pyiceberg's planner,
+    which matches each delete file to its data files."""
     if snapshot is None:
         return SnapshotFiles(None, table.schema(), ())
-    tasks = tuple(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+    tasks = _without_deletes(table.io, snapshot)
+    if tasks is None:
+        tasks = tuple(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
     return SnapshotFiles(snapshot.snapshot_id, snapshot_schema(table, snapshot), tasks)
+
+
+def _without_deletes(io: FileIO, snapshot: Snapshot) -> tuple[FileScanTask, ...] | None:
+    """The snapshot's files from its manifests, or None when it holds delete files (in manifests
+    of their own, or, as some writers leave them, among the data files)."""
+    manifests = snapshot.manifests(io)
+    if any(m.content != ManifestContent.DATA for m in manifests):
+        return None
+    found = [f for m in manifests for f in _live_files(io, m)]
+    if any(f.content != DataFileContent.DATA for f in found):
+        return None
+    return tuple(FileScanTask(f) for f in found)
+
+
+# Manifests read, by path. A manifest is never changed once written (Iceberg writes a new one with
+# a new name), so what was read stays right. Only small manifests are kept (the many that appends
+# add; a compaction's one large manifest is read again), and only so many files in all.
+_MANIFEST_FILES_MAX = 256  # files in one manifest kept
+_CACHED_FILES_MAX = 20_000  # files kept over all manifests (a few KB each, with their statistics)
+_manifest_cache: OrderedDict[str, tuple[DataFile, ...]] = OrderedDict()
+_cached_files = 0
+_cache_lock = threading.Lock()
+
+
+def _live_files(io: FileIO, manifest: ManifestFile) -> tuple[DataFile, ...]:
+    """The files a data manifest holds live (added or existing, not deleted)."""
+    global _cached_files
+    key = manifest.manifest_path
+    with _cache_lock:
+        found = _manifest_cache.get(key)
+        if found is not None:
+            _manifest_cache.move_to_end(key)
+            return found
+    entries = manifest.fetch_manifest_entry(io, discard_deleted=True)
+    found = tuple(e.data_file for e in entries)
+    if len(found) <= _MANIFEST_FILES_MAX:
+        with _cache_lock:
+            if key not in _manifest_cache:
+                _manifest_cache[key] = found
+                _cached_files += len(found)
+                while _cached_files > _CACHED_FILES_MAX and _manifest_cache:
+                    _cached_files -= len(_manifest_cache.popitem(last=False)[1])
+    return found
 
 
 def local_path(location: str) -> str | None:

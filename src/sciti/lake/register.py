@@ -25,6 +25,7 @@ from pyiceberg.table import Table
 from sciti.lake.errors import LakeError
 from sciti.lake.files import local_path
 from sciti.lake.history import BATCH_PROPERTY
+from sciti.lake.writes import transaction
 
 __all__ = ["append_files", "data_folder", "field_ids"]
 
@@ -94,7 +95,9 @@ def append_files(table: Table, paths: Sequence[str | Path], *, batch_id: str | N
     if not files:
         return None
     props = {BATCH_PROPERTY: batch_id} if batch_id else {}
-    with table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+    # Our transaction: pyiceberg's own rebuilds the whole metadata at every read, so a commit
+    # would grow slower with every snapshot the table keeps (see LakeTransaction).
+    with transaction(table) as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as append:
         for f in files:
             append.append_data_file(f)
     snap = table.current_snapshot()
