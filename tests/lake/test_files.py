@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from cachetools import LRUCache
 from pyiceberg.manifest import ManifestFile
 
 from sciti.lake import Lake
@@ -84,9 +85,7 @@ def test_a_manifest_is_read_once(lake: Lake, reads: list[str]) -> None:
 def test_the_cache_is_bounded_and_what_it_drops_is_read_again(
     lake: Lake, reads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lake_files, "_CACHED_FILES_MAX", 3)
-    monkeypatch.setattr(lake_files, "_manifest_cache", type(lake_files._manifest_cache)())
-    monkeypatch.setattr(lake_files, "_cached_files", 0)
+    monkeypatch.setattr(lake_files, "_manifests", LRUCache(maxsize=3, getsizeof=len))
     lake.ensure_table("std.t", SCHEMA)
     for n in range(5):
         lake.append("std.t", rows(f"R{n}"), batch_id=f"b{n}")
@@ -94,7 +93,7 @@ def test_the_cache_is_bounded_and_what_it_drops_is_read_again(
     expected = pyiceberg_paths(lake, table.current_snapshot().snapshot_id)
     reads.clear()
     assert snapshot_files(table, table.current_snapshot()).paths == expected
-    assert len(lake_files._manifest_cache) == 3 and lake_files._cached_files == 3
+    assert len(lake_files._manifests) == 3 and lake_files._manifests.currsize == 3
     reads.clear()
     assert snapshot_files(table, table.current_snapshot()).paths == expected
     assert reads  # the two dropped were read again

@@ -38,6 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from cachetools import LRUCache
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
@@ -163,35 +164,29 @@ def stored_ids(lake: Lake, ident: str, batch_id: str) -> StoredIds | None:
 
 
 # The record and batch ids of small data files, by path. A data file is never changed once
-# written (a compaction or an upsert writes new ones), so what was read stays right; least
-# recently used dropped first. A file that does not read as two string columns is left to DuckDB.
+# written (a compaction or an upsert writes new ones), so what was read stays right. At most so
+# many ids in all (about 100 bytes each), least recently used dropped first.
 SMALL_FILE_ROWS = 10_000
-_IDS_KEPT_MAX = 300_000  # rows kept over all files: about 100 bytes each
-_ids_cache: collections.OrderedDict[str, pa.Table] = collections.OrderedDict()
-_ids_rows = 0
-_ids_lock = threading.Lock()
+_ids: LRUCache[str, pa.Table] = LRUCache(maxsize=300_000, getsizeof=lambda t: t.num_rows)
+_ids_lock = threading.Lock()  # cachetools' caches are not thread-safe
 
 
 def _small_file_ids(path: str) -> pa.Table | None:
-    """``record_id`` and ``batch_id`` of one small data file (None: it does not hold both)."""
-    global _ids_rows
+    """``record_id`` and ``batch_id`` of one small data file (None: it does not hold both as
+    text, e.g. a file from before a column existed: DuckDB reads it then)."""
     with _ids_lock:
-        found = _ids_cache.get(path)
-        if found is not None:
-            _ids_cache.move_to_end(path)
-            return found
+        found = _ids.get(path)
+    if found is not None:
+        return found
     try:
         found = pq.read_table(path, columns=["record_id", "batch_id"])
-    except (pa.ArrowInvalid, KeyError):  # a column missing (a file from before it existed)
+    except (pa.ArrowInvalid, KeyError):
         return None
     if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in found.schema.types):
         return None
-    with _ids_lock:
-        if path not in _ids_cache:
-            _ids_cache[path] = found
-            _ids_rows += found.num_rows
-            while _ids_rows > _IDS_KEPT_MAX and _ids_cache:
-                _ids_rows -= _ids_cache.popitem(last=False)[1].num_rows
+    if found.num_rows <= SMALL_FILE_ROWS:
+        with _ids_lock:
+            _ids[path] = found
     return found
 
 

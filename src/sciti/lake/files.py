@@ -12,11 +12,11 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+from cachetools import LRUCache
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
@@ -93,32 +93,23 @@ def _without_deletes(io: FileIO, snapshot: Snapshot) -> tuple[FileScanTask, ...]
 
 # Manifests read, by path. A manifest is never changed once written (Iceberg writes a new one with
 # a new name), so what was read stays right. Only small manifests are kept (the many that appends
-# add; a compaction's one large manifest is read again), and only so many files in all.
-_MANIFEST_FILES_MAX = 256  # files in one manifest kept
-_CACHED_FILES_MAX = 20_000  # files kept over all manifests (a few KB each, with their statistics)
-_manifest_cache: OrderedDict[str, tuple[DataFile, ...]] = OrderedDict()
-_cached_files = 0
-_cache_lock = threading.Lock()
+# add; a compaction's one large manifest is read again), and at most so many files in all (a few
+# KB each, with their statistics), least recently used dropped first.
+_MANIFEST_FILES_MAX = 256
+_manifests: LRUCache[str, tuple[DataFile, ...]] = LRUCache(maxsize=20_000, getsizeof=len)
+_manifests_lock = threading.Lock()  # cachetools' caches are not thread-safe
 
 
 def _live_files(io: FileIO, manifest: ManifestFile) -> tuple[DataFile, ...]:
     """The files a data manifest holds live (added or existing, not deleted)."""
-    global _cached_files
     key = manifest.manifest_path
-    with _cache_lock:
-        found = _manifest_cache.get(key)
-        if found is not None:
-            _manifest_cache.move_to_end(key)
-            return found
-    entries = manifest.fetch_manifest_entry(io, discard_deleted=True)
-    found = tuple(e.data_file for e in entries)
-    if len(found) <= _MANIFEST_FILES_MAX:
-        with _cache_lock:
-            if key not in _manifest_cache:
-                _manifest_cache[key] = found
-                _cached_files += len(found)
-                while _cached_files > _CACHED_FILES_MAX and _manifest_cache:
-                    _cached_files -= len(_manifest_cache.popitem(last=False)[1])
+    with _manifests_lock:
+        found = _manifests.get(key)
+    if found is None:
+        found = tuple(e.data_file for e in manifest.fetch_manifest_entry(io, discard_deleted=True))
+        if len(found) <= _MANIFEST_FILES_MAX:
+            with _manifests_lock:
+                _manifests[key] = found
     return found
 
 
