@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sciti.access import open_query, policy_config
-from sciti.access.policy import FOLLOWS_PARENT
+from sciti.access.policy import FOLLOWS, FOLLOWS_PARENT, _office_fields
 from sciti.lake import Lake, open_lake
 from sciti.model import get_kind, load_kinds
 from sciti.ops import migrate
@@ -48,7 +48,26 @@ ROAD = [
     {"record_id": "r-out", "exit_control_point": "LMC"},
     {"record_id": "r-szb", "entry_control_point": "SZB"},
 ]
+# A customs response carries no office: it follows the declaration it answers, by the MRN or by
+# the LRN an original was lodged under (decision 0122); its duty lines follow the response.
+DECLARATIONS = [
+    {"record_id": "d-hkia", "office_code": "HKIA", "declaration_id": "MRN-H", "version": 1},
+    {"record_id": "d-lmc", "office_code": "LMC", "declaration_id": "LRN-L", "version": 1},
+]
+RESPONSES = [
+    {"record_id": "cr-hkia", "response_id": "R1", "declaration_id": "MRN-H", "lrn": "LRN-H"},
+    {"record_id": "cr-lmc", "response_id": "R2", "declaration_id": "MRN-L", "lrn": "LRN-L"},
+    {"record_id": "cr-none", "response_id": "R3", "declaration_id": "MRN-Z", "lrn": None},
+]
+DUTIES = [
+    {"record_id": "cd-hkia", "parent_record_id": "cr-hkia", "response_id": "R1"},
+    {"record_id": "cd-lmc", "parent_record_id": "cr-lmc", "response_id": "R2"},
+    {"record_id": "cd-none", "parent_record_id": "cr-none", "response_id": "R3"},
+]
 WORLD = {
+    "declaration": DECLARATIONS,
+    "customs_response": RESPONSES,
+    "customs_response_duty": DUTIES,
     "passenger": PASSENGERS,
     "currency_declaration": CURRENCY,
     "conveyance_crossing": CROSSINGS,
@@ -95,6 +114,9 @@ def test_every_record_kind_says_where_its_records_are_handled() -> None:
     assert set(config.office_fields) == set(load_kinds())
     for name, fields in config.office_fields.items():
         kind = get_kind(name)
+        if fields and fields[0].startswith(FOLLOWS):
+            assert get_kind(fields[0][len(FOLLOWS) :]) and set(fields[1:]) <= set(kind.field_names), name
+            continue
         assert fields == (FOLLOWS_PARENT,) and kind.parent or set(fields) <= set(kind.field_names), name
 
 
@@ -108,6 +130,8 @@ def test_every_record_kind_says_where_its_records_are_handled() -> None:
         ("std.consignments", ["k-hkia"], []),
         ("std.transport_equipment", ["e-hkia"], []),
         ("std.road_cargo_info", [], ["r-in", "r-out"]),  # entering or leaving at the office
+        ("std.customs_responses", ["cr-hkia"], ["cr-lmc"]),  # by the MRN; by the LRN
+        ("std.customs_response_duties", ["cd-hkia"], ["cd-lmc"]),
     ],
 )
 def test_an_office_bound_account_reads_its_office_only(lake: Lake, table, hkia, lmc) -> None:
@@ -160,3 +184,18 @@ def test_sql_over_http_applies_it(instance) -> None:
             json={"sql": "SELECT record_id FROM std.passengers ORDER BY 1", "format": "csv"},
         )
         assert [line.strip('"') for line in export.text.split()] == ["record_id", "p-hkia-1", "p-hkia-2"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"follows": "no_such_kind", "by": ["declaration_id"]}, "with a known kind"),
+        ({"follows": "declaration", "by": []}, "with a known kind"),
+        ({"follows": "declaration", "by": ["lrn"], "also": 1}, "with a known kind"),
+        ({"follows": "declaration", "by": ["no_such_field"]}, "are not all fields of 'customs_response'"),
+    ],
+)
+def test_a_follows_entry_is_checked(entry: dict, words: str) -> None:
+    """A misspelt entry would hide a kind from every office, or show it to all: refused at load."""
+    with pytest.raises(ValueError, match=words):
+        _office_fields({"office_fields": {"customs_response": entry}}, load_kinds())

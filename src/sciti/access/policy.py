@@ -24,10 +24,13 @@ from sciti.access.errors import AccessError, PermissionDenied
 from sciti.access.masking import DUCK_TYPES, METHODS, mask_sql, mask_value, new_salt, null_of
 from sciti.access.roles import all_roles, check_permission_name
 from sciti.lake.views import ViewRule, quote_literal
-from sciti.model import RecordKind, load_kinds
+from sciti.model import RecordKind, get_kind, load_kinds
 
 UNMASK_PERMISSION = "personal.unmask"
 FOLLOWS_PARENT = "parent"  # ``rows.office_fields``: the kind follows its parent's rows
+# ``rows.office_fields`` entry {follows: KIND, by: [FIELDS]}, kept as ("follows:KIND", *FIELDS): a
+# row is the office's when one of FIELDS holds the key of a KIND row the account sees.
+FOLLOWS = "follows:"
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,15 @@ def _office_fields(rows: dict[str, Any], kinds: dict[str, RecordKind]) -> dict[s
         kind = kinds.get(str(name))
         if kind is None or name in unbound:
             raise ValueError(f"{where}: unknown kind, or also listed in not_office_bound")
+        if isinstance(value, dict):
+            target = kinds.get(str(value.get("follows")))
+            by = _strs(value.get("by"))
+            if set(value) != {"follows", "by"} or target is None or not by:
+                raise ValueError(f"{where}: write {{follows: KIND, by: [FIELDS]}} with a known kind")
+            if any(f not in kind.field_names for f in by):
+                raise ValueError(f"{where}: {list(by)} are not all fields of {name!r}")
+            out[str(name)] = (FOLLOWS + target.name, *by)
+            continue
         fields = (str(value),) if isinstance(value, str) else _strs(value)
         if fields == (FOLLOWS_PARENT,):
             if kind.parent is None:
@@ -358,6 +370,16 @@ class DataPolicy:
                 return "false", ()
             # The parent's view is itself filtered to the office: a child follows its parent's rows.
             return f'"parent_record_id" IN (SELECT record_id FROM {parent.ident})', (parent.ident,)
+        if fields and fields[0].startswith(FOLLOWS):
+            # Like a child: the other kind's view is itself filtered to the office.
+            other = get_kind(fields[0][len(FOLLOWS) :])
+            if self._office_filter(other)[0] is None:
+                return None, ()
+            if not self.can_read(other.ident):
+                return "false", ()
+            key = other.key[0]
+            found = " OR ".join(f'"{f}" IN (SELECT "{key}" FROM {other.ident})' for f in fields[1:])
+            return found, (other.ident,)
         if not fields:
             return None, ()
         code = quote_literal(office)

@@ -178,7 +178,7 @@ def _kg(el: etree._Element | None) -> str | None:
     return raw if number is None else str(number * factor)
 
 
-def _sum(values: list[str | None]) -> str | None:
+def sum_amounts(values: list[str | None]) -> str | None:
     """Sum of decimal strings; None when any is missing (a partial total would mislead)."""
     numbers = [_decimal(v) for v in values]
     known = [n for n in numbers if n is not None]
@@ -268,7 +268,7 @@ def _duties(item: Index) -> dict[str, str | None]:
                 if amount:
                     assessed.append(amount)
     if assessed:
-        out["duty_amount"] = _sum(list(assessed))
+        out["duty_amount"] = sum_amounts(list(assessed))
     return out
 
 
@@ -289,7 +289,7 @@ def map_item(item: Index, position: int) -> dict[str, Any]:
         "gross_mass_kg": _kg(item.el("Commodity/GoodsMeasure/GrossMassMeasure")),
         "quantity": clean(tariff_qty),
         "quantity_unit": tariff_qty.get("unitCode") if tariff_qty is not None else None,
-        "packages": _sum(packages) if packages else None,
+        "packages": sum_amounts(packages) if packages else None,
         "package_type": _first_child_text(item.all("Packaging"), "TypeCode"),
         "item_price": clean(charge),
         "currency": charge.get("currencyID") if charge is not None else None,
@@ -481,10 +481,10 @@ def map_declaration(decl: etree._Element) -> dict[str, list[dict[str, Any]]]:
         "invoice_currency": invoice.get("currencyID") if invoice is not None else _same(items, "currency"),
         "invoice_amount": clean(invoice),
         "exchange_rate": _first_child_text(header.all("CurrencyExchange"), "RateNumeric"),
-        "customs_value": _sum([i["customs_value"] for i in items]) if items else None,
-        "duty_tax_total": _sum([i["duty_amount"] for i in items if i["duty_amount"]]) or None,
+        "customs_value": sum_amounts([i["customs_value"] for i in items]) if items else None,
+        "duty_tax_total": sum_amounts([i["duty_amount"] for i in items if i["duty_amount"]]) or None,
         "gross_mass_kg": _kg(header.el("TotalGrossMassMeasure"))
-        or (_sum([i["gross_mass_kg"] for i in items]) if items else None),
+        or (sum_amounts([i["gross_mass_kg"] for i in items]) if items else None),
         "total_packages": header.text("TotalPackageQuantity"),
         "goods_item_count": header.text("GoodsItemQuantity")
         or (str(len(item_indexes)) if version == ORIGINAL_VERSION else None),

@@ -4,7 +4,9 @@ One received unit (a file or a message) holds one declaration, normally as ``md:
 a ``Declaration``; a bare ``Declaration`` root and a transport envelope around ``md:MetaData``
 (e.g. a submitDeclarationRequest) are accepted too. Every declaration is validated against the
 XSD in ``settings.wco_schema_dir`` (libxml2 through lxml, compiled once per folder and thread),
-then mapped by :mod:`sciti.acquire.formats.wco_map`.
+then mapped by :mod:`sciti.acquire.formats.wco_map`. A customs response (WCO RES, a DMS
+notification) is mapped by :mod:`sciti.acquire.formats.wco_response` when the connector's kinds
+include ``customs_response``, and refused as not a declaration otherwise.
 
 Bad input never raises: empty, oversized, not well-formed, wrongly encoded or truncated files,
 documents with a DTD (entity expansion and external-entity attacks), documents that are not a
@@ -24,6 +26,7 @@ from typing import Any
 from lxml import etree
 
 from sciti.acquire.formats.wco_map import NS, map_declaration
+from sciti.acquire.formats.wco_response import RESPONSE, find_responses, map_response
 from sciti.acquire.items import Parsed, Rejected
 from sciti.errors import ConfigError
 
@@ -35,6 +38,7 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # a 999-item declaration is a few MB; larg
 MAX_ERRORS_IN_REASON = 3
 # WCO message types (MetaData/WCOTypeName) named in reasons when something else than a DEC arrives.
 WCO_TYPES = {"RES": "customs response (notification) message"}
+RESPONSE_KIND = "customs_response"
 
 DTD_REASON = (
     "the document declares a DTD (<!DOCTYPE ...>); WCO declarations never do, and DTD entities are "
@@ -141,11 +145,42 @@ def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterat
         return
     found = find_declarations(root)
     if isinstance(found, str):
+        responses = find_responses(root) if _is_response(root) else []
+        if responses and takes_responses(ctx):
+            yield from _map_responses(responses, unit, raw)
+            return
+        if responses:
+            found += (
+                "; to store customs responses, add customs_response and customs_response_duty to its kinds"
+            )
         yield Rejected(f"{unit}#/{_local_name(root.tag)}", found, field=_local_name(root.tag), raw=raw)
         return
     for index, (target, decl) in enumerate(found, start=1):
         locator = base if len(found) == 1 else f"{unit}#/Declaration[{index}]"
         yield _check_and_map(schema, target, decl, locator, unit, raw)
+
+
+def takes_responses(ctx: Any) -> bool:
+    """Whether the connector stores WCO RES customs responses: its kinds say so (decision 0122)."""
+    connector = getattr(ctx, "connector", None)
+    return connector is not None and RESPONSE_KIND in connector.kinds
+
+
+def _is_response(root: etree._Element) -> bool:
+    if _local_name(root.tag) == RESPONSE:
+        return True
+    return any((el.text or "").strip() == "RES" for el in root.iter() if _local_name(el.tag) == "WCOTypeName")
+
+
+def _map_responses(responses: list[etree._Element], unit: str, raw: str) -> Iterator[Parsed | Rejected]:
+    for index, response in enumerate(responses, start=1):
+        locator = f"{unit}#/Response" if len(responses) == 1 else f"{unit}#/Response[{index}]"
+        mapped = map_response(response)
+        if isinstance(mapped, tuple):
+            field, reason = mapped
+            yield Rejected(locator, reason, field=field, raw=raw)
+        else:
+            yield Parsed(locator=locator, records=mapped, raw=raw)
 
 
 def declaration_digests(data: bytes, unit: str) -> dict[str, str]:
