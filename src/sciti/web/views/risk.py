@@ -91,7 +91,12 @@ async def queue(
     )
 
 
-RECORD_TABLES = ("std.declarations", "std.declaration_items", "std.declaration_parties")
+RECORD_TABLES = (
+    "std.declarations",
+    "std.declaration_items",
+    "std.declaration_parties",
+    "std.customs_responses",
+)
 ASSESSMENTS = "risk.assessments"
 PARTIES = "std.declaration_parties"
 _ITEM_PREFIX = re.compile(r"^Item [^:]{1,40}: ")
@@ -224,6 +229,7 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
             "factors": factors,
             "items": None,
             "parties": None,
+            "responses": None,
             "record": None,
             "unmasked": False,
         }
@@ -240,6 +246,15 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
             f"SELECT * FROM std.declaration_items WHERE parent_record_id = {rid} ORDER BY item_number",
         )
         out["parties"] = view.rows(PARTIES, _parties_sql(a["record_id"]))
+        # Customs' answers (decision 0122): by the MRN, or by the LRN an original was lodged under.
+        ref = quote_literal((out["record"] or {}).get("declaration_id") or "")
+        out["responses"] = view.rows(
+            "std.customs_responses",
+            f"""SELECT response_id, issue_datetime, declaration_id, lrn, declaration_version,
+                       function_code, status_code, duty_tax_total, currency, duty_line_count
+                FROM std.customs_responses WHERE declaration_id = {ref} OR lrn = {ref}
+                ORDER BY issue_datetime, response_id""",  # noqa: S608 (quoted literal)
+        )
         importer = (out["record"] or {}).get("importer_id")
         if importer:
             out["trader"] = view.rows(
