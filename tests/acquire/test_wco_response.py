@@ -218,3 +218,24 @@ def test_a_response_links_the_original_under_its_lrn_with_its_amendments(setting
         {"mrn": MRN, "stored_as": LRN, "version": 1, "function_code": "9"},
         {"mrn": MRN, "stored_as": MRN, "version": 2, "function_code": "5"},
     ]
+
+
+def test_a_quarantined_response_corrected_and_resubmitted_is_stored(settings, sample, tmp_path):
+    from sqlalchemy import select
+
+    from sciti.acquire import resubmit
+    from sciti.ops import QuarantineRecord, session_scope
+
+    good = sample(FIRST)
+    broken = _edit(good, "<ID>21GB7X9245J99OX4R0</ID>", "")
+    assert ingest(settings, tmp_path, "res.xml", broken).quarantined == 1
+    with session_scope(settings.resolved_ops_db_url) as s:
+        entry = s.scalars(select(QuarantineRecord)).one()
+        entry_id, locator, field, raw = entry.id, entry.locator, entry.field, entry.raw
+    assert locator == "res.xml#/Response" and field == "Declaration/ID"
+    assert raw == broken.decode("utf-8"), "the whole message is kept to correct"
+    result = resubmit(settings, entry_id, good.decode("utf-8"), user="tester")
+    assert (result.status, result.stored) == ("committed", 1)
+    assert [r["declaration_id"] for r in rows(settings, "std.customs_responses")] == ["21GB7X9245J99OX4R0"]
+    with session_scope(settings.resolved_ops_db_url) as s:
+        assert s.get(QuarantineRecord, entry_id).status == "resubmitted"

@@ -176,6 +176,13 @@ def _run_checks(con: duckdb.DuckDBPyConnection, connector: Connector, staged: St
         suspect=staged.suspect_sql,
         plain=staged.plain_columns,
     )
+    try:  # bind and run at once: compiling the pass costs as much as running it on a small unit
+        con.execute(sql)
+        return
+    except duckdb.BinderException:
+        pass  # a column is missing: _bind names it (or adds it, for sparse rows), then run again
+    except duckdb.Error as exc:
+        raise _cannot_compute(connector, staged, exc) from None
     _bind(con, connector, staged, sql)
     try:
         con.execute(sql)

@@ -1,5 +1,6 @@
 """The data lake: Iceberg tables (raw, std, ref, ...), object store, DuckDB query engine."""
 
+from sciti.lake import shared_entries  # noqa: F401  (before any table is loaded: decision 0123)
 from sciti.lake.catalog import BATCH_PROPERTY, ZONES, Lake, MaintainResult, open_lake
 from sciti.lake.errors import LakeError, QueryError
 from sciti.lake.history import SnapshotInfo, TableInfo
