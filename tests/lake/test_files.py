@@ -19,6 +19,17 @@ def rows(*ids: str, office: str = "A") -> pa.Table:
     return pa.table({"record_id": list(ids), "office": [office] * len(ids)})
 
 
+def make_history(lake: Lake, appends: int = 6) -> None:
+    """Table std.t with appends of two rows each (R0a, R0b, ...), an upsert of R1a and R9 and a
+    delete of R2b (manifests holding deleted entries), then a compaction."""
+    lake.ensure_table("std.t", SCHEMA)
+    for n in range(appends):
+        lake.append("std.t", rows(f"R{n}a", f"R{n}b"), batch_id=f"b{n}")
+    lake.upsert("std.t", rows("R1a", "R9", office="Z"), key=["record_id"], batch_id="u")
+    lake.delete("std.t", "record_id = 'R2b'", batch_id="d")
+    lake.compact("std.t", target_file_rows=1000)
+
+
 def pyiceberg_paths(lake: Lake, snapshot_id: int) -> list[str]:
     return [t.file.file_path for t in lake.table("std.t").scan(snapshot_id=snapshot_id).plan_files()]
 
@@ -42,12 +53,7 @@ def test_every_snapshot_plans_as_pyiceberg_does(any_lake: Lake) -> None:
     replace: every snapshot of the history, the current one and those before it, gives the same
     files in the same order."""
     lake = any_lake
-    lake.ensure_table("std.t", SCHEMA)
-    for n in range(6):
-        lake.append("std.t", rows(f"R{n}a", f"R{n}b"), batch_id=f"b{n}")
-    lake.upsert("std.t", rows("R1a", "R9", office="Z"), key=["record_id"], batch_id="u")
-    lake.delete("std.t", "record_id = 'R2b'", batch_id="d")
-    lake.compact("std.t", target_file_rows=1000)
+    make_history(lake)
     lake.append("std.t", rows("R10"), batch_id="b10")
     table = lake.table("std.t")
     assert len(table.metadata.snapshots) >= 10

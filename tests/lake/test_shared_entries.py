@@ -11,7 +11,7 @@ from pyiceberg.table.metadata import TableMetadataUtil
 
 from sciti.lake import Lake, open_lake
 from sciti.lake.shared_entries import SHARED
-from tests.lake.test_files import SCHEMA, rows
+from tests.lake.test_files import SCHEMA, make_history, rows
 
 
 def test_a_deep_copy_shares_the_entries_and_copies_the_rest(lake: Lake) -> None:
@@ -30,12 +30,7 @@ def test_a_deep_copy_shares_the_entries_and_copies_the_rest(lake: Lake) -> None:
 
 def test_the_metadata_kept_in_memory_is_the_metadata_stored(any_lake: Lake) -> None:
     lake = any_lake
-    lake.ensure_table("std.t", SCHEMA)
-    for n in range(8):
-        lake.append("std.t", rows(f"R{n}a", f"R{n}b"), batch_id=f"b{n}")
-    lake.upsert("std.t", rows("R1a", "R9", office="Z"), key=["record_id"], batch_id="u")
-    lake.delete("std.t", "record_id = 'R2b'", batch_id="d")
-    lake.compact("std.t", target_file_rows=1000)
+    make_history(lake, appends=8)
     lake.expire_snapshots("std.t", older_than=timedelta(0), retain_last=3)
     lake.append("std.t", rows("R10"), batch_id="b10")
     kept = lake.table("std.t").metadata
