@@ -172,6 +172,7 @@ def _audit_apart(settings: Settings, quarantine_id: int, **fields: Any) -> None:
 _WHOLE_XML = re.compile(r"(?P<unit>.+)#/:line \d+")  # XML that does not parse at all
 _ONE_RECORD = (
     (re.compile(r"(?P<unit>.+)#/(?P<at>Declaration(?:\[\d+\])?)"), "declaration", "{unit} {at}"),
+    (re.compile(r"(?P<unit>.+)#/(?P<at>Response(?:\[\d+\])?)"), "customs response", "{unit} {at}"),
     (re.compile(r"(?P<unit>.+)#(?P<at>/[^#]+?):line (?P<n>\d+)"), "declaration", "{unit} line {n}"),
     (re.compile(r"(?P<unit>.+)#msg=(?P<at>[^;]*);seg=\d+"), "message", "{unit} message {at}"),
     (re.compile(r"(?P<unit>.+):line (?P<n>\d+)"), "row", "{unit} line {n}"),
@@ -222,22 +223,37 @@ def records_in(settings: Settings, connector: Connector, data: bytes, unit: str)
 
 
 def _check_correction(
-    settings: Settings, q_id: int, scope: tuple[str, str] | None, connector: Connector, data: bytes, unit: str
+    settings: Settings,
+    q_id: int,
+    scope: tuple[str, str] | None,
+    connector: Connector,
+    data: bytes,
+    unit: str,
+    corrected: bool,
 ) -> int | None:
-    """The records in a correction; refused (``CorrectionMismatch``) when the entry is one record
-    and the correction holds more. None (no records) is left to the batch, which says so."""
+    """The records in a correction (or the text as quarantined); refused (``CorrectionMismatch``)
+    when the entry is one record and the text holds more. None (no records) is left to the batch,
+    which says so."""
     if scope is None:
         return None
     held = records_in(settings, connector, data, unit)
     if held is None or held <= 1:
         return held
     what, where = scope
+    details = {"quarantine_id": q_id, "expected": 1, "records": held}
+    if not corrected:  # kept before decision 0124: a part of a file of several held the whole file
+        raise CorrectionMismatch(
+            f"quarantine entry {q_id} is one quarantined {what} ({where}), but its text is the whole "
+            f"file it came in, with {held} records; nothing was stored",
+            remedy=f"re-submit it with a correction that holds only this {what}",
+            details=details,
+        )
     raise CorrectionMismatch(
         f"quarantine entry {q_id} is one quarantined {what} ({where}); the correction holds {held} "
         "records, and nothing was stored",
         remedy=f"re-submit one {what} (the corrected one), or send new records through the connector "
         f"(sciti ingest {connector.name} FILE, or POST /api/v1/ingest/{connector.name})",
-        details={"quarantine_id": q_id, "expected": 1, "records": held},
+        details=details,
     )
 
 
@@ -282,7 +298,7 @@ def resubmit(
         connector = load_connector(settings, name)
         data = text.encode("utf-8")
         unit = resubmission_unit(locator, quarantine_id)
-        _check_correction(settings, quarantine_id, scope, connector, data, unit)
+        _check_correction(settings, quarantine_id, scope, connector, data, unit, corrected is not None)
     except NotFound:
         raise
     except AcquireError as exc:

@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -156,8 +156,13 @@ def read(data: bytes, *, unit: str, options: dict[str, Any], ctx: Any) -> Iterat
         yield Rejected(f"{unit}#/{_local_name(root.tag)}", found, field=_local_name(root.tag), raw=raw)
         return
     for index, (target, decl) in enumerate(found, start=1):
-        locator = base if len(found) == 1 else f"{unit}#/Declaration[{index}]"
-        yield _check_and_map(schema, target, decl, locator, unit, raw)
+        if len(found) == 1:
+            yield _check_and_map(schema, target, decl, base, unit, raw)
+            continue
+        part = Part(index, len(found), target.sourceline)
+        yield _check_and_map(
+            schema, target, decl, f"{unit}#/Declaration[{index}]", unit, part_text(target), part
+        )
 
 
 def takes_responses(ctx: Any) -> bool:
@@ -174,7 +179,10 @@ def _is_response(root: etree._Element) -> bool:
 
 def _map_responses(responses: list[etree._Element], unit: str, raw: str) -> Iterator[Parsed | Rejected]:
     for index, response in enumerate(responses, start=1):
-        locator = f"{unit}#/Response" if len(responses) == 1 else f"{unit}#/Response[{index}]"
+        if len(responses) == 1:
+            locator = f"{unit}#/Response"
+        else:
+            locator, raw = f"{unit}#/Response[{index}]", part_text(response)
         mapped = map_response(response)
         if isinstance(mapped, tuple):
             field, reason = mapped
@@ -240,6 +248,21 @@ def _not_a_declaration(root: etree._Element, wco_type: str) -> str:
     )
 
 
+class Part(NamedTuple):
+    """Where one declaration of a file of several sits: its number, how many, its first line."""
+
+    number: int
+    of: int
+    line: int | None
+
+
+def part_text(el: etree._Element) -> str:
+    """One part of a file of several (a MetaData, a Declaration, a Response) as a document of its
+    own, with the namespaces it uses: what its quarantine entry holds, so that it can be corrected
+    and re-submitted alone, and a file of a thousand parts is not kept once per bad part (0124)."""
+    return etree.tostring(el, encoding="unicode", with_tail=False)
+
+
 def _check_and_map(
     schema: etree.XMLSchema,
     target: etree._Element,
@@ -247,9 +270,10 @@ def _check_and_map(
     locator: str,
     unit: str,
     raw: str,
+    part: Part | None = None,
 ) -> Parsed | Rejected:
     if not schema.validate(target):
-        return _schema_rejection(schema.error_log, target, unit, raw)
+        return _schema_rejection(schema.error_log, target, unit, raw, part)
     try:
         records = map_declaration(decl)
     except (ValueError, TypeError, AttributeError, LookupError, ArithmeticError) as exc:
@@ -372,7 +396,7 @@ def describe(message: str) -> str:
     return " ".join(text.split())
 
 
-def _schema_rejection(log: Any, target: etree._Element, unit: str, raw: str) -> Rejected:
+def _schema_rejection(log: Any, target: etree._Element, unit: str, raw: str, part: Part | None) -> Rejected:
     roots = (target.getroottree().getroot(), target)
     errors = []
     for e in log:
@@ -390,6 +414,11 @@ def _schema_rejection(log: Any, target: etree._Element, unit: str, raw: str) -> 
     shown = "; ".join(f"line {e['line']}, {e['path']}: {e['message']}" for e in errors[:MAX_ERRORS_IN_REASON])
     more = len(errors) - MAX_ERRORS_IN_REASON
     reason = f"fails the WCO DEC schema: {shown}" + (f" (and {more} more errors)" if more > 0 else "")
+    if part is not None:  # the lines are the file's; the entry holds this declaration alone
+        reason += (
+            f"; declaration {part.number} of {part.of} in the file, from its line {part.line}: the "
+            "quarantined text is this declaration alone"
+        )
     return Rejected(
         f"{unit}#{first['path']}:line {first['line']}",
         reason,
