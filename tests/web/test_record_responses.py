@@ -56,6 +56,31 @@ def answered(web_settings) -> dict:
     }
     lake.ensure_table(kind.ident, kind.arrow_schema())
     lake.append(kind.ident, pa.Table.from_pylist([row], schema=kind.arrow_schema()))
+    # Customs' duty lines for the declaration's items (the test world's declarations state none).
+    items = (
+        lake.table("std.declaration_items")
+        .scan(selected_fields=("parent_record_id", "item_number"))
+        .to_arrow()
+        .filter(pa.compute.equal(pa.compute.field("parent_record_id"), answered_item.record_id))
+        .to_pylist()
+    )
+    duty = get_kind("customs_response_duty")
+    lines = [
+        {
+            **{k: row[k] for k in ("source", "batch_id", "locator", "ingested_at", "response_id")},
+            "record_id": f"planted-duty-{i['item_number']}",
+            "parent_record_id": row["record_id"],
+            "item_number": i["item_number"],
+            "line_number": 1,
+            "tax_type": "A00",
+            "assessed_amount": Decimal("123.45"),
+            "payment_amount": Decimal("123.45"),
+            "currency": "HKD",
+        }
+        for i in items
+    ]
+    lake.ensure_table(duty.ident, duty.arrow_schema())
+    lake.append(duty.ident, pa.Table.from_pylist(lines, schema=duty.arrow_schema()))
     return {"answered": answered_item.assessment_id, "other": other.assessment_id}
 
 
@@ -76,3 +101,18 @@ def test_a_declaration_without_a_response_shows_none(as_user, answered):
 def test_the_section_speaks_the_readers_language(web_app, answered):
     page = _client(web_app, "tom").get(f"/ui/risk/records/{answered['answered']}")
     assert "海關回覆（核定稅費）" in page.text and f"海關已核發本報單的 MRN {MRN}" in page.text
+
+
+def test_the_duty_lines_of_the_latest_response_are_shown(as_user, answered):
+    page = as_user("tom").get(f"/ui/risk/records/{answered['answered']}")
+    shown = html.unescape(page.text)
+    assert "Duty and tax lines of the latest response (it answers version 1, issued 2026-11-20" in shown
+    lines = page.text[page.text.index('id="duty-lines"') :]
+    assert "<td>A00</td>" in lines and "123.45" in lines[: lines.index("</table>")]
+    # These declarations state no duty: there is nothing to compare.
+    assert 'id="duties-compared"' not in page.text
+
+
+def test_the_duty_lines_follow_the_readers_language(web_app, answered):
+    page = _client(web_app, "tom").get(f"/ui/risk/records/{answered['answered']}")
+    assert "最新回覆之稅費明細" in page.text

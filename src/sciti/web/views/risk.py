@@ -96,6 +96,7 @@ RECORD_TABLES = (
     "std.declaration_items",
     "std.declaration_parties",
     "std.customs_responses",
+    "std.customs_response_duties",
 )
 ASSESSMENTS = "risk.assessments"
 PARTIES = "std.declaration_parties"
@@ -230,6 +231,7 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
             "items": None,
             "parties": None,
             "responses": None,
+            "duties": None,
             "record": None,
             "unmasked": False,
         }
@@ -255,6 +257,7 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
                 FROM std.customs_responses WHERE declaration_id = {ref} OR lrn = {ref}
                 ORDER BY issue_datetime, response_id""",  # noqa: S608 (quoted literal)
         )
+        out["duties"] = _duties(view, out["responses"], out["items"])
         importer = (out["record"] or {}).get("importer_id")
         if importer:
             out["trader"] = view.rows(
@@ -264,6 +267,53 @@ def _record(settings: Settings, principal: Principal, assessment_id: str) -> dic
                     AND acceptance_date IS NOT NULL GROUP BY ALL ORDER BY month""",  # noqa: S608 (quoted literal)
             )
     return out
+
+
+def _duties(
+    view: LakeView, responses: list[dict[str, Any]] | None, items: list[dict[str, Any]] | None
+) -> dict[str, Any] | None:
+    """The duty and tax lines of the latest response, and per goods item the duty the declaration
+    states beside what customs assessed, when the declaration states any. None without a response
+    or when the caller may not read the lines."""
+    if not responses:
+        return None
+    latest = responses[-1]
+    lines = view.rows(
+        "std.customs_response_duties",
+        f"""SELECT item_number, line_number, tax_type, duty_regime_code, tax_base, tax_rate,
+                   assessed_amount, payment_amount, currency
+            FROM std.customs_response_duties WHERE response_id = {quote_literal(latest["response_id"])}
+            ORDER BY item_number, line_number""",  # noqa: S608 (quoted literal)
+    )
+    if not lines:
+        return None
+    return {"response": latest, "lines": lines, "compared": compare_duties(lines, items or [])}
+
+
+def compare_duties(lines: list[dict[str, Any]], items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Per goods item, the duty the declaration states (``duty_amount``) beside the sum customs
+    assessed over the item's lines, and the difference; None when no item states a duty. An item
+    whose lines lack an amount or mix currencies has no assessed sum (a partial sum would mislead)."""
+    declared = {i["item_number"]: i.get("duty_amount") for i in items if "item_number" in i}
+    if all(amount is None for amount in declared.values()):
+        return None
+    compared = []
+    for number in sorted({line["item_number"] for line in lines} | set(declared)):
+        own = [line for line in lines if line["item_number"] == number]
+        amounts = [line["assessed_amount"] for line in own]
+        one_currency = len({line["currency"] for line in own}) <= 1
+        assessed = sum(amounts) if own and None not in amounts and one_currency else None
+        stated = declared.get(number)
+        compared.append(
+            {
+                "item_number": number,
+                "declared_duty": stated,
+                "assessed_duty": assessed,
+                "duty_difference": assessed - stated if assessed is not None and stated is not None else None,
+                "currency": own[0]["currency"] if own and one_currency else None,
+            }
+        )
+    return compared
 
 
 def _unmasked_parties(
