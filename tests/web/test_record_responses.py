@@ -21,6 +21,11 @@ from tests.web.test_i18n import _client
 MRN = "26HK0000RESPONSE01"
 
 
+def rows_where(lake, ident: str, column: str, value: str) -> list[dict]:
+    table = lake.table(ident).scan().to_arrow()
+    return table.filter(pa.compute.equal(pa.compute.field(column), value)).to_pylist()
+
+
 @pytest.fixture(scope="module")
 def answered(web_settings) -> dict:
     """A customs response to the second queued declaration, naming it as the LRN."""
@@ -28,13 +33,7 @@ def answered(web_settings) -> dict:
         items = s.scalars(select(RiskQueueItem).order_by(RiskQueueItem.score.desc()).limit(3)).all()
         answered_item, other = items[1], items[2]
     lake = open_lake(web_settings.resolved_catalog_uri, web_settings.resolved_warehouse)
-    [declaration] = (
-        lake.table("std.declarations")
-        .scan(selected_fields=("record_id", "declaration_id"))
-        .to_arrow()
-        .filter(pa.compute.equal(pa.compute.field("record_id"), answered_item.record_id))
-        .to_pylist()
-    )
+    [declaration] = rows_where(lake, "std.declarations", "record_id", answered_item.record_id)
     kind = get_kind("customs_response")
     row = {
         "record_id": "planted-response-1",
@@ -57,13 +56,7 @@ def answered(web_settings) -> dict:
     lake.ensure_table(kind.ident, kind.arrow_schema())
     lake.append(kind.ident, pa.Table.from_pylist([row], schema=kind.arrow_schema()))
     # Customs' duty lines for the declaration's items (the test world's declarations state none).
-    items = (
-        lake.table("std.declaration_items")
-        .scan(selected_fields=("parent_record_id", "item_number"))
-        .to_arrow()
-        .filter(pa.compute.equal(pa.compute.field("parent_record_id"), answered_item.record_id))
-        .to_pylist()
-    )
+    items = rows_where(lake, "std.declaration_items", "parent_record_id", answered_item.record_id)
     duty = get_kind("customs_response_duty")
     lines = [
         {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -73,6 +73,28 @@ class MaintainResult:
     orphans: Reclaimed = Reclaimed()  # files no snapshot ever used (a writer stopped half-way)
 
 
+class _Catalog(SqlCatalog):
+    """pyiceberg's SQL catalog, except that a commit starts from the table the lake holds when the
+    catalog still names that table's metadata file. pyiceberg's ``commit_table`` loads the table
+    again first, reading and parsing a metadata file that grows with every snapshot; the lake
+    already holds it, changed in place by its last commit (decision 0125). Metadata files are
+    written once under a new name, so the same location means the same metadata."""
+
+    def __init__(
+        self, name: str, held: dict[str, Table], location: Callable[[str], str | None], **props: str
+    ) -> None:
+        super().__init__(name, **props)
+        self._held = held
+        self._location = location
+
+    def load_table(self, identifier: str | tuple[str, ...]) -> Table:
+        ident = ".".join(self.identifier_to_tuple(identifier))
+        table = self._held.get(ident)
+        if table is not None and table.metadata_location == self._location(ident):
+            return table
+        return super().load_table(identifier)
+
+
 class Lake:
     """Access to the lake's tables. One instance per (catalog, warehouse); cheap to share.
 
@@ -84,11 +106,16 @@ class Lake:
     def __init__(self, catalog_uri: str, warehouse: str):
         self.catalog_uri = catalog_uri
         self.warehouse = warehouse
-        self.catalog: SqlCatalog = SqlCatalog(
-            "sciti", uri=catalog_uri, warehouse=warehouse, **{"init_catalog_tables": "true"}
+        self._tables: dict[str, Table] = {}
+        self.catalog: SqlCatalog = _Catalog(
+            "sciti",
+            self._tables,
+            self._metadata_location,
+            uri=catalog_uri,
+            warehouse=warehouse,
+            init_catalog_tables="true",
         )
         self._lock = threading.Lock()
-        self._tables: dict[str, Table] = {}
         self._table_locks: dict[str, threading.RLock] = {}
         self._reach: dict[str, Reachable] = {}  # per table, kept between upkeep passes
 
@@ -107,7 +134,7 @@ class Lake:
         if cached is not None and cached.metadata_location == location:
             return cached
         try:
-            table = self.catalog.load_table(ident)
+            table = SqlCatalog.load_table(self.catalog, ident)  # not held: read it (checked above)
         except NoSuchTableError:
             raise LakeError(f"no lake table {ident!r}", remedy="list tables with `sciti tables`") from None
         self._tables[ident] = table
@@ -133,7 +160,7 @@ class Lake:
         cached = self._tables.get(ident)
         if cached is not None and cached.metadata_location == location:
             return cached
-        table = self.catalog.load_table(ident)
+        table = SqlCatalog.load_table(self.catalog, ident)
         self._tables[ident] = table
         return table
 
